@@ -1,0 +1,1 @@
+"""The ringstore gateway: the public, stateless ObjectStore service."""

@@ -1,0 +1,91 @@
+"""``ringstore-gateway``: serve the public ObjectStore API in front of a metanode and datanodes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+
+from gateway.cluster_view import ClusterView
+from gateway.objects import ObjectService
+from gateway.servicer import ObjectStoreServicer
+from ringstore import config as config_mod
+from ringstore.errors import RingstoreError
+from ringstore.rpc import insecure_channel, make_server, set_serving
+from ringstore.v1 import meta_pb2_grpc, objectstore_pb2_grpc
+
+log = logging.getLogger("ringstore.gateway")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="ringstore-gateway", description=__doc__)
+    p.add_argument("--config", help="cluster.yaml (defaults apply without it)")
+    p.add_argument("--listen", help="host:port to serve on (gateway.listen)")
+    p.add_argument("--metanode", help="host:port of the metanode (metanode.address)")
+    p.add_argument("--rpc-timeout", type=float, help="seconds: deadline of internal calls")
+    p.add_argument("--ring-refresh", type=float, help="seconds between cluster-view refreshes")
+    return p.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> config_mod.Config:
+    cfg = config_mod.load(args.config)
+    gw = cfg.gateway
+    if args.listen:
+        gw = dataclasses.replace(gw, listen=args.listen)
+    if args.rpc_timeout:
+        gw = dataclasses.replace(gw, rpc_timeout=args.rpc_timeout)
+    if args.ring_refresh:
+        gw = dataclasses.replace(gw, ring_refresh=args.ring_refresh)
+    meta = cfg.metanode
+    if args.metanode:
+        meta = dataclasses.replace(meta, address=args.metanode)
+    return dataclasses.replace(cfg, gateway=gw, metanode=meta)
+
+
+async def serve(cfg: config_mod.Config) -> None:
+    gw = cfg.gateway
+    channel = insecure_channel(cfg.metanode.address)
+    meta = meta_pb2_grpc.MetaStub(channel)
+    view = ClusterView(meta, rpc_timeout=gw.rpc_timeout)
+    objects = ObjectService(
+        meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
+    )
+    server, health, port = make_server(gw.listen)
+    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(ObjectStoreServicer(objects), server)
+    await server.start()
+    follower = asyncio.create_task(view.follow(gw.ring_refresh))
+    await set_serving(health, "ringstore.v1.ObjectStore")
+    host = gw.listen.rpartition(":")[0]
+    print(f"ringstore-gateway serving on {host}:{port} metanode {cfg.metanode.address}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
+    await server.stop(grace=2)
+    await channel.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
+    )
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args)
+    except (RingstoreError, OSError) as exc:
+        sys.exit(f"ringstore-gateway: {exc}")
+    asyncio.run(serve(cfg))
+
+
+if __name__ == "__main__":
+    main()

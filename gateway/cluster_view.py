@@ -1,0 +1,116 @@
+"""The gateway's view of the cluster: the ring, the datanodes and their states, as the metanode
+last reported them, refreshed in the background.
+
+The view never decides membership; it only follows the metanode. On top of the metanode's
+up/down states it keeps a short local memory of nodes that just failed a call (``suspect``), so
+that a node killed a moment ago is not tried first by every request until its heartbeats time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import grpc
+
+from ringstore.errors import ServiceUnavailable
+from ringstore.ring import Ring
+from ringstore.rpc import insecure_channel
+from ringstore.v1 import blob_pb2_grpc, common_pb2, meta_pb2, meta_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SUSPECT_SECONDS = 5.0  # how long a node that failed a call is tried last
+
+
+class ClusterView:
+    """The ring and node table, plus a cache of channels to the datanodes."""
+
+    def __init__(self, meta: meta_pb2_grpc.MetaStub, *, rpc_timeout: float) -> None:
+        self._meta = meta
+        self._rpc_timeout = rpc_timeout
+        self.ring: Ring | None = None
+        self.nodes: dict[str, common_pb2.NodeInfo] = {}
+        self.replicas = 3
+        self.write_quorum = 2
+        self.chunk_size = 8 * 1024 * 1024
+        self._suspect_until: dict[str, float] = {}
+        self._channels: dict[str, tuple[str, object]] = {}
+
+    async def refresh(self) -> None:
+        """Fetch node states, and the ring when its epoch moved."""
+        known = self.ring.epoch if self.ring is not None else 0
+        resp = await self._meta.GetCluster(
+            meta_pb2.GetClusterRequest(known_epoch=known), timeout=self._rpc_timeout
+        )
+        if resp.HasField("ring"):
+            ring = Ring.from_proto(resp.ring)
+            if self.ring is None or ring.epoch != self.ring.epoch:
+                log.info("ring epoch %d with %d nodes", ring.epoch, len(ring.node_ids))
+            self.ring = ring
+        self.nodes = {n.id: n for n in resp.nodes}
+        self.replicas = resp.replicas or self.replicas
+        self.write_quorum = resp.write_quorum or self.write_quorum
+        self.chunk_size = resp.chunk_size or self.chunk_size
+
+    async def follow(self, interval: float) -> None:
+        """Refresh every ``interval`` seconds until cancelled; failures keep the last view."""
+        failing = False
+        while True:
+            try:
+                await self.refresh()
+                if failing:
+                    log.info("metanode reachable again")
+                failing = False
+            except grpc.RpcError as exc:
+                if not failing:
+                    log.warning("cannot refresh the cluster view: %s", exc.code())
+                failing = True
+            await asyncio.sleep(interval)
+
+    def is_up(self, node_id: str) -> bool:
+        node = self.nodes.get(node_id)
+        return node is not None and node.state == "up"
+
+    def mark_suspect(self, node_id: str) -> None:
+        self._suspect_until[node_id] = time.monotonic() + SUSPECT_SECONDS
+
+    def is_suspect(self, node_id: str) -> bool:
+        until = self._suspect_until.get(node_id)
+        return until is not None and until > time.monotonic()
+
+    def write_candidates(self, placement_hash: int) -> list[str]:
+        """Nodes to write a chunk to, in order: the ring's primaries that are up and not suspect,
+        then the handoff order, then suspect nodes as a last resort. Down nodes never."""
+        if self.ring is None or not self.ring.node_ids:
+            raise ServiceUnavailable("the cluster has no datanodes in its ring yet")
+        ordered = self.ring.primary_nodes(placement_hash) + self.ring.handoff_nodes(placement_hash)
+        healthy = [n for n in ordered if self.is_up(n) and not self.is_suspect(n)]
+        suspect = [n for n in ordered if self.is_up(n) and self.is_suspect(n)]
+        return healthy + suspect
+
+    def read_order(self, holders: Sequence[str]) -> list[str]:
+        """The holders of a chunk, best first: up and trusted, then suspect, then the rest."""
+
+        def rank(node_id: str) -> int:
+            if self.is_up(node_id) and not self.is_suspect(node_id):
+                return 0
+            if self.is_up(node_id):
+                return 1
+            return 2
+
+        return sorted(holders, key=rank)
+
+    def blob_stub(self, node_id: str) -> blob_pb2_grpc.BlobStub:
+        """A stub for the node's Blob service, reusing one channel per address."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            raise ServiceUnavailable(f"datanode {node_id} is not known to the cluster")
+        cached = self._channels.get(node_id)
+        if cached is None or cached[0] != node.address:
+            channel = insecure_channel(node.address)
+            cached = (node.address, blob_pb2_grpc.BlobStub(channel))
+            self._channels[node_id] = cached
+        return cached[1]  # type: ignore[return-value]

@@ -1,0 +1,172 @@
+"""Writing a chunk to N replicas with a write quorum W, and reading it back with failover.
+
+Guarantees:
+- :func:`write_chunk` returns only after at least W datanodes acknowledged the chunk (each
+  acknowledgement means fsynced and checksum-verified), naming exactly the nodes that did; a
+  replica that fails is replaced by the next node in the ring's handoff order. Once W acks are
+  in, stragglers get a short grace and are then cancelled, so one hung node (SIGSTOP) slows a
+  write by at most that grace, never by a full deadline.
+- :func:`read_chunk` returns bytes that a datanode verified against its checksums (and, for a
+  whole chunk, that match the CRC32C the metanode recorded), trying each holder in turn on an
+  error, a timeout or a mismatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import google_crc32c
+import grpc
+
+from gateway.cluster_view import ClusterView
+from ringstore.errors import ServiceUnavailable
+from ringstore.v1 import blob_pb2, common_pb2
+
+log = logging.getLogger(__name__)
+
+PIECE = 1024 * 1024  # bytes per stream message to a datanode
+QUORUM_GRACE_MIN = 0.25  # seconds stragglers get once W replicas acknowledged
+QUORUM_GRACE_FACTOR = 1.0  # ... or this many times the time W acks took, whichever is longer
+
+
+def split_pieces(data: bytes) -> list[bytes]:
+    """The chunk as stream messages, built once and shared by every replica's stream."""
+    view = memoryview(data)
+    return [bytes(view[i : i + PIECE]) for i in range(0, len(data), PIECE)] or [b""]
+
+
+async def _put_blob(
+    view: ClusterView,
+    node_id: str,
+    header: blob_pb2.PutBlobHeader,
+    pieces: Sequence[bytes],
+    timeout: float,
+) -> str:
+    async def messages():  # type: ignore[no-untyped-def]
+        yield blob_pb2.PutBlobRequest(header=header)
+        for piece in pieces:
+            if piece:
+                yield blob_pb2.PutBlobRequest(data=piece)
+
+    await view.blob_stub(node_id).PutBlob(messages(), timeout=timeout)
+    return node_id
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return repr(exc)
+
+
+async def write_chunk(
+    view: ClusterView,
+    *,
+    blob_id: str,
+    data: bytes,
+    crc32c: int,
+    placement_hash: int,
+    timeout: float,
+) -> list[str]:
+    """Store the chunk on up to N nodes; return the ids of those that acknowledged (>= W)."""
+    candidates = view.write_candidates(placement_hash)
+    want = min(view.replicas, len(candidates))
+    quorum = view.write_quorum
+    if want < quorum:
+        raise ServiceUnavailable(
+            f"chunk {blob_id}: only {want} datanodes are up, the write quorum is {quorum}"
+        )
+    header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=len(data), crc32c=crc32c)
+    pieces = split_pieces(data)
+    started = time.monotonic()
+    queue = iter(candidates)
+    tasks: dict[asyncio.Task[str], str] = {}
+
+    def launch() -> asyncio.Task[str] | None:
+        node_id = next(queue, None)
+        if node_id is None:
+            return None
+        task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout))
+        tasks[task] = node_id
+        return task
+
+    pending = {t for t in (launch() for _ in range(want)) if t is not None}
+    acked: list[str] = []
+    failures: dict[str, str] = {}
+    grace_deadline: float | None = None
+    try:
+        while pending and len(acked) < want:
+            wait = None if grace_deadline is None else max(0.0, grace_deadline - time.monotonic())
+            done, pending = await asyncio.wait(
+                pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                break  # the grace after quorum ran out
+            for task in done:
+                node_id = tasks[task]
+                exc = task.exception()
+                if exc is None:
+                    acked.append(node_id)
+                    continue
+                failures[node_id] = _describe(exc)
+                view.mark_suspect(node_id)
+                if len(acked) + len(pending) < want:
+                    replacement = launch()  # hand the copy off to the next node in line
+                    if replacement is not None:
+                        pending.add(replacement)
+            if grace_deadline is None and len(acked) >= quorum:
+                took = time.monotonic() - started
+                grace_deadline = time.monotonic() + max(
+                    QUORUM_GRACE_MIN, QUORUM_GRACE_FACTOR * took
+                )
+    finally:
+        for task in pending:
+            task.cancel()
+            view.mark_suspect(tasks[task])
+    if len(acked) < quorum:
+        detail = "; ".join(f"{n}: {e}" for n, e in failures.items()) or "no reply in time"
+        raise ServiceUnavailable(
+            f"chunk {blob_id}: {len(acked)} of {quorum} required copies acknowledged ({detail})"
+        )
+    if failures:
+        log.info("chunk %s stored on %s after failures: %s", blob_id, acked, failures)
+    return acked
+
+
+async def read_chunk(
+    view: ClusterView,
+    chunk: common_pb2.ChunkRef,
+    *,
+    offset: int,
+    length: int,
+    timeout: float,
+) -> bytes:
+    """``length`` bytes of the chunk from ``offset``, from the first holder that serves them."""
+    failures: dict[str, str] = {}
+    whole = offset == 0 and length == chunk.length
+    request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
+    for node_id in view.read_order(chunk.nodes):
+        try:
+            parts = [
+                msg.data
+                async for msg in view.blob_stub(node_id).GetBlob(request, timeout=timeout)
+            ]
+        except (grpc.aio.AioRpcError, ServiceUnavailable) as exc:
+            failures[node_id] = _describe(exc)
+            if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.NOT_FOUND:
+                view.mark_suspect(node_id)
+            continue
+        data = b"".join(parts)
+        if len(data) != length:
+            failures[node_id] = f"served {len(data)} bytes, wanted {length}"
+            continue
+        if whole and google_crc32c.value(data) != chunk.crc32c:
+            failures[node_id] = "checksum mismatch against the metanode's record"
+            continue
+        if failures:
+            log.warning("chunk %s read from %s after failures: %s", chunk.blob_id, node_id, failures)
+        return data
+    detail = "; ".join(f"{n}: {e}" for n, e in failures.items()) or "no holders recorded"
+    raise ServiceUnavailable(f"chunk {chunk.blob_id}: no replica could be read ({detail})")

@@ -1,0 +1,113 @@
+"""The public ``ringstore.v1.ObjectStore`` service: decode, call :class:`ObjectService`, encode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from grpc import aio
+
+from gateway.objects import ByteRange, ObjectService, PutRequest
+from ringstore.errors import InvalidArgument
+from ringstore.rpc import handler
+from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
+
+
+class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
+    def __init__(self, objects: ObjectService) -> None:
+        self.objects = objects
+
+    @handler
+    async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.create_bucket(request.name)
+
+    @handler
+    async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.head_bucket(request.name)
+
+    @handler
+    async def ListBuckets(self, request, context):  # type: ignore[no-untyped-def]
+        return objectstore_pb2.ListBucketsResponse(buckets=await self.objects.list_buckets())
+
+    @handler
+    async def DeleteBucket(self, request, context):  # type: ignore[no-untyped-def]
+        await self.objects.delete_bucket(request.name)
+        return objectstore_pb2.DeleteBucketResponse()
+
+    @handler
+    async def PutObject(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        messages = request_iterator.__aiter__()
+        try:
+            first = await messages.__anext__()
+        except StopAsyncIteration:
+            raise InvalidArgument("PutObject stream ended before its header") from None
+        if first.WhichOneof("part") != "header":
+            raise InvalidArgument("PutObject stream must begin with a header message")
+        h = first.header
+        req = PutRequest(
+            bucket=h.bucket,
+            key=h.key,
+            content_type=h.content_type,
+            metadata=dict(h.metadata),
+            if_match=h.if_match,
+            if_none_match=h.if_none_match,
+        )
+        return await self.objects.put_object(req, _body(messages, h.expected_size))
+
+    @handler
+    async def GetObject(self, request, context):  # type: ignore[no-untyped-def]
+        byte_range = None
+        if request.has_range:
+            r = request.range
+            byte_range = ByteRange(
+                first=r.first, last=r.last if r.has_last else None, suffix=r.suffix
+            )
+        reading = await self.objects.get_object(
+            request.bucket,
+            request.key,
+            version_id=request.version_id,
+            byte_range=byte_range,
+            if_match=request.if_match,
+            if_none_match=request.if_none_match,
+        )
+        yield objectstore_pb2.GetObjectResponse(
+            info=reading.info, range_first=reading.offset, range_length=reading.length
+        )
+        async for piece in reading.body:
+            yield objectstore_pb2.GetObjectResponse(data=piece)
+
+    @handler
+    async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.head_object(request.bucket, request.key, request.version_id)
+
+    @handler
+    async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.delete_object(request.bucket, request.key, request.version_id)
+
+    @handler
+    async def ListObjects(self, request, context):  # type: ignore[no-untyped-def]
+        if request.max_keys == 0:
+            request.max_keys = 1000  # absent means S3's default
+        return await self.objects.list_objects(request)
+
+    @handler
+    async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.cluster_status()
+
+
+async def _body(
+    messages: AsyncIterator[objectstore_pb2.PutObjectRequest], expected_size: int
+) -> AsyncIterator[bytes]:
+    """The body's bytes; a second header, or a size other than the one announced, is an error."""
+    received = 0
+    async for msg in messages:
+        if msg.WhichOneof("part") != "data":
+            raise InvalidArgument("PutObject stream holds a second header")
+        received += len(msg.data)
+        yield msg.data
+    if expected_size >= 0 and received != expected_size:
+        raise InvalidArgument(
+            f"PutObject announced {expected_size} bytes but the stream carried {received}"
+        )
+
+
+__all__ = ["ObjectStoreServicer", "aio", "common_pb2"]

@@ -1,0 +1,1 @@
+"""The ``ringstore`` command."""

@@ -1,0 +1,368 @@
+"""``ringstore``: the command line for a ringstore cluster.
+
+Every command talks to a gateway through the SDK (``--endpoint`` or ``RINGSTORE_ENDPOINT``),
+except ``cluster up``, which starts a local cluster. Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import click
+from tqdm import tqdm
+
+from ringstore.client import Client
+from ringstore.errors import RingstoreError
+from ringstore.localcluster import LocalCluster
+
+PROGRESS_MIN = 4 * 1024 * 1024  # bytes: transfers at least this large show a progress bar
+PIECE = 1024 * 1024
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"ringstore: {message}", err=True)
+    sys.exit(code)
+
+
+def errors(fn: F) -> F:
+    """One line on stderr and exit code 1 for any ringstore error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RingstoreError as err:
+            fail(str(err))
+        except OSError as err:
+            fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_path(path: str, *, need_key: bool) -> tuple[str, str]:
+    """``bucket/key`` → (bucket, key); the key may hold further slashes."""
+    path = path.removeprefix("rs://")
+    bucket, _, key = path.partition("/")
+    if not bucket:
+        raise click.BadParameter(f"{path!r} names no bucket (want bucket/key)")
+    if need_key and not key:
+        raise click.BadParameter(f"{path!r} names no key (want bucket/key)")
+    return bucket, key
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@click.group()
+@click.option(
+    "--endpoint",
+    envvar="RINGSTORE_ENDPOINT",
+    default="127.0.0.1:7000",
+    show_default=True,
+    help="gateway host:port (a comma-separated list to spread over several)",
+)
+@click.option("--timeout", default=30.0, show_default=True, help="seconds per call")
+@click.pass_context
+def cli(ctx: click.Context, endpoint: str, timeout: float) -> None:
+    """ringstore: a distributed object store with S3's model."""
+    ctx.obj = {"endpoint": endpoint, "timeout": timeout}
+
+
+def client(ctx: click.Context) -> Client:
+    return Client(ctx.obj["endpoint"], timeout=ctx.obj["timeout"])
+
+
+# -- cluster ------------------------------------------------------------------------------
+
+
+@cli.group()
+def cluster() -> None:
+    """Start a local cluster or look at one."""
+
+
+@cluster.command("up")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="where all data lives")
+@click.option("--port", default=7000, show_default=True, help="the gateway's port on 127.0.0.1")
+@click.option("--datanodes", default=3, show_default=True, help="datanodes to start (over 3 zones)")
+@click.option("--replicas", default=3, show_default=True, help="N: copies of every chunk")
+@click.option("--write-quorum", default=2, show_default=True, help="W: copies before an ack")
+def cluster_up(data_dir: str, port: int, datanodes: int, replicas: int, write_quorum: int) -> None:
+    """Run a metanode, DATANODES datanodes and a gateway as local processes, in the foreground.
+
+    Ctrl-C (or SIGTERM) stops them all. Started again on the same --data-dir, every object is back.
+    """
+    if datanodes < 1:
+        fail(f"--datanodes must be at least 1, got {datanodes}", 2)
+    lc = LocalCluster(
+        Path(data_dir), port=port, datanodes=datanodes, replicas=replicas, write_quorum=write_quorum
+    )
+    stopping = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        click.echo(f"starting ringstore in {lc.data_dir} ...")
+        lc.start()
+        click.echo(f"metanode   {lc.metanode_address}  pid {lc.processes['metanode'].pid}")
+        for i in range(1, datanodes + 1):
+            p = lc.processes[lc.datanode_id(i)]
+            click.echo(f"{p.name:<10} {p.address}  pid {p.pid}  data {lc.data_dir / p.name}")
+        gw = lc.processes["gateway"]
+        click.echo(f"gateway    {gw.address}  pid {gw.pid}")
+        click.echo(f"logs       {lc.data_dir / 'logs'}")
+        click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
+        while not stopping:
+            for proc in lc.processes.values():
+                if proc.popen is not None and not proc.alive():
+                    click.echo(
+                        f"warning: {proc.name} exited ({proc.popen.returncode}); see {proc.log_path}",
+                        err=True,
+                    )
+                    proc.popen = None
+            time.sleep(0.2)
+    except RingstoreError as err:
+        lc.stop()
+        fail(str(err))
+    click.echo("stopping ...")
+    lc.stop()
+    click.echo("stopped")
+
+
+@cluster.command("status")
+@click.pass_context
+@errors
+def cluster_status(ctx: click.Context) -> None:
+    """Nodes, zones, states, usage and the ring's epoch."""
+    with client(ctx) as c:
+        st = c.cluster_status()
+    click.echo(
+        f"ring epoch {st.ring_epoch}  replicas N={st.replicas} W={st.write_quorum}  "
+        f"buckets {st.buckets}  objects {st.objects}  stored {human(st.stored_bytes)}  "
+        f"pending gc {st.pending_gc_blobs}"
+    )
+    click.echo(f"{'NODE':<10} {'ZONE':<8} {'STATE':<9} {'ADDRESS':<22} {'USED':>10} {'CAPACITY':>10} BLOBS")
+    for n in st.nodes:
+        click.echo(
+            f"{n.id:<10} {n.zone:<8} {n.state:<9} {n.address:<22} {human(n.used_bytes):>10} "
+            f"{human(n.capacity_bytes):>10} {n.blob_count}"
+        )
+    zones = sorted({n.zone for n in st.nodes})
+    click.echo(f"zones: {len(zones)} ({', '.join(zones)})")
+    for z in st.zones:
+        click.echo(
+            f"  {z.zone:<8} nodes {z.nodes}  placements {z.share:.1%}  weight {z.weight_share:.1%}"
+        )
+    click.echo(f"balance {st.balance:.3f} (max node share / weight share)  {st.balance_note}")
+
+
+# -- buckets ------------------------------------------------------------------------------
+
+
+@cli.command("mb")
+@click.argument("bucket")
+@click.pass_context
+@errors
+def make_bucket(ctx: click.Context, bucket: str) -> None:
+    """Make a bucket."""
+    with client(ctx) as c:
+        c.create_bucket(bucket.removeprefix("rs://").rstrip("/"))
+    click.echo(f"made bucket {bucket}")
+
+
+@cli.command("rb")
+@click.argument("bucket")
+@click.pass_context
+@errors
+def remove_bucket(ctx: click.Context, bucket: str) -> None:
+    """Remove an empty bucket."""
+    with client(ctx) as c:
+        c.delete_bucket(bucket.removeprefix("rs://").rstrip("/"))
+    click.echo(f"removed bucket {bucket}")
+
+
+@cli.command("ls")
+@click.argument("path", required=False)
+@click.option("-r", "--recursive", is_flag=True, help="every key, not folder by folder")
+@click.pass_context
+@errors
+def list_command(ctx: click.Context, path: str | None, recursive: bool) -> None:
+    """List buckets, or the keys and folders under bucket[/prefix]."""
+    with client(ctx) as c:
+        if not path:
+            for b in c.list_buckets():
+                click.echo(f"{b.created:%Y-%m-%d %H:%M:%S}  {b.name}")
+            return
+        bucket, prefix = split_path(path, need_key=False)
+        token = None
+        while True:
+            page = c.list_objects(
+                bucket, prefix=prefix, delimiter="" if recursive else "/", continuation_token=token
+            )
+            for cp in page.common_prefixes:
+                click.echo(f"{'':19}  {'PRE':>12}  {cp}")
+            for o in page.objects:
+                click.echo(f"{o.last_modified:%Y-%m-%d %H:%M:%S}  {o.size:>12}  {o.key}")
+            if not page.is_truncated:
+                return
+            token = page.next_continuation_token
+
+
+# -- objects ------------------------------------------------------------------------------
+
+
+def _read_with_progress(f: BinaryIO, bar: tqdm | None) -> Iterator[bytes]:
+    while True:
+        piece = f.read(PIECE)
+        if not piece:
+            return
+        if bar is not None:
+            bar.update(len(piece))
+        yield piece
+
+
+def _bar(total: int | None, desc: str) -> tqdm | None:
+    if total is not None and total < PROGRESS_MIN:
+        return None
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr)
+
+
+@cli.command("put")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("dest")
+@click.option("--content-type", help="the object's Content-Type")
+@click.option("-m", "--meta", multiple=True, help="user metadata NAME=VALUE (repeatable)")
+@click.pass_context
+@errors
+def put_command(
+    ctx: click.Context, file: str, dest: str, content_type: str | None, meta: tuple[str, ...]
+) -> None:
+    """Upload FILE ('-' for stdin) to bucket/key."""
+    bucket, key = split_path(dest, need_key=True)
+    metadata = {}
+    for item in meta:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"metadata {item!r} must be NAME=VALUE")
+        metadata[name] = value
+    with client(ctx) as c:
+        if file == "-":
+            source: BinaryIO = sys.stdin.buffer
+            total = None
+        else:
+            source = open(file, "rb")  # noqa: SIM115 - closed below
+            total = Path(file).stat().st_size
+        try:
+            bar = _bar(total, key)
+            info = c.put_object(
+                bucket,
+                key,
+                _read_with_progress(source, bar),
+                content_type=content_type,
+                metadata=metadata or None,
+            )
+            if bar is not None:
+                bar.close()
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
+    click.echo(f"uploaded {info.size} bytes to {bucket}/{key}  etag {info.etag}")
+
+
+@cli.command("get")
+@click.argument("src")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+@errors
+def get_command(ctx: click.Context, src: str, file: str) -> None:
+    """Download bucket/key to FILE ('-' for stdout)."""
+    bucket, key = split_path(src, need_key=True)
+    with client(ctx) as c, c.get_object(bucket, key) as reader:
+        if file == "-":
+            for piece in reader:
+                sys.stdout.buffer.write(piece)
+            sys.stdout.buffer.flush()
+            return
+        bar = _bar(reader.info.size, key)
+        part = Path(file + ".ringstore-part")
+        try:
+            with open(part, "wb") as out:
+                for piece in reader:
+                    out.write(piece)
+                    if bar is not None:
+                        bar.update(len(piece))
+            part.replace(file)
+        finally:
+            part.unlink(missing_ok=True)
+            if bar is not None:
+                bar.close()
+    click.echo(f"downloaded {reader.info.size} bytes to {file}", err=True)
+
+
+@cli.command("cat")
+@click.argument("src")
+@click.pass_context
+@errors
+def cat_command(ctx: click.Context, src: str) -> None:
+    """Write bucket/key to stdout."""
+    bucket, key = split_path(src, need_key=True)
+    with client(ctx) as c, c.get_object(bucket, key) as reader:
+        for piece in reader:
+            sys.stdout.buffer.write(piece)
+    sys.stdout.buffer.flush()
+
+
+@cli.command("rm")
+@click.argument("path")
+@click.pass_context
+@errors
+def remove_command(ctx: click.Context, path: str) -> None:
+    """Delete bucket/key."""
+    bucket, key = split_path(path, need_key=True)
+    with client(ctx) as c:
+        c.delete_object(bucket, key)
+    click.echo(f"deleted {bucket}/{key}")
+
+
+@cli.command("stat")
+@click.argument("path")
+@click.pass_context
+@errors
+def stat_command(ctx: click.Context, path: str) -> None:
+    """Show an object's size, ETag, type, metadata and time."""
+    bucket, key = split_path(path, need_key=True)
+    with client(ctx) as c:
+        info = c.head_object(bucket, key)
+    click.echo(f"bucket        {info.bucket}")
+    click.echo(f"key           {info.key}")
+    click.echo(f"size          {info.size} ({human(info.size)})")
+    click.echo(f"etag          {info.etag}")
+    click.echo(f"content-type  {info.content_type}")
+    click.echo(f"last-modified {info.last_modified.isoformat()}")
+    if info.version_id is not None:
+        click.echo(f"version-id    {info.version_id}")
+    for name, value in sorted(info.metadata.items()):
+        click.echo(f"meta          {name}={value}")
+
+
+def main() -> None:
+    cli(prog_name="ringstore")
+
+
+if __name__ == "__main__":
+    main()

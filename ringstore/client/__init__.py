@@ -1,0 +1,6 @@
+"""The ringstore Python SDK (shared/SDK.md)."""
+
+from ringstore.client.client import Client, ObjectReader
+from ringstore.client.models import BucketInfo, DeleteResult, ListPage, ObjectInfo
+
+__all__ = ["BucketInfo", "Client", "DeleteResult", "ListPage", "ObjectInfo", "ObjectReader"]

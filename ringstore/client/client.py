@@ -1,0 +1,334 @@
+"""The ringstore SDK's :class:`Client` (shared/SDK.md is its contract).
+
+One client holds one gRPC channel per gateway endpoint and is safe to share between threads.
+Calls that are safe to repeat (reads, listings, deletes, unconditional puts of a replayable
+body) are retried on UNAVAILABLE and DEADLINE_EXCEEDED with jittered exponential backoff,
+moving to the next endpoint each time; nothing else is retried.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from ringstore import validation
+from ringstore.client.body import Body
+from ringstore.client.models import BucketInfo, DeleteResult, ListPage, ObjectInfo
+from ringstore.errors import (
+    InvalidArgument,
+    RingstoreError,
+    ServiceUnavailable,
+    from_rpc_error,
+)
+from ringstore.rpc import sync_channel
+from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
+
+T = TypeVar("T")
+
+DEFAULT_ENDPOINT = "127.0.0.1:7000"
+BACKOFF_BASE = 0.05  # seconds before the first retry
+BACKOFF_MAX = 2.0  # seconds: the longest pause between tries
+
+
+class ObjectReader:
+    """An object's body as it streams from the gateway: ``.info``, ``.read(n)``, iteration."""
+
+    def __init__(self, info: ObjectInfo, stream: Iterator[bytes], call: Any = None) -> None:
+        self.info = info
+        self._stream = stream
+        self._call = call
+        self._pending = b""
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            yield pending
+        yield from self._pieces()
+
+    def _pieces(self) -> Iterator[bytes]:
+        while not self._closed:
+            try:
+                piece = next(self._stream)
+            except StopIteration:
+                return
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from None
+            if piece:
+                yield piece
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (everything left when ``n`` is negative); b"" at the end."""
+        if n is None or n < 0:
+            parts = [self._pending, *self._pieces()]
+            self._pending = b""
+            return b"".join(parts)
+        parts = [self._pending]
+        have = len(self._pending)
+        for piece in self._pieces():
+            parts.append(piece)
+            have += len(piece)
+            if have >= n:
+                break
+        data = b"".join(parts)
+        self._pending = data[n:]
+        return data[:n]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._call is not None:
+                self._call.cancel()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client:
+    """A connection to one or more ringstore gateways."""
+
+    def __init__(
+        self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, retries: int = 3
+    ) -> None:
+        endpoints = [e.strip() for e in endpoint.split(",") if e.strip()]
+        if not endpoints:
+            raise InvalidArgument(f"endpoint {endpoint!r} names no gateway (want host:port)")
+        for e in endpoints:
+            host, sep, port = e.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise InvalidArgument(f"endpoint {e!r} must be host:port")
+        if timeout <= 0:
+            raise InvalidArgument(f"timeout must be positive seconds, got {timeout}")
+        if retries < 0:
+            raise InvalidArgument(f"retries must be zero or more, got {retries}")
+        self.endpoints = endpoints
+        self.timeout = timeout
+        self.retries = retries
+        self._channels = [sync_channel(e) for e in endpoints]
+        self._stubs = [objectstore_pb2_grpc.ObjectStoreStub(c) for c in self._channels]
+        self._next = itertools.count(random.randrange(len(endpoints)))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Client:
+        """A client for ``RINGSTORE_ENDPOINT`` (default 127.0.0.1:7000)."""
+        return cls(os.environ.get("RINGSTORE_ENDPOINT", DEFAULT_ENDPOINT), **kwargs)
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _stub(self) -> objectstore_pb2_grpc.ObjectStoreStub:
+        with self._lock:
+            return self._stubs[next(self._next) % len(self._stubs)]
+
+    def _call(self, fn: Callable[[objectstore_pb2_grpc.ObjectStoreStub], T], *, safe: bool) -> T:
+        """Run ``fn`` against a gateway, retrying transport failures when ``safe``."""
+        attempts = self.retries + 1 if safe else 1
+        for attempt in range(attempts):
+            try:
+                return fn(self._stub())
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                if not isinstance(err, ServiceUnavailable) or attempt + 1 >= attempts:
+                    raise err from None
+            except ServiceUnavailable:
+                if attempt + 1 >= attempts:
+                    raise
+            pause = min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt)
+            time.sleep(random.uniform(pause / 2, pause))
+        raise AssertionError("unreachable")
+
+    # -- buckets ----------------------------------------------------------------------------
+
+    def create_bucket(self, name: str) -> BucketInfo:
+        validation.check_bucket_name(name)
+        req = objectstore_pb2.CreateBucketRequest(name=name)
+        msg = self._call(lambda s: s.CreateBucket(req, timeout=self.timeout), safe=False)
+        return BucketInfo.from_proto(msg)
+
+    def head_bucket(self, name: str) -> BucketInfo:
+        req = objectstore_pb2.HeadBucketRequest(name=name)
+        msg = self._call(lambda s: s.HeadBucket(req, timeout=self.timeout), safe=True)
+        return BucketInfo.from_proto(msg)
+
+    def list_buckets(self) -> list[BucketInfo]:
+        req = objectstore_pb2.ListBucketsRequest()
+        msg = self._call(lambda s: s.ListBuckets(req, timeout=self.timeout), safe=True)
+        return [BucketInfo.from_proto(b) for b in msg.buckets]
+
+    def delete_bucket(self, name: str) -> None:
+        req = objectstore_pb2.DeleteBucketRequest(name=name)
+        self._call(lambda s: s.DeleteBucket(req, timeout=self.timeout), safe=False)
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: Any,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectInfo:
+        """Store ``data`` under ``bucket/key``, streamed in messages of at most 1 MiB."""
+        validation.check_key(key)
+        metadata = validation.check_metadata(metadata)
+        if if_none_match not in (None, "*"):
+            raise InvalidArgument(
+                f"if_none_match on put must be '*' (write only if absent), got {if_none_match!r}"
+            )
+        body = Body(data)
+        size = len(memoryview(data).cast("B")) if isinstance(data, bytes | bytearray | memoryview) else -1
+        header = objectstore_pb2.PutObjectHeader(
+            bucket=bucket,
+            key=key,
+            content_type=content_type or "",
+            metadata=metadata,
+            if_match=if_match or "",
+            if_none_match=if_none_match or "",
+            expected_size=size,
+        )
+
+        def messages() -> Iterator[objectstore_pb2.PutObjectRequest]:
+            yield objectstore_pb2.PutObjectRequest(header=header)
+            for piece in body.pieces():
+                yield objectstore_pb2.PutObjectRequest(data=piece)
+
+        safe = body.replayable and not if_match and not if_none_match
+        msg = self._call(lambda s: s.PutObject(messages()), safe=safe)
+        return ObjectInfo.from_proto(msg)
+
+    def get_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        range: tuple[int, int | None] | None = None,  # noqa: A002 - the SDK's name
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectReader:
+        """Open the object for reading; errors (NoSuchKey, InvalidRange, ...) raise here."""
+        req = objectstore_pb2.GetObjectRequest(
+            bucket=bucket,
+            key=key,
+            version_id=version_id or "",
+            if_match=if_match or "",
+            if_none_match=if_none_match or "",
+        )
+        if range is not None:
+            req.has_range = True
+            req.range.CopyFrom(_range_proto(range))
+
+        def start(stub: objectstore_pb2_grpc.ObjectStoreStub) -> ObjectReader:
+            call = stub.GetObject(req)
+            first = next(call)
+            if first.WhichOneof("part") != "info":
+                call.cancel()
+                raise ServiceUnavailable("gateway sent body before the object's info")
+            pieces = (m.data for m in call)
+            return ObjectReader(ObjectInfo.from_proto(first.info), pieces, call)
+
+        return self._call(start, safe=True)
+
+    def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
+        req = objectstore_pb2.HeadObjectRequest(bucket=bucket, key=key, version_id=version_id or "")
+        msg = self._call(lambda s: s.HeadObject(req, timeout=self.timeout), safe=True)
+        return ObjectInfo.from_proto(msg)
+
+    def delete_object(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> DeleteResult:
+        req = objectstore_pb2.DeleteObjectRequest(bucket=bucket, key=key, version_id=version_id or "")
+        msg = self._call(lambda s: s.DeleteObject(req, timeout=self.timeout), safe=True)
+        return DeleteResult(
+            version_id=msg.version_id if msg.has_version_id else None,
+            delete_marker=msg.delete_marker,
+        )
+
+    def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        continuation_token: str | None = None,
+        max_keys: int = 1000,
+    ) -> ListPage:
+        validation.check_max_keys(max_keys)
+        req = objectstore_pb2.ListObjectsRequest(
+            bucket=bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            start_after=start_after,
+            continuation_token=continuation_token or "",
+            max_keys=max_keys,
+        )
+        msg = self._call(lambda s: s.ListObjects(req, timeout=self.timeout), safe=True)
+        return ListPage(
+            objects=[ObjectInfo.from_proto(o) for o in msg.objects],
+            common_prefixes=list(msg.common_prefixes),
+            is_truncated=msg.is_truncated,
+            next_continuation_token=msg.next_continuation_token or None,
+        )
+
+    def iter_objects(self, bucket: str, *, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, page after page."""
+        token: str | None = None
+        while True:
+            page = self.list_objects(bucket, prefix=prefix, continuation_token=token)
+            yield from page.objects
+            if not page.is_truncated:
+                return
+            token = page.next_continuation_token
+
+    # -- cluster ----------------------------------------------------------------------------
+
+    def cluster_status(self) -> Any:
+        """The cluster as the metanode sees it (an ``objectstore_pb2.ClusterStatusResponse``)."""
+        req = objectstore_pb2.ClusterStatusRequest()
+        return self._call(lambda s: s.ClusterStatus(req, timeout=self.timeout), safe=True)
+
+
+def _range_proto(rng: tuple[int, int | None]) -> objectstore_pb2.ByteRange:
+    try:
+        first, last = rng
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"range must be a (first, last) pair, got {rng!r}") from None
+    if not isinstance(first, int) or (last is not None and not isinstance(last, int)):
+        raise InvalidArgument(f"range offsets must be integers, got {rng!r}")
+    if first < 0:
+        if last is not None:
+            raise InvalidArgument(f"a suffix range (-n, None) takes no end, got {rng!r}")
+        return objectstore_pb2.ByteRange(first=-first, suffix=True)
+    msg = objectstore_pb2.ByteRange(first=first)
+    if last is not None:
+        msg.last = last
+        msg.has_last = True
+    return msg
+
+
+__all__ = ["Client", "ObjectReader", "RingstoreError", "common_pb2"]

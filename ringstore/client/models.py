@@ -1,0 +1,62 @@
+"""The SDK's value types (shared/SDK.md), built from their wire messages."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from ringstore.v1 import common_pb2
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime
+    versioning: str
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.BucketInfo) -> BucketInfo:
+        return cls(name=msg.name, created=_utc(msg.created_ns), versioning=msg.versioning)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+    content_type: str
+    metadata: dict[str, str]
+    last_modified: datetime
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.ObjectInfo) -> ObjectInfo:
+        return cls(
+            bucket=msg.bucket,
+            key=msg.key,
+            size=msg.size,
+            etag=msg.etag,
+            version_id=msg.version_id if msg.has_version_id else None,
+            content_type=msg.content_type or "application/octet-stream",
+            metadata=dict(msg.metadata),
+            last_modified=_utc(msg.last_modified_ns),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteResult:
+    version_id: str | None
+    delete_marker: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ListPage:
+    objects: list[ObjectInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_continuation_token: str | None

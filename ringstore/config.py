@@ -1,0 +1,168 @@
+"""Typed cluster configuration, loaded once from ``cluster.yaml`` and the environment.
+
+Every key has a default; ``deploy/cluster.yaml`` documents each one (a test keeps the two in
+step). Precedence, lowest first: defaults, the YAML file, environment variables named
+``RINGSTORE_<SECTION>_<KEY>`` (for example ``RINGSTORE_DATANODE_ID=dn2``), then command-line
+flags, which each service applies with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ringstore.errors import InvalidArgument
+
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster-wide replication settings."""
+
+    replicas: int = 3  # N: copies of every chunk
+    write_quorum: int = 2  # W: fsynced copies before a write is acknowledged
+    chunk_size: int = 8 * MiB  # bytes per chunk
+    partition_power: int = 14  # the ring has 2**partition_power partitions
+
+
+@dataclasses.dataclass(frozen=True)
+class MetanodeConfig:
+    """The metadata service."""
+
+    listen: str = "127.0.0.1:7100"  # host:port to bind
+    address: str = "127.0.0.1:7100"  # host:port where gateways and datanodes reach it
+    data_dir: str = "data/meta"  # directory of the SQLite database
+    heartbeat_timeout: float = 10.0  # seconds without a heartbeat before a node is down
+    gc_interval: float = 2.0  # seconds between garbage-collection passes
+    orphan_grace: float = 3600.0  # seconds before an uncommitted blob is swept
+    orphan_scan_interval: float = 300.0  # seconds between sweeps for uncommitted blobs
+    rpc_timeout: float = 10.0  # seconds: deadline of the metanode's calls to datanodes
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayConfig:
+    """The public, stateless gateway."""
+
+    listen: str = "127.0.0.1:7000"  # host:port to bind
+    rpc_timeout: float = 10.0  # seconds: deadline of every internal call
+    ring_refresh: float = 1.0  # seconds between checks for a new ring or node states
+    max_concurrent_chunks: int = 2  # chunks in flight per PUT (bounds memory)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatanodeConfig:
+    """One datanode; in a multi-node file, each process overrides id, ports and data_dir."""
+
+    id: str = "dn1"  # unique, stable node id
+    listen: str = "127.0.0.1:7201"  # host:port to bind
+    advertise: str = ""  # host:port others use to reach it; defaults to listen
+    zone: str = "z1"  # failure domain
+    weight: float = 1.0  # relative share of data
+    data_dir: str = "data/dn1"  # where blobs live
+    capacity: int = 0  # bytes offered; 0 means the size of the disk
+    heartbeat_interval: float = 1.0  # seconds between heartbeats
+    fsync: bool = True  # fsync every blob before acknowledging (only tests turn it off)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole ``cluster.yaml``."""
+
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    metanode: MetanodeConfig = dataclasses.field(default_factory=MetanodeConfig)
+    gateway: GatewayConfig = dataclasses.field(default_factory=GatewayConfig)
+    datanode: DatanodeConfig = dataclasses.field(default_factory=DatanodeConfig)
+
+    def validate(self) -> Config:
+        """Raise :class:`InvalidArgument` naming the first key that breaks a rule."""
+        c = self.cluster
+        if c.replicas < 1:
+            raise InvalidArgument(f"cluster.replicas must be at least 1, got {c.replicas}")
+        if not 1 <= c.write_quorum <= c.replicas:
+            raise InvalidArgument(
+                f"cluster.write_quorum must be between 1 and cluster.replicas ({c.replicas}), "
+                f"got {c.write_quorum}"
+            )
+        if not 64 * 1024 <= c.chunk_size <= 64 * MiB:
+            raise InvalidArgument(
+                f"cluster.chunk_size must be between 64 KiB and 64 MiB, got {c.chunk_size}"
+            )
+        if not 4 <= c.partition_power <= 16:
+            raise InvalidArgument(
+                f"cluster.partition_power must be between 4 and 16, got {c.partition_power}"
+            )
+        if self.datanode.weight <= 0:
+            raise InvalidArgument(f"datanode.weight must be positive, got {self.datanode.weight}")
+        return self
+
+
+SECTIONS: dict[str, type] = {
+    "cluster": ClusterConfig,
+    "metanode": MetanodeConfig,
+    "gateway": GatewayConfig,
+    "datanode": DatanodeConfig,
+}
+
+
+def _coerce(section: str, name: str, field_type: Any, value: Any) -> Any:
+    kind = field_type if isinstance(field_type, str) else field_type.__name__
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{section}.{name} must be a {kind}, got {value!r}") from None
+
+
+def _section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise InvalidArgument(
+                f"unknown configuration key {section}.{name}; known keys: {', '.join(fields)}"
+            )
+        kwargs[name] = _coerce(section, name, fields[name].type, value)
+    return cls(**kwargs)
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration from ``path`` (optional) and ``env`` (default: os.environ)."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise InvalidArgument(f"{path}: the top level must be a mapping of sections")
+        raw = loaded
+    for name in raw:
+        if name not in SECTIONS:
+            raise InvalidArgument(
+                f"{path}: unknown section {name!r}; known sections: {', '.join(SECTIONS)}"
+            )
+    merged: dict[str, dict[str, Any]] = {}
+    for section, cls in SECTIONS.items():
+        values = dict(raw.get(section) or {})
+        for f in dataclasses.fields(cls):
+            env_name = f"RINGSTORE_{section.upper()}_{f.name.upper()}"
+            if env_name in env:
+                values[f.name] = env[env_name]
+        merged[section] = values
+    return Config(**{s: _section(s, SECTIONS[s], merged[s]) for s in SECTIONS}).validate()

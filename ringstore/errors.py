@@ -1,0 +1,180 @@
+"""The one error hierarchy of ringstore, and its mapping to and from gRPC.
+
+Deep code raises a :class:`RingstoreError` subclass; servers turn it into a gRPC status in one
+place (:func:`grpc_status`), with the exact error code in the trailing metadata key
+``ringstore-error-code``; the SDK turns a failed call back into the same class
+(:func:`from_rpc_error`). The class name is the S3 error code.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+ERROR_CODE_KEY = "ringstore-error-code"
+
+
+class RingstoreError(Exception):
+    """Base of every ringstore error: ``code`` is the S3 error code, ``message`` says what and why."""
+
+    code = "InternalError"
+    status = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class NoSuchBucket(RingstoreError):
+    code = "NoSuchBucket"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchKey(RingstoreError):
+    code = "NoSuchKey"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchVersion(RingstoreError):
+    code = "NoSuchVersion"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class NoSuchUpload(RingstoreError):
+    code = "NoSuchUpload"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class BucketAlreadyExists(RingstoreError):
+    code = "BucketAlreadyExists"
+    status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class BucketNotEmpty(RingstoreError):
+    code = "BucketNotEmpty"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class InvalidBucketName(RingstoreError):
+    code = "InvalidBucketName"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidKey(RingstoreError):
+    code = "InvalidKey"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidArgument(RingstoreError):
+    code = "InvalidArgument"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidRange(RingstoreError):
+    code = "InvalidRange"
+    status = grpc.StatusCode.OUT_OF_RANGE
+
+
+class InvalidPart(RingstoreError):
+    code = "InvalidPart"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidPartOrder(RingstoreError):
+    code = "InvalidPartOrder"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class EntityTooSmall(RingstoreError):
+    code = "EntityTooSmall"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class PreconditionFailed(RingstoreError):
+    code = "PreconditionFailed"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotModified(RingstoreError):
+    code = "NotModified"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ServiceUnavailable(RingstoreError):
+    code = "ServiceUnavailable"
+    status = grpc.StatusCode.UNAVAILABLE
+
+
+# Internal errors: never part of the SDK contract, but mapped the same way.
+class BlobNotFound(RingstoreError):
+    code = "BlobNotFound"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class BlobCorrupt(RingstoreError):
+    code = "BlobCorrupt"
+    status = grpc.StatusCode.DATA_LOSS
+
+
+class InsufficientStorage(RingstoreError):
+    code = "InsufficientStorage"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class InternalError(RingstoreError):
+    code = "InternalError"
+    status = grpc.StatusCode.INTERNAL
+
+
+ERRORS: dict[str, type[RingstoreError]] = {
+    cls.code: cls
+    for cls in (
+        NoSuchBucket,
+        NoSuchKey,
+        NoSuchVersion,
+        NoSuchUpload,
+        BucketAlreadyExists,
+        BucketNotEmpty,
+        InvalidBucketName,
+        InvalidKey,
+        InvalidArgument,
+        InvalidRange,
+        InvalidPart,
+        InvalidPartOrder,
+        EntityTooSmall,
+        PreconditionFailed,
+        NotModified,
+        ServiceUnavailable,
+        BlobNotFound,
+        BlobCorrupt,
+        InsufficientStorage,
+        InternalError,
+    )
+}
+
+
+def grpc_status(err: RingstoreError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    """The (status code, details, trailing metadata) a server sends for ``err``."""
+    return err.status, err.message, ((ERROR_CODE_KEY, err.code),)
+
+
+def from_rpc_error(exc: grpc.RpcError) -> RingstoreError:
+    """Rebuild the ringstore error a failed call carried; transport failures become
+    :class:`ServiceUnavailable`, anything unknown :class:`InternalError`."""
+    code_name = ""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == ERROR_CODE_KEY:
+            code_name = value if isinstance(value, str) else value.decode()
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    details = details or ""
+    if code_name in ERRORS:
+        return ERRORS[code_name](details)
+    status = exc.code() if hasattr(exc, "code") else None
+    if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return ServiceUnavailable(f"{status.name.lower()}: {details}")
+    if status == grpc.StatusCode.CANCELLED:
+        return ServiceUnavailable(f"cancelled: {details}")
+    return InternalError(f"{status.name if status else 'unknown'}: {details}")

@@ -1,0 +1,295 @@
+"""A whole ringstore cluster as local processes on loopback: what ``ringstore cluster up`` runs
+and what the integration tests start.
+
+Each service runs as its own command (``ringstore-metanode``, ``ringstore-datanode --id dn2``,
+``ringstore-gateway``) so that ``ps`` tells them apart. Ports are fixed from the gateway's: the
+metanode listens on PORT+1 and datanode i on PORT+1+i, so a cluster started again on the same
+data directory finds everything where it was. Datanodes are spread over three zones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ringstore.errors import ServiceUnavailable
+from ringstore.v1 import meta_pb2, meta_pb2_grpc
+
+ZONES = ("z1", "z2", "z3")
+HOST = "127.0.0.1"
+
+
+def service_command(name: str) -> list[str]:
+    """The command that runs service ``name`` (e.g. ``ringstore-datanode``) from this install."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    if found:
+        return [found]
+    module = name.removeprefix("ringstore-")
+    return [sys.executable, "-m", module]
+
+
+@dataclasses.dataclass
+class Process:
+    name: str
+    argv: list[str]
+    log_path: Path
+    address: str
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.popen is not None
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen is None:
+            return
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.popen = None
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.popen is not None:
+            if self.alive():
+                self.popen.kill()
+            self.popen.wait()
+            self.popen = None
+
+
+def wait_healthy(address: str, service: str, timeout: float, proc: Process | None = None) -> None:
+    """Block until ``address`` reports ``service`` SERVING through the standard health check."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if proc is not None and proc.popen is not None and not proc.alive():
+                raise ServiceUnavailable(
+                    f"{proc.name} exited with code {proc.popen.returncode}; see {proc.log_path}"
+                )
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"{address} did not report {service} serving in {timeout}s")
+            time.sleep(0.05)
+
+
+@dataclasses.dataclass
+class LocalCluster:
+    """Metanode, datanodes and gateway as child processes under one data directory."""
+
+    data_dir: Path
+    port: int = 7000
+    datanodes: int = 3
+    replicas: int = 3
+    write_quorum: int = 2
+    chunk_size: int = 8 * 1024 * 1024
+    heartbeat_timeout: float = 10.0
+    gc_interval: float = 2.0
+    orphan_grace: float = 3600.0
+    rpc_timeout: float = 10.0
+    capacity: int = 0
+    fsync: bool = True
+    gateways: int = 1
+    meta_args: list[str] = dataclasses.field(default_factory=list)
+    processes: dict[str, Process] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+
+    @property
+    def endpoint(self) -> str:
+        return ",".join(self.gateway_address(i) for i in range(self.gateways))
+
+    def gateway_address(self, index: int = 0) -> str:
+        # Extra gateways sit well above the datanodes' ports, leaving room for nodes added later.
+        return f"{HOST}:{self.port + 50 + index}" if index else f"{HOST}:{self.port}"
+
+    @property
+    def metanode_address(self) -> str:
+        return f"{HOST}:{self.port + 1}"
+
+    def datanode_id(self, i: int) -> str:
+        return f"dn{i}"
+
+    def _log(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
+
+    def _metanode(self) -> Process:
+        argv = [
+            *service_command("ringstore-metanode"),
+            "--listen", self.metanode_address,
+            "--data-dir", str(self.data_dir / "meta"),
+            "--replicas", str(self.replicas),
+            "--write-quorum", str(self.write_quorum),
+            "--chunk-size", str(self.chunk_size),
+            "--heartbeat-timeout", str(self.heartbeat_timeout),
+            "--gc-interval", str(self.gc_interval),
+            "--orphan-grace", str(self.orphan_grace),
+            *self.meta_args,
+        ]  # fmt: skip
+        return Process("metanode", argv, self._log("metanode"), self.metanode_address)
+
+    def _datanode(self, i: int) -> Process:
+        node_id = self.datanode_id(i)
+        address = f"{HOST}:{self.port + 1 + i}"
+        argv = [
+            *service_command("ringstore-datanode"),
+            "--id", node_id,
+            "--listen", address,
+            "--zone", ZONES[(i - 1) % len(ZONES)],
+            "--data-dir", str(self.data_dir / node_id),
+            "--metanode", self.metanode_address,
+        ]  # fmt: skip
+        if self.capacity:
+            argv += ["--capacity", str(self.capacity)]
+        if not self.fsync:
+            argv.append("--no-fsync")
+        return Process(node_id, argv, self._log(node_id), address)
+
+    def _gateway(self, index: int) -> Process:
+        name = f"gateway{index + 1}" if index else "gateway"
+        address = self.gateway_address(index)
+        argv = [
+            *service_command("ringstore-gateway"),
+            "--listen", address,
+            "--metanode", self.metanode_address,
+            "--rpc-timeout", str(self.rpc_timeout),
+            "--ring-refresh", "0.5",
+        ]  # fmt: skip
+        return Process(name, argv, self._log(name), address)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start every process and wait until the gateway serves and the ring holds every node."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = self._env()
+        meta = self._metanode()
+        self.processes["metanode"] = meta
+        meta.start(env)
+        wait_healthy(meta.address, "ringstore.v1.Meta", timeout, meta)
+        for i in range(1, self.datanodes + 1):
+            self.start_datanode(i, wait=False)
+        for i in range(1, self.datanodes + 1):
+            proc = self.processes[self.datanode_id(i)]
+            wait_healthy(proc.address, "ringstore.v1.Blob", timeout, proc)
+        for index in range(self.gateways):
+            gw = self._gateway(index)
+            self.processes[gw.name] = gw
+            gw.start(env)
+        for gw in self.gateway_processes():
+            wait_healthy(gw.address, "ringstore.v1.ObjectStore", timeout, gw)
+        self.wait_ring(self.datanodes, timeout)
+
+    def gateway_processes(self) -> list[Process]:
+        return [p for name, p in self.processes.items() if name.startswith("gateway")]
+
+    def start_datanode(self, i: int, *, wait: bool = True, timeout: float = 30.0) -> Process:
+        proc = self._datanode(i)
+        self.processes[proc.name] = proc
+        proc.start(self._env())
+        if wait:
+            wait_healthy(proc.address, "ringstore.v1.Blob", timeout, proc)
+        return proc
+
+    def restart(self, name: str, timeout: float = 30.0) -> Process:
+        """Start process ``name`` again (after a stop or a kill) and wait until it serves."""
+        old = self.processes[name]
+        old.stop()
+        service = {"metanode": "ringstore.v1.Meta"}.get(name)
+        if service is None:
+            service = "ringstore.v1.ObjectStore" if name.startswith("gateway") else "ringstore.v1.Blob"
+        old.start(self._env())
+        wait_healthy(old.address, service, timeout, old)
+        return old
+
+    def cluster_state(self) -> meta_pb2.GetClusterResponse:
+        with grpc.insecure_channel(self.metanode_address) as channel:
+            stub = meta_pb2_grpc.MetaStub(channel)
+            return stub.GetCluster(meta_pb2.GetClusterRequest(known_epoch=0), timeout=5)
+
+    def wait_ring(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until ``count`` datanodes are up in the ring."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(grpc.RpcError):
+                state = self.cluster_state()
+                up = [n for n in state.nodes if n.state == "up"]
+                if len(up) >= count and len(state.ring.node_ids) >= count:
+                    return
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"the ring did not reach {count} up datanodes in {timeout}s")
+            time.sleep(0.1)
+
+    def wait_state(self, node_id: str, state: str, timeout: float = 30.0) -> None:
+        """Wait until the metanode reports ``node_id`` in ``state`` (e.g. "down")."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(grpc.RpcError):
+                nodes = {n.id: n for n in self.cluster_state().nodes}
+                if node_id in nodes and nodes[node_id].state == state:
+                    return
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"{node_id} did not become {state} in {timeout}s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop gateways, then datanodes, then the metanode (SIGTERM, then SIGKILL)."""
+        order = sorted(
+            self.processes.values(),
+            key=lambda p: 0 if p.name.startswith("gateway") else 2 if p.name == "metanode" else 1,
+        )
+        for proc in order:
+            proc.stop()
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,107 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PutBlobHeader(_message.Message):
+    __slots__ = ("blob_id", "length", "crc32c")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    length: int
+    crc32c: int
+    def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ...) -> None: ...
+
+class PutBlobRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: PutBlobHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[PutBlobHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PutBlobResponse(_message.Message):
+    __slots__ = ("blob_id", "length", "crc32c")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    length: int
+    crc32c: int
+    def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ...) -> None: ...
+
+class GetBlobRequest(_message.Message):
+    __slots__ = ("blob_id", "offset", "length")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    offset: int
+    length: int
+    def __init__(self, blob_id: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
+class GetBlobResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class DeleteBlobRequest(_message.Message):
+    __slots__ = ("blob_id",)
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    def __init__(self, blob_id: _Optional[str] = ...) -> None: ...
+
+class DeleteBlobResponse(_message.Message):
+    __slots__ = ("existed",)
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
+    existed: bool
+    def __init__(self, existed: _Optional[bool] = ...) -> None: ...
+
+class StatBlobRequest(_message.Message):
+    __slots__ = ("blob_id",)
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    def __init__(self, blob_id: _Optional[str] = ...) -> None: ...
+
+class StatBlobResponse(_message.Message):
+    __slots__ = ("blob_id", "length", "crc32c", "mtime_ns")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    MTIME_NS_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    length: int
+    crc32c: int
+    mtime_ns: int
+    def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ..., mtime_ns: _Optional[int] = ...) -> None: ...
+
+class ListBlobsRequest(_message.Message):
+    __slots__ = ("older_than_ns",)
+    OLDER_THAN_NS_FIELD_NUMBER: _ClassVar[int]
+    older_than_ns: int
+    def __init__(self, older_than_ns: _Optional[int] = ...) -> None: ...
+
+class ListBlobsResponse(_message.Message):
+    __slots__ = ("blobs",)
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
+    blobs: _containers.RepeatedCompositeFieldContainer[StatBlobResponse]
+    def __init__(self, blobs: _Optional[_Iterable[_Union[StatBlobResponse, _Mapping]]] = ...) -> None: ...
+
+class UsageRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UsageResponse(_message.Message):
+    __slots__ = ("capacity_bytes", "used_bytes", "blob_count")
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    capacity_bytes: int
+    used_bytes: int
+    blob_count: int
+    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ...) -> None: ...

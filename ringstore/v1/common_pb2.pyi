@@ -1,0 +1,102 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChunkRef(_message.Message):
+    __slots__ = ("blob_id", "length", "crc32c", "placement_hash", "nodes")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    length: int
+    crc32c: int
+    placement_hash: int
+    nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ..., placement_hash: _Optional[int] = ..., nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BucketInfo(_message.Message):
+    __slots__ = ("name", "created_ns", "versioning")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    created_ns: int
+    versioning: str
+    def __init__(self, name: _Optional[str] = ..., created_ns: _Optional[int] = ..., versioning: _Optional[str] = ...) -> None: ...
+
+class ObjectInfo(_message.Message):
+    __slots__ = ("bucket", "key", "size", "etag", "version_id", "has_version_id", "content_type", "metadata", "last_modified_ns", "is_delete_marker", "is_latest")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    HAS_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_MODIFIED_NS_FIELD_NUMBER: _ClassVar[int]
+    IS_DELETE_MARKER_FIELD_NUMBER: _ClassVar[int]
+    IS_LATEST_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str
+    has_version_id: bool
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    last_modified_ns: int
+    is_delete_marker: bool
+    is_latest: bool
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., version_id: _Optional[str] = ..., has_version_id: _Optional[bool] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., last_modified_ns: _Optional[int] = ..., is_delete_marker: _Optional[bool] = ..., is_latest: _Optional[bool] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("id", "address", "zone", "weight", "state", "capacity_bytes", "used_bytes", "blob_count", "last_heartbeat_ns")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_NS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    address: str
+    zone: str
+    weight: float
+    state: str
+    capacity_bytes: int
+    used_bytes: int
+    blob_count: int
+    last_heartbeat_ns: int
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., zone: _Optional[str] = ..., weight: _Optional[float] = ..., state: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., last_heartbeat_ns: _Optional[int] = ...) -> None: ...
+
+class RingTable(_message.Message):
+    __slots__ = ("epoch", "partition_power", "replicas", "node_ids", "rows", "zones")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_POWER_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    partition_power: int
+    replicas: int
+    node_ids: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedScalarFieldContainer[bytes]
+    zones: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, epoch: _Optional[int] = ..., partition_power: _Optional[int] = ..., replicas: _Optional[int] = ..., node_ids: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[bytes]] = ..., zones: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,116 @@
+from ringstore.v1 import common_pb2 as _common_pb2
+from ringstore.v1 import objectstore_pb2 as _objectstore_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CommitObjectRequest(_message.Message):
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "chunks", "if_match", "if_none_match")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    IF_MATCH_FIELD_NUMBER: _ClassVar[int]
+    IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    content_type: str
+    metadata: _containers.ScalarMap[str, str]
+    chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
+    if_match: str
+    if_none_match: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ...) -> None: ...
+
+class GetObjectRecordRequest(_message.Message):
+    __slots__ = ("bucket", "key", "version_id")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    version_id: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+
+class ObjectRecord(_message.Message):
+    __slots__ = ("info", "chunks")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    info: _common_pb2.ObjectInfo
+    chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
+    def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
+
+class RegisterNodeRequest(_message.Message):
+    __slots__ = ("id", "address", "zone", "weight", "capacity_bytes", "used_bytes")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    address: str
+    zone: str
+    weight: float
+    capacity_bytes: int
+    used_bytes: int
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., zone: _Optional[str] = ..., weight: _Optional[float] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ...) -> None: ...
+
+class RegisterNodeResponse(_message.Message):
+    __slots__ = ("ring_epoch",)
+    RING_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ring_epoch: int
+    def __init__(self, ring_epoch: _Optional[int] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("id", "capacity_bytes", "used_bytes", "blob_count")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    capacity_bytes: int
+    used_bytes: int
+    blob_count: int
+    def __init__(self, id: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("ring_epoch",)
+    RING_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ring_epoch: int
+    def __init__(self, ring_epoch: _Optional[int] = ...) -> None: ...
+
+class GetClusterRequest(_message.Message):
+    __slots__ = ("known_epoch",)
+    KNOWN_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    known_epoch: int
+    def __init__(self, known_epoch: _Optional[int] = ...) -> None: ...
+
+class GetClusterResponse(_message.Message):
+    __slots__ = ("ring", "nodes", "replicas", "write_quorum", "chunk_size")
+    RING_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ring: _common_pb2.RingTable
+    nodes: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeInfo]
+    replicas: int
+    write_quorum: int
+    chunk_size: int
+    def __init__(self, ring: _Optional[_Union[_common_pb2.RingTable, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., chunk_size: _Optional[int] = ...) -> None: ...

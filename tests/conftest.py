@@ -1,0 +1,86 @@
+"""Fixtures shared by every tier: free ports and real local clusters.
+
+A test that needs something this machine lacks skips outside CI with the reason printed, and
+fails loudly in CI (CI=true), where everything it needs must be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ringstore import Client
+from ringstore.localcluster import LocalCluster
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (outside CI) or fail (in CI) when a test's prerequisite is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int = 60) -> int:
+    """A base port such that base .. base+size are all free on 127.0.0.1."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - size)
+        if all(_port_free(p) for p in range(base, base + size)):
+            return base
+    raise RuntimeError("no free block of ports on 127.0.0.1")
+
+
+TEST_CHUNK = 256 * 1024  # bytes: small chunks so that modest objects span several
+
+
+def make_cluster(tmp: Path, **kwargs: object) -> LocalCluster:
+    params: dict[str, object] = {
+        "port": free_port_block(),
+        "datanodes": 3,
+        "chunk_size": TEST_CHUNK,
+        "heartbeat_timeout": 3.0,
+        "gc_interval": 0.5,
+        "rpc_timeout": 3.0,
+    }
+    params.update(kwargs)
+    return LocalCluster(tmp, **params)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One real cluster (metanode, 3 datanodes in 3 zones, gateway) for a test module."""
+    lc = make_cluster(tmp_path_factory.mktemp("cluster"))
+    with lc:
+        yield lc
+
+
+@pytest.fixture
+def client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster.endpoint, timeout=15) as c:
+        yield c
+
+
+@pytest.fixture
+def bucket(client: Client, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket named after the test."""
+    name = "b-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
+    name = name.strip("-") + f"-{random.randrange(10**6)}"
+    client.create_bucket(name)
+    return name

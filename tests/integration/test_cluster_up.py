@@ -1,0 +1,61 @@
+"""``ringstore cluster up``: starts every service as its own process, serves, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ringstore import Client
+from ringstore.localcluster import service_command
+from tests.conftest import free_port_block
+
+pytestmark = pytest.mark.integration
+
+
+def _children(pid: int) -> list[str]:
+    out = subprocess.run(["ps", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port_block()
+    proc = subprocess.Popen(
+        [*service_command("ringstore"), "cluster", "up", "--data-dir", str(tmp_path),
+         "--port", str(port), "--datanodes", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready:"):
+                break
+        assert lines and lines[-1].startswith("ready:"), "".join(lines)
+        children = _children(proc.pid)
+        assert sum("ringstore-datanode" in c for c in children) == 3, children
+        assert any("ringstore-metanode" in c for c in children)
+        assert any("ringstore-gateway" in c for c in children)
+        assert any("--id dn2" in c for c in children)
+        with Client(f"127.0.0.1:{port}") as c:
+            c.create_bucket("up")
+            c.put_object("up", "k", b"v")
+            assert c.get_object("up", "k").read() == b"v"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert _children(proc.pid) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (tmp_path / "logs" / "gateway.log").exists()
+    assert os.path.isdir(tmp_path / "dn1")

@@ -1,0 +1,60 @@
+"""How the SDK turns a put's ``data`` into 1 MiB messages without buffering it whole."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from ringstore.client.body import PIECE, Body
+from ringstore.errors import InvalidArgument
+
+
+def test_bytes_are_cut_into_pieces_and_replayable() -> None:
+    data = bytes(range(256)) * (PIECE // 256 * 2 + 3)
+    body = Body(data)
+    assert body.replayable
+    first = list(body.pieces())
+    assert [len(p) for p in first] == [PIECE, PIECE, 768]
+    assert b"".join(first) == data
+    assert list(body.pieces()) == first
+
+
+def test_memoryview_and_bytearray() -> None:
+    assert b"".join(Body(memoryview(b"abc")).pieces()) == b"abc"
+    assert b"".join(Body(bytearray(b"abc")).pieces()) == b"abc"
+    assert list(Body(b"").pieces()) == []
+
+
+def test_seekable_file_replays_from_where_it_was() -> None:
+    f = io.BytesIO(b"skip" + b"x" * 10)
+    f.read(4)
+    body = Body(f)
+    assert body.replayable
+    assert b"".join(body.pieces()) == b"x" * 10
+    assert b"".join(body.pieces()) == b"x" * 10
+
+
+def test_iterable_is_rechunked_and_one_shot() -> None:
+    body = Body(iter([b"a" * (PIECE - 1), b"bb", b"", b"c"]))
+    assert not body.replayable
+    pieces = list(body.pieces())
+    assert [len(p) for p in pieces] == [PIECE, 2]
+    with pytest.raises(InvalidArgument, match="one-shot"):
+        list(body.pieces())
+
+
+@pytest.mark.parametrize(("data", "message"), [("text", "got str"), (42, "got int")])
+def test_bad_data(data: object, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        Body(data)
+
+
+def test_iterable_of_wrong_items() -> None:
+    with pytest.raises(InvalidArgument, match="yielded str"):
+        list(Body(["a"]).pieces())
+
+
+def test_text_file_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="binary mode"):
+        list(Body(io.StringIO("abc")).pieces())
