@@ -72,12 +72,14 @@ async def serve(cfg: config_mod.Config) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await follower
     await server.stop(grace=2)
-    await channel.close()
+    await channel.close(grace=None)
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s gateway %(levelname)s %(message)s"
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s gateway %(levelname)s %(message)s",
     )
     args = parse_args(argv)
     try:

@@ -108,7 +108,9 @@ class ObjectService:
 
     async def create_bucket(self, name: str) -> common_pb2.BucketInfo:
         validation.check_bucket_name(name)
-        return await self._meta(self.meta.CreateBucket, objectstore_pb2.CreateBucketRequest(name=name))
+        return await self._meta(
+            self.meta.CreateBucket, objectstore_pb2.CreateBucketRequest(name=name)
+        )
 
     async def head_bucket(self, name: str) -> common_pb2.BucketInfo:
         return await self._meta(self.meta.HeadBucket, objectstore_pb2.HeadBucketRequest(name=name))
@@ -122,13 +124,16 @@ class ObjectService:
 
     # -- put --------------------------------------------------------------------------------
 
-    async def put_object(self, req: PutRequest, body: AsyncIterator[bytes]) -> common_pb2.ObjectInfo:
+    async def put_object(
+        self, req: PutRequest, body: AsyncIterator[bytes]
+    ) -> common_pb2.ObjectInfo:
         """Store the body and commit the object; see the module docstring for the guarantees."""
         validation.check_key(req.key)
         metadata = validation.check_metadata(req.metadata)
         if req.if_none_match not in ("", "*"):
             raise InvalidArgument(
-                f"if_none_match on put must be '*' (write only if absent), got {req.if_none_match!r}"
+                "if_none_match on put must be '*' (write only if absent), "
+                f"got {req.if_none_match!r}"
             )
         await self.head_bucket(req.bucket)  # reject before any byte is stored
         written: list[common_pb2.ChunkRef] = []
@@ -230,7 +235,9 @@ class ObjectService:
                         blob_pb2.DeleteBlobRequest(blob_id=chunk.blob_id), timeout=self.rpc_timeout
                     )
                 except (grpc.aio.AioRpcError, RingstoreError) as exc:
-                    log.info("leaving blob %s on %s to the orphan sweep: %s", chunk.blob_id, node_id, exc)
+                    log.info(
+                        "leaving blob %s on %s to the orphan sweep: %s", chunk.blob_id, node_id, exc
+                    )
 
     # -- get, head, delete, list --------------------------------------------------------------
 
@@ -239,7 +246,9 @@ class ObjectService:
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key, version_id=version_id)
         return await self._meta(self.meta.GetObjectRecord, req)
 
-    async def head_object(self, bucket: str, key: str, version_id: str = "") -> common_pb2.ObjectInfo:
+    async def head_object(
+        self, bucket: str, key: str, version_id: str = ""
+    ) -> common_pb2.ObjectInfo:
         return (await self._record(bucket, key, version_id)).info
 
     async def get_object(

@@ -150,8 +150,7 @@ async def read_chunk(
     for node_id in view.read_order(chunk.nodes):
         try:
             parts = [
-                msg.data
-                async for msg in view.blob_stub(node_id).GetBlob(request, timeout=timeout)
+                msg.data async for msg in view.blob_stub(node_id).GetBlob(request, timeout=timeout)
             ]
         except (grpc.aio.AioRpcError, ServiceUnavailable) as exc:
             failures[node_id] = _describe(exc)
@@ -166,7 +165,9 @@ async def read_chunk(
             failures[node_id] = "checksum mismatch against the metanode's record"
             continue
         if failures:
-            log.warning("chunk %s read from %s after failures: %s", chunk.blob_id, node_id, failures)
+            log.warning(
+                "chunk %s read from %s after failures: %s", chunk.blob_id, node_id, failures
+            )
         return data
     detail = "; ".join(f"{n}: {e}" for n, e in failures.items()) or "no holders recorded"
     raise ServiceUnavailable(f"chunk {chunk.blob_id}: no replica could be read ({detail})")

@@ -14,7 +14,8 @@ ERROR_CODE_KEY = "ringstore-error-code"
 
 
 class RingstoreError(Exception):
-    """Base of every ringstore error: ``code`` is the S3 error code, ``message`` says what and why."""
+    """Base of every ringstore error: ``code`` is the S3 error code, ``message`` says what was
+    wrong with which input."""
 
     code = "InternalError"
     status = grpc.StatusCode.INTERNAL
@@ -165,9 +166,10 @@ def from_rpc_error(exc: grpc.RpcError) -> RingstoreError:
     :class:`ServiceUnavailable`, anything unknown :class:`InternalError`."""
     code_name = ""
     trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
-    for key, value in trailing or ():
+    for item in trailing or ():
+        key, value = item[0], item[1]  # type: ignore[index]
         if key == ERROR_CODE_KEY:
-            code_name = value if isinstance(value, str) else value.decode()
+            code_name = value if isinstance(value, str) else bytes(value).decode()
     details = exc.details() if hasattr(exc, "details") else str(exc)
     details = details or ""
     if code_name in ERRORS:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +29,24 @@ from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
 HOST = "127.0.0.1"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int = 60) -> int:
+    """A base port such that base .. base+size are all free on 127.0.0.1 right now."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - size)
+        if all(_port_free(p) for p in range(base, base + size)):
+            return base
+    raise OSError("no free block of ports on 127.0.0.1")
 
 
 def service_command(name: str) -> list[str]:
@@ -107,7 +127,9 @@ def wait_healthy(address: str, service: str, timeout: float, proc: Process | Non
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline:
-                raise ServiceUnavailable(f"{address} did not report {service} serving in {timeout}s")
+                raise ServiceUnavailable(
+                    f"{address} did not report {service} serving in {timeout}s"
+                )
             time.sleep(0.05)
 
 
@@ -239,7 +261,9 @@ class LocalCluster:
         old.stop()
         service = {"metanode": "ringstore.v1.Meta"}.get(name)
         if service is None:
-            service = "ringstore.v1.ObjectStore" if name.startswith("gateway") else "ringstore.v1.Blob"
+            service = (
+                "ringstore.v1.ObjectStore" if name.startswith("gateway") else "ringstore.v1.Blob"
+            )
         old.start(self._env())
         wait_healthy(old.address, service, timeout, old)
         return old
@@ -259,7 +283,9 @@ class LocalCluster:
                 if len(up) >= count and len(state.ring.node_ids) >= count:
                     return
             if time.monotonic() > deadline:
-                raise ServiceUnavailable(f"the ring did not reach {count} up datanodes in {timeout}s")
+                raise ServiceUnavailable(
+                    f"the ring did not reach {count} up datanodes in {timeout}s"
+                )
             time.sleep(0.1)
 
     def wait_state(self, node_id: str, state: str, timeout: float = 30.0) -> None:

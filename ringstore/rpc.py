@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
 from ringstore.errors import InternalError, RingstoreError, grpc_status
 
@@ -71,11 +72,11 @@ def handler(fn: F) -> F:
     return unary_wrapper  # type: ignore[return-value]
 
 
-def make_server(listen: str) -> tuple[aio.Server, health.aio.HealthServicer, int]:
+def make_server(listen: str) -> tuple[aio.Server, health_aio.HealthServicer, int]:
     """An asyncio gRPC server bound to ``listen`` (port 0 picks a free one), with the standard
     health service registered. Returns the server, its health servicer and the bound port."""
     server = aio.server(options=CHANNEL_OPTIONS)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
     if port == 0:
@@ -83,7 +84,7 @@ def make_server(listen: str) -> tuple[aio.Server, health.aio.HealthServicer, int
     return server, health_servicer, port
 
 
-async def set_serving(health_servicer: health.aio.HealthServicer, service: str) -> None:
+async def set_serving(health_servicer: health_aio.HealthServicer, service: str) -> None:
     """Mark ``service`` and the server as a whole as SERVING."""
     for name in ("", service):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

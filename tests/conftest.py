@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ringstore import Client
-from ringstore.localcluster import LocalCluster
+from ringstore.localcluster import LocalCluster, free_port_block
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -27,24 +26,6 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"missing in CI: {reason}")
     pytest.skip(reason)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_block(size: int = 60) -> int:
-    """A base port such that base .. base+size are all free on 127.0.0.1."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - size)
-        if all(_port_free(p) for p in range(base, base + size)):
-            return base
-    raise RuntimeError("no free block of ports on 127.0.0.1")
 
 
 TEST_CHUNK = 256 * 1024  # bytes: small chunks so that modest objects span several

@@ -93,7 +93,9 @@ def cluster() -> None:
 
 
 @cluster.command("up")
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False), help="where all data lives")
+@click.option(
+    "--data-dir", required=True, type=click.Path(file_okay=False), help="where all data lives"
+)
 @click.option("--port", default=7000, show_default=True, help="the gateway's port on 127.0.0.1")
 @click.option("--datanodes", default=3, show_default=True, help="datanodes to start (over 3 zones)")
 @click.option("--replicas", default=3, show_default=True, help="N: copies of every chunk")
@@ -131,7 +133,8 @@ def cluster_up(data_dir: str, port: int, datanodes: int, replicas: int, write_qu
             for proc in lc.processes.values():
                 if proc.popen is not None and not proc.alive():
                     click.echo(
-                        f"warning: {proc.name} exited ({proc.popen.returncode}); see {proc.log_path}",
+                        f"warning: {proc.name} exited ({proc.popen.returncode}); "
+                        f"see {proc.log_path}",
                         err=True,
                     )
                     proc.popen = None
@@ -156,7 +159,9 @@ def cluster_status(ctx: click.Context) -> None:
         f"buckets {st.buckets}  objects {st.objects}  stored {human(st.stored_bytes)}  "
         f"pending gc {st.pending_gc_blobs}"
     )
-    click.echo(f"{'NODE':<10} {'ZONE':<8} {'STATE':<9} {'ADDRESS':<22} {'USED':>10} {'CAPACITY':>10} BLOBS")
+    click.echo(
+        f"{'NODE':<10} {'ZONE':<8} {'STATE':<9} {'ADDRESS':<22} {'USED':>10} {'CAPACITY':>10} BLOBS"
+    )
     for n in st.nodes:
         click.echo(
             f"{n.id:<10} {n.zone:<8} {n.state:<9} {n.address:<22} {human(n.used_bytes):>10} "
@@ -239,7 +244,9 @@ def _read_with_progress(f: BinaryIO, bar: tqdm | None) -> Iterator[bytes]:
 def _bar(total: int | None, desc: str) -> tqdm | None:
     if total is not None and total < PROGRESS_MIN:
         return None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr)
+    return tqdm(
+        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr
+    )
 
 
 @cli.command("put")

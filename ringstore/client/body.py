@@ -33,12 +33,15 @@ class Body:
             except (AttributeError, OSError, ValueError):
                 pass
         elif isinstance(data, str):
-            raise InvalidArgument("data must be bytes, a binary file or an iterable of bytes; got str")
+            raise InvalidArgument(
+                "data must be bytes, a binary file or an iterable of bytes; got str"
+            )
         elif isinstance(data, Iterable):
             self.replayable = False
         else:
             raise InvalidArgument(
-                f"data must be bytes, a binary file or an iterable of bytes; got {type(data).__name__}"
+                "data must be bytes, a binary file or an iterable of bytes; "
+                f"got {type(data).__name__}"
             )
 
     def pieces(self) -> Iterator[bytes]:

@@ -200,7 +200,11 @@ class Client:
                 f"if_none_match on put must be '*' (write only if absent), got {if_none_match!r}"
             )
         body = Body(data)
-        size = len(memoryview(data).cast("B")) if isinstance(data, bytes | bytearray | memoryview) else -1
+        size = (
+            len(memoryview(data).cast("B"))
+            if isinstance(data, bytes | bytearray | memoryview)
+            else -1
+        )
         header = objectstore_pb2.PutObjectHeader(
             bucket=bucket,
             key=key,
@@ -226,7 +230,7 @@ class Client:
         key: str,
         *,
         version_id: str | None = None,
-        range: tuple[int, int | None] | None = None,  # noqa: A002 - the SDK's name
+        range: tuple[int, int | None] | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> ObjectReader:
@@ -261,7 +265,9 @@ class Client:
     def delete_object(
         self, bucket: str, key: str, *, version_id: str | None = None
     ) -> DeleteResult:
-        req = objectstore_pb2.DeleteObjectRequest(bucket=bucket, key=key, version_id=version_id or "")
+        req = objectstore_pb2.DeleteObjectRequest(
+            bucket=bucket, key=key, version_id=version_id or ""
+        )
         msg = self._call(lambda s: s.DeleteObject(req, timeout=self.timeout), safe=True)
         return DeleteResult(
             version_id=msg.version_id if msg.has_version_id else None,

@@ -49,17 +49,17 @@ class History:
 def test_kill_a_datanode_reads_and_writes_go_on(lc: LocalCluster) -> None:
     h = History()
     with Client(lc.endpoint, timeout=30) as c:
-        c.create_bucket("k9")
+        c.create_bucket("kill9")
         for i in range(10):
-            h.put(c, "k9", f"before/{i}", TEST_CHUNK + i * 1000)
+            h.put(c, "kill9", f"before/{i}", TEST_CHUNK + i * 1000)
         lc.processes["dn2"].kill()
         for i in range(10):
-            h.put(c, "k9", f"after/{i}", TEST_CHUNK * 2 + i)
-        h.verify(c, "k9")
+            h.put(c, "kill9", f"after/{i}", TEST_CHUNK * 2 + i)
+        h.verify(c, "kill9")
         lc.wait_state("dn2", "down", timeout=20)
         for i in range(5):
-            h.put(c, "k9", f"down/{i}", 5000 + i)
-        h.verify(c, "k9")
+            h.put(c, "kill9", f"down/{i}", 5000 + i)
+        h.verify(c, "kill9")
 
 
 def test_frozen_datanode_slows_requests_by_at_most_a_deadline(lc: LocalCluster) -> None:

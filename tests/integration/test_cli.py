@@ -14,10 +14,16 @@ from ringstore.localcluster import LocalCluster, service_command
 pytestmark = pytest.mark.integration
 
 
-def rs(cluster: LocalCluster, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def rs(
+    cluster: LocalCluster, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, RINGSTORE_ENDPOINT=cluster.endpoint)
     return subprocess.run(
-        [*service_command("ringstore"), *args], input=stdin, capture_output=True, env=env, timeout=60
+        [*service_command("ringstore"), *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -83,7 +89,9 @@ def test_unreachable_gateway_is_one_line(tmp_path: Path) -> None:
     env = dict(os.environ, RINGSTORE_ENDPOINT="127.0.0.1:1")
     r = subprocess.run(
         [*service_command("ringstore"), "--timeout", "2", "ls"],
-        capture_output=True, env=env, timeout=60,
+        capture_output=True,
+        env=env,
+        timeout=60,
     )
     assert r.returncode == 1
     assert "ServiceUnavailable" in r.stderr.decode()

@@ -47,9 +47,9 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert any("ringstore-gateway" in c for c in children)
         assert any("--id dn2" in c for c in children)
         with Client(f"127.0.0.1:{port}") as c:
-            c.create_bucket("up")
-            c.put_object("up", "k", b"v")
-            assert c.get_object("up", "k").read() == b"v"
+            c.create_bucket("upb")
+            c.put_object("upb", "k", b"v")
+            assert c.get_object("upb", "k").read() == b"v"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         assert _children(proc.pid) == []
@@ -57,5 +57,6 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
     assert (tmp_path / "logs" / "gateway.log").exists()
     assert os.path.isdir(tmp_path / "dn1")

@@ -67,7 +67,7 @@ def test_pagination_counts_prefixes_and_keys(client: Client, filled: str) -> Non
 
 def test_start_after_and_iter(client: Client, filled: str) -> None:
     page = client.list_objects(filled, start_after="docs/2025/mar.txt")
-    assert [o.key for o in page.objects][0] == "docs/readme"
+    assert page.objects[0].key == "docs/readme"
     assert [o.key for o in client.iter_objects(filled, prefix="img/")] == [
         "img/cat.png",
         "img/dog.png",

@@ -7,11 +7,24 @@ import pytest
 
 from ringstore import errors
 
-SDK_CODES = (
-    "NoSuchBucket NoSuchKey NoSuchVersion NoSuchUpload BucketAlreadyExists BucketNotEmpty "
-    "InvalidBucketName InvalidKey InvalidArgument InvalidRange InvalidPart InvalidPartOrder "
-    "EntityTooSmall PreconditionFailed NotModified ServiceUnavailable"
-).split()
+SDK_CODES = [
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NoSuchVersion",
+    "NoSuchUpload",
+    "BucketAlreadyExists",
+    "BucketNotEmpty",
+    "InvalidBucketName",
+    "InvalidKey",
+    "InvalidArgument",
+    "InvalidRange",
+    "InvalidPart",
+    "InvalidPartOrder",
+    "EntityTooSmall",
+    "PreconditionFailed",
+    "NotModified",
+    "ServiceUnavailable",
+]
 
 
 class FakeRpcError(grpc.RpcError):

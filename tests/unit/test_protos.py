@@ -20,8 +20,9 @@ def test_generated_stubs_match_the_protos(tmp_path: Path) -> None:
     )  # fmt: skip
     generated = sorted(p.name for p in (tmp_path / "ringstore" / "v1").iterdir())
     committed = sorted(
-        p.name for p in (ROOT / "ringstore" / "v1").iterdir() if p.suffix in (".py", ".pyi")
-        and p.name != "__init__.py"
+        p.name
+        for p in (ROOT / "ringstore" / "v1").iterdir()
+        if p.suffix in (".py", ".pyi") and p.name != "__init__.py"
     )
     assert generated == committed
     stale = [

@@ -32,7 +32,9 @@ def test_bad_bucket_names(name: str, rule: str) -> None:
         v.check_bucket_name(name)
 
 
-@pytest.mark.parametrize("key", ["a", "a/b/c", "/leading", "ü/日本語", "x" * 1024, "sp ace", "é" * 512])
+@pytest.mark.parametrize(
+    "key", ["a", "a/b/c", "/leading", "ü/日本語", "x" * 1024, "sp ace", "é" * 512]
+)
 def test_good_keys(key: str) -> None:
     assert v.check_key(key) == key
 
@@ -86,8 +88,14 @@ def test_ranges(
 
 @pytest.mark.parametrize(
     ("first", "last", "suffix", "size"),
-    [(10, None, False, 10), (5, 4, False, 10), (0, None, False, 0), (0, None, True, 10),
-     (3, None, True, 0), (-1, None, False, 10)],
+    [
+        (10, None, False, 10),
+        (5, 4, False, 10),
+        (0, None, False, 0),
+        (0, None, True, 10),
+        (3, None, True, 0),
+        (-1, None, False, 10),
+    ],
 )
 def test_unsatisfiable_ranges(first: int, last: int | None, suffix: bool, size: int) -> None:
     with pytest.raises(InvalidRange):

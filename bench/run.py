@@ -1,0 +1,200 @@
+"""The ringstore benchmark: concurrent SDK clients against a real local cluster.
+
+    python -m bench.run [--quick] [--endpoint HOST:PORT] [--record]
+
+Without --endpoint it starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, every
+copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients),
+1 MiB (8) and 64 MiB (2); for each, ops/s, MiB/s, p50 and p99 latency; and the peak RSS
+(VmHWM) of every process. --record appends the table to bench/RESULTS.md with the command.
+Bounded: every workload stops after its count of operations or its time budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ringstore import Client
+from ringstore.localcluster import LocalCluster, free_port_block
+
+KiB, MiB = 1024, 1024 * 1024
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    size: int
+    concurrency: int
+    count: int  # operations per phase
+    budget: float  # seconds per phase at most
+
+
+FULL = [
+    Workload("4 KiB", 4 * KiB, 16, 2000, 60),
+    Workload("1 MiB", 1 * MiB, 8, 400, 60),
+    Workload("64 MiB", 64 * MiB, 2, 16, 120),
+]
+QUICK = [
+    Workload("4 KiB", 4 * KiB, 16, 300, 20),
+    Workload("1 MiB", 1 * MiB, 8, 60, 20),
+    Workload("64 MiB", 64 * MiB, 2, 4, 60),
+]
+
+
+@dataclass
+class Phase:
+    ops: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    def row(self, size: int) -> tuple[float, float, float, float]:
+        ops_s = self.ops / self.seconds if self.seconds else 0.0
+        lat = sorted(self.latencies) or [0.0]
+        p50 = statistics.median(lat)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return ops_s, ops_s * size / MiB, p50 * 1000, p99 * 1000
+
+
+def run_phase(endpoint: str, w: Workload, op: Callable[[Client, int], None]) -> Phase:
+    """Run ``op`` ``w.count`` times from ``w.concurrency`` threads, within ``w.budget``."""
+    next_index = iter(range(w.count))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+    deadline = time.monotonic() + w.budget
+
+    def worker() -> None:
+        with Client(endpoint, timeout=120) as c:
+            while time.monotonic() < deadline:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                started = time.perf_counter()
+                try:
+                    op(c, i)
+                except Exception:
+                    with lock:
+                        errors[0] += 1
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=worker) for _ in range(w.concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Phase(len(latencies), time.perf_counter() - started, latencies, errors[0])
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM of a process, in bytes (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * KiB
+    except OSError:
+        pass
+    return 0
+
+
+def _putter(w: Workload, data: bytes) -> Callable[[Client, int], None]:
+    def put(c: Client, i: int) -> None:
+        c.put_object("bench", f"{w.name}/{i}", data)
+
+    return put
+
+
+def _getter(w: Workload, stored: int) -> Callable[[Client, int], None]:
+    def get(c: Client, i: int) -> None:
+        with c.get_object("bench", f"{w.name}/{i % stored}") as r:
+            for _ in r:
+                pass
+
+    return get
+
+
+def run(endpoint: str, workloads: list[Workload]) -> list[str]:
+    rows = []
+    payloads = {w.size: os.urandom(w.size) for w in workloads}
+    with Client(endpoint) as c, contextlib.suppress(Exception):
+        c.create_bucket("bench")
+    for w in workloads:
+        put = run_phase(endpoint, w, _putter(w, payloads[w.size]))
+        got = run_phase(endpoint, w, _getter(w, max(1, put.ops)))
+        for phase_name, phase in (("PUT", put), ("GET", got)):
+            ops_s, mib_s, p50, p99 = phase.row(w.size)
+            rows.append(
+                f"| {w.name} | {phase_name} | {w.concurrency} | {phase.ops} | {ops_s:.1f} | "
+                f"{mib_s:.1f} | {p50:.1f} | {p99:.1f} | {phase.errors} |"
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+@contextlib.contextmanager
+def own_cluster() -> Iterator[LocalCluster]:
+    with tempfile.TemporaryDirectory(prefix="ringstore-bench-") as tmp:
+        lc = LocalCluster(Path(tmp), port=free_port_block(), datanodes=3)
+        with lc:
+            yield lc
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--endpoint", help="drive this running gateway instead of starting a cluster")
+    p.add_argument("--quick", action="store_true", help="fewer operations (a smoke run)")
+    p.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
+    args = p.parse_args(argv)
+    workloads = QUICK if args.quick else FULL
+    header = [
+        "| objects | op | clients | ops | ops/s | MiB/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    print("\n".join(header), flush=True)
+    rss: list[str] = []
+    if args.endpoint:
+        rows = run(args.endpoint, workloads)
+    else:
+        with own_cluster() as lc:
+            rows = run(lc.endpoint, workloads)
+            for name, proc in lc.processes.items():
+                if proc.pid:
+                    rss.append(f"{name} {peak_rss(proc.pid) / MiB:.0f} MiB")
+    if rss:
+        print("peak RSS: " + ", ".join(rss))
+    if args.record:
+        command = "python -m bench.run" + (" --quick" if args.quick else "")
+        when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = [
+            f"\n## Object workloads, {when}\n",
+            f"Command: `{command}` (own cluster: metanode, 3 datanodes, gateway; N=3, W=2, "
+            f"8 MiB chunks, fsync on). Machine: {os.cpu_count()} cores, {platform.machine()}, "
+            f"Python {platform.python_version()}.\n",
+            *header,
+            *rows,
+        ]
+        if rss:
+            text.append(f"\nPeak RSS (VmHWM): {', '.join(rss)}.")
+        with RESULTS.open("a") as f:
+            f.write("\n".join(text) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

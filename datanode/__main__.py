@@ -1,0 +1,159 @@
+"""``ringstore-datanode``: run one datanode.
+
+Serves ``ringstore.v1.Blob`` over the blobs under its data directory, registers and heartbeats to
+the metanode, prints one line to stdout once it serves::
+
+    ringstore-datanode <id> serving on <host:port> zone <zone> data <dir>
+
+and stops cleanly (exit code 0) on SIGINT or SIGTERM. Settings come from ``cluster.yaml`` (its
+``datanode`` and ``metanode`` sections), then ``RINGSTORE_*`` environment variables, then flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from datanode.blobstore import DiskBlobStore
+from datanode.heartbeat import Heartbeater, NodeIdentity
+from datanode.servicer import BlobService
+from ringstore import config as config_module
+from ringstore.config import Config
+from ringstore.errors import InvalidArgument, RingstoreError
+from ringstore.rpc import insecure_channel, make_server, set_serving
+from ringstore.v1 import blob_pb2_grpc, meta_pb2_grpc
+
+log = logging.getLogger("datanode")
+
+SERVICE = "ringstore.v1.Blob"
+STOP_GRACE = 2.0  # seconds given to calls in flight at shutdown
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; every flag overrides the configuration file."""
+    parser = argparse.ArgumentParser(
+        prog="ringstore-datanode",
+        description="Run a ringstore datanode: stores blobs, serves ringstore.v1.Blob, "
+        "heartbeats to the metanode.",
+    )
+    parser.add_argument("--config", metavar="PATH", help="cluster.yaml to read")
+    parser.add_argument("--id", help="unique, stable node id (datanode.id)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="address to bind; port 0 picks one")
+    parser.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="address others reach this node at (default: the listen address, bound port)",
+    )
+    parser.add_argument("--zone", help="failure domain (datanode.zone)")
+    parser.add_argument("--weight", type=float, help="relative share of data (datanode.weight)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where blobs live (datanode.data_dir)")
+    parser.add_argument("--capacity", type=int, help="bytes offered; 0 for the disk's size")
+    parser.add_argument(
+        "--metanode", metavar="HOST:PORT", help="metanode address (metanode.address)"
+    )
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
+    )
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The configuration file and environment, overridden by the flags that were given."""
+    cfg = config_module.load(args.config)
+    flags = {
+        "id": args.id,
+        "listen": args.listen,
+        "advertise": args.advertise,
+        "zone": args.zone,
+        "weight": args.weight,
+        "data_dir": args.data_dir,
+        "capacity": args.capacity,
+    }
+    datanode = dataclasses.replace(
+        cfg.datanode, **{k: v for k, v in flags.items() if v is not None}
+    )
+    if args.no_fsync:
+        datanode = dataclasses.replace(datanode, fsync=False)
+    metanode = cfg.metanode
+    if args.metanode:
+        metanode = dataclasses.replace(metanode, address=args.metanode)
+    return dataclasses.replace(cfg, datanode=datanode, metanode=metanode).validate()
+
+
+def advertised_address(listen: str, port: int) -> str:
+    """The listen address with the bound ``port``; a wildcard host becomes this host's name."""
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    if host in _WILDCARD_HOSTS:
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
+async def serve(cfg: Config, stop: asyncio.Event) -> None:
+    """Run the datanode until ``stop`` is set."""
+    dn = cfg.datanode
+    if not dn.id:
+        raise InvalidArgument("datanode.id must not be empty")
+    data_dir = Path(dn.data_dir).resolve()
+    store = await asyncio.to_thread(DiskBlobStore, data_dir, capacity=dn.capacity, fsync=dn.fsync)
+    server, health, port = make_server(dn.listen)
+    blob_pb2_grpc.add_BlobServicer_to_server(BlobService(store), server)
+    await server.start()
+    await set_serving(health, SERVICE)
+    address = dn.advertise or advertised_address(dn.listen, port)
+    channel = insecure_channel(cfg.metanode.address)
+    heartbeater = Heartbeater(
+        meta_pb2_grpc.MetaStub(channel),
+        NodeIdentity(dn.id, address, dn.zone, dn.weight),
+        store.usage,
+        interval=dn.heartbeat_interval,
+    )
+    heartbeater.start()
+    print(f"ringstore-datanode {dn.id} serving on {address} zone {dn.zone} data {data_dir}")
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping datanode %s", dn.id)
+        await heartbeater.stop()
+        await server.stop(grace=STOP_GRACE)
+        await channel.close(grace=None)
+
+
+async def _run(cfg: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(cfg, stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``ringstore-datanode`` console script."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = build_config(args)
+        asyncio.run(_run(cfg))
+    except RingstoreError as err:
+        print(f"ringstore-datanode: error: {err.message}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"ringstore-datanode: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

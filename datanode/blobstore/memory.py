@@ -1,0 +1,85 @@
+"""The in-memory twin of the disk store: the same blob format and the same checks, kept in a dict.
+
+For tests, and for anything that wants a blob store without a disk. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from datanode.blobstore.base import BlobStore
+
+
+class _MemoryHandle:
+    def __init__(self, stored: bytes, mtime_ns: int) -> None:
+        self._stored = stored
+        self.size = len(stored)
+        self.mtime_ns = mtime_ns
+
+    def read_at(self, position: int, size: int) -> bytes:
+        return self._stored[position : position + size]
+
+    def close(self) -> None:
+        pass
+
+
+class _MemorySink:
+    def __init__(self, store: MemoryBlobStore, blob_id: str) -> None:
+        self._store = store
+        self._blob_id = blob_id
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+
+    def finish(self) -> None:
+        pass
+
+    def publish(self) -> None:
+        with self._store.dict_lock:
+            self._store.blobs[self._blob_id] = (bytes(self._buffer), time.time_ns())
+
+    def sync_published(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        self._buffer = bytearray()
+
+
+class MemoryBlobStore(BlobStore):
+    """Blobs in memory; ``capacity`` bytes offered, 0 for no limit."""
+
+    def __init__(self, capacity: int = 0) -> None:
+        super().__init__(capacity)
+        self.dict_lock = threading.Lock()
+        self.blobs: dict[str, tuple[bytes, int]] = {}  # id -> (stored form, mtime_ns)
+        self.quarantined: dict[str, bytes] = {}  # id -> stored form found corrupt
+
+    def _open(self, blob_id: str) -> _MemoryHandle | None:
+        with self.dict_lock:
+            entry = self.blobs.get(blob_id)
+        return None if entry is None else _MemoryHandle(*entry)
+
+    def _new_sink(self, blob_id: str) -> _MemorySink:
+        return _MemorySink(self, blob_id)
+
+    def _touch(self, blob_id: str) -> None:
+        with self.dict_lock:
+            stored, _ = self.blobs[blob_id]
+            self.blobs[blob_id] = (stored, time.time_ns())
+
+    def _remove(self, blob_id: str, quarantine: bool) -> int | None:
+        with self.dict_lock:
+            entry = self.blobs.pop(blob_id, None)
+            if entry is None:
+                return None
+            if quarantine:
+                self.quarantined[blob_id] = entry[0]
+            return len(entry[0])
+
+    def _scan(self) -> Iterator[tuple[str, int]]:
+        with self.dict_lock:
+            snapshot = sorted((blob_id, mtime) for blob_id, (_, mtime) in self.blobs.items())
+        yield from snapshot

@@ -1,0 +1,139 @@
+"""``ringstore.v1.Blob`` over grpc.aio: decodes requests, calls the :class:`BlobStore` (blocking
+disk work runs in threads via :func:`asyncio.to_thread`), encodes replies. The store's errors
+become statuses in :func:`ringstore.rpc.handler`; nothing here decides anything about blobs.
+
+PutBlob acknowledges only after the store committed the blob (checksum verified, fsynced, renamed,
+directory fsynced); a stream that ends early, breaks or is cancelled leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Iterator
+
+from grpc import aio
+
+from datanode.blobstore import BlobStat, BlobStore, BlobWriter
+from ringstore.errors import InvalidArgument
+from ringstore.rpc import MAX_MESSAGE, handler
+from ringstore.v1 import blob_pb2, blob_pb2_grpc
+
+LIST_BATCH = 1000  # blobs per ListBlobs message
+_END = object()
+
+
+class BlobService(blob_pb2_grpc.BlobServicer):
+    """The Blob service of one datanode, over ``store``."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+
+    @handler
+    async def PutBlob(
+        self, request_iterator: AsyncIterator[blob_pb2.PutBlobRequest], context: aio.ServicerContext
+    ) -> blob_pb2.PutBlobResponse:
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgument("PutBlob: the first message must be the header")
+        header = first.header
+        writer = await asyncio.to_thread(
+            self._store.begin_write, header.blob_id, header.length, header.crc32c
+        )
+        try:
+            stat = await _receive(writer, messages)
+        except BaseException:
+            # Shielded: if the call was cancelled, the abort still runs to the end.
+            await asyncio.shield(asyncio.to_thread(writer.abort))
+            raise
+        return blob_pb2.PutBlobResponse(
+            blob_id=stat.blob_id, length=stat.length, crc32c=stat.crc32c
+        )
+
+    @handler
+    async def GetBlob(
+        self, request: blob_pb2.GetBlobRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[blob_pb2.GetBlobResponse]:
+        length = request.length or None  # 0 reads to the end
+        pieces = await asyncio.to_thread(self._store.read, request.blob_id, request.offset, length)
+        try:
+            while (piece := await asyncio.to_thread(next, pieces, _END)) is not _END:
+                assert isinstance(piece, bytes)
+                yield blob_pb2.GetBlobResponse(data=piece)
+        finally:
+            _close(pieces)
+
+    @handler
+    async def DeleteBlob(
+        self, request: blob_pb2.DeleteBlobRequest, context: aio.ServicerContext
+    ) -> blob_pb2.DeleteBlobResponse:
+        existed = await asyncio.to_thread(self._store.delete, request.blob_id)
+        return blob_pb2.DeleteBlobResponse(existed=existed)
+
+    @handler
+    async def StatBlob(
+        self, request: blob_pb2.StatBlobRequest, context: aio.ServicerContext
+    ) -> blob_pb2.StatBlobResponse:
+        return _stat_message(await asyncio.to_thread(self._store.stat, request.blob_id))
+
+    @handler
+    async def ListBlobs(
+        self, request: blob_pb2.ListBlobsRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[blob_pb2.ListBlobsResponse]:
+        if request.older_than_ns < 0:
+            raise InvalidArgument(f"older_than_ns must be >= 0, got {request.older_than_ns}")
+        stats = self._store.list(request.older_than_ns)
+        try:
+            while batch := await asyncio.to_thread(_take, stats, LIST_BATCH):
+                yield blob_pb2.ListBlobsResponse(blobs=[_stat_message(s) for s in batch])
+        finally:
+            _close(stats)
+
+    @handler
+    async def Usage(
+        self, request: blob_pb2.UsageRequest, context: aio.ServicerContext
+    ) -> blob_pb2.UsageResponse:
+        usage = self._store.usage()  # in memory: no disk work
+        return blob_pb2.UsageResponse(
+            capacity_bytes=usage.capacity_bytes,
+            used_bytes=usage.used_bytes,
+            blob_count=usage.blob_count,
+        )
+
+
+async def _receive(
+    writer: BlobWriter, messages: AsyncIterator[blob_pb2.PutBlobRequest]
+) -> BlobStat:
+    """Feed the body messages to ``writer`` and commit it."""
+    async for message in messages:
+        if message.WhichOneof("part") != "data":
+            raise InvalidArgument(f"PutBlob {writer.blob_id}: only the first message is a header")
+        if len(message.data) > MAX_MESSAGE:
+            raise InvalidArgument(
+                f"PutBlob {writer.blob_id}: a data message holds {len(message.data)} bytes, "
+                f"more than the limit of {MAX_MESSAGE}"
+            )
+        if message.data:
+            await asyncio.to_thread(writer.write, message.data)
+    return await asyncio.to_thread(writer.commit)
+
+
+def _stat_message(stat: BlobStat) -> blob_pb2.StatBlobResponse:
+    return blob_pb2.StatBlobResponse(
+        blob_id=stat.blob_id, length=stat.length, crc32c=stat.crc32c, mtime_ns=stat.mtime_ns
+    )
+
+
+def _take(stats: Iterator[BlobStat], count: int) -> list[BlobStat]:
+    return list(itertools.islice(stats, count))
+
+
+def _close(iterator: Iterator[object]) -> None:
+    """Close a store iterator (releasing its file). If a cancelled call left it running in a
+    worker thread it cannot be closed now; it is then released when it is collected."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        with contextlib.suppress(ValueError):
+            close()

@@ -1,0 +1,169 @@
+"""The gateway's quorum logic as a table of replica outcomes, without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import google_crc32c
+import grpc
+import pytest
+
+from gateway import replication
+from gateway.cluster_view import ClusterView
+from ringstore.errors import ServiceUnavailable
+from ringstore.v1 import blob_pb2, common_pb2
+
+TIMEOUT = 0.5  # seconds: the deadline the fake nodes honour
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "injected")
+
+
+class FakeStub:
+    """One datanode whose behaviour is a word: ok, fail, hang, slow, corrupt, missing."""
+
+    def __init__(self, behaviour: str, data: bytes = b"") -> None:
+        self.behaviour = behaviour
+        self.data = data
+        self.received: bytes | None = None
+
+    async def PutBlob(self, messages: AsyncIterator[Any], timeout: float) -> Any:
+        body = b""
+        async for m in messages:
+            if m.WhichOneof("part") == "data":
+                body += m.data
+        if self.behaviour == "fail":
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+        if self.behaviour == "hang":
+            await asyncio.sleep(timeout)
+            raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
+        if self.behaviour == "slow":
+            await asyncio.sleep(0.05)
+        self.received = body
+        return blob_pb2.PutBlobResponse()
+
+    def GetBlob(self, request: Any, timeout: float) -> AsyncIterator[Any]:
+        async def stream() -> AsyncIterator[Any]:
+            if self.behaviour == "fail":
+                raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+            if self.behaviour == "missing":
+                raise rpc_error(grpc.StatusCode.NOT_FOUND)
+            if self.behaviour == "hang":
+                await asyncio.sleep(timeout)
+                raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
+            data = self.data[request.offset : request.offset + request.length]
+            if self.behaviour == "corrupt":
+                data = bytes([data[0] ^ 1]) + data[1:]
+            yield blob_pb2.GetBlobResponse(data=data)
+
+        return stream()
+
+
+class FakeView(ClusterView):
+    def __init__(self, behaviours: dict[str, str], *, replicas: int = 3, quorum: int = 2,
+                 data: bytes = b"") -> None:  # fmt: skip
+        super().__init__(meta=None, rpc_timeout=TIMEOUT)  # type: ignore[arg-type]
+        self.replicas, self.write_quorum = replicas, quorum
+        self.stubs = {n: FakeStub(b, data) for n, b in behaviours.items()}
+        self.order = list(behaviours)
+        self.suspects: list[str] = []
+
+    def write_candidates(self, placement_hash: int) -> list[str]:
+        return list(self.order)
+
+    def read_order(self, holders: Any) -> list[str]:
+        return list(holders)
+
+    def blob_stub(self, node_id: str) -> Any:
+        return self.stubs[node_id]
+
+    def mark_suspect(self, node_id: str) -> None:
+        self.suspects.append(node_id)
+
+
+def write(view: FakeView, data: bytes = b"chunk") -> list[str]:
+    return asyncio.run(
+        replication.write_chunk(
+            view, blob_id="a" * 32, data=data, crc32c=google_crc32c.value(data),
+            placement_hash=1, timeout=TIMEOUT,
+        )
+    )  # fmt: skip
+
+
+# The first three nodes are the ring's primaries; the rest stand behind them in handoff order.
+@pytest.mark.parametrize(
+    ("outcomes", "acked"),
+    [
+        ("ok ok ok", ["dn1", "dn2", "dn3"]),
+        ("ok ok ok ok", ["dn1", "dn2", "dn3"]),
+        ("ok ok fail ok", ["dn1", "dn2", "dn4"]),
+        ("fail ok fail ok", ["dn2", "dn4"]),
+        ("ok fail fail ok ok", ["dn1", "dn4", "dn5"]),
+        ("ok ok hang", ["dn1", "dn2"]),
+        ("slow ok hang", ["dn1", "dn2"]),
+        ("ok ok", ["dn1", "dn2"]),
+    ],
+)
+def test_write_quorum_table(outcomes: str, acked: list[str]) -> None:
+    view = FakeView({f"dn{i + 1}": b for i, b in enumerate(outcomes.split())})
+    assert sorted(write(view)) == acked
+    for node in acked:
+        assert view.stubs[node].received == b"chunk"
+
+
+@pytest.mark.parametrize(
+    "outcomes", ["ok fail fail", "ok fail fail fail", "hang hang ok", "ok", ""]
+)
+def test_write_below_quorum_fails(outcomes: str) -> None:
+    view = FakeView({f"dn{i + 1}": b for i, b in enumerate(outcomes.split())})
+    with pytest.raises(ServiceUnavailable, match=r"copies acknowledged|only"):
+        write(view)
+
+
+def test_failed_and_hung_nodes_become_suspect() -> None:
+    view = FakeView({"dn1": "fail", "dn2": "ok", "dn3": "hang", "dn4": "ok"})
+    write(view)
+    assert "dn1" in view.suspects and "dn3" in view.suspects
+
+
+def test_large_chunk_streams_in_pieces() -> None:
+    data = bytes(range(256)) * (3 * 4096 + 1)
+    view = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"})
+    write(view, data)
+    assert all(s.received == data for s in view.stubs.values())
+    assert [len(p) for p in replication.split_pieces(data)][:3] == [replication.PIECE] * 3
+
+
+def read(view: FakeView, data: bytes, offset: int = 0, length: int | None = None) -> bytes:
+    length = len(data) if length is None else length
+    chunk = common_pb2.ChunkRef(
+        blob_id="b" * 32, length=len(data), crc32c=google_crc32c.value(data), nodes=view.order
+    )
+    return asyncio.run(
+        replication.read_chunk(view, chunk, offset=offset, length=length, timeout=TIMEOUT)
+    )
+
+
+@pytest.mark.parametrize(
+    "outcomes",
+    ["ok ok ok", "fail ok ok", "hang ok", "missing fail ok", "corrupt ok", "corrupt hang ok"],
+)
+def test_read_fails_over(outcomes: str) -> None:
+    data = b"the chunk's bytes" * 100
+    view = FakeView({f"dn{i + 1}": b for i, b in enumerate(outcomes.split())}, data=data)
+    assert read(view, data) == data
+    if "corrupt" not in outcomes:
+        # A ranged read cannot check the whole-chunk CRC: there the datanode's own segment
+        # checksums stand guard (it answers DATA_LOSS, which fails over like "fail").
+        assert read(view, data, offset=5, length=10) == data[5:15]
+
+
+@pytest.mark.parametrize("outcomes", ["fail fail", "corrupt missing", "hang", ""])
+def test_read_with_no_good_replica_fails(outcomes: str) -> None:
+    data = b"x" * 64
+    view = FakeView({f"dn{i + 1}": b for i, b in enumerate(outcomes.split())}, data=data)
+    with pytest.raises(ServiceUnavailable, match="no replica could be read"):
+        read(view, data)

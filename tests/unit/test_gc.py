@@ -1,0 +1,178 @@
+"""Garbage collection through a fake blob client: queued blobs are deleted from every holder and
+forgotten only when all confirmed; down and failing nodes are retried; removed nodes do not
+block; the orphan sweep deletes only unknown blobs, and only on up nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from metanode import catalog, membership
+from metanode.catalog import Chunk, Commit
+from metanode.gc import GarbageCollector
+from metanode.membership import Registration
+from metanode.store import Store
+from metanode.store.memory import MemoryStore
+from ringstore.config import ClusterConfig
+
+CLUSTER = ClusterConfig(replicas=2, write_quorum=1, partition_power=4)
+ADDRESSES = {"dn1": "127.0.0.1:7201", "dn2": "127.0.0.1:7202", "dn3": "127.0.0.1:7203"}
+
+
+class FakeBlobClient:
+    """Datanodes as sets of blob ids, with addresses that fail on demand."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, set[str]] = {a: set() for a in ADDRESSES.values()}
+        self.failing: set[str] = set()
+        self.deletes: list[tuple[str, str]] = []
+        self.listed: list[tuple[str, int]] = []
+
+    async def delete_blob(self, address: str, blob_id: str) -> bool:
+        if address in self.failing:
+            raise ConnectionError(f"{address} unreachable")
+        self.deletes.append((address, blob_id))
+        existed = blob_id in self.blobs[address]
+        self.blobs[address].discard(blob_id)
+        return existed
+
+    async def list_blobs(self, address: str, older_than_ns: int) -> list[str]:
+        if address in self.failing:
+            raise ConnectionError(f"{address} unreachable")
+        self.listed.append((address, older_than_ns))
+        return sorted(self.blobs[address])
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    engine = MemoryStore()
+    for node_id, address in ADDRESSES.items():
+        engine.call(membership.register_node, Registration(node_id, address, "z1", 1.0), CLUSTER)
+    engine.call(catalog.create_bucket, "bkt")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def client() -> FakeBlobClient:
+    return FakeBlobClient()
+
+
+def collector(store: Store, client: FakeBlobClient, grace: float = 60.0) -> GarbageCollector:
+    return GarbageCollector(
+        store, client, interval=0.01, orphan_grace=grace, orphan_scan_interval=0.01
+    )
+
+
+def put(
+    store: Store, client: FakeBlobClient, key: str, blob_id: str, nodes: tuple[str, ...]
+) -> None:
+    for n in nodes:
+        client.blobs[ADDRESSES[n]].add(blob_id)
+    commit = Commit("bkt", key, 3, "e", (Chunk(blob_id, 3, 1, 2, nodes),))
+    store.call(catalog.commit_object, commit)
+
+
+def set_state(store: Store, node_id: str, state: str) -> None:
+    def change(tx):  # type: ignore[no-untyped-def]
+        node = tx.get_node(node_id)
+        tx.put_node(dataclasses.replace(node, state=state))
+
+    store.call(change)
+
+
+def test_overwritten_blob_is_deleted_everywhere_then_forgotten(
+    store: Store, client: FakeBlobClient
+) -> None:
+    put(store, client, "k", "old", ("dn1", "dn2"))
+    put(store, client, "k", "new", ("dn2", "dn3"))
+    result = asyncio.run(collector(store, client).collect())
+    assert result.freed == ["old"] and result.deleted == 2 and result.retry == 0
+    assert "old" not in client.blobs[ADDRESSES["dn1"]] | client.blobs[ADDRESSES["dn2"]]
+    assert "new" in client.blobs[ADDRESSES["dn2"]]
+    assert store.call(lambda tx: tx.get_blob("old")) is None
+    assert store.call(lambda tx: tx.gc_length()) == 0
+    assert store.call(lambda tx: tx.get_blob("new")) is not None
+
+
+def test_down_node_is_retried_later(store: Store, client: FakeBlobClient) -> None:
+    put(store, client, "k", "old", ("dn1", "dn2"))
+    store.call(catalog.delete_object, "bkt", "k")
+    set_state(store, "dn2", "down")
+    gc = collector(store, client)
+    first = asyncio.run(gc.collect())
+    assert first.freed == [] and first.deleted == 1 and first.retry == 1
+    blob = store.call(lambda tx: tx.get_blob("old"))
+    assert blob is not None and blob.nodes == ("dn2",)  # dn1's copy is confirmed gone
+    assert store.call(lambda tx: tx.gc_length()) == 1
+    set_state(store, "dn2", "up")
+    assert asyncio.run(gc.collect()).freed == ["old"]
+    assert "old" not in client.blobs[ADDRESSES["dn2"]]
+
+
+def test_failing_node_is_retried_and_removed_node_does_not_block(
+    store: Store, client: FakeBlobClient
+) -> None:
+    put(store, client, "k", "old", ("dn1", "dn3"))
+    store.call(catalog.delete_object, "bkt", "k")
+    client.failing.add(ADDRESSES["dn1"])
+    set_state(store, "dn3", "removed")
+    gc = collector(store, client)
+    assert asyncio.run(gc.collect()).freed == []
+    assert (ADDRESSES["dn3"], "old") not in client.deletes  # nobody calls a removed node
+    client.failing.clear()
+    assert asyncio.run(gc.collect()).freed == ["old"]
+
+
+def test_blob_referenced_again_is_not_collected(store: Store, client: FakeBlobClient) -> None:
+    put(store, client, "k", "b", ("dn1",))
+    store.call(catalog.delete_object, "bkt", "k")
+    put(store, client, "k2", "b", ("dn1",))  # a copy took a reference before GC ran
+    result = asyncio.run(collector(store, client).collect())
+    assert result.freed == [] and client.deletes == []
+    assert "b" in client.blobs[ADDRESSES["dn1"]]
+
+
+def test_orphan_sweep_deletes_only_unknown_blobs_on_up_nodes(
+    store: Store, client: FakeBlobClient
+) -> None:
+    put(store, client, "k", "committed", ("dn1", "dn2"))
+    client.blobs[ADDRESSES["dn1"]].add("orphan-1")
+    client.blobs[ADDRESSES["dn2"]].add("orphan-2")
+    client.blobs[ADDRESSES["dn3"]].add("orphan-3")
+    set_state(store, "dn3", "down")
+    swept = asyncio.run(collector(store, client, grace=60.0).sweep_orphans(now_ns=100 * 10**9))
+    assert sorted(swept) == [("dn1", "orphan-1"), ("dn2", "orphan-2")]
+    assert client.blobs[ADDRESSES["dn1"]] == {"committed"}
+    assert client.blobs[ADDRESSES["dn3"]] == {"orphan-3"}
+    assert {older for _, older in client.listed} == {40 * 10**9}  # now - grace
+
+
+def test_orphan_sweep_survives_an_unreachable_node(store: Store, client: FakeBlobClient) -> None:
+    client.blobs[ADDRESSES["dn1"]].add("orphan-1")
+    client.blobs[ADDRESSES["dn2"]].add("orphan-2")
+    client.failing.add(ADDRESSES["dn1"])
+    swept = asyncio.run(collector(store, client).sweep_orphans())
+    assert swept == [("dn2", "orphan-2")]
+
+
+def test_background_loop_collects(store: Store, client: FakeBlobClient) -> None:
+    put(store, client, "k", "old", ("dn1",))
+    store.call(catalog.delete_object, "bkt", "k")
+    gc = collector(store, client)
+
+    async def run_until_empty() -> None:
+        task = asyncio.create_task(gc.run_collector())
+        try:
+            while await store.acall(lambda tx: tx.gc_length()):
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(asyncio.wait_for(run_until_empty(), timeout=10))
+    assert "old" not in client.blobs[ADDRESSES["dn1"]]
