@@ -1,0 +1,142 @@
+"""The ``ringstore-metanode`` process: the Meta service, failure detection and garbage collection.
+
+Once serving, it reports SERVING for ``ringstore.v1.Meta`` on the health service and prints one
+line to stdout: ``ringstore-metanode serving on <host:port> data <dir>``. Logs go to stderr.
+SIGINT or SIGTERM stops the background tasks, stops the server with a 2 s grace, closes the
+store and exits 0. Restarted on the same data directory, every committed record is back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from metanode.gc import GarbageCollector, GrpcBlobClient
+from metanode.membership import FailureDetector
+from metanode.servicer import MetaServicer, add_to_server
+from metanode.store.base import Store
+from metanode.store.memory import MemoryStore
+from metanode.store.sqlite import SqliteStore
+from ringstore import config as config_module
+from ringstore.config import Config
+from ringstore.errors import RingstoreError
+from ringstore.rpc import make_server, set_serving
+
+log = logging.getLogger("metanode")
+
+SERVICE_NAME = "ringstore.v1.Meta"
+STOP_GRACE = 2.0  # seconds given to in-flight calls on shutdown
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="ringstore-metanode", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="cluster.yaml (defaults and environment otherwise)")
+    p.add_argument("--listen", help="host:port to bind (port 0 picks a free one)")
+    p.add_argument("--data-dir", help="directory of the SQLite database")
+    p.add_argument("--replicas", type=int, help="N: copies of every chunk")
+    p.add_argument("--write-quorum", type=int, help="W: acknowledged copies per write")
+    p.add_argument("--chunk-size", type=int, help="bytes per chunk")
+    p.add_argument("--heartbeat-timeout", type=float, help="seconds before a silent node is down")
+    p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes")
+    p.add_argument("--orphan-grace", type=float, help="seconds before an uncommitted blob is swept")
+    p.add_argument("--orphan-scan-interval", type=float, help="seconds between orphan sweeps")
+    p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return p.parse_args(argv)
+
+
+def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The configuration file and environment, then the flags on top."""
+    cfg = config_module.load(args.config)
+    cluster = dataclasses.replace(
+        cfg.cluster, **_overrides(args, ("replicas", "write_quorum", "chunk_size"))
+    )
+    meta_names = (
+        "listen",
+        "data_dir",
+        "heartbeat_timeout",
+        "gc_interval",
+        "orphan_grace",
+        "orphan_scan_interval",
+    )
+    metanode = dataclasses.replace(cfg.metanode, **_overrides(args, meta_names))
+    return dataclasses.replace(cfg, cluster=cluster, metanode=metanode).validate()
+
+
+async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set, then shut down the server and background tasks."""
+    server, health, port = make_server(cfg.metanode.listen)
+    add_to_server(MetaServicer(store, cfg), server)
+    m = cfg.metanode
+    blob_client = GrpcBlobClient(timeout=m.rpc_timeout)
+    collector = GarbageCollector(
+        store,
+        blob_client,
+        interval=m.gc_interval,
+        orphan_grace=m.orphan_grace,
+        orphan_scan_interval=m.orphan_scan_interval,
+    )
+    detector = FailureDetector(store, m.heartbeat_timeout)
+    await server.start()
+    tasks = [
+        asyncio.create_task(detector.run(), name="failure-detector"),
+        asyncio.create_task(collector.run_collector(), name="gc"),
+        asyncio.create_task(collector.run_sweeper(), name="orphan-sweep"),
+    ]
+    await set_serving(health, SERVICE_NAME)
+    host = m.listen.rpartition(":")[0]
+    print(f"ringstore-metanode serving on {host}:{port} data {m.data_dir}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await server.stop(grace=STOP_GRACE)
+        await blob_client.close()
+
+
+async def _main(cfg: Config, store: Store) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(cfg, store, stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = build_config(args)
+        store: Store = MemoryStore() if args.memory else SqliteStore(cfg.metanode.data_dir)
+    except (RingstoreError, OSError, RuntimeError) as exc:
+        print(f"ringstore-metanode: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_main(cfg, store))
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""ListObjects as a pure function over an ordered key scan (no storage, no gRPC).
+
+Guarantees (S3 ListObjectsV2):
+
+- Entries are the keys under ``prefix`` after ``start_after``, with every key whose remainder
+  (after the prefix) holds ``delimiter`` rolled up into one common prefix (up to and including
+  the first delimiter). Keys and common prefixes come interleaved in UTF-8 byte order.
+- ``max_keys`` (1..1000) counts both kinds; a page holds exactly ``max_keys`` entries unless it
+  is the last; ``is_truncated`` is true exactly when another entry follows.
+- The continuation token is opaque: ``v1:`` + urlsafe base64 of the last entry returned. A
+  token continues after that entry (after the whole folder, for a common prefix); a token this
+  service did not issue is an :class:`InvalidArgument` naming it.
+- A common prefix costs one seek, however many keys it holds: the scan restarts at
+  ``common_prefix + b"\\xff"``, past every key under it, because UTF-8 never contains 0xFF.
+- Hidden entries (delete markers) are skipped and never form a common prefix on their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from ringstore.errors import InvalidArgument
+from ringstore.validation import check_max_keys
+
+T = TypeVar("T")
+TOKEN_VERSION = "v1:"
+_TOKEN_PAYLOAD = re.compile(r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$")
+PAST_FOLDER = b"\xff"  # appended to a common prefix: sorts after every UTF-8 key under it
+
+# scan(after) yields (key as UTF-8 bytes, item) for keys under the prefix sorting after `after`.
+Scan = Callable[[bytes], Iterator[tuple[bytes, T]]]
+
+
+@dataclasses.dataclass
+class Page(Generic[T]):
+    items: list[T]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_continuation_token: str
+
+
+def encode_token(last_entry: str) -> str:
+    """The continuation token that resumes after ``last_entry`` (a key or common prefix)."""
+    return TOKEN_VERSION + base64.urlsafe_b64encode(last_entry.encode()).decode()
+
+
+def decode_token(token: str) -> str:
+    """The entry a token resumes after; :class:`InvalidArgument` if this service did not issue
+    it."""
+    if not token.startswith(TOKEN_VERSION):
+        raise InvalidArgument(
+            f"continuation_token {token!r} is not a token this service issued "
+            f"(it must come from next_continuation_token)"
+        )
+    payload = token[len(TOKEN_VERSION) :]
+    try:
+        if not payload or not _TOKEN_PAYLOAD.match(payload):
+            raise ValueError(payload)
+        return base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidArgument(
+            f"continuation_token {token!r} is corrupt (it must come from next_continuation_token)"
+        ) from None
+
+
+def list_page(
+    scan: Scan[T],
+    *,
+    prefix: str = "",
+    delimiter: str = "",
+    start_after: str = "",
+    continuation_token: str = "",
+    max_keys: int = 1000,
+    visible: Callable[[T], bool] = lambda _: True,
+) -> Page[T]:
+    """One page of a listing. ``scan`` must honour its contract (see :data:`Scan`)."""
+    check_max_keys(max_keys)
+    resume = decode_token(continuation_token) if continuation_token else None
+    after = (resume if resume is not None else start_after).encode()
+    folder_done = resume.encode() if resume is not None else None
+    found = _entries(scan, after, prefix.encode(), delimiter.encode(), folder_done, visible)
+    # One entry past the page tells whether the listing is truncated.
+    entries = list(itertools.islice(found, max_keys + 1))
+    truncated = len(entries) > max_keys
+    page = entries[:max_keys]
+    return Page(
+        items=[item for _, item in page if item is not None],
+        common_prefixes=[name for name, item in page if item is None],
+        is_truncated=truncated,
+        next_continuation_token=encode_token(page[-1][0]) if truncated else "",
+    )
+
+
+def _entries(
+    scan: Scan[T],
+    after: bytes,
+    prefix: bytes,
+    delimiter: bytes,
+    folder_done: bytes | None,
+    visible: Callable[[T], bool],
+) -> Iterator[tuple[str, T | None]]:
+    """Entries after ``after``: (key, item), or (common prefix, None). One scan runs until a
+    folder ends it; the next starts past the folder. ``folder_done`` is the entry a token
+    stopped on: folders up to it were returned by an earlier page."""
+    while True:
+        for key, item in scan(after):
+            if not key.startswith(prefix):
+                return
+            if not visible(item):
+                continue
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut < 0:
+                yield key.decode(), item
+                continue
+            folder = key[: cut + len(delimiter)]
+            after = folder + PAST_FOLDER
+            if folder_done is None or folder > folder_done:
+                yield folder.decode(), None
+            break  # restart the scan past the folder
+        else:
+            return

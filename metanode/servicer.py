@@ -1,0 +1,222 @@
+"""The ``ringstore.v1.Meta`` gRPC service: decode, run the logic in one store transaction on the
+store's thread (never on the event loop), encode. Errors are raised by the logic and mapped to
+statuses by :func:`ringstore.rpc.handler`."""
+
+from __future__ import annotations
+
+from grpc import aio
+
+from metanode import catalog, membership
+from metanode.store.base import BlobRecord, BucketRecord, NodeRecord, Store, VersionRecord
+from ringstore.config import Config
+from ringstore.rpc import handler
+from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
+
+DEFAULT_MAX_KEYS = 1000  # a request's max_keys of 0 means "unset" in proto3
+
+
+def bucket_info(bucket: BucketRecord) -> common_pb2.BucketInfo:
+    return common_pb2.BucketInfo(
+        name=bucket.name, created_ns=bucket.created_ns, versioning=bucket.versioning
+    )
+
+
+def object_info(
+    version: VersionRecord, *, has_version_id: bool, is_latest: bool
+) -> common_pb2.ObjectInfo:
+    return common_pb2.ObjectInfo(
+        bucket=version.bucket,
+        key=version.key,
+        size=version.size,
+        etag=version.etag,
+        version_id=version.version_id if has_version_id else "",
+        has_version_id=has_version_id,
+        content_type=version.content_type,
+        metadata=dict(version.metadata),
+        last_modified_ns=version.created_ns,
+        is_delete_marker=version.is_delete_marker,
+        is_latest=is_latest,
+    )
+
+
+def _view_info(view: catalog.ObjectView) -> common_pb2.ObjectInfo:
+    return object_info(view.version, has_version_id=view.has_version_id, is_latest=view.is_latest)
+
+
+def chunk_ref(blob: BlobRecord) -> common_pb2.ChunkRef:
+    return common_pb2.ChunkRef(
+        blob_id=blob.blob_id,
+        length=blob.length,
+        crc32c=blob.crc32c,
+        placement_hash=blob.placement_hash,
+        nodes=list(blob.nodes),
+    )
+
+
+def node_info(node: NodeRecord) -> common_pb2.NodeInfo:
+    return common_pb2.NodeInfo(
+        id=node.id,
+        address=node.address,
+        zone=node.zone,
+        weight=node.weight,
+        state=node.state,
+        capacity_bytes=node.capacity,
+        used_bytes=node.used,
+        blob_count=node.blob_count,
+        last_heartbeat_ns=node.last_heartbeat_ns,
+    )
+
+
+def decode_commit(request: meta_pb2.CommitObjectRequest) -> catalog.Commit:
+    return catalog.Commit(
+        bucket=request.bucket,
+        key=request.key,
+        size=request.size,
+        etag=request.etag,
+        chunks=tuple(
+            catalog.Chunk(c.blob_id, c.length, c.crc32c, c.placement_hash, tuple(c.nodes))
+            for c in request.chunks
+        ),
+        content_type=request.content_type,
+        metadata=dict(request.metadata),
+        if_match=request.if_match,
+        if_none_match=request.if_none_match,
+    )
+
+
+class MetaServicer(meta_pb2_grpc.MetaServicer):
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+
+    @handler
+    async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
+        return bucket_info(await self.store.acall(catalog.create_bucket, request.name))
+
+    @handler
+    async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]
+        return bucket_info(await self.store.acall(catalog.head_bucket, request.name))
+
+    @handler
+    async def ListBuckets(self, request, context):  # type: ignore[no-untyped-def]
+        buckets = await self.store.acall(catalog.list_buckets)
+        return objectstore_pb2.ListBucketsResponse(buckets=[bucket_info(b) for b in buckets])
+
+    @handler
+    async def DeleteBucket(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(catalog.delete_bucket, request.name)
+        return objectstore_pb2.DeleteBucketResponse()
+
+    @handler
+    async def CommitObject(self, request, context):  # type: ignore[no-untyped-def]
+        view = await self.store.acall(catalog.commit_object, decode_commit(request))
+        return _view_info(view)
+
+    @handler
+    async def GetObjectRecord(self, request, context):  # type: ignore[no-untyped-def]
+        record = await self.store.acall(
+            catalog.get_object_record, request.bucket, request.key, request.version_id
+        )
+        return meta_pb2.ObjectRecord(
+            info=_view_info(record.object), chunks=[chunk_ref(b) for b in record.chunks]
+        )
+
+    @handler
+    async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
+        result = await self.store.acall(
+            catalog.delete_object, request.bucket, request.key, request.version_id
+        )
+        return objectstore_pb2.DeleteObjectResponse(
+            version_id=result.version_id if result.has_version_id else "",
+            has_version_id=result.has_version_id,
+            delete_marker=result.delete_marker,
+        )
+
+    @handler
+    async def ListObjects(self, request, context):  # type: ignore[no-untyped-def]
+        page, versioned = await self.store.acall(
+            catalog.list_objects,
+            request.bucket,
+            prefix=request.prefix,
+            delimiter=request.delimiter,
+            start_after=request.start_after,
+            continuation_token=request.continuation_token,
+            max_keys=request.max_keys or DEFAULT_MAX_KEYS,
+        )
+        return objectstore_pb2.ListObjectsResponse(
+            objects=[object_info(v, has_version_id=versioned, is_latest=True) for v in page.items],
+            common_prefixes=page.common_prefixes,
+            is_truncated=page.is_truncated,
+            next_continuation_token=page.next_continuation_token,
+        )
+
+    @handler
+    async def RegisterNode(self, request, context):  # type: ignore[no-untyped-def]
+        registration = membership.Registration(
+            id=request.id,
+            address=request.address,
+            zone=request.zone,
+            weight=request.weight,
+            capacity=request.capacity_bytes,
+            used=request.used_bytes,
+        )
+        epoch = await self.store.acall(membership.register_node, registration, self.config.cluster)
+        return meta_pb2.RegisterNodeResponse(ring_epoch=epoch)
+
+    @handler
+    async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
+        epoch = await self.store.acall(
+            membership.heartbeat,
+            request.id,
+            request.capacity_bytes,
+            request.used_bytes,
+            request.blob_count,
+            self.config.cluster,
+        )
+        return meta_pb2.HeartbeatResponse(ring_epoch=epoch)
+
+    @handler
+    async def GetCluster(self, request, context):  # type: ignore[no-untyped-def]
+        view = await self.store.acall(
+            membership.cluster_view, request.known_epoch, self.config.cluster
+        )
+        cluster = self.config.cluster
+        response = meta_pb2.GetClusterResponse(
+            nodes=[node_info(n) for n in view.nodes],
+            replicas=cluster.replicas,
+            write_quorum=cluster.write_quorum,
+            chunk_size=cluster.chunk_size,
+        )
+        if view.ring is not None:
+            response.ring.CopyFrom(view.ring)
+        return response
+
+    @handler
+    async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
+        status = await self.store.acall(membership.cluster_status, self.config.cluster)
+        return objectstore_pb2.ClusterStatusResponse(
+            ring_epoch=status.epoch,
+            replicas=self.config.cluster.replicas,
+            write_quorum=self.config.cluster.write_quorum,
+            nodes=[node_info(n) for n in status.nodes],
+            zones=[
+                objectstore_pb2.ZoneStatus(
+                    zone=z.zone,
+                    nodes=z.nodes,
+                    weight=z.weight,
+                    share=z.share,
+                    weight_share=z.weight_share,
+                )
+                for z in status.zones
+            ],
+            balance=status.balance,
+            balance_note=status.balance_note,
+            buckets=status.stats.buckets,
+            objects=status.stats.objects,
+            stored_bytes=status.stats.stored_bytes,
+            pending_gc_blobs=status.pending_gc,
+        )
+
+
+def add_to_server(servicer: MetaServicer, server: aio.Server) -> None:
+    meta_pb2_grpc.add_MetaServicer_to_server(servicer, server)

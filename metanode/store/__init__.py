@@ -1,0 +1,27 @@
+"""Metadata storage: record primitives run inside one serialized transaction.
+
+:mod:`metanode.store.base` defines the interface and the records; :mod:`.sqlite` is the durable
+engine, :mod:`.memory` its in-memory twin. One contract test suite runs against both.
+"""
+
+from metanode.store.base import (
+    BlobRecord,
+    BucketRecord,
+    ManifestEntry,
+    NodeRecord,
+    Store,
+    StoreStats,
+    Transaction,
+    VersionRecord,
+)
+
+__all__ = [
+    "BlobRecord",
+    "BucketRecord",
+    "ManifestEntry",
+    "NodeRecord",
+    "Store",
+    "StoreStats",
+    "Transaction",
+    "VersionRecord",
+]

@@ -1,0 +1,232 @@
+"""The metanode's storage interface: records, and the primitives a transaction offers.
+
+Guarantees every engine gives:
+
+- ``store.call(fn, *args)`` (blocking) and ``await store.acall(fn, *args)`` run ``fn(tx, *args)``
+  (keyword arguments pass through too)
+  inside ONE transaction on the store's single worker thread, so transactions are serialized
+  and atomic: if ``fn`` raises, none of its writes remain; if it returns, all of them are
+  durable (for the durable engine) before the caller sees the result. ``acall`` never blocks
+  the event loop.
+- Keys are compared as UTF-8 bytes, so scans come out in S3's order.
+- Stores only store: conditions, listing, reference counting and garbage queueing live in the
+  logic modules above, shared by every engine.
+
+Records are frozen dataclasses; to change one, build a new one (``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Self, TypeVar
+
+R = TypeVar("R")
+
+VERSIONING_STATES = ("Unversioned", "Enabled", "Suspended")
+NODE_STATES = ("up", "down", "draining", "removed")
+NULL_VERSION = "null"  # the version id of objects written while versioning is not Enabled
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketRecord:
+    name: str
+    created_ns: int  # UTC nanoseconds since the epoch
+    versioning: str = "Unversioned"  # one of VERSIONING_STATES
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestEntry:
+    """One chunk of an object version: ``length`` bytes at ``offset`` in the object."""
+
+    blob_id: str
+    offset: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionRecord:
+    """One version of an object (or a delete marker). ``seq`` is store-wide monotonic and
+    orders the versions of a key: the highest is the latest."""
+
+    bucket: str
+    key: str
+    version_id: str
+    seq: int
+    is_delete_marker: bool
+    size: int
+    etag: str
+    content_type: str
+    metadata: Mapping[str, str]
+    created_ns: int
+    manifest: tuple[ManifestEntry, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobRecord:
+    """An immutable chunk on the datanodes. ``refs`` counts the versions (and later, copies and
+    parts) that use it; at 0 it is queued for garbage collection. ``nodes`` hold a copy."""
+
+    blob_id: str
+    length: int
+    crc32c: int
+    placement_hash: int
+    refs: int
+    created_ns: int
+    nodes: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRecord:
+    id: str
+    address: str  # host:port of its Blob service
+    zone: str
+    weight: float
+    state: str  # one of NODE_STATES
+    capacity: int  # bytes
+    used: int  # bytes
+    blob_count: int
+    last_heartbeat_ns: int  # UTC nanoseconds since the epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreStats:
+    buckets: int
+    objects: int  # object versions that are not delete markers
+    stored_bytes: int  # their sizes summed
+
+
+class Transaction(abc.ABC):
+    """The record primitives, valid only inside the ``fn`` given to :meth:`Store.call`."""
+
+    # Buckets.
+    @abc.abstractmethod
+    def get_bucket(self, name: str) -> BucketRecord | None: ...
+    @abc.abstractmethod
+    def put_bucket(self, bucket: BucketRecord) -> None: ...
+    @abc.abstractmethod
+    def delete_bucket(self, name: str) -> None: ...
+    @abc.abstractmethod
+    def list_buckets(self) -> list[BucketRecord]:
+        """Every bucket, sorted by name."""
+
+    @abc.abstractmethod
+    def has_versions(self, bucket: str) -> bool:
+        """Whether any version or delete marker exists in ``bucket``."""
+
+    # Object versions.
+    @abc.abstractmethod
+    def next_seq(self) -> int:
+        """A sequence number higher than every one handed out before (never reused)."""
+
+    @abc.abstractmethod
+    def get_version(self, bucket: str, key: str, version_id: str) -> VersionRecord | None: ...
+    @abc.abstractmethod
+    def get_latest(self, bucket: str, key: str) -> VersionRecord | None:
+        """The version of ``key`` with the highest seq (possibly a delete marker)."""
+
+    @abc.abstractmethod
+    def put_version(self, version: VersionRecord) -> None:
+        """Insert or replace (by bucket, key, version_id)."""
+
+    @abc.abstractmethod
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None: ...
+    @abc.abstractmethod
+    def scan_latest(self, bucket: str, prefix: bytes, after: bytes) -> Iterator[VersionRecord]:
+        """The latest version of every key that starts with ``prefix`` and sorts after
+        ``after``, in UTF-8 byte order of the keys. Lazy: stopping early costs nothing more."""
+
+    # Blobs and the garbage queue.
+    @abc.abstractmethod
+    def get_blob(self, blob_id: str) -> BlobRecord | None: ...
+    @abc.abstractmethod
+    def put_blob(self, blob: BlobRecord) -> None:
+        """Insert or replace the blob and its replica set."""
+
+    @abc.abstractmethod
+    def delete_blob(self, blob_id: str) -> None:
+        """Remove the blob and its replica rows."""
+
+    @abc.abstractmethod
+    def known_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        """Those of ``blob_ids`` that have a blob record."""
+
+    @abc.abstractmethod
+    def enqueue_gc(self, blob_id: str, now_ns: int) -> None: ...
+    @abc.abstractmethod
+    def dequeue_gc(self, blob_id: str) -> None: ...
+    @abc.abstractmethod
+    def gc_batch(self, limit: int) -> list[str]:
+        """Up to ``limit`` queued blob ids, oldest first."""
+
+    @abc.abstractmethod
+    def gc_length(self) -> int: ...
+
+    # Membership and the ring.
+    @abc.abstractmethod
+    def get_node(self, node_id: str) -> NodeRecord | None: ...
+    @abc.abstractmethod
+    def put_node(self, node: NodeRecord) -> None: ...
+    @abc.abstractmethod
+    def list_nodes(self) -> list[NodeRecord]:
+        """Every node, sorted by id."""
+
+    @abc.abstractmethod
+    def get_ring(self) -> tuple[int, bytes] | None:
+        """(epoch, serialized RingTable) of the newest ring, or None before the first."""
+
+    @abc.abstractmethod
+    def put_ring(self, epoch: int, table: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats: ...
+
+
+class Store(abc.ABC):
+    """An engine: runs functions of a :class:`Transaction` one at a time on its own thread."""
+
+    def __init__(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=type(self).__name__
+        )
+        self._closed = False
+
+    @abc.abstractmethod
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        """Run ``fn(tx, *args)`` in one transaction; called on the worker thread only."""
+
+    def _submit(self, fn: Callable[..., R], args: tuple[Any, ...]) -> concurrent.futures.Future[R]:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        return self._executor.submit(self._run, fn, args)
+
+    def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run ``fn(tx, *args, **kwargs)`` in one transaction; return its result (blocking)."""
+        return self._submit(functools.partial(fn, **kwargs) if kwargs else fn, args).result()
+
+    async def acall(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run ``fn(tx, *args, **kwargs)`` in one transaction without blocking the event loop."""
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        return await asyncio.wrap_future(self._submit(call, args))
+
+    def close(self) -> None:
+        """Finish queued transactions, then release the engine. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.submit(self._close).result()
+        self._executor.shutdown(wait=True)
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Release engine resources; runs on the worker thread."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

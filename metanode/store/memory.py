@@ -1,0 +1,197 @@
+"""The in-memory twin of the SQLite store: same contract, nothing persisted (tests, ``--memory``).
+
+Atomicity: every mutation pushes its inverse onto an undo log; if the transaction's function
+raises, the log is replayed backwards, so a failed transaction leaves no trace. Isolation: the
+base class runs one transaction at a time on a single worker thread (and a lock guards the
+state besides). Keys of each bucket are kept in a sorted list of UTF-8 bytes for ordered scans.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from metanode.store.base import (
+    BlobRecord,
+    BucketRecord,
+    NodeRecord,
+    Store,
+    StoreStats,
+    Transaction,
+    VersionRecord,
+)
+
+R = TypeVar("R")
+_MISSING = object()
+
+
+class _State:
+    def __init__(self) -> None:
+        self.buckets: dict[str, BucketRecord] = {}
+        # (bucket, key bytes) -> version id -> record
+        self.versions: dict[tuple[str, bytes], dict[str, VersionRecord]] = {}
+        self.keys: dict[str, list[bytes]] = {}  # bucket -> sorted keys having any version
+        self.blobs: dict[str, BlobRecord] = {}
+        self.gc: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
+        self.nodes: dict[str, NodeRecord] = {}
+        self.rings: dict[int, bytes] = {}
+        self.seq = 0
+
+
+class MemoryTransaction(Transaction):
+    def __init__(self, state: _State) -> None:
+        self._s = state
+        self.undo: list[Callable[[], None]] = []
+
+    # Undo-logged mutation of a dict entry.
+    def _set(self, d: dict[Any, Any], k: Any, v: Any) -> None:
+        old = d.get(k, _MISSING)
+        d[k] = v
+        self.undo.append(lambda: d.__setitem__(k, old) if old is not _MISSING else d.pop(k))
+
+    def _pop(self, d: dict[Any, Any], k: Any) -> None:
+        if k in d:
+            old = d.pop(k)
+            self.undo.append(lambda: d.__setitem__(k, old))
+
+    def get_bucket(self, name: str) -> BucketRecord | None:
+        return self._s.buckets.get(name)
+
+    def put_bucket(self, bucket: BucketRecord) -> None:
+        self._set(self._s.buckets, bucket.name, bucket)
+
+    def delete_bucket(self, name: str) -> None:
+        self._pop(self._s.buckets, name)
+
+    def list_buckets(self) -> list[BucketRecord]:
+        return [self._s.buckets[n] for n in sorted(self._s.buckets)]
+
+    def has_versions(self, bucket: str) -> bool:
+        return bool(self._s.keys.get(bucket))
+
+    def next_seq(self) -> int:
+        old = self._s.seq
+        self._s.seq = old + 1
+        self.undo.append(lambda: setattr(self._s, "seq", old))
+        return old + 1
+
+    def get_version(self, bucket: str, key: str, version_id: str) -> VersionRecord | None:
+        return self._s.versions.get((bucket, key.encode()), {}).get(version_id)
+
+    def get_latest(self, bucket: str, key: str) -> VersionRecord | None:
+        versions = self._s.versions.get((bucket, key.encode()))
+        return max(versions.values(), key=lambda v: v.seq) if versions else None
+
+    def put_version(self, version: VersionRecord) -> None:
+        slot = (version.bucket, version.key.encode())
+        if slot not in self._s.versions:
+            self._set(self._s.versions, slot, {})
+            self._insort(version.bucket, slot[1])
+        self._set(self._s.versions[slot], version.version_id, version)
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        slot = (bucket, key.encode())
+        versions = self._s.versions.get(slot)
+        if versions is None or version_id not in versions:
+            return
+        self._pop(versions, version_id)
+        if not versions:
+            self._pop(self._s.versions, slot)
+            self._remove_key(bucket, slot[1])
+
+    def _insort(self, bucket: str, key: bytes) -> None:
+        if bucket not in self._s.keys:
+            self._set(self._s.keys, bucket, [])
+        keys = self._s.keys[bucket]
+        bisect.insort(keys, key)
+        self.undo.append(lambda: keys.remove(key))
+
+    def _remove_key(self, bucket: str, key: bytes) -> None:
+        keys = self._s.keys[bucket]
+        keys.pop(bisect.bisect_left(keys, key))
+        self.undo.append(lambda: bisect.insort(keys, key))
+
+    def scan_latest(self, bucket: str, prefix: bytes, after: bytes) -> Iterator[VersionRecord]:
+        keys = self._s.keys.get(bucket, [])
+        i = bisect.bisect_left(keys, prefix) if after < prefix else bisect.bisect_right(keys, after)
+        while i < len(keys) and keys[i].startswith(prefix):
+            latest = self.get_latest(bucket, keys[i].decode())
+            if latest is not None:
+                yield latest
+            i += 1
+
+    def get_blob(self, blob_id: str) -> BlobRecord | None:
+        return self._s.blobs.get(blob_id)
+
+    def put_blob(self, blob: BlobRecord) -> None:
+        self._set(self._s.blobs, blob.blob_id, blob)
+
+    def delete_blob(self, blob_id: str) -> None:
+        self._pop(self._s.blobs, blob_id)
+
+    def known_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        return {b for b in blob_ids if b in self._s.blobs}
+
+    def enqueue_gc(self, blob_id: str, now_ns: int) -> None:
+        if blob_id not in self._s.gc:
+            self._set(self._s.gc, blob_id, now_ns)
+
+    def dequeue_gc(self, blob_id: str) -> None:
+        self._pop(self._s.gc, blob_id)
+
+    def gc_batch(self, limit: int) -> list[str]:
+        return list(self._s.gc)[:limit]
+
+    def gc_length(self) -> int:
+        return len(self._s.gc)
+
+    def get_node(self, node_id: str) -> NodeRecord | None:
+        return self._s.nodes.get(node_id)
+
+    def put_node(self, node: NodeRecord) -> None:
+        self._set(self._s.nodes, node.id, node)
+
+    def list_nodes(self) -> list[NodeRecord]:
+        return [self._s.nodes[n] for n in sorted(self._s.nodes)]
+
+    def get_ring(self) -> tuple[int, bytes] | None:
+        if not self._s.rings:
+            return None
+        epoch = max(self._s.rings)
+        return epoch, self._s.rings[epoch]
+
+    def put_ring(self, epoch: int, table: bytes) -> None:
+        self._set(self._s.rings, epoch, table)
+
+    def stats(self) -> StoreStats:
+        live = [
+            v
+            for versions in self._s.versions.values()
+            for v in versions.values()
+            if not v.is_delete_marker
+        ]
+        return StoreStats(len(self._s.buckets), len(live), sum(v.size for v in live))
+
+
+class MemoryStore(Store):
+    """Everything in dicts; lost when the process ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._state = _State()
+        self._lock = threading.Lock()
+
+    def _close(self) -> None:
+        self._state = _State()  # a closed twin forgets, as a stopped process would
+
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        with self._lock:
+            tx = MemoryTransaction(self._state)
+            try:
+                return fn(tx, *args)
+            except BaseException:
+                for undo in reversed(tx.undo):
+                    undo()
+                raise

@@ -1,0 +1,275 @@
+"""The storage contract of metanode.store, run against both engines (SQLite and the in-memory
+twin), plus what only the durable engine promises: persistence and schema versioning."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from metanode.store import (
+    BlobRecord,
+    BucketRecord,
+    ManifestEntry,
+    NodeRecord,
+    Store,
+    Transaction,
+    VersionRecord,
+)
+from metanode.store.memory import MemoryStore
+from metanode.store.sqlite import DB_NAME, SCAN_BATCH, SCHEMA_VERSION, SqliteStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    engine: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path)
+    yield engine
+    engine.close()
+
+
+def version(
+    key: str, seq: int, version_id: str = "null", bucket: str = "b1", **kw
+) -> VersionRecord:  # type: ignore[no-untyped-def]
+    fields = dict(
+        bucket=bucket,
+        key=key,
+        version_id=version_id,
+        seq=seq,
+        is_delete_marker=False,
+        size=3,
+        etag="e",
+        content_type="text/plain",
+        metadata={"a": "1"},
+        created_ns=1,
+        manifest=(ManifestEntry("blob-1", 0, 3),),
+    )
+    fields.update(kw)
+    return VersionRecord(**fields)  # type: ignore[arg-type]
+
+
+def node(node_id: str, **kw) -> NodeRecord:  # type: ignore[no-untyped-def]
+    fields = dict(
+        id=node_id,
+        address="127.0.0.1:1",
+        zone="z1",
+        weight=1.0,
+        state="up",
+        capacity=100,
+        used=1,
+        blob_count=2,
+        last_heartbeat_ns=5,
+    )
+    fields.update(kw)
+    return NodeRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_buckets_round_trip_and_list_sorted(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        for name in ("zeta", "alpha", "mid"):
+            tx.put_bucket(BucketRecord(name, 7, "Unversioned"))
+
+    store.call(write)
+    assert store.call(lambda tx: tx.get_bucket("alpha")) == BucketRecord("alpha", 7, "Unversioned")
+    assert [b.name for b in store.call(lambda tx: tx.list_buckets())] == ["alpha", "mid", "zeta"]
+    store.call(lambda tx: tx.delete_bucket("mid"))
+    assert store.call(lambda tx: tx.get_bucket("mid")) is None
+    assert store.call(lambda tx: tx.get_bucket("nope")) is None
+
+
+def test_versions_round_trip_latest_by_seq(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_bucket(BucketRecord("b1", 1))
+        tx.put_version(version("k", 5, "v5"))
+        tx.put_version(version("k", 9, "v9", size=0, manifest=(), is_delete_marker=True))
+        tx.put_version(version("k", 7, "v7"))
+
+    store.call(write)
+    assert store.call(lambda tx: tx.get_version("b1", "k", "v5")) == version("k", 5, "v5")
+    latest = store.call(lambda tx: tx.get_latest("b1", "k"))
+    assert latest is not None and latest.version_id == "v9" and latest.is_delete_marker
+    assert store.call(lambda tx: tx.has_versions("b1"))
+    store.call(lambda tx: tx.delete_version("b1", "k", "v9"))
+    latest = store.call(lambda tx: tx.get_latest("b1", "k"))
+    assert latest is not None and latest.version_id == "v7"
+    for vid in ("v5", "v7"):
+        store.call(lambda tx, vid=vid: tx.delete_version("b1", "k", vid))
+    assert store.call(lambda tx: tx.get_latest("b1", "k")) is None
+    assert not store.call(lambda tx: tx.has_versions("b1"))
+
+
+def test_put_version_replaces_same_id(store: Store) -> None:
+    store.call(lambda tx: tx.put_version(version("k", 1)))
+    store.call(lambda tx: tx.put_version(version("k", 2, etag="new")))
+    got = store.call(lambda tx: tx.get_latest("b1", "k"))
+    assert got is not None and (got.seq, got.etag) == (2, "new")
+
+
+def test_next_seq_is_monotonic(store: Store) -> None:
+    seqs = [store.call(lambda tx: tx.next_seq()) for _ in range(5)]
+    assert seqs == sorted(set(seqs)) and seqs[0] >= 1
+
+
+def test_scan_latest_is_utf8_byte_order_with_prefix_and_after(store: Store) -> None:
+    keys = ["b", "a/2", "a/1", "\u00e9t\u00e9", "\U0001f600", "a", "ab", "Z", "a/10", "\uffef"]
+
+    def write(tx: Transaction) -> None:
+        for i, key in enumerate(keys):
+            tx.put_version(version(key, i + 1))
+        tx.put_version(version("a/1", 100, "v2", etag="newest"))
+        tx.put_version(version("a/1", 50, "other", bucket="b2"))
+
+    store.call(write)
+
+    def scan(prefix: str, after: str) -> list[str]:
+        return store.call(
+            lambda tx: [v.key for v in tx.scan_latest("b1", prefix.encode(), after.encode())]
+        )
+
+    assert scan("", "") == sorted(keys, key=lambda k: k.encode())
+    assert scan("a/", "") == ["a/1", "a/10", "a/2"]
+    assert scan("a/", "a/1") == ["a/10", "a/2"]
+    assert scan("a", "a/2") == ["ab"]
+    assert scan("", "\u00e9t\u00e9") == ["\uffef", "\U0001f600"]
+    assert scan("q", "") == []
+    latest = store.call(lambda tx: list(tx.scan_latest("b1", b"a/1", b"")))
+    assert [(v.key, v.etag) for v in latest] == [("a/1", "newest"), ("a/10", "e")]
+
+
+def test_scan_is_lazy_across_batches(store: Store) -> None:
+    total = SCAN_BATCH * 2 + 7
+
+    def write(tx: Transaction) -> None:
+        for i in range(total):
+            tx.put_version(version(f"k{i:05d}", i + 1))
+
+    store.call(write)
+    keys = store.call(lambda tx: [v.key for v in tx.scan_latest("b1", b"k", b"")])
+    assert keys == [f"k{i:05d}" for i in range(total)]
+    first = store.call(lambda tx: next(tx.scan_latest("b1", b"", b"k00100")).key)
+    assert first == "k00101"
+
+
+def test_failed_transaction_leaves_no_trace(store: Store) -> None:
+    store.call(lambda tx: tx.put_bucket(BucketRecord("keep", 1)))
+    blob = BlobRecord("x", 3, 4, 5, 1, 6, ("n1",))
+
+    def fail(tx: Transaction) -> None:
+        tx.put_bucket(BucketRecord("gone", 1))
+        tx.delete_bucket("keep")
+        tx.put_version(version("k", tx.next_seq()))
+        tx.put_blob(blob)
+        tx.enqueue_gc("x", 1)
+        tx.put_node(node("n1"))
+        tx.put_ring(1, b"ring")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        store.call(fail)
+    assert [b.name for b in store.call(lambda tx: tx.list_buckets())] == ["keep"]
+    assert store.call(lambda tx: tx.get_latest("b1", "k")) is None
+    assert store.call(lambda tx: list(tx.scan_latest("b1", b"", b""))) == []
+    assert store.call(lambda tx: tx.get_blob("x")) is None
+    assert store.call(lambda tx: tx.gc_length()) == 0
+    assert store.call(lambda tx: tx.list_nodes()) == []
+    assert store.call(lambda tx: tx.get_ring()) is None
+
+
+def test_blobs_and_replicas(store: Store) -> None:
+    blob = BlobRecord("b-1", 10, 123, 456, 1, 99, ("n2", "n1"))
+    store.call(lambda tx: tx.put_blob(blob))
+    got = store.call(lambda tx: tx.get_blob("b-1"))
+    assert got is not None and sorted(got.nodes) == ["n1", "n2"] and got.refs == 1
+    assert (got.length, got.crc32c, got.placement_hash, got.created_ns) == (10, 123, 456, 99)
+    store.call(lambda tx: tx.put_blob(BlobRecord("b-1", 10, 123, 456, 0, 99, ("n3",))))
+    got = store.call(lambda tx: tx.get_blob("b-1"))
+    assert got is not None and got.nodes == ("n3",) and got.refs == 0
+    ids = [f"id{i}" for i in range(1200)] + ["b-1"]
+    assert store.call(lambda tx: tx.known_blobs(ids)) == {"b-1"}
+    store.call(lambda tx: tx.delete_blob("b-1"))
+    assert store.call(lambda tx: tx.get_blob("b-1")) is None
+
+
+def test_gc_queue(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.enqueue_gc("late", 20)
+        tx.enqueue_gc("early", 10)
+        tx.enqueue_gc("late", 30)  # already queued: no change
+
+    store.call(write)
+    assert store.call(lambda tx: tx.gc_length()) == 2
+    assert store.call(lambda tx: tx.gc_batch(10)) in (["early", "late"], ["late", "early"])
+    assert len(store.call(lambda tx: tx.gc_batch(1))) == 1
+    store.call(lambda tx: tx.dequeue_gc("early"))
+    assert store.call(lambda tx: tx.gc_batch(10)) == ["late"]
+
+
+def test_nodes_and_ring(store: Store) -> None:
+    store.call(lambda tx: [tx.put_node(node(n)) for n in ("dn2", "dn1")])
+    store.call(lambda tx: tx.put_node(node("dn1", state="down", used=50)))
+    nodes = store.call(lambda tx: tx.list_nodes())
+    assert [n.id for n in nodes] == ["dn1", "dn2"]
+    assert store.call(lambda tx: tx.get_node("dn1")) == node("dn1", state="down", used=50)
+    assert store.call(lambda tx: tx.get_node("dn9")) is None
+    assert store.call(lambda tx: tx.get_ring()) is None
+    store.call(lambda tx: tx.put_ring(1, b"one"))
+    store.call(lambda tx: tx.put_ring(2, b"two"))
+    assert store.call(lambda tx: tx.get_ring()) == (2, b"two")
+
+
+def test_stats(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_bucket(BucketRecord("b1", 1))
+        tx.put_version(version("a", 1, size=10))
+        tx.put_version(version("b", 2, size=5))
+        tx.put_version(version("b", 3, "m", size=0, is_delete_marker=True))
+
+    store.call(write)
+    stats = store.call(lambda tx: tx.stats())
+    assert (stats.buckets, stats.objects, stats.stored_bytes) == (1, 2, 15)
+
+
+def test_acall_runs_off_the_event_loop(store: Store) -> None:
+    import threading
+
+    async def main() -> str:
+        return await store.acall(lambda tx: threading.current_thread().name)
+
+    assert asyncio.run(main()) != threading.current_thread().name
+
+
+def test_closed_store_refuses_work(store: Store) -> None:
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.call(lambda tx: tx.list_buckets())
+
+
+def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path) as first:
+        first.call(lambda tx: tx.put_bucket(BucketRecord("b1", 1)))
+        first.call(lambda tx: tx.put_version(version("k", tx.next_seq())))
+    with SqliteStore(tmp_path) as second:
+        assert second.call(lambda tx: tx.get_bucket("b1")) == BucketRecord("b1", 1)
+        assert second.call(lambda tx: tx.get_latest("b1", "k")) is not None
+        assert second.call(lambda tx: tx.next_seq()) == 2  # the counter persisted too
+
+
+def test_sqlite_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path) as engine:
+        # Peek at the store's own connection, on its own thread: 2 is FULL.
+        pragma = engine._executor.submit(
+            lambda: engine._db.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[union-attr]
+        )
+        assert pragma.result() == 2
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        db.commit()
+    finally:
+        db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteStore(tmp_path)
