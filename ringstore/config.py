@@ -29,6 +29,7 @@ class ClusterConfig:
     write_quorum: int = 2  # W: fsynced copies before a write is acknowledged
     chunk_size: int = 8 * MiB  # bytes per chunk
     partition_power: int = 14  # the ring has 2**partition_power partitions
+    min_part_size: int = 5 * MiB  # bytes: every multipart part but the last is at least this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,7 @@ class MetanodeConfig:
     orphan_grace: float = 3600.0  # seconds before an uncommitted blob is swept
     orphan_scan_interval: float = 300.0  # seconds between sweeps for uncommitted blobs
     rpc_timeout: float = 10.0  # seconds: deadline of the metanode's calls to datanodes
+    upload_max_age: float = 7 * 86400.0  # seconds an open multipart upload lives before abort
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +98,10 @@ class Config:
         if not 4 <= c.partition_power <= 16:
             raise InvalidArgument(
                 f"cluster.partition_power must be between 4 and 16, got {c.partition_power}"
+            )
+        if not 1 <= c.min_part_size <= 5 * 1024 * MiB:
+            raise InvalidArgument(
+                f"cluster.min_part_size must be between 1 byte and 5 GiB, got {c.min_part_size}"
             )
         if self.datanode.weight <= 0:
             raise InvalidArgument(f"datanode.weight must be positive, got {self.datanode.weight}")

@@ -55,6 +55,54 @@ class ObjectRecord(_message.Message):
     chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
     def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
 
+class MetaRenamePrefixRequest(_message.Message):
+    __slots__ = ("bucket", "src_prefix", "dst_prefix", "limit")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SRC_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DST_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    src_prefix: str
+    dst_prefix: str
+    limit: int
+    def __init__(self, bucket: _Optional[str] = ..., src_prefix: _Optional[str] = ..., dst_prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class MetaRenamePrefixResponse(_message.Message):
+    __slots__ = ("moved", "more")
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    moved: int
+    more: bool
+    def __init__(self, moved: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class HeadMultipartUploadRequest(_message.Message):
+    __slots__ = ("bucket", "key", "upload_id")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    upload_id: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
+
+class CommitPartRequest(_message.Message):
+    __slots__ = ("bucket", "key", "upload_id", "part_number", "size", "etag", "chunks")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    key: str
+    upload_id: str
+    part_number: int
+    size: int
+    etag: str
+    chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number: _Optional[int] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
+
 class RegisterNodeRequest(_message.Message):
     __slots__ = ("id", "address", "zone", "weight", "capacity_bytes", "used_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -76,6 +76,66 @@ class MetaStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsResponse.FromString,
                 _registered_method=True)
+        self.SetBucketVersioning = channel.unary_unary(
+                '/ringstore.v1.Meta/SetBucketVersioning',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningResponse.FromString,
+                _registered_method=True)
+        self.GetBucketVersioning = channel.unary_unary(
+                '/ringstore.v1.Meta/GetBucketVersioning',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningResponse.FromString,
+                _registered_method=True)
+        self.ListObjectVersions = channel.unary_unary(
+                '/ringstore.v1.Meta/ListObjectVersions',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsResponse.FromString,
+                _registered_method=True)
+        self.CopyObject = channel.unary_unary(
+                '/ringstore.v1.Meta/CopyObject',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CopyObjectRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+                _registered_method=True)
+        self.RenamePrefix = channel.unary_unary(
+                '/ringstore.v1.Meta/RenamePrefix',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.MetaRenamePrefixRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.MetaRenamePrefixResponse.FromString,
+                _registered_method=True)
+        self.CreateMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.Meta/CreateMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.HeadMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.Meta/HeadMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.HeadMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.UploadInfo.FromString,
+                _registered_method=True)
+        self.CommitPart = channel.unary_unary(
+                '/ringstore.v1.Meta/CommitPart',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.CommitPartRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.UploadPartResponse.FromString,
+                _registered_method=True)
+        self.CompleteMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.Meta/CompleteMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CompleteMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+                _registered_method=True)
+        self.AbortMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.Meta/AbortMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.ListParts = channel.unary_unary(
+                '/ringstore.v1.Meta/ListParts',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsResponse.FromString,
+                _registered_method=True)
+        self.ListMultipartUploads = channel.unary_unary(
+                '/ringstore.v1.Meta/ListMultipartUploads',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsResponse.FromString,
+                _registered_method=True)
         self.RegisterNode = channel.unary_unary(
                 '/ringstore.v1.Meta/RegisterNode',
                 request_serializer=ringstore_dot_v1_dot_meta__pb2.RegisterNodeRequest.SerializeToString,
@@ -151,6 +211,83 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetBucketVersioning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketVersioning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObjectVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenamePrefix(self, request, context):
+        """Moves at most `limit` objects per call, each in its own transaction; the gateway calls
+        again while `more` is set. Re-running after an interruption finishes the job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HeadMultipartUpload(self, request, context):
+        """NoSuchUpload unless the upload is open for that bucket and key (checked before a part's
+        bytes are stored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitPart(self, request, context):
+        """Records a part whose chunks are stored; replaces (and frees) an earlier part of that number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMultipartUploads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterNode(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -218,6 +355,66 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsResponse.SerializeToString,
+            ),
+            'SetBucketVersioning': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBucketVersioning,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningResponse.SerializeToString,
+            ),
+            'GetBucketVersioning': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketVersioning,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningResponse.SerializeToString,
+            ),
+            'ListObjectVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjectVersions,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsResponse.SerializeToString,
+            ),
+            'CopyObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyObject,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CopyObjectRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.SerializeToString,
+            ),
+            'RenamePrefix': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenamePrefix,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.MetaRenamePrefixRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.MetaRenamePrefixResponse.SerializeToString,
+            ),
+            'CreateMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadResponse.SerializeToString,
+            ),
+            'HeadMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.HeadMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.HeadMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.UploadInfo.SerializeToString,
+            ),
+            'CommitPart': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitPart,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.CommitPartRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.UploadPartResponse.SerializeToString,
+            ),
+            'CompleteMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CompleteMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.SerializeToString,
+            ),
+            'AbortMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadResponse.SerializeToString,
+            ),
+            'ListParts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParts,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsResponse.SerializeToString,
+            ),
+            'ListMultipartUploads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMultipartUploads,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsResponse.SerializeToString,
             ),
             'RegisterNode': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterNode,
@@ -456,6 +653,330 @@ class Meta:
             '/ringstore.v1.Meta/ListObjects',
             ringstore_dot_v1_dot_objectstore__pb2.ListObjectsRequest.SerializeToString,
             ringstore_dot_v1_dot_objectstore__pb2.ListObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBucketVersioning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/SetBucketVersioning',
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketVersioning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/GetBucketVersioning',
+            ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjectVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/ListObjectVersions',
+            ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/CopyObject',
+            ringstore_dot_v1_dot_objectstore__pb2.CopyObjectRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenamePrefix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/RenamePrefix',
+            ringstore_dot_v1_dot_meta__pb2.MetaRenamePrefixRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.MetaRenamePrefixResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/CreateMultipartUpload',
+            ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HeadMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/HeadMultipartUpload',
+            ringstore_dot_v1_dot_meta__pb2.HeadMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.UploadInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitPart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/CommitPart',
+            ringstore_dot_v1_dot_meta__pb2.CommitPartRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.UploadPartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/CompleteMultipartUpload',
+            ringstore_dot_v1_dot_objectstore__pb2.CompleteMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/AbortMultipartUpload',
+            ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/ListParts',
+            ringstore_dot_v1_dot_objectstore__pb2.ListPartsRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListPartsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMultipartUploads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/ListMultipartUploads',
+            ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

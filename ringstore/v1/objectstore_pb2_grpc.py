@@ -80,6 +80,61 @@ class ObjectStoreStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsResponse.FromString,
                 _registered_method=True)
+        self.SetBucketVersioning = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/SetBucketVersioning',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningResponse.FromString,
+                _registered_method=True)
+        self.GetBucketVersioning = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/GetBucketVersioning',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningResponse.FromString,
+                _registered_method=True)
+        self.ListObjectVersions = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/ListObjectVersions',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsResponse.FromString,
+                _registered_method=True)
+        self.CopyObject = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/CopyObject',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CopyObjectRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+                _registered_method=True)
+        self.RenamePrefix = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/RenamePrefix',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.RenamePrefixRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.RenamePrefixResponse.FromString,
+                _registered_method=True)
+        self.CreateMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/CreateMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.UploadPart = channel.stream_unary(
+                '/ringstore.v1.ObjectStore/UploadPart',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.UploadPartRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.UploadPartResponse.FromString,
+                _registered_method=True)
+        self.CompleteMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/CompleteMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CompleteMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+                _registered_method=True)
+        self.AbortMultipartUpload = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/AbortMultipartUpload',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadResponse.FromString,
+                _registered_method=True)
+        self.ListParts = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/ListParts',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsResponse.FromString,
+                _registered_method=True)
+        self.ListMultipartUploads = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/ListMultipartUploads',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsResponse.FromString,
+                _registered_method=True)
         self.ClusterStatus = channel.unary_unary(
                 '/ringstore.v1.ObjectStore/ClusterStatus',
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.SerializeToString,
@@ -146,6 +201,75 @@ class ObjectStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetBucketVersioning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketVersioning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObjectVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyObject(self, request, context):
+        """Metadata only: the copy shares the source's immutable chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenamePrefix(self, request, context):
+        """Moves every key under src_prefix to dst_prefix; each object's move is atomic.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadPart(self, request_iterator, context):
+        """The first message carries the header, every later one at most 1 MiB of the part.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortMultipartUpload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMultipartUploads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ClusterStatus(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -199,6 +323,61 @@ def add_ObjectStoreServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectsResponse.SerializeToString,
+            ),
+            'SetBucketVersioning': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBucketVersioning,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningResponse.SerializeToString,
+            ),
+            'GetBucketVersioning': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketVersioning,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningResponse.SerializeToString,
+            ),
+            'ListObjectVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjectVersions,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsResponse.SerializeToString,
+            ),
+            'CopyObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyObject,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CopyObjectRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.SerializeToString,
+            ),
+            'RenamePrefix': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenamePrefix,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.RenamePrefixRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.RenamePrefixResponse.SerializeToString,
+            ),
+            'CreateMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadResponse.SerializeToString,
+            ),
+            'UploadPart': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadPart,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.UploadPartRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.UploadPartResponse.SerializeToString,
+            ),
+            'CompleteMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CompleteMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.SerializeToString,
+            ),
+            'AbortMultipartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortMultipartUpload,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadResponse.SerializeToString,
+            ),
+            'ListParts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParts,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListPartsResponse.SerializeToString,
+            ),
+            'ListMultipartUploads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMultipartUploads,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsResponse.SerializeToString,
             ),
             'ClusterStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.ClusterStatus,
@@ -449,6 +628,303 @@ class ObjectStore:
             '/ringstore.v1.ObjectStore/ListObjects',
             ringstore_dot_v1_dot_objectstore__pb2.ListObjectsRequest.SerializeToString,
             ringstore_dot_v1_dot_objectstore__pb2.ListObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBucketVersioning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/SetBucketVersioning',
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketVersioningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketVersioning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/GetBucketVersioning',
+            ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.GetBucketVersioningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjectVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/ListObjectVersions',
+            ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListObjectVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/CopyObject',
+            ringstore_dot_v1_dot_objectstore__pb2.CopyObjectRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenamePrefix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/RenamePrefix',
+            ringstore_dot_v1_dot_objectstore__pb2.RenamePrefixRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.RenamePrefixResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/CreateMultipartUpload',
+            ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.CreateMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadPart(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ringstore.v1.ObjectStore/UploadPart',
+            ringstore_dot_v1_dot_objectstore__pb2.UploadPartRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.UploadPartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/CompleteMultipartUpload',
+            ringstore_dot_v1_dot_objectstore__pb2.CompleteMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortMultipartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/AbortMultipartUpload',
+            ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.AbortMultipartUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/ListParts',
+            ringstore_dot_v1_dot_objectstore__pb2.ListPartsRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListPartsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMultipartUploads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/ListMultipartUploads',
+            ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListMultipartUploadsResponse.FromString,
             options,
             channel_credentials,
             insecure,
