@@ -13,30 +13,24 @@ the range, one after another, each from the first replica that serves it.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import google_crc32c
 import grpc
 
-from gateway import replication
+from gateway import ingest, replication
 from gateway.cluster_view import ClusterView
 from ringstore import validation
 from ringstore.errors import (
     InvalidArgument,
     NotModified,
     PreconditionFailed,
-    RingstoreError,
     from_rpc_error,
 )
 from ringstore.ring import placement_hash
 from ringstore.v1 import (
-    blob_pb2,
     common_pb2,
     meta_pb2,
     meta_pb2_grpc,
@@ -46,6 +40,7 @@ from ringstore.v1 import (
 log = logging.getLogger(__name__)
 
 PIECE = 1024 * 1024  # bytes per message streamed back to the client
+RENAME_BATCH = 500  # objects the metanode moves per RenamePrefix call
 T = TypeVar("T")
 
 
@@ -97,7 +92,7 @@ class ObjectService:
         self.rpc_timeout = rpc_timeout
         self.max_concurrent_chunks = max_concurrent_chunks
 
-    async def _meta(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
+    async def call_meta(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
         """One metanode call with a deadline; its error comes back as a RingstoreError."""
         try:
             return await call(request, timeout=self.rpc_timeout)
@@ -108,19 +103,21 @@ class ObjectService:
 
     async def create_bucket(self, name: str) -> common_pb2.BucketInfo:
         validation.check_bucket_name(name)
-        return await self._meta(
+        return await self.call_meta(
             self.meta.CreateBucket, objectstore_pb2.CreateBucketRequest(name=name)
         )
 
     async def head_bucket(self, name: str) -> common_pb2.BucketInfo:
-        return await self._meta(self.meta.HeadBucket, objectstore_pb2.HeadBucketRequest(name=name))
+        return await self.call_meta(
+            self.meta.HeadBucket, objectstore_pb2.HeadBucketRequest(name=name)
+        )
 
     async def list_buckets(self) -> list[common_pb2.BucketInfo]:
-        resp = await self._meta(self.meta.ListBuckets, objectstore_pb2.ListBucketsRequest())
+        resp = await self.call_meta(self.meta.ListBuckets, objectstore_pb2.ListBucketsRequest())
         return list(resp.buckets)
 
     async def delete_bucket(self, name: str) -> None:
-        await self._meta(self.meta.DeleteBucket, objectstore_pb2.DeleteBucketRequest(name=name))
+        await self.call_meta(self.meta.DeleteBucket, objectstore_pb2.DeleteBucketRequest(name=name))
 
     # -- put --------------------------------------------------------------------------------
 
@@ -138,7 +135,14 @@ class ObjectService:
         await self.head_bucket(req.bucket)  # reject before any byte is stored
         written: list[common_pb2.ChunkRef] = []
         try:
-            size, etag = await self._store_chunks(req, body, written)
+            size, etag = await ingest.store_body(
+                self.view,
+                body,
+                lambda index: placement_hash(req.bucket, req.key, index),
+                written,
+                rpc_timeout=self.rpc_timeout,
+                max_concurrent_chunks=self.max_concurrent_chunks,
+            )
             commit = meta_pb2.CommitObjectRequest(
                 bucket=req.bucket,
                 key=req.key,
@@ -150,101 +154,17 @@ class ObjectService:
                 if_match=req.if_match,
                 if_none_match=req.if_none_match,
             )
-            return await self._meta(self.meta.CommitObject, commit)
+            return await self.call_meta(self.meta.CommitObject, commit)
         except BaseException:
-            if written:
-                asyncio.get_running_loop().create_task(self._delete_chunks(list(written)))
+            ingest.discard(self.view, written, rpc_timeout=self.rpc_timeout)
             raise
-
-    async def _store_chunks(
-        self, req: PutRequest, body: AsyncIterator[bytes], written: list[common_pb2.ChunkRef]
-    ) -> tuple[int, str]:
-        """Cut the body into chunks and write them; fill ``written`` in chunk order."""
-        chunk_size = self.view.chunk_size
-        md5 = hashlib.md5()
-        size = 0
-        slots = asyncio.Semaphore(self.max_concurrent_chunks)
-        tasks: list[asyncio.Task[common_pb2.ChunkRef]] = []
-        buffer = bytearray()
-        try:
-            async for piece in body:
-                md5.update(piece)
-                size += len(piece)
-                buffer += piece
-                while len(buffer) >= chunk_size:
-                    data = bytes(buffer[:chunk_size])
-                    del buffer[:chunk_size]
-                    await slots.acquire()
-                    tasks.append(self._spawn_chunk(req, len(tasks), data, slots))
-                    self._raise_failed(tasks)
-            if buffer:
-                await slots.acquire()
-                tasks.append(self._spawn_chunk(req, len(tasks), bytes(buffer), slots))
-            buffer = bytearray()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            written.extend(r for r in results if isinstance(r, common_pb2.ChunkRef))
-            raise
-        written.extend(r for r in results if isinstance(r, common_pb2.ChunkRef))
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return size, md5.hexdigest()
-
-    @staticmethod
-    def _raise_failed(tasks: list[asyncio.Task[common_pb2.ChunkRef]]) -> None:
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-
-    def _spawn_chunk(
-        self, req: PutRequest, index: int, data: bytes, slots: asyncio.Semaphore
-    ) -> asyncio.Task[common_pb2.ChunkRef]:
-        async def run() -> common_pb2.ChunkRef:
-            try:
-                ref = common_pb2.ChunkRef(
-                    blob_id=uuid.uuid4().hex,
-                    length=len(data),
-                    crc32c=google_crc32c.value(data),
-                    placement_hash=placement_hash(req.bucket, req.key, index),
-                )
-                nodes = await replication.write_chunk(
-                    self.view,
-                    blob_id=ref.blob_id,
-                    data=data,
-                    crc32c=ref.crc32c,
-                    placement_hash=ref.placement_hash,
-                    timeout=self.rpc_timeout,
-                )
-                ref.nodes.extend(nodes)
-                return ref
-            finally:
-                slots.release()
-
-        return asyncio.create_task(run())
-
-    async def _delete_chunks(self, chunks: list[common_pb2.ChunkRef]) -> None:
-        """Best-effort removal of chunks whose object never committed."""
-        for chunk in chunks:
-            for node_id in chunk.nodes:
-                try:
-                    await self.view.blob_stub(node_id).DeleteBlob(
-                        blob_pb2.DeleteBlobRequest(blob_id=chunk.blob_id), timeout=self.rpc_timeout
-                    )
-                except (grpc.aio.AioRpcError, RingstoreError) as exc:
-                    log.info(
-                        "leaving blob %s on %s to the orphan sweep: %s", chunk.blob_id, node_id, exc
-                    )
 
     # -- get, head, delete, list --------------------------------------------------------------
 
     async def _record(self, bucket: str, key: str, version_id: str) -> meta_pb2.ObjectRecord:
         validation.check_key(key)
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key, version_id=version_id)
-        return await self._meta(self.meta.GetObjectRecord, req)
+        return await self.call_meta(self.meta.GetObjectRecord, req)
 
     async def head_object(
         self, bucket: str, key: str, version_id: str = ""
@@ -305,13 +225,60 @@ class ObjectService:
     ) -> objectstore_pb2.DeleteObjectResponse:
         validation.check_key(key)
         req = objectstore_pb2.DeleteObjectRequest(bucket=bucket, key=key, version_id=version_id)
-        return await self._meta(self.meta.DeleteObject, req)
+        return await self.call_meta(self.meta.DeleteObject, req)
 
     async def list_objects(
         self, req: objectstore_pb2.ListObjectsRequest
     ) -> objectstore_pb2.ListObjectsResponse:
         validation.check_max_keys(req.max_keys)
-        return await self._meta(self.meta.ListObjects, req)
+        return await self.call_meta(self.meta.ListObjects, req)
 
     async def cluster_status(self) -> objectstore_pb2.ClusterStatusResponse:
-        return await self._meta(self.meta.ClusterStatus, objectstore_pb2.ClusterStatusRequest())
+        return await self.call_meta(self.meta.ClusterStatus, objectstore_pb2.ClusterStatusRequest())
+
+    # -- versioning, copy, rename -----------------------------------------------------------
+
+    async def set_bucket_versioning(self, name: str, status: str) -> None:
+        if status not in ("Enabled", "Suspended"):
+            raise InvalidArgument(
+                f"versioning status must be 'Enabled' or 'Suspended', got {status!r}"
+            )
+        req = objectstore_pb2.SetBucketVersioningRequest(name=name, status=status)
+        await self.call_meta(self.meta.SetBucketVersioning, req)
+
+    async def get_bucket_versioning(self, name: str) -> str:
+        req = objectstore_pb2.GetBucketVersioningRequest(name=name)
+        return (await self.call_meta(self.meta.GetBucketVersioning, req)).status
+
+    async def list_object_versions(
+        self, req: objectstore_pb2.ListObjectVersionsRequest
+    ) -> objectstore_pb2.ListObjectVersionsResponse:
+        validation.check_max_keys(req.max_keys)
+        return await self.call_meta(self.meta.ListObjectVersions, req)
+
+    async def copy_object(self, req: objectstore_pb2.CopyObjectRequest) -> common_pb2.ObjectInfo:
+        """A metadata operation: the copy shares the source's chunks."""
+        validation.check_key(req.src_key)
+        validation.check_key(req.dst_key)
+        if req.replace_metadata:
+            validation.check_metadata(dict(req.metadata))
+        return await self.call_meta(self.meta.CopyObject, req)
+
+    async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
+        """Move every object under ``src_prefix``, a batch of metanode transactions at a time."""
+        if not src_prefix:
+            raise InvalidArgument("rename_prefix needs a non-empty src_prefix")
+        if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
+            raise InvalidArgument(
+                f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} must not start "
+                "with one another"
+            )
+        moved = 0
+        req = meta_pb2.MetaRenamePrefixRequest(
+            bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, limit=RENAME_BATCH
+        )
+        while True:
+            resp = await self.call_meta(self.meta.RenamePrefix, req)
+            moved += resp.moved
+            if not resp.more:
+                return moved

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from grpc import aio
 
+from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import handler
@@ -15,6 +16,7 @@ from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
 class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     def __init__(self, objects: ObjectService) -> None:
         self.objects = objects
+        self.multipart = MultipartService(objects)
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -52,6 +54,71 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             if_none_match=h.if_none_match,
         )
         return await self.objects.put_object(req, _body(messages, h.expected_size))
+
+    @handler
+    async def UploadPart(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        messages = request_iterator.__aiter__()
+        try:
+            first = await messages.__anext__()
+        except StopAsyncIteration:
+            raise InvalidArgument("UploadPart stream ended before its header") from None
+        if first.WhichOneof("part") != "header":
+            raise InvalidArgument("UploadPart stream must begin with a header message")
+        body = _body(messages, first.header.expected_size)
+        etag = await self.multipart.upload_part(first.header, body)
+        return objectstore_pb2.UploadPartResponse(etag=etag)
+
+    @handler
+    async def CreateMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        upload_id = await self.multipart.create(
+            request.bucket, request.key, request.content_type, dict(request.metadata)
+        )
+        return objectstore_pb2.CreateMultipartUploadResponse(upload_id=upload_id)
+
+    @handler
+    async def CompleteMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        parts = [(p.part_number, p.etag) for p in request.parts]
+        return await self.multipart.complete(request.bucket, request.key, request.upload_id, parts)
+
+    @handler
+    async def AbortMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        await self.multipart.abort(request.bucket, request.key, request.upload_id)
+        return objectstore_pb2.AbortMultipartUploadResponse()
+
+    @handler
+    async def ListParts(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.multipart.list_parts(request.bucket, request.key, request.upload_id)
+
+    @handler
+    async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.multipart.list_uploads(request.bucket, request.prefix)
+
+    @handler
+    async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
+        await self.objects.set_bucket_versioning(request.name, request.status)
+        return objectstore_pb2.SetBucketVersioningResponse()
+
+    @handler
+    async def GetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
+        status = await self.objects.get_bucket_versioning(request.name)
+        return objectstore_pb2.GetBucketVersioningResponse(status=status)
+
+    @handler
+    async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]
+        if request.max_keys == 0:
+            request.max_keys = 1000  # absent means S3's default
+        return await self.objects.list_object_versions(request)
+
+    @handler
+    async def CopyObject(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.copy_object(request)
+
+    @handler
+    async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
+        moved = await self.objects.rename_prefix(
+            request.bucket, request.src_prefix, request.dst_prefix
+        )
+        return objectstore_pb2.RenamePrefixResponse(moved=moved)
 
     @handler
     async def GetObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -101,13 +168,11 @@ async def _body(
     received = 0
     async for msg in messages:
         if msg.WhichOneof("part") != "data":
-            raise InvalidArgument("PutObject stream holds a second header")
+            raise InvalidArgument("the stream holds a second header")
         received += len(msg.data)
         yield msg.data
     if expected_size >= 0 and received != expected_size:
-        raise InvalidArgument(
-            f"PutObject announced {expected_size} bytes but the stream carried {received}"
-        )
+        raise InvalidArgument(f"the stream announced {expected_size} bytes but carried {received}")
 
 
 __all__ = ["ObjectStoreServicer", "aio", "common_pb2"]

@@ -148,6 +148,7 @@ class LocalCluster:
     orphan_grace: float = 3600.0
     rpc_timeout: float = 10.0
     capacity: int = 0
+    min_part_size: int | None = None  # None: the cluster default (5 MiB)
     fsync: bool = True
     gateways: int = 1
     meta_args: list[str] = dataclasses.field(default_factory=list)
@@ -187,6 +188,8 @@ class LocalCluster:
             "--orphan-grace", str(self.orphan_grace),
             *self.meta_args,
         ]  # fmt: skip
+        if self.min_part_size is not None:
+            argv += ["--min-part-size", str(self.min_part_size)]
         return Process("metanode", argv, self._log("metanode"), self.metanode_address)
 
     def _datanode(self, i: int) -> Process:

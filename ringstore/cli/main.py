@@ -249,17 +249,47 @@ def _bar(total: int | None, desc: str) -> tqdm | None:
     )
 
 
+class _BarProgress:
+    """Feeds an SDK ``progress`` callback (running totals) into a tqdm bar (increments)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.bar = _bar(total, desc)
+        self.seen = 0
+
+    def __call__(self, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(total - self.seen)
+        self.seen = total
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @cli.command("put")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.argument("dest")
 @click.option("--content-type", help="the object's Content-Type")
 @click.option("-m", "--meta", multiple=True, help="user metadata NAME=VALUE (repeatable)")
+@click.option(
+    "--part-size",
+    default=8,
+    show_default=True,
+    help="MiB per part above which, and in which, files upload as multipart",
+)
+@click.option("--concurrency", default=4, show_default=True, help="parts in flight at once")
 @click.pass_context
 @errors
 def put_command(
-    ctx: click.Context, file: str, dest: str, content_type: str | None, meta: tuple[str, ...]
+    ctx: click.Context,
+    file: str,
+    dest: str,
+    content_type: str | None,
+    meta: tuple[str, ...],
+    part_size: int,
+    concurrency: int,
 ) -> None:
-    """Upload FILE ('-' for stdin) to bucket/key."""
+    """Upload FILE ('-' for stdin) to bucket/key; large files go up in parallel parts."""
     bucket, key = split_path(dest, need_key=True)
     metadata = {}
     for item in meta:
@@ -269,56 +299,86 @@ def put_command(
         metadata[name] = value
     with client(ctx) as c:
         if file == "-":
-            source: BinaryIO = sys.stdin.buffer
-            total = None
-        else:
-            source = open(file, "rb")  # noqa: SIM115 - closed below
-            total = Path(file).stat().st_size
-        try:
-            bar = _bar(total, key)
             info = c.put_object(
                 bucket,
                 key,
-                _read_with_progress(source, bar),
+                _read_with_progress(sys.stdin.buffer, _bar(None, key)),
                 content_type=content_type,
                 metadata=metadata or None,
             )
-            if bar is not None:
+        else:
+            bar = _BarProgress(Path(file).stat().st_size, key)
+            try:
+                info = c.upload_file(
+                    bucket,
+                    key,
+                    file,
+                    part_size=part_size * 1024 * 1024,
+                    concurrency=concurrency,
+                    progress=bar,
+                    content_type=content_type,
+                    metadata=metadata or None,
+                )
+            finally:
                 bar.close()
-        finally:
-            if source is not sys.stdin.buffer:
-                source.close()
     click.echo(f"uploaded {info.size} bytes to {bucket}/{key}  etag {info.etag}")
 
 
 @cli.command("get")
 @click.argument("src")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--version-id", help="a version other than the latest")
+@click.option("--concurrency", default=4, show_default=True, help="ranges in flight at once")
 @click.pass_context
 @errors
-def get_command(ctx: click.Context, src: str, file: str) -> None:
-    """Download bucket/key to FILE ('-' for stdout)."""
+def get_command(
+    ctx: click.Context, src: str, file: str, version_id: str | None, concurrency: int
+) -> None:
+    """Download bucket/key to FILE ('-' for stdout); large objects come in parallel ranges."""
     bucket, key = split_path(src, need_key=True)
-    with client(ctx) as c, c.get_object(bucket, key) as reader:
+    with client(ctx) as c:
         if file == "-":
-            for piece in reader:
-                sys.stdout.buffer.write(piece)
+            with c.get_object(bucket, key, version_id=version_id) as reader:
+                for piece in reader:
+                    sys.stdout.buffer.write(piece)
             sys.stdout.buffer.flush()
             return
-        bar = _bar(reader.info.size, key)
-        part = Path(file + ".ringstore-part")
+        size = c.head_object(bucket, key, version_id=version_id).size
+        bar = _BarProgress(size, key)
         try:
-            with open(part, "wb") as out:
-                for piece in reader:
-                    out.write(piece)
-                    if bar is not None:
-                        bar.update(len(piece))
-            part.replace(file)
+            info = c.download_file(
+                bucket, key, file, version_id=version_id, concurrency=concurrency, progress=bar
+            )
         finally:
-            part.unlink(missing_ok=True)
-            if bar is not None:
-                bar.close()
-    click.echo(f"downloaded {reader.info.size} bytes to {file}", err=True)
+            bar.close()
+    click.echo(f"downloaded {info.size} bytes to {file}", err=True)
+
+
+@cli.command("mv")
+@click.argument("src")
+@click.argument("dest")
+@click.pass_context
+@errors
+def move_command(ctx: click.Context, src: str, dest: str) -> None:
+    """Move a key (bucket/key) or a folder (bucket/prefix/, ending in '/') within a bucket.
+
+    A folder moves with rename_prefix: metadata only, each object's move atomic, safe to re-run.
+    A key moves by a metadata-only copy and a delete.
+    """
+    src_bucket, src_key = split_path(src, need_key=True)
+    dst_bucket, dst_key = split_path(dest, need_key=True)
+    with client(ctx) as c:
+        if src_key.endswith("/"):
+            if dst_bucket != src_bucket:
+                raise click.BadParameter("a folder moves within its bucket only")
+            if not dst_key.endswith("/"):
+                raise click.BadParameter(f"moving folder {src_key!r}: end {dst_key!r} with '/'")
+            moved = c.rename_prefix(src_bucket, src_key, dst_key)
+            click.echo(f"moved {moved} objects from {src} to {dest}")
+            return
+        c.copy_object(src_bucket, src_key, dst_bucket, dst_key)
+        c.delete_object(src_bucket, src_key)
+    click.echo(f"moved {src} to {dest}")
 
 
 @cli.command("cat")

@@ -19,8 +19,19 @@ from typing import Any, TypeVar
 import grpc
 
 from ringstore import validation
+from ringstore.client import transfer
 from ringstore.client.body import Body
-from ringstore.client.models import BucketInfo, DeleteResult, ListPage, ObjectInfo
+from ringstore.client.models import (
+    BucketInfo,
+    DeleteResult,
+    ListPage,
+    ObjectInfo,
+    ObjectVersion,
+    PartInfo,
+    UploadInfo,
+    VersionPage,
+    _utc,
+)
 from ringstore.errors import (
     InvalidArgument,
     RingstoreError,
@@ -310,6 +321,199 @@ class Client:
             if not page.is_truncated:
                 return
             token = page.next_continuation_token
+
+    # -- versioning, copy, rename ----------------------------------------------------------
+
+    def set_bucket_versioning(self, name: str, status: str) -> None:
+        """Turn versioning "Enabled" or "Suspended" (never back to Unversioned)."""
+        if status not in ("Enabled", "Suspended"):
+            raise InvalidArgument(
+                f"versioning status must be 'Enabled' or 'Suspended', got {status!r}"
+            )
+        req = objectstore_pb2.SetBucketVersioningRequest(name=name, status=status)
+        self._call(lambda s: s.SetBucketVersioning(req, timeout=self.timeout), safe=True)
+
+    def get_bucket_versioning(self, name: str) -> str:
+        req = objectstore_pb2.GetBucketVersioningRequest(name=name)
+        msg = self._call(lambda s: s.GetBucketVersioning(req, timeout=self.timeout), safe=True)
+        return str(msg.status)
+
+    def list_object_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        validation.check_max_keys(max_keys)
+        req = objectstore_pb2.ListObjectVersionsRequest(
+            bucket=bucket,
+            prefix=prefix,
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
+        msg = self._call(lambda s: s.ListObjectVersions(req, timeout=self.timeout), safe=True)
+        return VersionPage(
+            versions=[ObjectVersion.from_proto(v) for v in msg.versions],
+            is_truncated=msg.is_truncated,
+            next_key_marker=msg.next_key_marker or None,
+            next_version_id_marker=msg.next_version_id_marker or None,
+        )
+
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        src_version_id: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Copy without moving data: the copy shares the source's chunks."""
+        validation.check_key(src_key)
+        validation.check_key(dst_key)
+        req = objectstore_pb2.CopyObjectRequest(
+            src_bucket=src_bucket,
+            src_key=src_key,
+            dst_bucket=dst_bucket,
+            dst_key=dst_key,
+            src_version_id=src_version_id or "",
+            replace_metadata=metadata is not None,
+            metadata=validation.check_metadata(metadata),
+        )
+        msg = self._call(lambda s: s.CopyObject(req, timeout=self.timeout), safe=True)
+        return ObjectInfo.from_proto(msg)
+
+    def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
+        """Move every object under ``src_prefix`` to ``dst_prefix``; returns how many moved.
+        Safe to run again after a failure: it finishes the job."""
+        if not src_prefix:
+            raise InvalidArgument("rename_prefix needs a non-empty src_prefix")
+        if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
+            raise InvalidArgument(
+                f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} must not start "
+                "with one another"
+            )
+        req = objectstore_pb2.RenamePrefixRequest(
+            bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix
+        )
+        # No deadline of its own: it takes O(objects) metadata work; every batch inside is bounded.
+        msg = self._call(lambda s: s.RenamePrefix(req), safe=True)
+        return int(msg.moved)
+
+    # -- multipart upload -------------------------------------------------------------------
+
+    def create_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        validation.check_key(key)
+        req = objectstore_pb2.CreateMultipartUploadRequest(
+            bucket=bucket,
+            key=key,
+            content_type=content_type or "",
+            metadata=validation.check_metadata(metadata),
+        )
+        msg = self._call(lambda s: s.CreateMultipartUpload(req, timeout=self.timeout), safe=False)
+        return str(msg.upload_id)
+
+    def upload_part(
+        self, bucket: str, key: str, upload_id: str, part_number: int, data: Any
+    ) -> str:
+        """Store one part (re-uploading a number replaces it); returns the part's ETag."""
+        if not isinstance(part_number, int) or not 1 <= part_number <= 10_000:
+            raise InvalidArgument(f"part_number must be between 1 and 10000, got {part_number!r}")
+        body = Body(data)
+        size = (
+            len(memoryview(data).cast("B"))
+            if isinstance(data, bytes | bytearray | memoryview)
+            else -1
+        )
+        header = objectstore_pb2.UploadPartHeader(
+            bucket=bucket,
+            key=key,
+            upload_id=upload_id,
+            part_number=part_number,
+            expected_size=size,
+        )
+
+        def messages() -> Iterator[objectstore_pb2.UploadPartRequest]:
+            yield objectstore_pb2.UploadPartRequest(header=header)
+            for piece in body.pieces():
+                yield objectstore_pb2.UploadPartRequest(data=piece)
+
+        msg = self._call(lambda s: s.UploadPart(messages()), safe=body.replayable)
+        return str(msg.etag)
+
+    def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> ObjectInfo:
+        req = objectstore_pb2.CompleteMultipartUploadRequest(
+            bucket=bucket,
+            key=key,
+            upload_id=upload_id,
+            parts=[objectstore_pb2.CompletedPart(part_number=n, etag=e) for n, e in parts],
+        )
+        msg = self._call(lambda s: s.CompleteMultipartUpload(req, timeout=self.timeout), safe=False)
+        return ObjectInfo.from_proto(msg)
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        req = objectstore_pb2.AbortMultipartUploadRequest(
+            bucket=bucket, key=key, upload_id=upload_id
+        )
+        self._call(lambda s: s.AbortMultipartUpload(req, timeout=self.timeout), safe=False)
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        req = objectstore_pb2.ListPartsRequest(bucket=bucket, key=key, upload_id=upload_id)
+        msg = self._call(lambda s: s.ListParts(req, timeout=self.timeout), safe=True)
+        return [PartInfo(p.part_number, p.etag, p.size) for p in msg.parts]
+
+    def list_multipart_uploads(self, bucket: str, *, prefix: str = "") -> list[UploadInfo]:
+        req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
+        msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
+        return [UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns)) for u in msg.uploads]
+
+    def upload_file(
+        self,
+        bucket: str,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        part_size: int = transfer.DEFAULT_PART_SIZE,
+        concurrency: int = 4,
+        progress: Callable[[int], None] | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Upload a file; multipart with parts in parallel above ``part_size``."""
+        return transfer.upload_file(
+            self, bucket, key, path, part_size=part_size, concurrency=concurrency,
+            progress=progress, content_type=content_type, metadata=metadata,
+        )  # fmt: skip
+
+    def download_file(
+        self,
+        bucket: str,
+        key: str,
+        path: str | os.PathLike[str],
+        *,
+        version_id: str | None = None,
+        concurrency: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> ObjectInfo:
+        """Download to a file: 8 MiB ranges in parallel, pinned to one version and ETag."""
+        return transfer.download_file(
+            self, bucket, key, path, version_id=version_id, concurrency=concurrency,
+            progress=progress,
+        )  # fmt: skip
 
     # -- cluster ----------------------------------------------------------------------------
 

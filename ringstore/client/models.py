@@ -60,3 +60,48 @@ class ListPage:
     common_prefixes: list[str]
     is_truncated: bool
     next_continuation_token: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectVersion:
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    size: int
+    etag: str
+    last_modified: datetime
+
+    @classmethod
+    def from_proto(cls, msg: common_pb2.ObjectInfo) -> ObjectVersion:
+        return cls(
+            key=msg.key,
+            version_id=msg.version_id,
+            is_latest=msg.is_latest,
+            is_delete_marker=msg.is_delete_marker,
+            size=msg.size,
+            etag=msg.etag,
+            last_modified=_utc(msg.last_modified_ns),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionPage:
+    versions: list[ObjectVersion]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PartInfo:
+    part_number: int
+    etag: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadInfo:
+    key: str
+    upload_id: str
+    initiated: datetime
