@@ -6,6 +6,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReplicateBlobRequest(_message.Message):
+    __slots__ = ("blob_id", "length", "crc32c", "sources")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    length: int
+    crc32c: int
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ..., sources: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class PutBlobHeader(_message.Message):
     __slots__ = ("blob_id", "length", "crc32c")
     BLOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -81,10 +93,12 @@ class StatBlobResponse(_message.Message):
     def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ..., mtime_ns: _Optional[int] = ...) -> None: ...
 
 class ListBlobsRequest(_message.Message):
-    __slots__ = ("older_than_ns",)
+    __slots__ = ("older_than_ns", "id_prefix")
     OLDER_THAN_NS_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
     older_than_ns: int
-    def __init__(self, older_than_ns: _Optional[int] = ...) -> None: ...
+    id_prefix: str
+    def __init__(self, older_than_ns: _Optional[int] = ..., id_prefix: _Optional[str] = ...) -> None: ...
 
 class ListBlobsResponse(_message.Message):
     __slots__ = ("blobs",)
@@ -97,11 +111,17 @@ class UsageRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UsageResponse(_message.Message):
-    __slots__ = ("capacity_bytes", "used_bytes", "blob_count")
+    __slots__ = ("capacity_bytes", "used_bytes", "blob_count", "disk_full", "quarantined", "scrubbed_bytes")
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DISK_FULL_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    SCRUBBED_BYTES_FIELD_NUMBER: _ClassVar[int]
     capacity_bytes: int
     used_bytes: int
     blob_count: int
-    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ...) -> None: ...
+    disk_full: bool
+    quarantined: int
+    scrubbed_bytes: int
+    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., disk_full: _Optional[bool] = ..., quarantined: _Optional[int] = ..., scrubbed_bytes: _Optional[int] = ...) -> None: ...

@@ -64,6 +64,11 @@ class BlobStub:
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.UsageRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_blob__pb2.UsageResponse.FromString,
                 _registered_method=True)
+        self.ReplicateBlob = channel.unary_unary(
+                '/ringstore.v1.Blob/ReplicateBlob',
+                request_serializer=ringstore_dot_v1_dot_blob__pb2.ReplicateBlobRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
+                _registered_method=True)
 
 
 class BlobServicer:
@@ -108,6 +113,14 @@ class BlobServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplicateBlob(self, request, context):
+        """Repair: fetch the blob from one of `sources` (another datanode's Blob service), verify it
+        and store it durably here; acknowledged like PutBlob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +153,11 @@ def add_BlobServicer_to_server(servicer, server):
                     servicer.Usage,
                     request_deserializer=ringstore_dot_v1_dot_blob__pb2.UsageRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_blob__pb2.UsageResponse.SerializeToString,
+            ),
+            'ReplicateBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicateBlob,
+                    request_deserializer=ringstore_dot_v1_dot_blob__pb2.ReplicateBlobRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -304,6 +322,33 @@ class Blob:
             '/ringstore.v1.Blob/Usage',
             ringstore_dot_v1_dot_blob__pb2.UsageRequest.SerializeToString,
             ringstore_dot_v1_dot_blob__pb2.UsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplicateBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Blob/ReplicateBlob',
+            ringstore_dot_v1_dot_blob__pb2.ReplicateBlobRequest.SerializeToString,
+            ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
             options,
             channel_credentials,
             insecure,

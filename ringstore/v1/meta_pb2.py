@@ -26,7 +26,7 @@ from ringstore.v1 import common_pb2 as ringstore_dot_v1_dot_common__pb2
 from ringstore.v1 import objectstore_pb2 as ringstore_dot_v1_dot_objectstore__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ringstore/v1/meta.proto\x12\x0cringstore.v1\x1a\x19ringstore/v1/common.proto\x1a\x1eringstore/v1/objectstore.proto\"\xa9\x02\n\x13\x43ommitObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x41\n\x08metadata\x18\x06 \x03(\x0b\x32/.ringstore.v1.CommitObjectRequest.MetadataEntry\x12&\n\x06\x63hunks\x18\x07 \x03(\x0b\x32\x16.ringstore.v1.ChunkRef\x12\x10\n\x08if_match\x18\x08 \x01(\t\x12\x15\n\rif_none_match\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x16GetObjectRecordRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\"^\n\x0cObjectRecord\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x18.ringstore.v1.ObjectInfo\x12&\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x16.ringstore.v1.ChunkRef\"`\n\x17MetaRenamePrefixRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nsrc_prefix\x18\x02 \x01(\t\x12\x12\n\ndst_prefix\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\"7\n\x18MetaRenamePrefixResponse\x12\r\n\x05moved\x18\x01 \x01(\x04\x12\x0c\n\x04more\x18\x02 \x01(\x08\"L\n\x1aHeadMultipartUploadRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\"\x9c\x01\n\x11\x43ommitPartRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\x12\x13\n\x0bpart_number\x18\x04 \x01(\r\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12&\n\x06\x63hunks\x18\x07 \x03(\x0b\x32\x16.ringstore.v1.ChunkRef\"|\n\x13RegisterNodeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x05 \x01(\x04\x12\x12\n\nused_bytes\x18\x06 \x01(\x04\"*\n\x14RegisterNodeResponse\x12\x12\n\nring_epoch\x18\x01 \x01(\x04\"^\n\x10HeartbeatRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x02 \x01(\x04\x12\x12\n\nused_bytes\x18\x03 \x01(\x04\x12\x12\n\nblob_count\x18\x04 \x01(\x04\"\'\n\x11HeartbeatResponse\x12\x12\n\nring_epoch\x18\x01 \x01(\x04\"(\n\x11GetClusterRequest\x12\x13\n\x0bknown_epoch\x18\x01 \x01(\x04\"\x9e\x01\n\x12GetClusterResponse\x12%\n\x04ring\x18\x01 \x01(\x0b\x32\x17.ringstore.v1.RingTable\x12%\n\x05nodes\x18\x02 \x03(\x0b\x32\x16.ringstore.v1.NodeInfo\x12\x10\n\x08replicas\x18\x03 \x01(\r\x12\x14\n\x0cwrite_quorum\x18\x04 \x01(\r\x12\x12\n\nchunk_size\x18\x05 \x01(\x04\x32\xfa\x10\n\x04Meta\x12K\n\x0c\x43reateBucket\x12!.ringstore.v1.CreateBucketRequest\x1a\x18.ringstore.v1.BucketInfo\x12G\n\nHeadBucket\x12\x1f.ringstore.v1.HeadBucketRequest\x1a\x18.ringstore.v1.BucketInfo\x12R\n\x0bListBuckets\x12 .ringstore.v1.ListBucketsRequest\x1a!.ringstore.v1.ListBucketsResponse\x12U\n\x0c\x44\x65leteBucket\x12!.ringstore.v1.DeleteBucketRequest\x1a\".ringstore.v1.DeleteBucketResponse\x12K\n\x0c\x43ommitObject\x12!.ringstore.v1.CommitObjectRequest\x1a\x18.ringstore.v1.ObjectInfo\x12S\n\x0fGetObjectRecord\x12$.ringstore.v1.GetObjectRecordRequest\x1a\x1a.ringstore.v1.ObjectRecord\x12U\n\x0c\x44\x65leteObject\x12!.ringstore.v1.DeleteObjectRequest\x1a\".ringstore.v1.DeleteObjectResponse\x12R\n\x0bListObjects\x12 .ringstore.v1.ListObjectsRequest\x1a!.ringstore.v1.ListObjectsResponse\x12j\n\x13SetBucketVersioning\x12(.ringstore.v1.SetBucketVersioningRequest\x1a).ringstore.v1.SetBucketVersioningResponse\x12j\n\x13GetBucketVersioning\x12(.ringstore.v1.GetBucketVersioningRequest\x1a).ringstore.v1.GetBucketVersioningResponse\x12g\n\x12ListObjectVersions\x12\'.ringstore.v1.ListObjectVersionsRequest\x1a(.ringstore.v1.ListObjectVersionsResponse\x12G\n\nCopyObject\x12\x1f.ringstore.v1.CopyObjectRequest\x1a\x18.ringstore.v1.ObjectInfo\x12]\n\x0cRenamePrefix\x12%.ringstore.v1.MetaRenamePrefixRequest\x1a&.ringstore.v1.MetaRenamePrefixResponse\x12p\n\x15\x43reateMultipartUpload\x12*.ringstore.v1.CreateMultipartUploadRequest\x1a+.ringstore.v1.CreateMultipartUploadResponse\x12Y\n\x13HeadMultipartUpload\x12(.ringstore.v1.HeadMultipartUploadRequest\x1a\x18.ringstore.v1.UploadInfo\x12O\n\nCommitPart\x12\x1f.ringstore.v1.CommitPartRequest\x1a .ringstore.v1.UploadPartResponse\x12\x61\n\x17\x43ompleteMultipartUpload\x12,.ringstore.v1.CompleteMultipartUploadRequest\x1a\x18.ringstore.v1.ObjectInfo\x12m\n\x14\x41\x62ortMultipartUpload\x12).ringstore.v1.AbortMultipartUploadRequest\x1a*.ringstore.v1.AbortMultipartUploadResponse\x12L\n\tListParts\x12\x1e.ringstore.v1.ListPartsRequest\x1a\x1f.ringstore.v1.ListPartsResponse\x12m\n\x14ListMultipartUploads\x12).ringstore.v1.ListMultipartUploadsRequest\x1a*.ringstore.v1.ListMultipartUploadsResponse\x12U\n\x0cRegisterNode\x12!.ringstore.v1.RegisterNodeRequest\x1a\".ringstore.v1.RegisterNodeResponse\x12L\n\tHeartbeat\x12\x1e.ringstore.v1.HeartbeatRequest\x1a\x1f.ringstore.v1.HeartbeatResponse\x12O\n\nGetCluster\x12\x1f.ringstore.v1.GetClusterRequest\x1a .ringstore.v1.GetClusterResponse\x12X\n\rClusterStatus\x12\".ringstore.v1.ClusterStatusRequest\x1a#.ringstore.v1.ClusterStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ringstore/v1/meta.proto\x12\x0cringstore.v1\x1a\x19ringstore/v1/common.proto\x1a\x1eringstore/v1/objectstore.proto\"H\n\x13ReportDamageRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08\x62lob_ids\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x16\n\x14ReportDamageResponse\"\xa9\x02\n\x13\x43ommitObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x41\n\x08metadata\x18\x06 \x03(\x0b\x32/.ringstore.v1.CommitObjectRequest.MetadataEntry\x12&\n\x06\x63hunks\x18\x07 \x03(\x0b\x32\x16.ringstore.v1.ChunkRef\x12\x10\n\x08if_match\x18\x08 \x01(\t\x12\x15\n\rif_none_match\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x16GetObjectRecordRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\"^\n\x0cObjectRecord\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x18.ringstore.v1.ObjectInfo\x12&\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x16.ringstore.v1.ChunkRef\"`\n\x17MetaRenamePrefixRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nsrc_prefix\x18\x02 \x01(\t\x12\x12\n\ndst_prefix\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\"7\n\x18MetaRenamePrefixResponse\x12\r\n\x05moved\x18\x01 \x01(\x04\x12\x0c\n\x04more\x18\x02 \x01(\x08\"L\n\x1aHeadMultipartUploadRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\"\x9c\x01\n\x11\x43ommitPartRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\x12\x13\n\x0bpart_number\x18\x04 \x01(\r\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x06 \x01(\t\x12&\n\x06\x63hunks\x18\x07 \x03(\x0b\x32\x16.ringstore.v1.ChunkRef\"|\n\x13RegisterNodeRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x05 \x01(\x04\x12\x12\n\nused_bytes\x18\x06 \x01(\x04\"*\n\x14RegisterNodeResponse\x12\x12\n\nring_epoch\x18\x01 \x01(\x04\"q\n\x10HeartbeatRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x02 \x01(\x04\x12\x12\n\nused_bytes\x18\x03 \x01(\x04\x12\x12\n\nblob_count\x18\x04 \x01(\x04\x12\x11\n\tdisk_full\x18\x05 \x01(\x08\"\'\n\x11HeartbeatResponse\x12\x12\n\nring_epoch\x18\x01 \x01(\x04\"(\n\x11GetClusterRequest\x12\x13\n\x0bknown_epoch\x18\x01 \x01(\x04\"\x9e\x01\n\x12GetClusterResponse\x12%\n\x04ring\x18\x01 \x01(\x0b\x32\x17.ringstore.v1.RingTable\x12%\n\x05nodes\x18\x02 \x03(\x0b\x32\x16.ringstore.v1.NodeInfo\x12\x10\n\x08replicas\x18\x03 \x01(\r\x12\x14\n\x0cwrite_quorum\x18\x04 \x01(\r\x12\x12\n\nchunk_size\x18\x05 \x01(\x04\x32\xd2\x12\n\x04Meta\x12K\n\x0c\x43reateBucket\x12!.ringstore.v1.CreateBucketRequest\x1a\x18.ringstore.v1.BucketInfo\x12G\n\nHeadBucket\x12\x1f.ringstore.v1.HeadBucketRequest\x1a\x18.ringstore.v1.BucketInfo\x12R\n\x0bListBuckets\x12 .ringstore.v1.ListBucketsRequest\x1a!.ringstore.v1.ListBucketsResponse\x12U\n\x0c\x44\x65leteBucket\x12!.ringstore.v1.DeleteBucketRequest\x1a\".ringstore.v1.DeleteBucketResponse\x12K\n\x0c\x43ommitObject\x12!.ringstore.v1.CommitObjectRequest\x1a\x18.ringstore.v1.ObjectInfo\x12S\n\x0fGetObjectRecord\x12$.ringstore.v1.GetObjectRecordRequest\x1a\x1a.ringstore.v1.ObjectRecord\x12U\n\x0c\x44\x65leteObject\x12!.ringstore.v1.DeleteObjectRequest\x1a\".ringstore.v1.DeleteObjectResponse\x12R\n\x0bListObjects\x12 .ringstore.v1.ListObjectsRequest\x1a!.ringstore.v1.ListObjectsResponse\x12j\n\x13SetBucketVersioning\x12(.ringstore.v1.SetBucketVersioningRequest\x1a).ringstore.v1.SetBucketVersioningResponse\x12j\n\x13GetBucketVersioning\x12(.ringstore.v1.GetBucketVersioningRequest\x1a).ringstore.v1.GetBucketVersioningResponse\x12g\n\x12ListObjectVersions\x12\'.ringstore.v1.ListObjectVersionsRequest\x1a(.ringstore.v1.ListObjectVersionsResponse\x12G\n\nCopyObject\x12\x1f.ringstore.v1.CopyObjectRequest\x1a\x18.ringstore.v1.ObjectInfo\x12]\n\x0cRenamePrefix\x12%.ringstore.v1.MetaRenamePrefixRequest\x1a&.ringstore.v1.MetaRenamePrefixResponse\x12p\n\x15\x43reateMultipartUpload\x12*.ringstore.v1.CreateMultipartUploadRequest\x1a+.ringstore.v1.CreateMultipartUploadResponse\x12Y\n\x13HeadMultipartUpload\x12(.ringstore.v1.HeadMultipartUploadRequest\x1a\x18.ringstore.v1.UploadInfo\x12O\n\nCommitPart\x12\x1f.ringstore.v1.CommitPartRequest\x1a .ringstore.v1.UploadPartResponse\x12\x61\n\x17\x43ompleteMultipartUpload\x12,.ringstore.v1.CompleteMultipartUploadRequest\x1a\x18.ringstore.v1.ObjectInfo\x12m\n\x14\x41\x62ortMultipartUpload\x12).ringstore.v1.AbortMultipartUploadRequest\x1a*.ringstore.v1.AbortMultipartUploadResponse\x12L\n\tListParts\x12\x1e.ringstore.v1.ListPartsRequest\x1a\x1f.ringstore.v1.ListPartsResponse\x12m\n\x14ListMultipartUploads\x12).ringstore.v1.ListMultipartUploadsRequest\x1a*.ringstore.v1.ListMultipartUploadsResponse\x12U\n\x0cRegisterNode\x12!.ringstore.v1.RegisterNodeRequest\x1a\".ringstore.v1.RegisterNodeResponse\x12L\n\tHeartbeat\x12\x1e.ringstore.v1.HeartbeatRequest\x1a\x1f.ringstore.v1.HeartbeatResponse\x12O\n\nGetCluster\x12\x1f.ringstore.v1.GetClusterRequest\x1a .ringstore.v1.GetClusterResponse\x12X\n\rClusterStatus\x12\".ringstore.v1.ClusterStatusRequest\x1a#.ringstore.v1.ClusterStatusResponse\x12>\n\tDrainNode\x12\x19.ringstore.v1.NodeRequest\x1a\x16.ringstore.v1.NodeInfo\x12?\n\nRemoveNode\x12\x19.ringstore.v1.NodeRequest\x1a\x16.ringstore.v1.NodeInfo\x12U\n\x0cReportDamage\x12!.ringstore.v1.ReportDamageRequest\x1a\".ringstore.v1.ReportDamageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,34 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMMITOBJECTREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_COMMITOBJECTREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_COMMITOBJECTREQUEST']._serialized_start=101
-  _globals['_COMMITOBJECTREQUEST']._serialized_end=398
-  _globals['_COMMITOBJECTREQUEST_METADATAENTRY']._serialized_start=351
-  _globals['_COMMITOBJECTREQUEST_METADATAENTRY']._serialized_end=398
-  _globals['_GETOBJECTRECORDREQUEST']._serialized_start=400
-  _globals['_GETOBJECTRECORDREQUEST']._serialized_end=473
-  _globals['_OBJECTRECORD']._serialized_start=475
-  _globals['_OBJECTRECORD']._serialized_end=569
-  _globals['_METARENAMEPREFIXREQUEST']._serialized_start=571
-  _globals['_METARENAMEPREFIXREQUEST']._serialized_end=667
-  _globals['_METARENAMEPREFIXRESPONSE']._serialized_start=669
-  _globals['_METARENAMEPREFIXRESPONSE']._serialized_end=724
-  _globals['_HEADMULTIPARTUPLOADREQUEST']._serialized_start=726
-  _globals['_HEADMULTIPARTUPLOADREQUEST']._serialized_end=802
-  _globals['_COMMITPARTREQUEST']._serialized_start=805
-  _globals['_COMMITPARTREQUEST']._serialized_end=961
-  _globals['_REGISTERNODEREQUEST']._serialized_start=963
-  _globals['_REGISTERNODEREQUEST']._serialized_end=1087
-  _globals['_REGISTERNODERESPONSE']._serialized_start=1089
-  _globals['_REGISTERNODERESPONSE']._serialized_end=1131
-  _globals['_HEARTBEATREQUEST']._serialized_start=1133
-  _globals['_HEARTBEATREQUEST']._serialized_end=1227
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1229
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1268
-  _globals['_GETCLUSTERREQUEST']._serialized_start=1270
-  _globals['_GETCLUSTERREQUEST']._serialized_end=1310
-  _globals['_GETCLUSTERRESPONSE']._serialized_start=1313
-  _globals['_GETCLUSTERRESPONSE']._serialized_end=1471
-  _globals['_META']._serialized_start=1474
-  _globals['_META']._serialized_end=3644
+  _globals['_REPORTDAMAGEREQUEST']._serialized_start=100
+  _globals['_REPORTDAMAGEREQUEST']._serialized_end=172
+  _globals['_REPORTDAMAGERESPONSE']._serialized_start=174
+  _globals['_REPORTDAMAGERESPONSE']._serialized_end=196
+  _globals['_COMMITOBJECTREQUEST']._serialized_start=199
+  _globals['_COMMITOBJECTREQUEST']._serialized_end=496
+  _globals['_COMMITOBJECTREQUEST_METADATAENTRY']._serialized_start=449
+  _globals['_COMMITOBJECTREQUEST_METADATAENTRY']._serialized_end=496
+  _globals['_GETOBJECTRECORDREQUEST']._serialized_start=498
+  _globals['_GETOBJECTRECORDREQUEST']._serialized_end=571
+  _globals['_OBJECTRECORD']._serialized_start=573
+  _globals['_OBJECTRECORD']._serialized_end=667
+  _globals['_METARENAMEPREFIXREQUEST']._serialized_start=669
+  _globals['_METARENAMEPREFIXREQUEST']._serialized_end=765
+  _globals['_METARENAMEPREFIXRESPONSE']._serialized_start=767
+  _globals['_METARENAMEPREFIXRESPONSE']._serialized_end=822
+  _globals['_HEADMULTIPARTUPLOADREQUEST']._serialized_start=824
+  _globals['_HEADMULTIPARTUPLOADREQUEST']._serialized_end=900
+  _globals['_COMMITPARTREQUEST']._serialized_start=903
+  _globals['_COMMITPARTREQUEST']._serialized_end=1059
+  _globals['_REGISTERNODEREQUEST']._serialized_start=1061
+  _globals['_REGISTERNODEREQUEST']._serialized_end=1185
+  _globals['_REGISTERNODERESPONSE']._serialized_start=1187
+  _globals['_REGISTERNODERESPONSE']._serialized_end=1229
+  _globals['_HEARTBEATREQUEST']._serialized_start=1231
+  _globals['_HEARTBEATREQUEST']._serialized_end=1344
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1346
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1385
+  _globals['_GETCLUSTERREQUEST']._serialized_start=1387
+  _globals['_GETCLUSTERREQUEST']._serialized_end=1427
+  _globals['_GETCLUSTERRESPONSE']._serialized_start=1430
+  _globals['_GETCLUSTERRESPONSE']._serialized_end=1588
+  _globals['_META']._serialized_start=1591
+  _globals['_META']._serialized_end=3977
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReportDamageRequest(_message.Message):
+    __slots__ = ("node_id", "blob_ids", "reason")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    blob_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, node_id: _Optional[str] = ..., blob_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReportDamageResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class CommitObjectRequest(_message.Message):
     __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "chunks", "if_match", "if_none_match")
     class MetadataEntry(_message.Message):
@@ -126,16 +140,18 @@ class RegisterNodeResponse(_message.Message):
     def __init__(self, ring_epoch: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("id", "capacity_bytes", "used_bytes", "blob_count")
+    __slots__ = ("id", "capacity_bytes", "used_bytes", "blob_count", "disk_full")
     ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DISK_FULL_FIELD_NUMBER: _ClassVar[int]
     id: str
     capacity_bytes: int
     used_bytes: int
     blob_count: int
-    def __init__(self, id: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ...) -> None: ...
+    disk_full: bool
+    def __init__(self, id: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., disk_full: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("ring_epoch",)

@@ -156,6 +156,21 @@ class MetaStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/ringstore.v1.Meta/DrainNode',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/ringstore.v1.Meta/RemoveNode',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+                _registered_method=True)
+        self.ReportDamage = channel.unary_unary(
+                '/ringstore.v1.Meta/ReportDamage',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageResponse.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -313,6 +328,26 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportDamage(self, request, context):
+        """A replica found missing or corrupt (by a gateway's read or a datanode's scrub): the
+        metanode drops it from the placement record and queues the blob for repair at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -435,6 +470,21 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.ClusterStatus,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusResponse.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.SerializeToString,
+            ),
+            'ReportDamage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportDamage,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1085,6 +1135,87 @@ class Meta:
             '/ringstore.v1.Meta/ClusterStatus',
             ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.SerializeToString,
             ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/DrainNode',
+            ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/RemoveNode',
+            ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportDamage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/ReportDamage',
+            ringstore_dot_v1_dot_meta__pb2.ReportDamageRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.ReportDamageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class NodeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
 class SetBucketVersioningRequest(_message.Message):
     __slots__ = ("name", "status")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -421,7 +427,7 @@ class ZoneStatus(_message.Message):
     def __init__(self, zone: _Optional[str] = ..., nodes: _Optional[int] = ..., weight: _Optional[float] = ..., share: _Optional[float] = ..., weight_share: _Optional[float] = ...) -> None: ...
 
 class ClusterStatusResponse(_message.Message):
-    __slots__ = ("ring_epoch", "replicas", "write_quorum", "nodes", "zones", "balance", "balance_note", "buckets", "objects", "stored_bytes", "pending_gc_blobs")
+    __slots__ = ("ring_epoch", "replicas", "write_quorum", "nodes", "zones", "balance", "balance_note", "buckets", "objects", "stored_bytes", "pending_gc_blobs", "under_replicated_blobs", "misplaced_blobs", "repairs_done", "repair_bytes", "repairs_failed", "lost_blobs")
     RING_EPOCH_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
@@ -433,6 +439,12 @@ class ClusterStatusResponse(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
     PENDING_GC_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    UNDER_REPLICATED_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    MISPLACED_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    REPAIRS_DONE_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPAIRS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    LOST_BLOBS_FIELD_NUMBER: _ClassVar[int]
     ring_epoch: int
     replicas: int
     write_quorum: int
@@ -444,4 +456,10 @@ class ClusterStatusResponse(_message.Message):
     objects: int
     stored_bytes: int
     pending_gc_blobs: int
-    def __init__(self, ring_epoch: _Optional[int] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[ZoneStatus, _Mapping]]] = ..., balance: _Optional[float] = ..., balance_note: _Optional[str] = ..., buckets: _Optional[int] = ..., objects: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., pending_gc_blobs: _Optional[int] = ...) -> None: ...
+    under_replicated_blobs: int
+    misplaced_blobs: int
+    repairs_done: int
+    repair_bytes: int
+    repairs_failed: int
+    lost_blobs: int
+    def __init__(self, ring_epoch: _Optional[int] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[ZoneStatus, _Mapping]]] = ..., balance: _Optional[float] = ..., balance_note: _Optional[str] = ..., buckets: _Optional[int] = ..., objects: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., pending_gc_blobs: _Optional[int] = ..., under_replicated_blobs: _Optional[int] = ..., misplaced_blobs: _Optional[int] = ..., repairs_done: _Optional[int] = ..., repair_bytes: _Optional[int] = ..., repairs_failed: _Optional[int] = ..., lost_blobs: _Optional[int] = ...) -> None: ...

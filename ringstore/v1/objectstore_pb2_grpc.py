@@ -140,6 +140,16 @@ class ObjectStoreStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/DrainNode',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/RemoveNode',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+                _registered_method=True)
 
 
 class ObjectStoreServicer:
@@ -276,6 +286,20 @@ class ObjectStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainNode(self, request, context):
+        """Operator actions on a datanode: drain moves everything off it, remove forgets it (and
+        re-replicates what it held). Each is a new ring epoch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -383,6 +407,16 @@ def add_ObjectStoreServicer_to_server(servicer, server):
                     servicer.ClusterStatus,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusResponse.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -952,6 +986,60 @@ class ObjectStore:
             '/ringstore.v1.ObjectStore/ClusterStatus',
             ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusRequest.SerializeToString,
             ringstore_dot_v1_dot_objectstore__pb2.ClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/DrainNode',
+            ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/RemoveNode',
+            ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
             options,
             channel_credentials,
             insecure,
