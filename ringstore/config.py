@@ -45,6 +45,11 @@ class MetanodeConfig:
     orphan_scan_interval: float = 300.0  # seconds between sweeps for uncommitted blobs
     rpc_timeout: float = 10.0  # seconds: deadline of the metanode's calls to datanodes
     upload_max_age: float = 7 * 86400.0  # seconds an open multipart upload lives before abort
+    dead_grace: float = 600.0  # seconds a node may stay down before it leaves the ring
+    repair_interval: float = 1.0  # seconds between repair passes
+    repair_concurrency: int = 4  # blob copies in flight at once
+    repair_rate: int = 64 * MiB  # bytes per second repair and rebalancing may copy
+    anti_entropy_interval: float = 10.0  # seconds between anti-entropy slices (1/16 of ids each)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +75,9 @@ class DatanodeConfig:
     capacity: int = 0  # bytes offered; 0 means the size of the disk
     heartbeat_interval: float = 1.0  # seconds between heartbeats
     fsync: bool = True  # fsync every blob before acknowledging (only tests turn it off)
+    full_reserve: int = 64 * MiB  # bytes kept free: below this the node refuses new blobs
+    scrub_rate: int = 8 * MiB  # bytes per second the scrubber re-reads (0 turns it off)
+    scrub_interval: float = 3600.0  # seconds between the starts of two full scrub passes
 
 
 @dataclasses.dataclass(frozen=True)
