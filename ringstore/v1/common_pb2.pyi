@@ -64,7 +64,7 @@ class ObjectInfo(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., version_id: _Optional[str] = ..., has_version_id: _Optional[bool] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., last_modified_ns: _Optional[int] = ..., is_delete_marker: _Optional[bool] = ..., is_latest: _Optional[bool] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("id", "address", "zone", "weight", "state", "capacity_bytes", "used_bytes", "blob_count", "last_heartbeat_ns", "writable", "disk_full")
+    __slots__ = ("id", "address", "zone", "weight", "state", "capacity_bytes", "used_bytes", "blob_count", "last_heartbeat_ns", "disk_full")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
@@ -74,7 +74,6 @@ class NodeInfo(_message.Message):
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_NS_FIELD_NUMBER: _ClassVar[int]
-    WRITABLE_FIELD_NUMBER: _ClassVar[int]
     DISK_FULL_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
@@ -85,9 +84,8 @@ class NodeInfo(_message.Message):
     used_bytes: int
     blob_count: int
     last_heartbeat_ns: int
-    writable: bool
     disk_full: bool
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., zone: _Optional[str] = ..., weight: _Optional[float] = ..., state: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., last_heartbeat_ns: _Optional[int] = ..., writable: _Optional[bool] = ..., disk_full: _Optional[bool] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., zone: _Optional[str] = ..., weight: _Optional[float] = ..., state: _Optional[str] = ..., capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., last_heartbeat_ns: _Optional[int] = ..., disk_full: _Optional[bool] = ...) -> None: ...
 
 class RingTable(_message.Message):
     __slots__ = ("epoch", "partition_power", "replicas", "node_ids", "rows", "zones")
