@@ -38,6 +38,7 @@ class ClusterView:
         self.chunk_size = 8 * 1024 * 1024
         self._suspect_until: dict[str, float] = {}
         self._channels: dict[str, tuple[str, object]] = {}
+        self._reports: set[asyncio.Task[None]] = set()
 
     async def refresh(self) -> None:
         """Fetch node states, and the ring when its epoch moved."""
@@ -71,8 +72,27 @@ class ClusterView:
             await asyncio.sleep(interval)
 
     def is_up(self, node_id: str) -> bool:
+        """Serving reads: up, or draining (a draining node still holds its data)."""
         node = self.nodes.get(node_id)
-        return node is not None and node.state == "up"
+        return node is not None and node.state in ("up", "draining")
+
+    def is_writable(self, node_id: str) -> bool:
+        """Taking new chunks: up (not draining) and not out of space."""
+        node = self.nodes.get(node_id)
+        return node is not None and node.state == "up" and not node.disk_full
+
+    def report_damage(self, node_id: str, blob_id: str, reason: str) -> None:
+        """Read repair: tell the metanode, in the background, that a replica is bad."""
+        request = meta_pb2.ReportDamageRequest(node_id=node_id, blob_ids=[blob_id], reason=reason)
+        task = asyncio.get_running_loop().create_task(self._report(request))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _report(self, request: meta_pb2.ReportDamageRequest) -> None:
+        try:
+            await self._meta.ReportDamage(request, timeout=self._rpc_timeout)
+        except grpc.RpcError as exc:
+            log.warning("could not report %s on %s: %s", request.blob_ids, request.node_id, exc)
 
     def mark_suspect(self, node_id: str) -> None:
         self._suspect_until[node_id] = time.monotonic() + SUSPECT_SECONDS
@@ -82,14 +102,16 @@ class ClusterView:
         return until is not None and until > time.monotonic()
 
     def write_candidates(self, placement_hash: int) -> list[str]:
-        """Nodes to write a chunk to, in order: the ring's primaries that are up and not suspect,
-        then the handoff order, then suspect nodes as a last resort. Down nodes never."""
+        """Nodes to write a chunk to, in order: the ring's primaries that are writable and not
+        suspect, then the handoff order, then suspect nodes as a last resort. Nodes that are
+        down, draining or full never."""
         if self.ring is None or not self.ring.node_ids:
             raise ServiceUnavailable("the cluster has no datanodes in its ring yet")
         ordered = self.ring.primary_nodes(placement_hash) + self.ring.handoff_nodes(placement_hash)
-        healthy = [n for n in ordered if self.is_up(n) and not self.is_suspect(n)]
-        suspect = [n for n in ordered if self.is_up(n) and self.is_suspect(n)]
-        return healthy + suspect
+        writable = [n for n in ordered if self.is_writable(n)]
+        return [n for n in writable if not self.is_suspect(n)] + [
+            n for n in writable if self.is_suspect(n)
+        ]
 
     def read_order(self, holders: Sequence[str]) -> list[str]:
         """The holders of a chunk, best first: up and trusted, then suspect, then the rest."""

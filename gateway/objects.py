@@ -233,6 +233,14 @@ class ObjectService:
         validation.check_max_keys(req.max_keys)
         return await self.call_meta(self.meta.ListObjects, req)
 
+    async def drain_node(self, node_id: str) -> common_pb2.NodeInfo:
+        req = objectstore_pb2.NodeRequest(id=node_id)
+        return await self.call_meta(self.meta.DrainNode, req)
+
+    async def remove_node(self, node_id: str) -> common_pb2.NodeInfo:
+        req = objectstore_pb2.NodeRequest(id=node_id)
+        return await self.call_meta(self.meta.RemoveNode, req)
+
     async def cluster_status(self) -> objectstore_pb2.ClusterStatusResponse:
         return await self.call_meta(self.meta.ClusterStatus, objectstore_pb2.ClusterStatusRequest())
 

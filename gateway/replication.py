@@ -8,7 +8,8 @@ Guarantees:
   write by at most that grace, never by a full deadline.
 - :func:`read_chunk` returns bytes that a datanode verified against its checksums (and, for a
   whole chunk, that match the CRC32C the metanode recorded), trying each holder in turn on an
-  error, a timeout or a mismatch.
+  error, a timeout or a mismatch. A holder found missing the blob or serving it corrupt is
+  reported to the metanode at once (read repair), which queues the blob for repair.
 """
 
 from __future__ import annotations
@@ -154,15 +155,18 @@ async def read_chunk(
             ]
         except (grpc.aio.AioRpcError, ServiceUnavailable) as exc:
             failures[node_id] = _describe(exc)
-            if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.NOT_FOUND:
+            code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+            if code == grpc.StatusCode.NOT_FOUND:
+                view.report_damage(node_id, chunk.blob_id, "missing")
+            elif code == grpc.StatusCode.DATA_LOSS:
+                view.report_damage(node_id, chunk.blob_id, "corrupt")
+            else:
                 view.mark_suspect(node_id)
             continue
         data = b"".join(parts)
-        if len(data) != length:
-            failures[node_id] = f"served {len(data)} bytes, wanted {length}"
-            continue
-        if whole and google_crc32c.value(data) != chunk.crc32c:
-            failures[node_id] = "checksum mismatch against the metanode's record"
+        if len(data) != length or (whole and google_crc32c.value(data) != chunk.crc32c):
+            failures[node_id] = f"served {len(data)} bytes that fail the metanode's checksum"
+            view.report_damage(node_id, chunk.blob_id, "corrupt")
             continue
         if failures:
             log.warning(

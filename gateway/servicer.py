@@ -160,6 +160,14 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
         return await self.objects.cluster_status()
 
+    @handler
+    async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.drain_node(request.id)
+
+    @handler
+    async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.objects.remove_node(request.id)
+
 
 async def _body(
     messages: AsyncIterator[objectstore_pb2.PutObjectRequest], expected_size: int

@@ -174,6 +174,38 @@ def cluster_status(ctx: click.Context) -> None:
             f"  {z.zone:<8} nodes {z.nodes}  placements {z.share:.1%}  weight {z.weight_share:.1%}"
         )
     click.echo(f"balance {st.balance:.3f} (max node share / weight share)  {st.balance_note}")
+    click.echo(
+        f"repair: under-replicated {st.under_replicated_blobs}  misplaced {st.misplaced_blobs}  "
+        f"lost {st.lost_blobs}  done {st.repairs_done} ({human(st.repair_bytes)})  "
+        f"failed {st.repairs_failed}"
+    )
+
+
+@cli.group()
+def node() -> None:
+    """Operate on datanodes: drain one before it leaves, remove a dead one."""
+
+
+@node.command("drain")
+@click.argument("node_id")
+@click.pass_context
+@errors
+def node_drain(ctx: click.Context, node_id: str) -> None:
+    """Move everything off NODE_ID (it keeps serving reads until it holds nothing)."""
+    with client(ctx) as c:
+        info = c.drain_node(node_id)
+    click.echo(f"{info.id} is {info.state}: its chunks move to other nodes in the background")
+
+
+@node.command("remove")
+@click.argument("node_id")
+@click.pass_context
+@errors
+def node_remove(ctx: click.Context, node_id: str) -> None:
+    """Forget NODE_ID and re-replicate what it held from the other copies."""
+    with client(ctx) as c:
+        info = c.remove_node(node_id)
+    click.echo(f"{info.id} is {info.state}: its chunks are re-replicated in the background")
 
 
 # -- buckets ------------------------------------------------------------------------------

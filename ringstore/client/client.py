@@ -515,6 +515,16 @@ class Client:
             progress=progress,
         )  # fmt: skip
 
+    def drain_node(self, node_id: str) -> Any:
+        """Move every chunk off a datanode before it leaves (a new ring epoch)."""
+        req = objectstore_pb2.NodeRequest(id=node_id)
+        return self._call(lambda s: s.DrainNode(req, timeout=self.timeout), safe=True)
+
+    def remove_node(self, node_id: str) -> Any:
+        """Forget a datanode and re-replicate what it held (a new ring epoch)."""
+        req = objectstore_pb2.NodeRequest(id=node_id)
+        return self._call(lambda s: s.RemoveNode(req, timeout=self.timeout), safe=True)
+
     # -- cluster ----------------------------------------------------------------------------
 
     def cluster_status(self) -> Any:

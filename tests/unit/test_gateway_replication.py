@@ -70,6 +70,7 @@ class FakeView(ClusterView):
         self.stubs = {n: FakeStub(b, data) for n, b in behaviours.items()}
         self.order = list(behaviours)
         self.suspects: list[str] = []
+        self.reports: list[tuple[str, str]] = []
 
     def write_candidates(self, placement_hash: int) -> list[str]:
         return list(self.order)
@@ -82,6 +83,9 @@ class FakeView(ClusterView):
 
     def mark_suspect(self, node_id: str) -> None:
         self.suspects.append(node_id)
+
+    def report_damage(self, node_id: str, blob_id: str, reason: str) -> None:
+        self.reports.append((node_id, reason))
 
 
 def write(view: FakeView, data: bytes = b"chunk") -> list[str]:
@@ -167,3 +171,28 @@ def test_read_with_no_good_replica_fails(outcomes: str) -> None:
     view = FakeView({f"dn{i + 1}": b for i, b in enumerate(outcomes.split())}, data=data)
     with pytest.raises(ServiceUnavailable, match="no replica could be read"):
         read(view, data)
+
+
+def test_read_repair_reports_missing_and_corrupt_replicas() -> None:
+    data = b"payload" * 50
+    view = FakeView({"dn1": "missing", "dn2": "corrupt", "dn3": "fail", "dn4": "ok"}, data=data)
+    assert read(view, data) == data
+    assert view.reports == [("dn1", "missing"), ("dn2", "corrupt")]
+    assert view.suspects == ["dn3"]  # an unreachable node is suspect, not damaged
+
+
+def test_write_candidates_skip_down_draining_and_full_nodes() -> None:
+    from ringstore.ring import RingNode, build_ring
+
+    view = ClusterView(meta=None, rpc_timeout=TIMEOUT)  # type: ignore[arg-type]
+    nodes = [RingNode(f"dn{i}", f"z{i % 3}") for i in range(1, 7)]
+    view.ring = build_ring(nodes, replicas=3, partition_power=4, epoch=1)
+    states = {"dn1": ("up", False), "dn2": ("down", False), "dn3": ("draining", False),
+              "dn4": ("up", True), "dn5": ("up", False), "dn6": ("up", False)}  # fmt: skip
+    for node_id, (state, full) in states.items():
+        view.nodes[node_id] = common_pb2.NodeInfo(id=node_id, state=state, disk_full=full)
+    candidates = view.write_candidates(12345)
+    assert sorted(candidates) == ["dn1", "dn5", "dn6"]
+    view.mark_suspect("dn1")
+    assert view.write_candidates(12345)[-1] == "dn1"
+    assert view.read_order(["dn2", "dn3", "dn1"]) == ["dn3", "dn1", "dn2"]
