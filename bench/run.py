@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import limits
 from ringstore import Client
 from ringstore.localcluster import LocalCluster, free_port_block
 
@@ -162,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
     args = p.parse_args(argv)
     workloads = QUICK if args.quick else FULL
+    machine = limits.measure()
+    machine_line = "Machine limits, same run: " + ", ".join(
+        f"{name} {value:.0f}" for name, value in machine.items()
+    )
+    print(machine_line, flush=True)
     header = [
         "| objects | op | clients | ops | ops/s | MiB/s | p50 ms | p99 ms | errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -186,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             f"Command: `{command}` (own cluster: metanode, 3 datanodes, gateway; N=3, W=2, "
             f"8 MiB chunks, fsync on). Machine: {os.cpu_count()} cores, {platform.machine()}, "
             f"Python {platform.python_version()}.\n",
+            machine_line + ".\n",
             *header,
             *rows,
         ]

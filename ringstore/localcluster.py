@@ -152,6 +152,8 @@ class LocalCluster:
     fsync: bool = True
     gateways: int = 1
     meta_args: list[str] = dataclasses.field(default_factory=list)
+    datanode_args: list[str] = dataclasses.field(default_factory=list)
+    node_capacity: dict[int, int] = dataclasses.field(default_factory=dict)  # i -> bytes
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,8 +205,10 @@ class LocalCluster:
             "--data-dir", str(self.data_dir / node_id),
             "--metanode", self.metanode_address,
         ]  # fmt: skip
-        if self.capacity:
-            argv += ["--capacity", str(self.capacity)]
+        capacity = self.node_capacity.get(i, self.capacity)
+        if capacity:
+            argv += ["--capacity", str(capacity)]
+        argv += self.datanode_args
         if not self.fsync:
             argv.append("--no-fsync")
         return Process(node_id, argv, self._log(node_id), address)
