@@ -1,7 +1,8 @@
 """``ringstore-datanode``: run one datanode.
 
 Serves ``ringstore.v1.Blob`` over the blobs under its data directory, registers and heartbeats to
-the metanode, prints one line to stdout once it serves::
+the metanode, scrubs its blobs in the background and reports the corrupt ones to the metanode,
+prints one line to stdout once it serves::
 
     ringstore-datanode <id> serving on <host:port> zone <zone> data <dir>
 
@@ -22,7 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from datanode.blobstore import DiskBlobStore
+from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
+from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
 from ringstore import config as config_module
 from ringstore.config import Config
@@ -60,6 +63,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--metanode", metavar="HOST:PORT", help="metanode address (metanode.address)"
     )
     parser.add_argument(
+        "--full-reserve",
+        type=int,
+        metavar="BYTES",
+        help="bytes kept free: with less, the node refuses new blobs (datanode.full_reserve)",
+    )
+    parser.add_argument(
+        "--scrub-rate",
+        type=int,
+        metavar="BYTES_PER_S",
+        help="bytes per second the scrubber re-reads; 0 turns it off (datanode.scrub_rate)",
+    )
+    parser.add_argument(
+        "--scrub-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between the starts of two scrub passes (datanode.scrub_interval)",
+    )
+    parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
     return parser.parse_args(argv)
@@ -76,6 +97,9 @@ def build_config(args: argparse.Namespace) -> Config:
         "weight": args.weight,
         "data_dir": args.data_dir,
         "capacity": args.capacity,
+        "full_reserve": args.full_reserve,
+        "scrub_rate": args.scrub_rate,
+        "scrub_interval": args.scrub_interval,
     }
     datanode = dataclasses.replace(
         cfg.datanode, **{k: v for k, v in flags.items() if v is not None}
@@ -85,7 +109,24 @@ def build_config(args: argparse.Namespace) -> Config:
     metanode = cfg.metanode
     if args.metanode:
         metanode = dataclasses.replace(metanode, address=args.metanode)
-    return dataclasses.replace(cfg, datanode=datanode, metanode=metanode).validate()
+    cfg = dataclasses.replace(cfg, datanode=datanode, metanode=metanode).validate()
+    _check_datanode(cfg)
+    return cfg
+
+
+def _check_datanode(cfg: Config) -> None:
+    """The datanode keys the shared validation does not cover."""
+    dn = cfg.datanode
+    if dn.full_reserve < 0:
+        raise InvalidArgument(f"datanode.full_reserve must be >= 0 bytes, got {dn.full_reserve}")
+    if dn.scrub_rate < 0:
+        raise InvalidArgument(
+            f"datanode.scrub_rate must be >= 0 bytes per second (0: off), got {dn.scrub_rate}"
+        )
+    if dn.scrub_interval <= 0:
+        raise InvalidArgument(
+            f"datanode.scrub_interval must be a positive number of seconds, got {dn.scrub_interval}"
+        )
 
 
 def advertised_address(listen: str, port: int) -> str:
@@ -102,28 +143,43 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
     data_dir = Path(dn.data_dir).resolve()
-    store = await asyncio.to_thread(DiskBlobStore, data_dir, capacity=dn.capacity, fsync=dn.fsync)
+    channel = insecure_channel(cfg.metanode.address)
+    meta = meta_pb2_grpc.MetaStub(channel)
+    reporter = DamageReporter(meta, dn.id)
+    store = await asyncio.to_thread(
+        DiskBlobStore,
+        data_dir,
+        capacity=dn.capacity,
+        fsync=dn.fsync,
+        full_reserve=dn.full_reserve,
+        on_quarantine=reporter.note,
+    )
+    scrubber = Scrubber(store, rate=dn.scrub_rate, interval=dn.scrub_interval)
     server, health, port = make_server(dn.listen)
-    blob_pb2_grpc.add_BlobServicer_to_server(BlobService(store), server)
+    service = BlobService(store, scrubbed_bytes=lambda: scrubber.scrubbed_bytes)
+    blob_pb2_grpc.add_BlobServicer_to_server(service, server)
     await server.start()
     await set_serving(health, SERVICE)
     address = dn.advertise or advertised_address(dn.listen, port)
-    channel = insecure_channel(cfg.metanode.address)
     heartbeater = Heartbeater(
-        meta_pb2_grpc.MetaStub(channel),
+        meta,
         NodeIdentity(dn.id, address, dn.zone, dn.weight),
         store.usage,
         interval=dn.heartbeat_interval,
     )
     heartbeater.start()
+    reporter.start()
+    scrubber.start()
     print(f"ringstore-datanode {dn.id} serving on {address} zone {dn.zone} data {data_dir}")
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
         log.info("stopping datanode %s", dn.id)
+        await scrubber.stop()
         await heartbeater.stop()
         await server.stop(grace=STOP_GRACE)
+        await reporter.stop()
         await channel.close(grace=None)
 
 

@@ -1,5 +1,8 @@
 """Keeps the metanode aware of this datanode: registers it, then heartbeats its usage.
 
+Each heartbeat carries the node's usage, including whether it is full (it then refuses new
+blobs, and the metanode stops placing chunks on it).
+
 Guarantees: registration is retried with capped, jittered exponential backoff until the metanode
 answers; afterwards a heartbeat goes every ``interval`` seconds, each call with a deadline; a
 metanode that answers NOT_FOUND (it forgot the node, say after losing its state) gets a fresh
@@ -130,6 +133,7 @@ class Heartbeater:
                     capacity_bytes=usage.capacity_bytes,
                     used_bytes=usage.used_bytes,
                     blob_count=usage.blob_count,
+                    disk_full=usage.disk_full,
                 ),
                 timeout=self._rpc_timeout,
             )

@@ -4,6 +4,9 @@ become statuses in :func:`ringstore.rpc.handler`; nothing here decides anything 
 
 PutBlob acknowledges only after the store committed the blob (checksum verified, fsynced, renamed,
 directory fsynced); a stream that ends early, breaks or is cancelled leaves nothing behind.
+ReplicateBlob (:mod:`datanode.replicator`) stores a blob pulled from other datanodes the same way.
+A full store refuses both before the body is read. Corrupt blobs a read meets are quarantined and
+reported by the store's quarantine listener, not here.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from grpc import aio
 
+from datanode import replicator
 from datanode.blobstore import BlobStat, BlobStore, BlobWriter
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
@@ -25,10 +29,22 @@ _END = object()
 
 
 class BlobService(blob_pb2_grpc.BlobServicer):
-    """The Blob service of one datanode, over ``store``."""
+    """The Blob service of one datanode, over ``store``. ``scrubbed_bytes()`` is what the
+    scrubber verified since start-up; ``connect`` opens channels to other datanodes (for
+    ReplicateBlob) and ``source_timeout`` is the deadline, in seconds, of each pull."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        *,
+        scrubbed_bytes: Callable[[], int] = lambda: 0,
+        connect: replicator.Connect = replicator.insecure_channel,
+        source_timeout: float = replicator.SOURCE_TIMEOUT,
+    ) -> None:
         self._store = store
+        self._scrubbed_bytes = scrubbed_bytes
+        self._connect = connect
+        self._source_timeout = source_timeout
 
     @handler
     async def PutBlob(
@@ -48,9 +64,22 @@ class BlobService(blob_pb2_grpc.BlobServicer):
             # Shielded: if the call was cancelled, the abort still runs to the end.
             await asyncio.shield(asyncio.to_thread(writer.abort))
             raise
-        return blob_pb2.PutBlobResponse(
-            blob_id=stat.blob_id, length=stat.length, crc32c=stat.crc32c
+        return _put_response(stat)
+
+    @handler
+    async def ReplicateBlob(
+        self, request: blob_pb2.ReplicateBlobRequest, context: aio.ServicerContext
+    ) -> blob_pb2.PutBlobResponse:
+        stat = await replicator.replicate(
+            self._store,
+            request.blob_id,
+            request.length,
+            request.crc32c,
+            list(request.sources),
+            timeout=self._source_timeout,
+            connect=self._connect,
         )
+        return _put_response(stat)
 
     @handler
     async def GetBlob(
@@ -84,7 +113,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
     ) -> AsyncIterator[blob_pb2.ListBlobsResponse]:
         if request.older_than_ns < 0:
             raise InvalidArgument(f"older_than_ns must be >= 0, got {request.older_than_ns}")
-        stats = self._store.list(request.older_than_ns)
+        stats = self._store.list(request.older_than_ns, request.id_prefix)
         try:
             while batch := await asyncio.to_thread(_take, stats, LIST_BATCH):
                 yield blob_pb2.ListBlobsResponse(blobs=[_stat_message(s) for s in batch])
@@ -95,11 +124,14 @@ class BlobService(blob_pb2_grpc.BlobServicer):
     async def Usage(
         self, request: blob_pb2.UsageRequest, context: aio.ServicerContext
     ) -> blob_pb2.UsageResponse:
-        usage = self._store.usage()  # in memory: no disk work
+        usage = await asyncio.to_thread(self._store.usage)  # a statvfs, no scan
         return blob_pb2.UsageResponse(
             capacity_bytes=usage.capacity_bytes,
             used_bytes=usage.used_bytes,
             blob_count=usage.blob_count,
+            disk_full=usage.disk_full,
+            quarantined=usage.quarantined,
+            scrubbed_bytes=self._scrubbed_bytes(),
         )
 
 
@@ -118,6 +150,10 @@ async def _receive(
         if message.data:
             await asyncio.to_thread(writer.write, message.data)
     return await asyncio.to_thread(writer.commit)
+
+
+def _put_response(stat: BlobStat) -> blob_pb2.PutBlobResponse:
+    return blob_pb2.PutBlobResponse(blob_id=stat.blob_id, length=stat.length, crc32c=stat.crc32c)
 
 
 def _stat_message(stat: BlobStat) -> blob_pb2.StatBlobResponse:

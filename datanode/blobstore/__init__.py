@@ -4,18 +4,22 @@ every store guarantees, :mod:`.footer` for the versioned on-disk format and :mod
 crash-safe write recipe."""
 
 from datanode.blobstore.base import (
+    NO_SPACE_WINDOW,
     PIECE_SIZE,
     BlobStat,
     BlobStore,
     BlobWriter,
+    QuarantineListener,
     Usage,
     check_blob_id,
+    check_id_prefix,
 )
 from datanode.blobstore.disk import DiskBlobStore
 from datanode.blobstore.footer import SEGMENT_SIZE, crc32c, stored_size
 from datanode.blobstore.memory import MemoryBlobStore
 
 __all__ = [
+    "NO_SPACE_WINDOW",
     "PIECE_SIZE",
     "SEGMENT_SIZE",
     "BlobStat",
@@ -23,8 +27,10 @@ __all__ = [
     "BlobWriter",
     "DiskBlobStore",
     "MemoryBlobStore",
+    "QuarantineListener",
     "Usage",
     "check_blob_id",
+    "check_id_prefix",
     "crc32c",
     "stored_size",
 ]

@@ -11,7 +11,14 @@ A blob is an immutable run of bytes named by a 32-hex-digit id. The store guaran
   read of a whole blob is also checked against the whole-blob CRC32C before its last piece is
   returned; a corrupt blob is quarantined (it disappears from the store) and raises
   :class:`BlobCorrupt`;
-- usage is tracked in memory, and a write that would exceed the capacity is refused up front.
+- usage is tracked in memory, and a write that would exceed the capacity is refused up front;
+- a store is *full* when less than ``full_reserve`` bytes are free (by its capacity, and by the
+  filesystem for the disk store) or a write hit ENOSPC in the last :data:`NO_SPACE_WINDOW`
+  seconds; a full store refuses every new blob in :meth:`BlobStore.begin_write`, before any byte
+  is received, while re-writes of identical blobs, reads and deletes go on (a delete clears the
+  ENOSPC condition);
+- every blob it quarantines is counted and handed to the ``on_quarantine`` callback (from
+  whichever thread found it), exactly once.
 
 Implementations supply storage primitives (:class:`BlobStore`'s abstract methods); the blob format
 (:mod:`datanode.blobstore.footer`) and all checks live here, so both behave identically.
@@ -25,6 +32,7 @@ import errno
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Protocol
@@ -44,7 +52,9 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 PIECE_SIZE = 1 * MiB  # bytes: the most one read piece holds (one stream message)
 _SEGMENTS_PER_PIECE = PIECE_SIZE // fmt.SEGMENT_SIZE
+NO_SPACE_WINDOW = 30.0  # seconds a store counts as full after a write hit ENOSPC
 _BLOB_ID = re.compile(r"[0-9a-f]{32}")
+_ID_PREFIX = re.compile(r"[0-9a-f]{0,32}")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -55,6 +65,16 @@ def check_blob_id(blob_id: object) -> str:
     if not isinstance(blob_id, str) or not _BLOB_ID.fullmatch(blob_id):
         raise InvalidArgument(f"invalid blob id {blob_id!r}: must be 32 lowercase hex characters")
     return blob_id
+
+
+def check_id_prefix(prefix: object) -> str:
+    """Return ``prefix`` if it is 0 to 32 lowercase hex digits, else raise
+    :class:`InvalidArgument`."""
+    if not isinstance(prefix, str) or not _ID_PREFIX.fullmatch(prefix):
+        raise InvalidArgument(
+            f"invalid blob id prefix {prefix!r}: must be 0 to 32 lowercase hex characters"
+        )
+    return prefix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +94,8 @@ class Usage:
     capacity_bytes: int  # bytes offered; 0 for an unbounded in-memory store
     used_bytes: int
     blob_count: int
+    disk_full: bool = False  # new blobs are refused (see :meth:`BlobStore.is_full`)
+    quarantined: int = 0  # blobs found corrupt and moved aside, ever (disk) or since start
 
 
 class Handle(Protocol):
@@ -104,17 +126,37 @@ class Sink(Protocol):
     def discard(self) -> None: ...
 
 
-class BlobStore(abc.ABC):
-    """Immutable blobs by id. Methods are blocking and thread-safe."""
+QuarantineListener = Callable[[str], None]
 
-    def __init__(self, capacity: int) -> None:
+
+class BlobStore(abc.ABC):
+    """Immutable blobs by id. Methods are blocking and thread-safe.
+
+    ``full_reserve`` is the bytes kept free (below it the store is full); ``on_quarantine(id)``
+    is called for each blob quarantined; ``clock`` (monotonic seconds) times the ENOSPC window."""
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        full_reserve: int = 0,
+        on_quarantine: QuarantineListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if capacity < 0:
             raise InvalidArgument(f"capacity must be 0 or a positive number of bytes: {capacity}")
+        if full_reserve < 0:
+            raise InvalidArgument(f"full_reserve must be 0 or more bytes: {full_reserve}")
         self._capacity = capacity
+        self._full_reserve = full_reserve
+        self._on_quarantine = on_quarantine
+        self._clock = clock
         self._lock = threading.RLock()
         self._used = 0  # bytes of published blobs
         self._count = 0  # published blobs
         self._reserved = 0  # bytes promised to writes in flight
+        self._quarantined = 0  # blobs moved to quarantine
+        self._no_space_until: float | None = None  # clock() until which ENOSPC counts
 
     # -- storage primitives ---------------------------------------------------------------
 
@@ -135,8 +177,13 @@ class BlobStore(abc.ABC):
         """Remove (or move aside) the blob; its stored size, or None when it was not there."""
 
     @abc.abstractmethod
-    def _scan(self) -> Iterator[tuple[str, int]]:
-        """(blob id, mtime_ns) of every stored blob, in id order."""
+    def _scan(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """(blob id, mtime_ns) of every stored blob whose id starts with ``prefix`` (a checked
+        0..32 hex-digit string), in id order."""
+
+    def _fs_free(self) -> int | None:
+        """Bytes the underlying filesystem has free, or None when there is no such limit."""
+        return None
 
     # -- the interface ----------------------------------------------------------------------
 
@@ -152,6 +199,11 @@ class BlobStore(abc.ABC):
             raise _conflict(existing, length, crc32c)
         # A re-write of an identical blob takes no new space, so it needs no reservation.
         need = 0 if existing is not None else fmt.stored_size(length)
+        if need and self.is_full():
+            raise InsufficientStorage(
+                f"blob {blob_id}: the datanode is full (less than {self._full_reserve} bytes "
+                f"free, or its disk ran out of space recently); it takes no new blobs"
+            )
         with self._lock:
             free = self._capacity - self._used - self._reserved
             if self._capacity and need > free:
@@ -162,6 +214,10 @@ class BlobStore(abc.ABC):
             self._reserved += need
         try:
             sink = self._new_sink(blob_id)
+        except OSError as err:
+            self._release(need)
+            self.check_no_space(blob_id, err)
+            raise
         except BaseException:
             self._release(need)
             raise
@@ -191,18 +247,56 @@ class BlobStore(abc.ABC):
         return stat
 
     def delete(self, blob_id: str) -> bool:
-        """Delete the blob; whether it existed."""
+        """Delete the blob; whether it existed. A delete frees space, so it ends the ENOSPC
+        condition (:meth:`is_full` then goes by the free space alone)."""
         check_blob_id(blob_id)
         with self._lock:
             size = self._remove(blob_id, quarantine=False)
             if size is not None:
                 self._account(-size, -1)
+                self._no_space_until = None
         return size is not None
 
-    def list(self, older_than_ns: int = 0) -> Iterator[BlobStat]:
-        """Every blob (last written before ``older_than_ns`` when it is not 0), in id order.
-        Corrupt blobs met on the way are quarantined and skipped."""
-        for blob_id, mtime_ns in self._scan():
+    def list(self, older_than_ns: int = 0, id_prefix: str = "") -> Iterator[BlobStat]:
+        """Every blob (last written before ``older_than_ns`` when it is not 0; with an id
+        starting with ``id_prefix``), in id order. Corrupt blobs met on the way are quarantined
+        and skipped. A bad prefix raises :class:`InvalidArgument` here, not from the iterator."""
+        check_id_prefix(id_prefix)
+        return self._list(older_than_ns, id_prefix)
+
+    def ids(self, id_prefix: str = "") -> tuple[str, ...]:
+        """The ids of the blobs starting with ``id_prefix``, in order (no footer is read)."""
+        check_id_prefix(id_prefix)
+        return tuple(blob_id for blob_id, _ in self._scan(id_prefix))
+
+    def is_full(self) -> bool:
+        """Whether new blobs are refused: less than ``full_reserve`` bytes free (by capacity or
+        by the filesystem), or a write hit ENOSPC in the last :data:`NO_SPACE_WINDOW` seconds."""
+        with self._lock:
+            free = self._capacity - self._used - self._reserved
+            no_space_until = self._no_space_until
+        if no_space_until is not None and self._clock() < no_space_until:
+            return True
+        if self._capacity and free < self._full_reserve:
+            return True
+        fs_free = self._fs_free()
+        return fs_free is not None and fs_free < self._full_reserve
+
+    def check_no_space(self, blob_id: str, err: OSError) -> None:
+        """Called with an ``err`` met while storing ``blob_id``: a full disk (ENOSPC, EDQUOT)
+        starts the full window and raises :class:`InsufficientStorage`; other errors are left
+        to the caller."""
+        if err.errno not in _NO_SPACE:
+            return
+        with self._lock:
+            self._no_space_until = self._clock() + NO_SPACE_WINDOW
+        log.error("disk full while writing blob %s: %s", blob_id, err)
+        raise InsufficientStorage(
+            f"blob {blob_id}: the datanode's disk is full ({err.strerror})"
+        ) from err
+
+    def _list(self, older_than_ns: int, id_prefix: str) -> Iterator[BlobStat]:
+        for blob_id, mtime_ns in self._scan(id_prefix):
             if older_than_ns and mtime_ns >= older_than_ns:
                 continue
             try:
@@ -215,8 +309,9 @@ class BlobStore(abc.ABC):
 
     def usage(self) -> Usage:
         """Capacity, bytes used and blob count (from memory, not a scan)."""
+        full = self.is_full()
         with self._lock:
-            return Usage(self._capacity, self._used, self._count)
+            return Usage(self._capacity, self._used, self._count, full, self._quarantined)
 
     # -- shared machinery ---------------------------------------------------------------------
 
@@ -257,9 +352,16 @@ class BlobStore(abc.ABC):
     def _quarantine(self, blob_id: str, err: BlobCorrupt) -> None:
         with self._lock:
             size = self._remove(blob_id, quarantine=True)
-            if size is not None:
-                self._account(-size, -1)
+            if size is None:
+                return  # deleted, or quarantined by a concurrent reader: not ours to report
+            self._account(-size, -1)
+            self._quarantined += 1
         log.error("quarantined blob %s: %s", blob_id, err.message)
+        if self._on_quarantine is not None:
+            try:
+                self._on_quarantine(blob_id)
+            except Exception:
+                log.exception("quarantine listener failed for blob %s", blob_id)
 
     def _pieces(
         self, blob_id: str, handle: Handle, footer: fmt.Footer, offset: int, length: int
@@ -355,6 +457,10 @@ class BlobWriter:
             self._guard(sink.finish)
             try:
                 stat, new = self._store._publish(self, sink)
+            except OSError as err:
+                self._abort_locked()
+                self._store.check_no_space(self.blob_id, err)
+                raise
             except BaseException:
                 self._abort_locked()
                 raise
@@ -408,10 +514,7 @@ class BlobWriter:
             step(*args)
         except OSError as err:
             self._abort_locked()
-            if err.errno in _NO_SPACE:
-                raise InsufficientStorage(
-                    f"blob {self.blob_id}: the datanode's disk is full ({err.strerror})"
-                ) from err
+            self._store.check_no_space(self.blob_id, err)
             raise
         except BaseException:
             self._abort_locked()

@@ -16,10 +16,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from datanode.blobstore.base import BlobStore, check_blob_id
+from datanode.blobstore.base import BlobStore, QuarantineListener, check_blob_id
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +119,44 @@ class _FileSink:
 
 class DiskBlobStore(BlobStore):
     """Blobs under ``root``. ``capacity`` is the bytes offered (0: the size of the filesystem);
-    ``fsync=False`` skips every fsync and is only for tests that do not care about crashes."""
+    ``fsync=False`` skips every fsync and is only for tests that do not care about crashes. The
+    store is full when either its capacity or the filesystem has less than ``full_reserve``
+    bytes free; the other keywords are :class:`BlobStore`'s."""
 
-    def __init__(self, root: str | Path, *, capacity: int = 0, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        capacity: int = 0,
+        fsync: bool = True,
+        full_reserve: int = 0,
+        on_quarantine: QuarantineListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.root = Path(root)
         self.fsync = fsync
         for sub in ("blobs", "tmp", "quarantine"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._clear_debris()
-        super().__init__(capacity or shutil.disk_usage(self.root).total)
+        super().__init__(
+            capacity or shutil.disk_usage(self.root).total,
+            full_reserve=full_reserve,
+            on_quarantine=on_quarantine,
+            clock=clock,
+        )
         used = count = 0
         for _, st in self._walk(warn=True):
             used += st.st_size
             count += 1
         self._account(used, count)
-        log.info("blob store at %s: %d blobs, %d bytes", self.root, count, used)
+        self._quarantined = len(os.listdir(self.root / "quarantine"))
+        log.info(
+            "blob store at %s: %d blobs, %d bytes, %d quarantined",
+            self.root,
+            count,
+            used,
+            self._quarantined,
+        )
 
     def blob_path(self, blob_id: str) -> Path:
         """Where the blob ``blob_id`` lives (whether or not it exists)."""
@@ -161,12 +184,19 @@ class DiskBlobStore(BlobStore):
             else:
                 os.unlink(entry.path)
 
-    def _walk(self, warn: bool = False) -> Iterator[tuple[str, os.stat_result]]:
+    def _walk(self, prefix: str = "", warn: bool = False) -> Iterator[tuple[str, os.stat_result]]:
+        """Blob files whose id starts with ``prefix``; only the fan-out directories that can
+        hold such ids are read."""
         blobs = self.root / "blobs"
-        for first in sorted(os.listdir(blobs)):
-            for second in sorted(_listdir(blobs / first)):
+        firsts = [prefix[0:2]] if len(prefix) >= 2 else _matching(os.listdir(blobs), prefix)
+        for first in sorted(firsts):
+            rest = prefix[2:]
+            seconds = [rest[0:2]] if len(rest) >= 2 else _matching(_listdir(blobs / first), rest)
+            for second in sorted(seconds):
                 folder = blobs / first / second
                 for name in sorted(_listdir(folder)):
+                    if not name.startswith(prefix):
+                        continue
                     if len(name) != 32 or name[0:2] != first or name[2:4] != second:
                         if warn:
                             log.warning("ignoring stray file %s", folder / name)
@@ -211,9 +241,17 @@ class DiskBlobStore(BlobStore):
             return None
         return size
 
-    def _scan(self) -> Iterator[tuple[str, int]]:
-        for blob_id, st in self._walk():
+    def _scan(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        for blob_id, st in self._walk(prefix):
             yield blob_id, st.st_mtime_ns
+
+    def _fs_free(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+
+def _matching(names: list[str], prefix: str) -> list[str]:
+    """The names starting with ``prefix`` (shorter than a fan-out level)."""
+    return [name for name in names if name.startswith(prefix)]
 
 
 def _listdir(path: Path) -> list[str]:

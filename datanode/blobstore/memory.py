@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from datanode.blobstore.base import BlobStore
+from datanode.blobstore.base import BlobStore, QuarantineListener
 
 
 class _MemoryHandle:
@@ -49,10 +49,20 @@ class _MemorySink:
 
 
 class MemoryBlobStore(BlobStore):
-    """Blobs in memory; ``capacity`` bytes offered, 0 for no limit."""
+    """Blobs in memory; ``capacity`` bytes offered, 0 for no limit; the other keywords are
+    :class:`BlobStore`'s."""
 
-    def __init__(self, capacity: int = 0) -> None:
-        super().__init__(capacity)
+    def __init__(
+        self,
+        capacity: int = 0,
+        *,
+        full_reserve: int = 0,
+        on_quarantine: QuarantineListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            capacity, full_reserve=full_reserve, on_quarantine=on_quarantine, clock=clock
+        )
         self.dict_lock = threading.Lock()
         self.blobs: dict[str, tuple[bytes, int]] = {}  # id -> (stored form, mtime_ns)
         self.quarantined: dict[str, bytes] = {}  # id -> stored form found corrupt
@@ -79,7 +89,11 @@ class MemoryBlobStore(BlobStore):
                 self.quarantined[blob_id] = entry[0]
             return len(entry[0])
 
-    def _scan(self) -> Iterator[tuple[str, int]]:
+    def _scan(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         with self.dict_lock:
-            snapshot = sorted((blob_id, mtime) for blob_id, (_, mtime) in self.blobs.items())
+            snapshot = sorted(
+                (blob_id, mtime)
+                for blob_id, (_, mtime) in self.blobs.items()
+                if blob_id.startswith(prefix)
+            )
         yield from snapshot

@@ -10,10 +10,12 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from datanode.blobstore import (
+    NO_SPACE_WINDOW,
     PIECE_SIZE,
     SEGMENT_SIZE,
     BlobStore,
@@ -457,3 +459,194 @@ def test_full_disk_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(InsufficientStorage, match="disk is full"):
         writer.write(data[100:])
     assert_empty(store)
+
+
+# -- id prefixes, a full store, quarantine accounting (both stores) -------------------------------
+
+
+def make_store(kind: str, tmp_path: Path, **kwargs: Any) -> BlobStore:
+    if kind == "memory":
+        return MemoryBlobStore(**kwargs)
+    return DiskBlobStore(tmp_path / "dn", fsync=False, **kwargs)
+
+
+KINDS = ["memory", "disk"]
+ID_A2 = "0123ffffffffffffffffffffffffffff"  # shares "0123" with ID_A
+ID_A3 = "01ffffffffffffffffffffffffffffff"  # shares "01" only
+
+
+def test_list_and_ids_by_prefix(store: BlobStore) -> None:
+    for blob_id in (ID_A, ID_A2, ID_A3, ID_B, ID_C):
+        put(store, blob_id, blob_id.encode())
+    everything = [ID_A, ID_A2, ID_A3, ID_C, ID_B]
+    assert [s.blob_id for s in store.list(id_prefix="")] == everything
+    assert list(store.ids()) == everything
+    cases = {
+        "0": [ID_A, ID_A2, ID_A3],
+        "01": [ID_A, ID_A2, ID_A3],
+        "012": [ID_A, ID_A2],
+        "0123": [ID_A, ID_A2],
+        "01234": [ID_A],
+        ID_A: [ID_A],
+        "fe": [ID_B],
+        "02": [],
+        "b": [],
+    }
+    for prefix, expected in cases.items():
+        assert [s.blob_id for s in store.list(id_prefix=prefix)] == expected, prefix
+        assert list(store.ids(prefix)) == expected, prefix
+
+
+@pytest.mark.parametrize("bad", ["A", "0g", "x", "01/", "../", ID_A + "0", " 01"])
+def test_bad_id_prefix_is_refused(store: BlobStore, bad: str) -> None:
+    rule = "must be 0 to 32 lowercase hex characters"
+    with pytest.raises(InvalidArgument, match=rule) as info:
+        store.list(id_prefix=bad)
+    assert repr(bad) in info.value.message
+    with pytest.raises(InvalidArgument, match=rule):
+        store.ids(bad)
+
+
+def test_prefix_listing_reads_only_matching_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DiskBlobStore(tmp_path, fsync=False)
+    for blob_id in (ID_A, ID_A2, ID_A3, ID_B, ID_C):
+        put(store, blob_id, b"x")
+    read: list[Path] = []
+    real_listdir = os.listdir
+
+    def recording_listdir(path: Path) -> list[str]:
+        read.append(Path(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(disk_module.os, "listdir", recording_listdir)
+    assert list(store.ids("0123")) == [ID_A, ID_A2]
+    assert read == [tmp_path / "blobs" / "01" / "23"]
+    read.clear()
+    assert list(store.ids("01")) == [ID_A, ID_A2, ID_A3]
+    assert read == [
+        tmp_path / "blobs" / "01",
+        *(tmp_path / "blobs" / "01" / d for d in ("23", "ff")),
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_full_store_refuses_new_blobs_until_a_delete(kind: str, tmp_path: Path) -> None:
+    size = stored_size(1000)
+    store = make_store(kind, tmp_path, capacity=3 * size, full_reserve=size + 1)
+    assert not store.usage().disk_full
+    put(store, ID_A, body(1000))  # 2 * size free: not full yet
+    assert not store.is_full()
+    put(store, ID_B, body(1000, seed=2))  # size free, below the reserve: full
+    assert store.is_full()
+    assert store.usage().disk_full
+    with pytest.raises(InsufficientStorage, match=f"blob {ID_C}: the datanode is full"):
+        store.begin_write(ID_C, 10, crc32c(body(10)))
+    assert [s.blob_id for s in store.list()] == [ID_A, ID_B]  # nothing half-written
+    put(store, ID_A, body(1000))  # an identical re-write takes no room: still accepted
+    assert read_all(store, ID_A) == body(1000)  # reads go on
+    assert store.delete(ID_B)
+    assert not store.usage().disk_full
+    put(store, ID_C, body(10))
+    assert read_all(store, ID_C) == body(10)
+
+
+def test_full_reserve_must_not_be_negative() -> None:
+    with pytest.raises(InvalidArgument, match="full_reserve"):
+        MemoryBlobStore(full_reserve=-1)
+
+
+def test_filesystem_free_space_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DiskBlobStore(tmp_path, fsync=False, full_reserve=1000)
+    assert not store.is_full()  # capacity: the whole filesystem; it has far more than 1000 free
+    monkeypatch.setattr(DiskBlobStore, "_fs_free", lambda self: 999)
+    assert store.usage().disk_full
+    with pytest.raises(InsufficientStorage, match="the datanode is full"):
+        store.begin_write(ID_A, 1, crc32c(b"a"))
+
+
+def test_enospc_marks_the_store_full_for_a_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    store = DiskBlobStore(tmp_path, fsync=False, clock=lambda: now[0])
+    put(store, ID_B, b"b")
+    real_write_all = disk_module._write_all
+    disk_full = [True]
+
+    def no_space(fd: int, data: bytes) -> None:
+        if disk_full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(disk_module, "_write_all", no_space)
+    writer = store.begin_write(ID_A, 3, crc32c(b"abc"))
+    with pytest.raises(InsufficientStorage, match="disk is full"):
+        writer.write(b"abc")
+    assert os.listdir(tmp_path / "tmp") == []  # nothing half-written
+    disk_full[0] = False
+    assert store.usage().disk_full
+    with pytest.raises(InsufficientStorage, match="the datanode is full"):
+        store.begin_write(ID_A, 3, crc32c(b"abc"))
+    now[0] += NO_SPACE_WINDOW - 1
+    assert store.is_full()
+    now[0] += 2
+    assert not store.is_full()  # the window is over
+    put(store, ID_A, b"abc")
+
+    disk_full[0] = True
+    with pytest.raises(InsufficientStorage):
+        put(store, ID_C, b"c")
+    assert store.is_full()
+    assert store.delete(ID_B)  # deletes still work, and free room: not full any more
+    assert not store.is_full()
+
+
+def test_enospc_in_the_footer_or_fsync_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = DiskBlobStore(tmp_path, fsync=True)
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(disk_module.os, "fsync", no_space)
+    with pytest.raises(InsufficientStorage, match="disk is full"):
+        put(store, ID_A, b"abc")
+    assert store.is_full()
+    assert_empty(store)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_quarantine_is_counted_and_reported_once(kind: str, tmp_path: Path) -> None:
+    found: list[str] = []
+    store = make_store(kind, tmp_path, on_quarantine=found.append)
+    put(store, ID_A, body(100))
+    put(store, ID_B, body(100))
+    if isinstance(store, DiskBlobStore):
+        flip_byte(store.blob_path(ID_A), 5)
+    else:
+        assert isinstance(store, MemoryBlobStore)
+        stored, mtime = store.blobs[ID_A]
+        store.blobs[ID_A] = (bytes([stored[0] ^ 1]) + stored[1:], mtime)
+    pieces = store.read(ID_A)  # two readers meet the same corruption
+    with pytest.raises(BlobCorrupt):
+        read_all(store, ID_A)
+    with pytest.raises(BlobCorrupt):
+        b"".join(pieces)
+    assert found == [ID_A]
+    assert store.usage().quarantined == 1
+    assert store.usage().blob_count == 1
+    if isinstance(store, DiskBlobStore):  # counted again from quarantine/ at start-up
+        assert DiskBlobStore(store.root, fsync=False).usage().quarantined == 1
+
+
+def test_a_failing_quarantine_listener_does_not_break_reads(tmp_path: Path) -> None:
+    def broken(blob_id: str) -> None:
+        raise RuntimeError("listener broke")
+
+    store = DiskBlobStore(tmp_path, fsync=False, on_quarantine=broken)
+    put(store, ID_A, body(100))
+    flip_byte(store.blob_path(ID_A), 5)
+    with pytest.raises(BlobCorrupt):
+        read_all(store, ID_A)
+    assert store.usage().quarantined == 1

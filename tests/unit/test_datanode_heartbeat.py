@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -148,5 +149,31 @@ def test_unreachable_metanode_is_not_fatal() -> None:
         await heartbeater.stop()
         assert task.done()
         await channel.close(grace=None)
+
+    asyncio.run(main())
+
+
+def test_heartbeats_say_when_the_node_is_full() -> None:
+    usage = [USAGE]
+
+    async def main() -> None:
+        fake = FakeMeta()
+        server, _, port = make_server("127.0.0.1:0")
+        meta_pb2_grpc.add_MetaServicer_to_server(fake, server)
+        await server.start()
+        channel = insecure_channel(f"127.0.0.1:{port}")
+        heartbeater = Heartbeater(
+            meta_pb2_grpc.MetaStub(channel), NODE, lambda: usage[0], interval=0.01
+        )
+        heartbeater.start()
+        try:
+            await fake.until(lambda: len(fake.heartbeats) >= 1)
+            assert not fake.heartbeats[-1].disk_full
+            usage[0] = dataclasses.replace(USAGE, disk_full=True)
+            await fake.until(lambda: fake.heartbeats[-1].disk_full)
+        finally:
+            await heartbeater.stop()
+            await channel.close(grace=None)
+            await server.stop(grace=None)
 
     asyncio.run(main())

@@ -55,6 +55,12 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
             "--metanode",
             "127.0.0.1:9999",
             "--no-fsync",
+            "--full-reserve",
+            "4096",
+            "--scrub-rate",
+            "0",
+            "--scrub-interval",
+            "30.5",
         ]
     )
     dn = build_config(args).datanode
@@ -67,12 +73,26 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     )
     assert (dn.data_dir, dn.capacity, dn.fsync) == (str(tmp_path / "d"), 123, False)
     assert dn.heartbeat_interval == 0.5  # not overridden: kept from the file
+    assert (dn.full_reserve, dn.scrub_rate, dn.scrub_interval) == (4096, 0, 30.5)
     assert build_config(args).metanode.address == "127.0.0.1:9999"
 
 
 def test_bad_flag_value_is_refused() -> None:
     with pytest.raises(InvalidArgument, match=r"datanode\.weight must be positive"):
         build_config(parse_args(["--weight", "0"]))
+
+
+@pytest.mark.parametrize(
+    ("flags", "rule"),
+    [
+        (["--full-reserve", "-1"], r"datanode\.full_reserve must be >= 0 bytes, got -1"),
+        (["--scrub-rate", "-5"], r"datanode\.scrub_rate must be >= 0 bytes per second"),
+        (["--scrub-interval", "0"], r"datanode\.scrub_interval must be a positive number"),
+    ],
+)
+def test_bad_datanode_values_are_refused(flags: list[str], rule: str) -> None:
+    with pytest.raises(InvalidArgument, match=rule):
+        build_config(parse_args(flags))
 
 
 def test_advertised_address() -> None:
@@ -93,6 +113,8 @@ def test_help() -> None:
     assert done.returncode == 0
     assert "--metanode" in done.stdout
     assert "--no-fsync" in done.stdout
+    for flag in ("--full-reserve", "--scrub-rate", "--scrub-interval"):
+        assert flag in done.stdout
 
 
 @pytest.mark.integration
@@ -111,6 +133,7 @@ async def _process_scenario(tmp_path: Path) -> None:
         *(sys.executable, "-m", "datanode", "--id", "dnp", "--zone", "zp"),
         *("--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")),
         *("--metanode", f"127.0.0.1:{meta_port}", "--no-fsync"),
+        *("--scrub-rate", "100000000", "--scrub-interval", "0.05", "--full-reserve", "0"),
         cwd=REPO,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -159,5 +182,9 @@ async def _use_blob_service(address: str) -> None:
         await stub.PutBlob(messages(), timeout=10)
         pieces = stub.GetBlob(blob_pb2.GetBlobRequest(blob_id=blob_id), timeout=10)
         assert b"".join([m.data async for m in pieces]) == b"hello"
+        # The scrubber runs a pass every 0.05 s: it comes to verify the blob.
+        while (await stub.Usage(blob_pb2.UsageRequest(), timeout=10)).scrubbed_bytes < 5:
+            await asyncio.sleep(0.02)
+        assert not (await stub.Usage(blob_pb2.UsageRequest(), timeout=10)).disk_full
     finally:
         await channel.close(grace=None)

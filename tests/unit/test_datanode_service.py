@@ -4,6 +4,7 @@ this process, over a disk store in a temporary directory."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from datanode.blobstore import SEGMENT_SIZE, DiskBlobStore, crc32c
+from datanode.blobstore import SEGMENT_SIZE, BlobWriter, DiskBlobStore, crc32c, stored_size
 from datanode.servicer import LIST_BATCH, BlobService
 from ringstore.errors import ERROR_CODE_KEY
 from ringstore.rpc import MAX_MESSAGE, insecure_channel, make_server
@@ -19,6 +20,7 @@ from ringstore.v1 import blob_pb2, blob_pb2_grpc
 
 ID_A = "0123456789abcdef0123456789abcdef"
 ID_B = "fedcba9876543210fedcba9876543210"
+ID_C = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 Scenario = Callable[[blob_pb2_grpc.BlobStub, DiskBlobStore], Awaitable[None]]
 
@@ -252,5 +254,248 @@ def test_abandoned_put_leaves_nothing(tmp_path: Path) -> None:
         assert store.usage().blob_count == 0
         with pytest.raises(asyncio.CancelledError):
             await call
+
+    run(tmp_path, scenario)
+
+
+# -- ReplicateBlob, ListBlobs by prefix, Usage of a full node -------------------------------------
+
+NOBODY = "127.0.0.1:1"  # nothing listens there
+
+Nodes = Callable[[list[blob_pb2_grpc.BlobStub], list[DiskBlobStore], list[str]], Awaitable[None]]
+
+
+def run_nodes(
+    tmp_path: Path, count: int, scenario: Nodes, *, capacity: int = 0, full_reserve: int = 0
+) -> None:
+    """Start ``count`` Blob services, each over its own store; ``scenario(stubs, stores,
+    addresses)``; stop them."""
+
+    async def main() -> None:
+        servers, channels, stubs, stores, addresses = [], [], [], [], []
+        for i in range(count):
+            store = DiskBlobStore(
+                tmp_path / f"dn{i}", fsync=False, capacity=capacity, full_reserve=full_reserve
+            )
+            server, _, port = make_server("127.0.0.1:0")
+            blob_pb2_grpc.add_BlobServicer_to_server(
+                BlobService(store, scrubbed_bytes=lambda: 4242, source_timeout=5), server
+            )
+            await server.start()
+            channel = insecure_channel(f"127.0.0.1:{port}")
+            servers.append(server)
+            channels.append(channel)
+            stubs.append(blob_pb2_grpc.BlobStub(channel))
+            stores.append(store)
+            addresses.append(f"127.0.0.1:{port}")
+        try:
+            await scenario(stubs, stores, addresses)
+        finally:
+            for channel in channels:
+                await channel.close(grace=None)
+            for server in servers:
+                await server.stop(grace=None)
+
+    asyncio.run(main())
+
+
+def replicate_request(
+    blob_id: str, data: bytes, sources: list[str]
+) -> blob_pb2.ReplicateBlobRequest:
+    return blob_pb2.ReplicateBlobRequest(
+        blob_id=blob_id, length=len(data), crc32c=crc32c(data), sources=sources
+    )
+
+
+def test_replicate_pulls_from_the_first_source_that_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = random.Random(3).randbytes(3 * MAX_MESSAGE + 5)
+    written: list[int] = []
+    real_write = BlobWriter.write
+
+    def recording_write(self: BlobWriter, piece: bytes) -> None:
+        written.append(len(piece))
+        real_write(self, piece)
+
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        target, _empty, holder = stubs
+        await put(holder, ID_A, data)
+        monkeypatch.setattr(BlobWriter, "write", recording_write)
+        sources = [NOBODY, addresses[1], addresses[2]]  # unreachable, lacks it, has it
+        reply = await target.ReplicateBlob(replicate_request(ID_A, data, sources), timeout=20)
+        assert (reply.blob_id, reply.length, reply.crc32c) == (ID_A, len(data), crc32c(data))
+        assert stores[0].blob_path(ID_A).exists()  # acknowledged means stored
+        assert await get(target, ID_A) == data
+        assert os.listdir(stores[0].root / "tmp") == []
+        # Streamed piece by piece, never held whole.
+        assert len(written) >= 4 and max(written) <= MAX_MESSAGE
+        assert sum(written) == len(data)
+        assert stores[1].usage().blob_count == 0  # the sources are only read
+
+    run_nodes(tmp_path, 3, scenario)
+
+
+def test_replicate_skips_a_source_serving_corrupt_data(tmp_path: Path) -> None:
+    data = random.Random(4).randbytes(2 * SEGMENT_SIZE)
+
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        target, bad, good = stubs
+        await put(bad, ID_A, data)
+        await put(good, ID_A, data)
+        path = stores[1].blob_path(ID_A)
+        with open(path, "r+b") as f:
+            f.seek(SEGMENT_SIZE + 7)
+            f.write(bytes([data[SEGMENT_SIZE + 7] ^ 1]))
+        request = replicate_request(ID_A, data, [addresses[1], addresses[2]])
+        await target.ReplicateBlob(request, timeout=20)
+        assert await get(target, ID_A) == data
+        assert os.listdir(stores[0].root / "tmp") == []
+        assert stores[1].usage().quarantined == 1  # the bad source quarantined its copy
+
+    run_nodes(tmp_path, 3, scenario)
+
+
+def test_replicate_fails_naming_every_source(tmp_path: Path) -> None:
+    data = b"the real content"
+
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        target, other_content, _empty = stubs
+        await put(other_content, ID_A, b"other content!!!")  # same length, other CRC
+        sources = [NOBODY, addresses[1], addresses[2]]
+        err = await expect_error(
+            target.ReplicateBlob(replicate_request(ID_A, data, sources), timeout=20),
+            grpc.StatusCode.UNAVAILABLE,
+            "ServiceUnavailable",
+        )
+        details = err.details() or ""
+        assert f"ReplicateBlob {ID_A}: no source could serve it" in details
+        assert f"{NOBODY}: ServiceUnavailable" in details
+        assert f"{addresses[1]}: BlobCorrupt" in details
+        assert f"{addresses[2]}: BlobNotFound" in details
+        assert stores[0].usage().blob_count == 0
+        assert os.listdir(stores[0].root / "tmp") == []
+
+    run_nodes(tmp_path, 3, scenario)
+
+
+def test_replicate_of_a_blob_already_here_copies_nothing(tmp_path: Path) -> None:
+    data = b"already here"
+
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        [target] = stubs
+        await put(target, ID_A, data)
+        reply = await target.ReplicateBlob(replicate_request(ID_A, data, [NOBODY]), timeout=20)
+        assert (reply.blob_id, reply.length) == (ID_A, len(data))
+        # Here with other content: blobs are immutable.
+        request = replicate_request(ID_A, b"other", [NOBODY])
+        err = await expect_error(
+            target.ReplicateBlob(request, timeout=20),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        assert "immutable" in (err.details() or "")
+
+    run_nodes(tmp_path, 1, scenario)
+
+
+def test_replicate_replaces_a_corrupt_local_copy(tmp_path: Path) -> None:
+    data = random.Random(5).randbytes(1000)
+
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        target, holder = stubs
+        await put(target, ID_A, data)
+        await put(holder, ID_A, data)
+        with open(stores[0].blob_path(ID_A), "r+b") as f:
+            f.write(bytes([data[0] ^ 1]))
+        await target.ReplicateBlob(replicate_request(ID_A, data, [addresses[1]]), timeout=20)
+        assert await get(target, ID_A) == data
+        assert stores[0].usage().quarantined == 1
+
+    run_nodes(tmp_path, 2, scenario)
+
+
+@pytest.mark.parametrize(
+    ("blob_id", "sources", "rule"),
+    [
+        ("ABC", [NOBODY], "must be 32 lowercase hex characters"),
+        (ID_A, [], "sources must be one or more"),
+        (ID_A, [NOBODY, ""], "sources must be one or more"),
+    ],
+)
+def test_replicate_bad_requests(
+    tmp_path: Path, blob_id: str, sources: list[str], rule: str
+) -> None:
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        request = blob_pb2.ReplicateBlobRequest(blob_id=blob_id, length=1, sources=sources)
+        err = await expect_error(
+            stubs[0].ReplicateBlob(request, timeout=20),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        assert rule in (err.details() or "")
+
+    run_nodes(tmp_path, 1, scenario)
+
+
+def test_full_node_refuses_put_and_replicate_until_a_delete(tmp_path: Path) -> None:
+    size = stored_size(1000)
+    data = random.Random(6).randbytes(1000)
+
+    async def scenario(
+        stubs: list[blob_pb2_grpc.BlobStub], stores: list[DiskBlobStore], addresses: list[str]
+    ) -> None:
+        target, holder = stubs
+        await put(holder, ID_B, data)
+        await put(target, ID_A, data)  # now less than the reserve is free on the target
+        usage = await target.Usage(blob_pb2.UsageRequest())
+        assert usage.disk_full
+        assert usage.scrubbed_bytes == 4242
+        err = await expect_error(
+            put(target, ID_C, b"x"), grpc.StatusCode.RESOURCE_EXHAUSTED, "InsufficientStorage"
+        )
+        assert "the datanode is full" in (err.details() or "")
+        await expect_error(
+            target.ReplicateBlob(replicate_request(ID_B, data, [addresses[1]]), timeout=20),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "InsufficientStorage",
+        )
+        assert os.listdir(stores[0].root / "tmp") == []
+        await target.DeleteBlob(blob_pb2.DeleteBlobRequest(blob_id=ID_A))
+        assert not (await target.Usage(blob_pb2.UsageRequest())).disk_full
+        await target.ReplicateBlob(replicate_request(ID_B, data, [addresses[1]]), timeout=20)
+        assert await get(target, ID_B) == data
+
+    run_nodes(tmp_path, 2, scenario, capacity=2 * size, full_reserve=size + 1)
+
+
+def test_list_by_id_prefix(tmp_path: Path) -> None:
+    ids = sorted(f"{i:02x}" + "0" * 30 for i in range(0, 256, 5))
+
+    async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
+        await asyncio.to_thread(_fill, store, ids)
+
+        async def listed(prefix: str) -> list[str]:
+            request = blob_pb2.ListBlobsRequest(id_prefix=prefix)
+            return [s.blob_id async for m in stub.ListBlobs(request) for s in m.blobs]
+
+        assert await listed("") == ids
+        assert await listed("a") == [i for i in ids if i.startswith("a")]
+        assert await listed("af") == ["af" + "0" * 30]
+        assert await listed("ae") == []
+        err = await expect_error(listed("AF"), grpc.StatusCode.INVALID_ARGUMENT, "InvalidArgument")
+        assert "must be 0 to 32 lowercase hex characters" in (err.details() or "")
 
     run(tmp_path, scenario)
