@@ -47,6 +47,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes")
     p.add_argument("--orphan-grace", type=float, help="seconds before an uncommitted blob is swept")
     p.add_argument("--orphan-scan-interval", type=float, help="seconds between orphan sweeps")
+    p.add_argument(
+        "--min-part-size", type=int, metavar="BYTES", help="smallest multipart part but the last"
+    )
+    p.add_argument(
+        "--upload-max-age",
+        type=float,
+        metavar="SECONDS",
+        help="age at which an open multipart upload is aborted",
+    )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p.parse_args(argv)
@@ -60,7 +69,7 @@ def build_config(args: argparse.Namespace) -> Config:
     """The configuration file and environment, then the flags on top."""
     cfg = config_module.load(args.config)
     cluster = dataclasses.replace(
-        cfg.cluster, **_overrides(args, ("replicas", "write_quorum", "chunk_size"))
+        cfg.cluster, **_overrides(args, ("replicas", "write_quorum", "chunk_size", "min_part_size"))
     )
     meta_names = (
         "listen",
@@ -69,6 +78,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "gc_interval",
         "orphan_grace",
         "orphan_scan_interval",
+        "upload_max_age",
     )
     metanode = dataclasses.replace(cfg.metanode, **_overrides(args, meta_names))
     return dataclasses.replace(cfg, cluster=cluster, metanode=metanode).validate()
@@ -86,6 +96,7 @@ async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
         interval=m.gc_interval,
         orphan_grace=m.orphan_grace,
         orphan_scan_interval=m.orphan_scan_interval,
+        upload_max_age=m.upload_max_age,
     )
     detector = FailureDetector(store, m.heartbeat_timeout)
     await server.start()
@@ -93,6 +104,7 @@ async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
         asyncio.create_task(detector.run(), name="failure-detector"),
         asyncio.create_task(collector.run_collector(), name="gc"),
         asyncio.create_task(collector.run_sweeper(), name="orphan-sweep"),
+        asyncio.create_task(collector.run_expiry(), name="upload-expiry"),
     ]
     await set_serving(health, SERVICE_NAME)
     host = m.listen.rpartition(":")[0]

@@ -7,11 +7,16 @@ Each public function takes a :class:`~metanode.store.Transaction` first and is m
 Guarantees:
 
 - Every bad input raises the ringstore error that names the input and the rule.
-- Reference counts: each manifest entry of a stored version holds one reference on its blob.
-  Replacing or deleting a version releases its references; a blob whose count reaches 0 is
-  queued for garbage collection in the same transaction, never freed while still referenced.
+- Reference counts: each manifest entry of a stored version holds one reference on its blob
+  (see :mod:`metanode.refs`). Replacing or deleting a version releases its references; a blob
+  whose count reaches 0 is queued for garbage collection in the same transaction, never freed
+  while still referenced. A copy shares the source's blobs and takes one more reference each.
 - Version ids: ``"null"`` for objects written while versioning is not Enabled (an Unversioned
-  bucket reports no version id at all); a fresh, time-ordered id while it is Enabled.
+  bucket reports no version id at all); while it is Enabled, a fresh id that sorts newest first
+  among the key's versions (hex of ``2**64 - 1 - seq``, then random hex).
+- Versioning goes Unversioned -> Enabled <-> Suspended, never back to Unversioned. While it is
+  not Enabled a write replaces the key's "null" version (freeing its data) and keeps the others.
+- A key whose latest version is a delete marker does not exist for get, head and listing.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 
 from metanode.listing import Page, list_page
+from metanode.refs import Chunk, acquire, check_chunks, check_refs, release, retain
 from metanode.store.base import (
     NULL_VERSION,
     BlobRecord,
@@ -41,19 +47,34 @@ from ringstore.errors import (
 )
 from ringstore.validation import check_bucket_name, check_key, check_metadata
 
+__all__ = [
+    "Chunk",
+    "Commit",
+    "CopyRequest",
+    "DeleteResult",
+    "ObjectRecordView",
+    "ObjectView",
+    "bucket_record",
+    "check_refs",
+    "commit_object",
+    "copy_object",
+    "create_bucket",
+    "delete_bucket",
+    "delete_object",
+    "find_version",
+    "get_bucket_versioning",
+    "get_object_record",
+    "head_bucket",
+    "list_buckets",
+    "list_objects",
+    "seq_of_version_id",
+    "set_bucket_versioning",
+    "write_version",
+]
+
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-MAX_BLOB_ID = 128  # characters
-
-
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    """One chunk of a committed object, as the gateway reports it."""
-
-    blob_id: str
-    length: int
-    crc32c: int
-    placement_hash: int
-    nodes: tuple[str, ...]
+SETTABLE_VERSIONING = ("Enabled", "Suspended")
+SEQ_SPACE = 2**64 - 1  # version ids count down from here, so newer ids sort first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +90,19 @@ class Commit:
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     if_match: str = ""
     if_none_match: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyRequest:
+    """What CopyObject asks for: metadata only, the copy shares the source's blobs."""
+
+    src_bucket: str
+    src_key: str
+    dst_bucket: str
+    dst_key: str
+    src_version_id: str = ""
+    replace_metadata: bool = False
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +133,8 @@ def _now() -> int:
     return time.time_ns()
 
 
-def _bucket(tx: Transaction, name: str) -> BucketRecord:
+def bucket_record(tx: Transaction, name: str) -> BucketRecord:
+    """The bucket, or :class:`NoSuchBucket`."""
     bucket = tx.get_bucket(name)
     if bucket is None:
         raise NoSuchBucket(f"bucket {name!r} does not exist")
@@ -119,7 +154,7 @@ def create_bucket(tx: Transaction, name: str) -> BucketRecord:
 
 
 def head_bucket(tx: Transaction, name: str) -> BucketRecord:
-    return _bucket(tx, name)
+    return bucket_record(tx, name)
 
 
 def list_buckets(tx: Transaction) -> list[BucketRecord]:
@@ -127,30 +162,125 @@ def list_buckets(tx: Transaction) -> list[BucketRecord]:
 
 
 def delete_bucket(tx: Transaction, name: str) -> None:
-    _bucket(tx, name)
+    """Only an empty bucket goes: no version, no delete marker, no open multipart upload."""
+    bucket_record(tx, name)
     if tx.has_versions(name):
-        raise BucketNotEmpty(f"bucket {name!r} is not empty: delete its objects first")
+        raise BucketNotEmpty(
+            f"bucket {name!r} is not empty: delete its objects, versions and delete markers first"
+        )
+    if tx.has_uploads(name):
+        raise BucketNotEmpty(
+            f"bucket {name!r} has open multipart uploads: complete or abort them first"
+        )
     tx.delete_bucket(name)
 
 
+def set_bucket_versioning(tx: Transaction, name: str, status: str) -> BucketRecord:
+    """Enable or suspend versioning; a bucket never returns to Unversioned."""
+    bucket = bucket_record(tx, name)
+    if status not in SETTABLE_VERSIONING:
+        raise InvalidArgument(
+            f"versioning status {status!r} is not one of {', '.join(SETTABLE_VERSIONING)} "
+            "(a bucket never returns to Unversioned)"
+        )
+    updated = dataclasses.replace(bucket, versioning=status)
+    tx.put_bucket(updated)
+    return updated
+
+
+def get_bucket_versioning(tx: Transaction, name: str) -> str:
+    """The bucket's state: "Unversioned", "Enabled" or "Suspended"."""
+    return bucket_record(tx, name).versioning
+
+
+# Version ids and writing versions.
+
+
+def _new_version_id(seq: int) -> str:
+    """Unique, and newest first in byte order among a key's versions: 16 hex digits of
+    ``SEQ_SPACE - seq`` (seq only grows), then 8 random hex digits."""
+    return f"{SEQ_SPACE - seq:016x}{os.urandom(4).hex()}"
+
+
+def seq_of_version_id(version_id: str) -> int | None:
+    """The seq an id from :func:`_new_version_id` encodes; None for "null" or a foreign id."""
+    if len(version_id) != 24:
+        return None
+    try:
+        return SEQ_SPACE - int(version_id[:16], 16)
+    except ValueError:
+        return None
+
+
+def _replace_null(tx: Transaction, bucket: str, key: str) -> None:
+    """Remove the "null" version of ``key``, if any, releasing its blobs."""
+    old = tx.get_version(bucket, key, NULL_VERSION)
+    if old is not None:
+        tx.delete_version(bucket, key, NULL_VERSION)
+        release(tx, old.manifest)
+
+
+def _next_version(tx: Transaction, bucket: BucketRecord, key: str) -> tuple[str, int]:
+    """(version id, seq) of the next write to ``key``; outside Enabled, the "null" version is
+    removed (its data released) to make room."""
+    seq = tx.next_seq()
+    if bucket.versioning == "Enabled":
+        return _new_version_id(seq), seq
+    _replace_null(tx, bucket.name, key)
+    return NULL_VERSION, seq
+
+
+def write_version(
+    tx: Transaction,
+    bucket: BucketRecord,
+    key: str,
+    *,
+    size: int,
+    etag: str,
+    content_type: str,
+    metadata: Mapping[str, str],
+    manifest: tuple[ManifestEntry, ...],
+) -> ObjectView:
+    """Store a new latest version of ``key`` under the bucket's versioning rules. The caller
+    has already taken (or moved over) the references ``manifest`` holds."""
+    version_id, seq = _next_version(tx, bucket, key)
+    version = VersionRecord(
+        bucket=bucket.name,
+        key=key,
+        version_id=version_id,
+        seq=seq,
+        is_delete_marker=False,
+        size=size,
+        etag=etag,
+        content_type=content_type or DEFAULT_CONTENT_TYPE,
+        metadata=dict(metadata),
+        created_ns=_now(),
+        manifest=manifest,
+    )
+    tx.put_version(version)
+    return ObjectView(version, has_version_id=bucket.versioning != "Unversioned", is_latest=True)
+
+
+def _write_delete_marker(tx: Transaction, bucket: BucketRecord, key: str) -> str:
+    marker_id, seq = _next_version(tx, bucket, key)
+    tx.put_version(
+        VersionRecord(
+            bucket=bucket.name,
+            key=key,
+            version_id=marker_id,
+            seq=seq,
+            is_delete_marker=True,
+            size=0,
+            etag="",
+            content_type="",
+            metadata={},
+            created_ns=_now(),
+        )
+    )
+    return marker_id
+
+
 # Objects.
-
-
-def _check_chunks(commit: Commit) -> None:
-    seen: set[str] = set()
-    for i, chunk in enumerate(commit.chunks):
-        if not chunk.blob_id or len(chunk.blob_id) > MAX_BLOB_ID:
-            raise InvalidArgument(f"chunk {i}: blob_id must be 1 to {MAX_BLOB_ID} characters")
-        if chunk.blob_id in seen:
-            raise InvalidArgument(f"chunk {i}: blob_id {chunk.blob_id!r} appears twice")
-        seen.add(chunk.blob_id)
-        if chunk.length <= 0:
-            raise InvalidArgument(f"chunk {i} ({chunk.blob_id}): length must be positive")
-        if not chunk.nodes:
-            raise InvalidArgument(f"chunk {i} ({chunk.blob_id}): no node holds it")
-    total = sum(c.length for c in commit.chunks)
-    if total != commit.size:
-        raise InvalidArgument(f"size {commit.size} does not match the chunks' total {total}")
 
 
 def _check_conditions(commit: Commit, latest: VersionRecord | None) -> None:
@@ -171,101 +301,29 @@ def _check_conditions(commit: Commit, latest: VersionRecord | None) -> None:
         )
 
 
-def _new_version_id() -> str:
-    """Time-ordered and unique: 16 hex digits of nanoseconds, then 8 random bytes."""
-    return f"{_now():016x}{os.urandom(8).hex()}"
-
-
-def _release(tx: Transaction, version: VersionRecord) -> None:
-    """Drop the references ``version`` holds; queue blobs nobody references any more."""
-    now = _now()
-    for entry in version.manifest:
-        blob = tx.get_blob(entry.blob_id)
-        if blob is None:
-            continue
-        refs = max(blob.refs - 1, 0)
-        tx.put_blob(dataclasses.replace(blob, refs=refs))
-        if refs == 0:
-            tx.enqueue_gc(blob.blob_id, now)
-
-
-def _acquire(tx: Transaction, chunks: Sequence[Chunk], now: int) -> None:
-    """Take one reference per chunk, recording new blobs and the nodes holding them."""
-    for chunk in chunks:
-        blob = tx.get_blob(chunk.blob_id)
-        if blob is None:
-            blob = BlobRecord(
-                blob_id=chunk.blob_id,
-                length=chunk.length,
-                crc32c=chunk.crc32c,
-                placement_hash=chunk.placement_hash,
-                refs=0,
-                created_ns=now,
-            )
-        elif (blob.length, blob.crc32c) != (chunk.length, chunk.crc32c):
-            raise InvalidArgument(
-                f"blob {chunk.blob_id!r} is recorded with length {blob.length} and CRC32C "
-                f"{blob.crc32c}, not {chunk.length} and {chunk.crc32c}"
-            )
-        nodes = tuple(sorted(set(blob.nodes) | set(chunk.nodes)))
-        tx.put_blob(dataclasses.replace(blob, refs=blob.refs + 1, nodes=nodes))
-        tx.dequeue_gc(chunk.blob_id)  # referenced again: no longer garbage
-
-
-def _replace_null(tx: Transaction, bucket: str, key: str) -> None:
-    """Remove the "null" version of ``key``, if any, releasing its blobs."""
-    old = tx.get_version(bucket, key, NULL_VERSION)
-    if old is not None:
-        tx.delete_version(bucket, key, NULL_VERSION)
-        _release(tx, old)
-
-
 def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
     """Record a new version of ``commit.key``, checking its conditions in this transaction."""
-    bucket = _bucket(tx, commit.bucket)
+    bucket = bucket_record(tx, commit.bucket)
     check_key(commit.key)
     metadata = check_metadata(dict(commit.metadata))
-    _check_chunks(commit)
+    check_chunks(commit.chunks, commit.size)
     _check_conditions(commit, tx.get_latest(commit.bucket, commit.key))
-
-    now = _now()
-    if bucket.versioning == "Enabled":
-        version_id = _new_version_id()
-    else:
-        version_id = NULL_VERSION
-        _replace_null(tx, commit.bucket, commit.key)
-    _acquire(tx, commit.chunks, now)
-    offsets = _offsets(commit.chunks)
-    version = VersionRecord(
-        bucket=commit.bucket,
-        key=commit.key,
-        version_id=version_id,
-        seq=tx.next_seq(),
-        is_delete_marker=False,
+    manifest = acquire(tx, commit.chunks, _now())
+    return write_version(
+        tx,
+        bucket,
+        commit.key,
         size=commit.size,
         etag=commit.etag,
-        content_type=commit.content_type or DEFAULT_CONTENT_TYPE,
+        content_type=commit.content_type,
         metadata=metadata,
-        created_ns=now,
-        manifest=tuple(
-            ManifestEntry(c.blob_id, off, c.length)
-            for c, off in zip(commit.chunks, offsets, strict=True)
-        ),
+        manifest=manifest,
     )
-    tx.put_version(version)
-    return ObjectView(version, has_version_id=bucket.versioning != "Unversioned", is_latest=True)
 
 
-def _offsets(chunks: Sequence[Chunk]) -> list[int]:
-    offsets, at = [], 0
-    for chunk in chunks:
-        offsets.append(at)
-        at += chunk.length
-    return offsets
-
-
-def _find_version(tx: Transaction, bucket: str, key: str, version_id: str) -> VersionRecord:
-    """The latest version (``version_id`` empty) or the named one; delete markers are NoSuchKey."""
+def find_version(tx: Transaction, bucket: str, key: str, version_id: str) -> VersionRecord:
+    """The latest version (``version_id`` empty) or the named one: NoSuchKey when it is missing
+    or a delete marker (named or latest), NoSuchVersion when the named id is unknown."""
     check_key(key)
     if version_id:
         version = tx.get_version(bucket, key, version_id)
@@ -284,8 +342,8 @@ def get_object_record(
     tx: Transaction, bucket: str, key: str, version_id: str = ""
 ) -> ObjectRecordView:
     """The version with its chunks: NoSuchBucket, NoSuchKey or NoSuchVersion otherwise."""
-    record = _bucket(tx, bucket)
-    version = _find_version(tx, bucket, key, version_id)
+    record = bucket_record(tx, bucket)
+    version = find_version(tx, bucket, key, version_id)
     latest = tx.get_latest(bucket, key)
     chunks = []
     for entry in version.manifest:
@@ -301,43 +359,50 @@ def get_object_record(
     return ObjectRecordView(view, tuple(chunks))
 
 
+def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
+    """A new version of the destination sharing the source version's blobs (no data copied):
+    same size and ETag; metadata and content type copied unless ``replace_metadata`` (then
+    the metadata is replaced and the content type kept). Written as a put would be."""
+    bucket_record(tx, request.src_bucket)
+    source = find_version(tx, request.src_bucket, request.src_key, request.src_version_id)
+    dst_bucket = bucket_record(tx, request.dst_bucket)
+    check_key(request.dst_key)
+    metadata = (
+        check_metadata(dict(request.metadata)) if request.replace_metadata else source.metadata
+    )
+    retain(tx, source.manifest)  # before the destination's null version may release them
+    return write_version(
+        tx,
+        dst_bucket,
+        request.dst_key,
+        size=source.size,
+        etag=source.etag,
+        content_type=source.content_type,
+        metadata=metadata,
+        manifest=source.manifest,
+    )
+
+
 def delete_object(tx: Transaction, bucket: str, key: str, version_id: str = "") -> DeleteResult:
-    """S3's DeleteObject: a missing key is not an error.
+    """S3's DeleteObject: a missing key (or version) is not an error.
 
     Unversioned: remove the object. Enabled: add a delete marker. Suspended: replace the null
-    version with a null delete marker. With ``version_id``: remove exactly that version."""
-    record = _bucket(tx, bucket)
+    version with a null delete marker. With ``version_id``: remove exactly that version (the
+    one beneath becomes the latest again, if it was the latest)."""
+    record = bucket_record(tx, bucket)
     check_key(key)
     versioned = record.versioning != "Unversioned"
     if version_id:
         old = tx.get_version(bucket, key, version_id)
         if old is not None:
             tx.delete_version(bucket, key, version_id)
-            _release(tx, old)
+            release(tx, old.manifest)
         marker = old is not None and old.is_delete_marker
         return DeleteResult(version_id, has_version_id=versioned, delete_marker=marker)
     if record.versioning == "Unversioned":
         _replace_null(tx, bucket, key)
         return DeleteResult("", has_version_id=False, delete_marker=False)
-    if record.versioning == "Enabled":
-        marker_id = _new_version_id()
-    else:
-        marker_id = NULL_VERSION
-        _replace_null(tx, bucket, key)
-    tx.put_version(
-        VersionRecord(
-            bucket=bucket,
-            key=key,
-            version_id=marker_id,
-            seq=tx.next_seq(),
-            is_delete_marker=True,
-            size=0,
-            etag="",
-            content_type="",
-            metadata={},
-            created_ns=_now(),
-        )
-    )
+    marker_id = _write_delete_marker(tx, record, key)
     return DeleteResult(marker_id, has_version_id=True, delete_marker=True)
 
 
@@ -352,7 +417,7 @@ def list_objects(
     max_keys: int = 1000,
 ) -> tuple[Page[VersionRecord], bool]:
     """One page of the bucket's current objects; also whether the bucket reports version ids."""
-    record = _bucket(tx, bucket)
+    record = bucket_record(tx, bucket)
     prefix_b = prefix.encode()
 
     def scan(after: bytes) -> Iterator[tuple[bytes, VersionRecord]]:

@@ -10,6 +10,8 @@ Guarantees:
 - The orphan sweep asks each up node for blobs older than the grace period and deletes those the
   metanode has no record of: chunks of PUTs that never committed. A blob younger than the grace
   is never swept, so an in-flight PUT is safe.
+- Multipart uploads open longer than ``upload_max_age`` are aborted (their parts released, so
+  their blobs reach the queue above) by the expiry loop, a batch per transaction.
 - No store transaction is held open across a network call.
 
 The datanodes are reached through the :class:`BlobClient` seam, so tests inject a fake.
@@ -26,6 +28,7 @@ from typing import Protocol
 
 import grpc
 
+from metanode import multipart
 from metanode.store.base import BlobRecord, NodeRecord, Store, Transaction
 from ringstore.rpc import insecure_channel
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
@@ -111,7 +114,8 @@ def _settle(tx: Transaction, blob_id: str, gone_from: Iterable[str]) -> bool:
 
 
 class GarbageCollector:
-    """The two background loops; :meth:`collect` and :meth:`sweep_orphans` are single passes."""
+    """The three background loops; :meth:`collect`, :meth:`sweep_orphans` and
+    :meth:`expire_uploads` are single passes."""
 
     def __init__(
         self,
@@ -121,12 +125,14 @@ class GarbageCollector:
         interval: float,
         orphan_grace: float,
         orphan_scan_interval: float,
+        upload_max_age: float = 7 * 86400.0,
     ) -> None:
         self.store = store
         self.client = client
         self.interval = interval
         self.orphan_grace = orphan_grace
         self.orphan_scan_interval = orphan_scan_interval
+        self.upload_max_age = upload_max_age  # seconds an open multipart upload may live
 
     async def _delete_copy(self, node: NodeRecord | None, blob_id: str) -> bool:
         """Whether the copy on ``node`` is gone (or the node is gone, so the copy is moot)."""
@@ -183,6 +189,24 @@ class GarbageCollector:
                 swept.append((node.id, blob_id))
         return swept
 
+    async def expire_uploads(self, now_ns: int | None = None) -> int:
+        """Abort every upload older than ``upload_max_age``; how many were aborted."""
+        total = 0
+        while True:
+            expired = await self.store.acall(
+                multipart.expire_uploads, self.upload_max_age, now_ns, multipart.EXPIRY_BATCH
+            )
+            for upload in expired:
+                log.info(
+                    "expired multipart upload %s of %s/%s",
+                    upload.upload_id,
+                    upload.bucket,
+                    upload.key,
+                )
+            total += len(expired)
+            if len(expired) < multipart.EXPIRY_BATCH:
+                return total
+
     async def run_collector(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
@@ -200,3 +224,12 @@ class GarbageCollector:
                 await self.sweep_orphans()
             except Exception:
                 log.exception("orphan sweep failed")
+
+    async def run_expiry(self) -> None:
+        """Expire old uploads as often as orphans are swept (both are slow-moving)."""
+        while True:
+            await asyncio.sleep(self.orphan_scan_interval)
+            try:
+                await self.expire_uploads()
+            except Exception:
+                log.exception("multipart upload expiry failed")

@@ -4,15 +4,27 @@ statuses by :func:`ringstore.rpc.handler`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from grpc import aio
 
-from metanode import catalog, membership
-from metanode.store.base import BlobRecord, BucketRecord, NodeRecord, Store, VersionRecord
+from metanode import catalog, membership, multipart, rename, versions
+from metanode.refs import Chunk
+from metanode.store.base import (
+    BlobRecord,
+    BucketRecord,
+    NodeRecord,
+    PartRecord,
+    Store,
+    UploadRecord,
+    VersionRecord,
+)
 from ringstore.config import Config
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
 DEFAULT_MAX_KEYS = 1000  # a request's max_keys of 0 means "unset" in proto3
+DEFAULT_RENAME_LIMIT = 1000  # objects per RenamePrefix call when the request's limit is 0
 
 
 def bucket_info(bucket: BucketRecord) -> common_pb2.BucketInfo:
@@ -67,16 +79,34 @@ def node_info(node: NodeRecord) -> common_pb2.NodeInfo:
     )
 
 
+def upload_info(upload: UploadRecord) -> objectstore_pb2.UploadInfo:
+    return objectstore_pb2.UploadInfo(
+        key=upload.key, upload_id=upload.upload_id, initiated_ns=upload.initiated_ns
+    )
+
+
+def part_info(part: PartRecord) -> objectstore_pb2.PartInfo:
+    return objectstore_pb2.PartInfo(
+        part_number=part.part_number,
+        etag=part.etag,
+        size=part.size,
+        last_modified_ns=part.created_ns,
+    )
+
+
+def decode_chunks(chunks: Iterable[common_pb2.ChunkRef]) -> tuple[Chunk, ...]:
+    return tuple(
+        Chunk(c.blob_id, c.length, c.crc32c, c.placement_hash, tuple(c.nodes)) for c in chunks
+    )
+
+
 def decode_commit(request: meta_pb2.CommitObjectRequest) -> catalog.Commit:
     return catalog.Commit(
         bucket=request.bucket,
         key=request.key,
         size=request.size,
         etag=request.etag,
-        chunks=tuple(
-            catalog.Chunk(c.blob_id, c.length, c.crc32c, c.placement_hash, tuple(c.nodes))
-            for c in request.chunks
-        ),
+        chunks=decode_chunks(request.chunks),
         content_type=request.content_type,
         metadata=dict(request.metadata),
         if_match=request.if_match,
@@ -148,6 +178,125 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             common_prefixes=page.common_prefixes,
             is_truncated=page.is_truncated,
             next_continuation_token=page.next_continuation_token,
+        )
+
+    @handler
+    async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(catalog.set_bucket_versioning, request.name, request.status)
+        return objectstore_pb2.SetBucketVersioningResponse()
+
+    @handler
+    async def GetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
+        status = await self.store.acall(catalog.get_bucket_versioning, request.name)
+        return objectstore_pb2.GetBucketVersioningResponse(status=status)
+
+    @handler
+    async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]
+        page = await self.store.acall(
+            versions.list_object_versions,
+            request.bucket,
+            prefix=request.prefix,
+            key_marker=request.key_marker,
+            version_id_marker=request.version_id_marker,
+            max_keys=request.max_keys or DEFAULT_MAX_KEYS,
+        )
+        return objectstore_pb2.ListObjectVersionsResponse(
+            versions=[
+                object_info(e.version, has_version_id=page.has_version_ids, is_latest=e.is_latest)
+                for e in page.entries
+            ],
+            is_truncated=page.is_truncated,
+            next_key_marker=page.next_key_marker,
+            next_version_id_marker=page.next_version_id_marker,
+        )
+
+    @handler
+    async def CopyObject(self, request, context):  # type: ignore[no-untyped-def]
+        copy = catalog.CopyRequest(
+            src_bucket=request.src_bucket,
+            src_key=request.src_key,
+            dst_bucket=request.dst_bucket,
+            dst_key=request.dst_key,
+            src_version_id=request.src_version_id,
+            replace_metadata=request.replace_metadata,
+            metadata=dict(request.metadata),
+        )
+        return _view_info(await self.store.acall(catalog.copy_object, copy))
+
+    @handler
+    async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
+        result = await rename.rename_batch(
+            self.store,
+            request.bucket,
+            request.src_prefix,
+            request.dst_prefix,
+            request.limit or DEFAULT_RENAME_LIMIT,
+        )
+        return meta_pb2.MetaRenamePrefixResponse(moved=result.moved, more=result.more)
+
+    @handler
+    async def CreateMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        upload = await self.store.acall(
+            multipart.create_upload,
+            request.bucket,
+            request.key,
+            request.content_type,
+            dict(request.metadata),
+        )
+        return objectstore_pb2.CreateMultipartUploadResponse(upload_id=upload.upload_id)
+
+    @handler
+    async def HeadMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        upload = await self.store.acall(
+            multipart.head_upload, request.bucket, request.key, request.upload_id
+        )
+        return upload_info(upload)
+
+    @handler
+    async def CommitPart(self, request, context):  # type: ignore[no-untyped-def]
+        part = multipart.PartCommit(
+            bucket=request.bucket,
+            key=request.key,
+            upload_id=request.upload_id,
+            part_number=request.part_number,
+            size=request.size,
+            etag=request.etag,
+            chunks=decode_chunks(request.chunks),
+        )
+        record = await self.store.acall(multipart.commit_part, part)
+        return objectstore_pb2.UploadPartResponse(etag=record.etag)
+
+    @handler
+    async def CompleteMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        view = await self.store.acall(
+            multipart.complete_upload,
+            request.bucket,
+            request.key,
+            request.upload_id,
+            [(p.part_number, p.etag) for p in request.parts],
+            self.config.cluster.min_part_size,
+        )
+        return _view_info(view)
+
+    @handler
+    async def AbortMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(
+            multipart.abort_upload, request.bucket, request.key, request.upload_id
+        )
+        return objectstore_pb2.AbortMultipartUploadResponse()
+
+    @handler
+    async def ListParts(self, request, context):  # type: ignore[no-untyped-def]
+        parts = await self.store.acall(
+            multipart.list_parts, request.bucket, request.key, request.upload_id
+        )
+        return objectstore_pb2.ListPartsResponse(parts=[part_info(p) for p in parts])
+
+    @handler
+    async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
+        uploads = await self.store.acall(multipart.list_uploads, request.bucket, request.prefix)
+        return objectstore_pb2.ListMultipartUploadsResponse(
+            uploads=[upload_info(u) for u in uploads]
         )
 
     @handler

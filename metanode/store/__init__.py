@@ -9,9 +9,11 @@ from metanode.store.base import (
     BucketRecord,
     ManifestEntry,
     NodeRecord,
+    PartRecord,
     Store,
     StoreStats,
     Transaction,
+    UploadRecord,
     VersionRecord,
 )
 
@@ -20,8 +22,10 @@ __all__ = [
     "BucketRecord",
     "ManifestEntry",
     "NodeRecord",
+    "PartRecord",
     "Store",
     "StoreStats",
     "Transaction",
+    "UploadRecord",
     "VersionRecord",
 ]

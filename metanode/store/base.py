@@ -67,9 +67,33 @@ class VersionRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class UploadRecord:
+    """An open multipart upload; the object it will become is invisible until completed."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    content_type: str
+    metadata: Mapping[str, str]
+    initiated_ns: int  # UTC nanoseconds since the epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class PartRecord:
+    """One uploaded part; its manifest offsets are relative to the part's first byte."""
+
+    upload_id: str
+    part_number: int  # 1..10000
+    etag: str  # lowercase hex MD5 of the part
+    size: int
+    created_ns: int
+    manifest: tuple[ManifestEntry, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class BlobRecord:
-    """An immutable chunk on the datanodes. ``refs`` counts the versions (and later, copies and
-    parts) that use it; at 0 it is queued for garbage collection. ``nodes`` hold a copy."""
+    """An immutable chunk on the datanodes. ``refs`` counts the manifest entries of versions and
+    parts that use it; at 0 it is queued for garbage collection. ``nodes`` hold a copy."""
 
     blob_id: str
     length: int
@@ -140,6 +164,47 @@ class Transaction(abc.ABC):
         """The latest version of every key that starts with ``prefix`` and sorts after
         ``after``, in UTF-8 byte order of the keys. Lazy: stopping early costs nothing more."""
 
+    @abc.abstractmethod
+    def scan_versions(
+        self, bucket: str, prefix: bytes, key_from: bytes, seq_below: int | None = None
+    ) -> Iterator[VersionRecord]:
+        """Every version (delete markers included) of every key that starts with ``prefix`` and
+        sorts at or after ``key_from``: keys in UTF-8 byte order, each key's versions by
+        descending seq (newest first). On ``key_from`` itself only versions with a seq below
+        ``seq_below`` come, when it is given. Lazy, like :meth:`scan_latest`."""
+
+    # Multipart uploads and their parts.
+    @abc.abstractmethod
+    def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+    @abc.abstractmethod
+    def put_upload(self, upload: UploadRecord) -> None:
+        """Insert or replace (by upload_id)."""
+
+    @abc.abstractmethod
+    def delete_upload(self, upload_id: str) -> None:
+        """Remove the upload and every part record of it (references are the caller's job)."""
+
+    @abc.abstractmethod
+    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+        """The bucket's uploads whose key starts with ``prefix``: by key (UTF-8 byte order),
+        then initiation time, then upload id."""
+
+    @abc.abstractmethod
+    def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:
+        """Up to ``limit`` uploads of any bucket initiated before ``cutoff_ns``, oldest first."""
+
+    @abc.abstractmethod
+    def has_uploads(self, bucket: str) -> bool: ...
+    @abc.abstractmethod
+    def get_part(self, upload_id: str, part_number: int) -> PartRecord | None: ...
+    @abc.abstractmethod
+    def put_part(self, part: PartRecord) -> None:
+        """Insert or replace (by upload_id, part_number)."""
+
+    @abc.abstractmethod
+    def list_parts(self, upload_id: str) -> list[PartRecord]:
+        """The upload's parts by ascending part number."""
+
     # Blobs and the garbage queue.
     @abc.abstractmethod
     def get_blob(self, blob_id: str) -> BlobRecord | None: ...
@@ -154,6 +219,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def known_blobs(self, blob_ids: Iterable[str]) -> set[str]:
         """Those of ``blob_ids`` that have a blob record."""
+
+    @abc.abstractmethod
+    def scan_blobs(self) -> Iterator[BlobRecord]:
+        """Every blob record, by blob id (for consistency checks; lazy)."""
 
     @abc.abstractmethod
     def enqueue_gc(self, blob_id: str, now_ns: int) -> None: ...

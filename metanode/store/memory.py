@@ -17,9 +17,11 @@ from metanode.store.base import (
     BlobRecord,
     BucketRecord,
     NodeRecord,
+    PartRecord,
     Store,
     StoreStats,
     Transaction,
+    UploadRecord,
     VersionRecord,
 )
 
@@ -34,6 +36,8 @@ class _State:
         self.versions: dict[tuple[str, bytes], dict[str, VersionRecord]] = {}
         self.keys: dict[str, list[bytes]] = {}  # bucket -> sorted keys having any version
         self.blobs: dict[str, BlobRecord] = {}
+        self.uploads: dict[str, UploadRecord] = {}
+        self.parts: dict[str, dict[int, PartRecord]] = {}  # upload id -> part number -> record
         self.gc: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
         self.nodes: dict[str, NodeRecord] = {}
         self.rings: dict[int, bytes] = {}
@@ -122,6 +126,57 @@ class MemoryTransaction(Transaction):
                 yield latest
             i += 1
 
+    def scan_versions(
+        self, bucket: str, prefix: bytes, key_from: bytes, seq_below: int | None = None
+    ) -> Iterator[VersionRecord]:
+        keys = self._s.keys.get(bucket, [])
+        i = bisect.bisect_left(keys, max(prefix, key_from))
+        while i < len(keys) and keys[i].startswith(prefix):
+            key = keys[i]
+            versions = self._s.versions.get((bucket, key), {}).values()
+            for version in sorted(versions, key=lambda v: v.seq, reverse=True):
+                if key == key_from and seq_below is not None and version.seq >= seq_below:
+                    continue
+                yield version
+            i += 1
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        return self._s.uploads.get(upload_id)
+
+    def put_upload(self, upload: UploadRecord) -> None:
+        self._set(self._s.uploads, upload.upload_id, upload)
+
+    def delete_upload(self, upload_id: str) -> None:
+        self._pop(self._s.uploads, upload_id)
+        self._pop(self._s.parts, upload_id)
+
+    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+        found = [
+            u
+            for u in self._s.uploads.values()
+            if u.bucket == bucket and u.key.encode().startswith(prefix)
+        ]
+        return sorted(found, key=lambda u: (u.key.encode(), u.initiated_ns, u.upload_id))
+
+    def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:
+        old = [u for u in self._s.uploads.values() if u.initiated_ns < cutoff_ns]
+        return sorted(old, key=lambda u: (u.initiated_ns, u.upload_id))[:limit]
+
+    def has_uploads(self, bucket: str) -> bool:
+        return any(u.bucket == bucket for u in self._s.uploads.values())
+
+    def get_part(self, upload_id: str, part_number: int) -> PartRecord | None:
+        return self._s.parts.get(upload_id, {}).get(part_number)
+
+    def put_part(self, part: PartRecord) -> None:
+        if part.upload_id not in self._s.parts:
+            self._set(self._s.parts, part.upload_id, {})
+        self._set(self._s.parts[part.upload_id], part.part_number, part)
+
+    def list_parts(self, upload_id: str) -> list[PartRecord]:
+        parts = self._s.parts.get(upload_id, {})
+        return [parts[n] for n in sorted(parts)]
+
     def get_blob(self, blob_id: str) -> BlobRecord | None:
         return self._s.blobs.get(blob_id)
 
@@ -133,6 +188,10 @@ class MemoryTransaction(Transaction):
 
     def known_blobs(self, blob_ids: Iterable[str]) -> set[str]:
         return {b for b in blob_ids if b in self._s.blobs}
+
+    def scan_blobs(self) -> Iterator[BlobRecord]:
+        for blob_id in sorted(self._s.blobs):
+            yield self._s.blobs[blob_id]
 
     def enqueue_gc(self, blob_id: str, now_ns: int) -> None:
         if blob_id not in self._s.gc:

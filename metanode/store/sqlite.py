@@ -29,9 +29,11 @@ from metanode.store.base import (
     BucketRecord,
     ManifestEntry,
     NodeRecord,
+    PartRecord,
     Store,
     StoreStats,
     Transaction,
+    UploadRecord,
     VersionRecord,
 )
 
@@ -104,6 +106,28 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO counters (name, value) VALUES ('seq', 0);
     """,
+    # 1 -> 2: multipart uploads and their parts (parts hold blob references like versions do).
+    """
+    CREATE TABLE uploads (
+        upload_id TEXT PRIMARY KEY,
+        bucket TEXT NOT NULL,
+        key BLOB NOT NULL,
+        content_type TEXT NOT NULL,
+        metadata TEXT NOT NULL,          -- JSON object of str to str
+        initiated_ns INTEGER NOT NULL
+    );
+    CREATE INDEX uploads_by_key ON uploads (bucket, key, initiated_ns, upload_id);
+    CREATE INDEX uploads_by_age ON uploads (initiated_ns, upload_id);
+    CREATE TABLE parts (
+        upload_id TEXT NOT NULL,
+        part_number INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL,
+        manifest TEXT NOT NULL,          -- JSON list of [blob_id, offset, length]
+        PRIMARY KEY (upload_id, part_number)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -113,8 +137,32 @@ _VERSION_COLUMNS = (
 )
 
 
+_UPLOAD_COLUMNS = "upload_id, bucket, key, content_type, metadata, initiated_ns"
+_PART_COLUMNS = "upload_id, part_number, etag, size, created_ns, manifest"
+
+
+def _manifest_json(manifest: tuple[ManifestEntry, ...]) -> str:
+    return json.dumps([[m.blob_id, m.offset, m.length] for m in manifest])
+
+
+def _manifest(text: str) -> tuple[ManifestEntry, ...]:
+    return tuple(ManifestEntry(b, o, n) for b, o, n in json.loads(text))
+
+
+def _upload(row: tuple[Any, ...]) -> UploadRecord:
+    upload_id, bucket, key, content_type, metadata, initiated_ns = row
+    return UploadRecord(
+        upload_id, bucket, bytes(key).decode(), content_type, json.loads(metadata), initiated_ns
+    )
+
+
+def _part(row: tuple[Any, ...]) -> PartRecord:
+    upload_id, number, etag, size, created_ns, manifest = row
+    return PartRecord(upload_id, number, etag, size, created_ns, _manifest(manifest))
+
+
 def _version(row: sqlite3.Row | tuple[Any, ...]) -> VersionRecord:
-    manifest = tuple(ManifestEntry(b, o, n) for b, o, n in json.loads(row[10]))
+    manifest = _manifest(row[10])
     return VersionRecord(
         bucket=row[0],
         key=bytes(row[1]).decode(),
@@ -181,7 +229,6 @@ class SqliteTransaction(Transaction):
         return _version(row) if row else None
 
     def put_version(self, version: VersionRecord) -> None:
-        manifest = [[m.blob_id, m.offset, m.length] for m in version.manifest]
         self._db.execute(
             f"INSERT OR REPLACE INTO versions ({_VERSION_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -196,7 +243,7 @@ class SqliteTransaction(Transaction):
                 version.content_type,
                 json.dumps(dict(version.metadata), sort_keys=True),
                 version.created_ns,
-                json.dumps(manifest),
+                _manifest_json(version.manifest),
             ),
         )
 
@@ -225,6 +272,104 @@ class SqliteTransaction(Transaction):
             if len(rows) < SCAN_BATCH:
                 return
             cursor, inclusive = bytes(rows[-1][1]), False
+
+    def scan_versions(
+        self, bucket: str, prefix: bytes, key_from: bytes, seq_below: int | None = None
+    ) -> Iterator[VersionRecord]:
+        # Batches resume after the last (key, seq) seen: keys ascending, seq descending.
+        key = max(prefix, key_from)
+        below = seq_below if seq_below is not None and key == key_from else None
+        while True:
+            params: tuple[Any, ...]
+            if below is None:
+                where, params = "key >= ?", (bucket, key)
+            else:
+                where, params = "(key > ? OR (key = ? AND seq < ?))", (bucket, key, key, below)
+            rows = self._db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE bucket = ? AND {where} "
+                "ORDER BY key, seq DESC LIMIT ?",
+                (*params, SCAN_BATCH),
+            ).fetchall()
+            for row in rows:
+                if not bytes(row[1]).startswith(prefix):
+                    return
+                yield _version(row)
+            if len(rows) < SCAN_BATCH:
+                return
+            key, below = bytes(rows[-1][1]), int(rows[-1][3])
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        row = self._one(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE upload_id = ?", upload_id)
+        return _upload(row) if row else None
+
+    def put_upload(self, upload: UploadRecord) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                upload.upload_id,
+                upload.bucket,
+                upload.key.encode(),
+                upload.content_type,
+                json.dumps(dict(upload.metadata), sort_keys=True),
+                upload.initiated_ns,
+            ),
+        )
+
+    def delete_upload(self, upload_id: str) -> None:
+        self._db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
+        self._db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
+
+    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+        rows = self._db.execute(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? AND key >= ? "
+            "ORDER BY key, initiated_ns, upload_id",
+            (bucket, prefix),
+        )
+        found = []
+        for row in rows:
+            if not bytes(row[2]).startswith(prefix):
+                break
+            found.append(_upload(row))
+        return found
+
+    def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:
+        rows = self._db.execute(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE initiated_ns < ? "
+            "ORDER BY initiated_ns, upload_id LIMIT ?",
+            (cutoff_ns, limit),
+        )
+        return [_upload(row) for row in rows]
+
+    def has_uploads(self, bucket: str) -> bool:
+        return self._one("SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1", bucket) is not None
+
+    def get_part(self, upload_id: str, part_number: int) -> PartRecord | None:
+        row = self._one(
+            f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? AND part_number = ?",
+            upload_id,
+            part_number,
+        )
+        return _part(row) if row else None
+
+    def put_part(self, part: PartRecord) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                part.upload_id,
+                part.part_number,
+                part.etag,
+                part.size,
+                part.created_ns,
+                _manifest_json(part.manifest),
+            ),
+        )
+
+    def list_parts(self, upload_id: str) -> list[PartRecord]:
+        rows = self._db.execute(
+            f"SELECT {_PART_COLUMNS} FROM parts WHERE upload_id = ? ORDER BY part_number",
+            (upload_id,),
+        )
+        return [_part(row) for row in rows]
 
     def get_blob(self, blob_id: str) -> BlobRecord | None:
         row = self._one(
@@ -272,6 +417,24 @@ class SqliteTransaction(Transaction):
             rows = self._db.execute(f"SELECT blob_id FROM blobs WHERE blob_id IN ({marks})", batch)
             known.update(b for (b,) in rows)
         return known
+
+    def scan_blobs(self) -> Iterator[BlobRecord]:
+        after = ""
+        while True:
+            ids = [
+                b
+                for (b,) in self._db.execute(
+                    "SELECT blob_id FROM blobs WHERE blob_id > ? ORDER BY blob_id LIMIT ?",
+                    (after, SCAN_BATCH),
+                )
+            ]
+            for blob_id in ids:
+                blob = self.get_blob(blob_id)
+                if blob is not None:
+                    yield blob
+            if len(ids) < SCAN_BATCH:
+                return
+            after = ids[-1]
 
     def enqueue_gc(self, blob_id: str, now_ns: int) -> None:
         self._db.execute(

@@ -1,6 +1,7 @@
 """Garbage collection through a fake blob client: queued blobs are deleted from every holder and
 forgotten only when all confirmed; down and failing nodes are retried; removed nodes do not
-block; the orphan sweep deletes only unknown blobs, and only on up nodes."""
+block; the orphan sweep deletes only unknown blobs, and only on up nodes; expired multipart
+uploads are aborted and their parts' blobs collected."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from metanode import catalog, membership
+from metanode import catalog, membership, multipart
 from metanode.catalog import Chunk, Commit
 from metanode.gc import GarbageCollector
 from metanode.membership import Registration
@@ -176,3 +177,29 @@ def test_background_loop_collects(store: Store, client: FakeBlobClient) -> None:
 
     asyncio.run(asyncio.wait_for(run_until_empty(), timeout=10))
     assert "old" not in client.blobs[ADDRESSES["dn1"]]
+
+
+def test_expired_uploads_are_aborted_and_their_blobs_collected(
+    store: Store, client: FakeBlobClient
+) -> None:
+    gc = GarbageCollector(
+        store,
+        client,
+        interval=0.01,
+        orphan_grace=60.0,
+        orphan_scan_interval=0.01,
+        upload_max_age=3600.0,
+    )
+    ids = [store.call(multipart.create_upload, "bkt", f"k{i}").upload_id for i in range(3)]
+    client.blobs[ADDRESSES["dn1"]].add("part-blob")
+    part = multipart.PartCommit(
+        "bkt", "k0", ids[0], 1, 3, "0" * 32, (Chunk("part-blob", 3, 1, 2, ("dn1",)),)
+    )
+    store.call(multipart.commit_part, part)
+    assert asyncio.run(gc.expire_uploads()) == 0  # all younger than an hour
+    initiated = store.call(multipart.head_upload, "bkt", "k2", ids[2]).initiated_ns
+    assert asyncio.run(gc.expire_uploads(now_ns=initiated + 3600 * 10**9 + 1)) == 3
+    assert store.call(multipart.list_uploads, "bkt") == []
+    result = asyncio.run(gc.collect())
+    assert result.freed == ["part-blob"] and client.blobs[ADDRESSES["dn1"]] == set()
+    assert store.call(catalog.check_refs) == []

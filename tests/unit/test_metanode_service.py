@@ -218,3 +218,255 @@ def test_serve_reports_health_then_stops(capsys: pytest.CaptureFixture[str]) -> 
         store.close()
 
     asyncio.run(main())
+
+
+def test_flags_set_min_part_size_and_upload_max_age() -> None:
+    args = parse_args(["--memory", "--min-part-size", "1024", "--upload-max-age", "60"])
+    cfg = build_config(args)
+    assert (cfg.cluster.min_part_size, cfg.metanode.upload_max_age) == (1024, 60.0)
+    assert build_config(parse_args(["--memory"])).cluster.min_part_size == 5 * 1024 * 1024
+
+
+MiB = 1024 * 1024
+
+
+def ref(blob_id: str, length: int) -> common_pb2.ChunkRef:
+    return common_pb2.ChunkRef(blob_id=blob_id, length=length, crc32c=1, nodes=["dn1"])
+
+
+async def expect_error(call: Awaitable[Any], status: grpc.StatusCode, code: str) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    assert (err.value.code(), error_code(err.value)) == (status, code)
+    return err.value.details() or ""
+
+
+def test_versioning_and_version_listing_over_the_wire() -> None:
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="vers"))
+        got = await stub.GetBucketVersioning(
+            objectstore_pb2.GetBucketVersioningRequest(name="vers")
+        )
+        assert got.status == "Unversioned"
+        details = await expect_error(
+            stub.SetBucketVersioning(
+                objectstore_pb2.SetBucketVersioningRequest(name="vers", status="Unversioned")
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        assert "'Unversioned'" in details
+        await stub.SetBucketVersioning(
+            objectstore_pb2.SetBucketVersioningRequest(name="vers", status="Enabled")
+        )
+        ids = []
+        for blob in ("b1", "b2"):
+            info = await stub.CommitObject(
+                meta_pb2.CommitObjectRequest(
+                    bucket="vers", key="k", size=3, etag=blob, chunks=[ref(blob, 3)]
+                )
+            )
+            ids.append(info.version_id)
+        marker = await stub.DeleteObject(
+            objectstore_pb2.DeleteObjectRequest(bucket="vers", key="k")
+        )
+        assert marker.delete_marker and marker.has_version_id
+        await expect_error(
+            stub.GetObjectRecord(
+                meta_pb2.GetObjectRecordRequest(bucket="vers", key="k", version_id="nope")
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "NoSuchVersion",
+        )
+        await expect_error(
+            stub.GetObjectRecord(
+                meta_pb2.GetObjectRecordRequest(
+                    bucket="vers", key="k", version_id=marker.version_id
+                )
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "NoSuchKey",
+        )
+        page = await stub.ListObjectVersions(
+            objectstore_pb2.ListObjectVersionsRequest(bucket="vers", max_keys=2)
+        )
+        assert [(v.version_id, v.is_latest, v.is_delete_marker) for v in page.versions] == [
+            (marker.version_id, True, True),
+            (ids[1], False, False),
+        ]
+        assert page.is_truncated and page.next_version_id_marker == ids[1]
+        rest = await stub.ListObjectVersions(
+            objectstore_pb2.ListObjectVersionsRequest(
+                bucket="vers", key_marker="k", version_id_marker=ids[1]
+            )
+        )
+        assert [v.version_id for v in rest.versions] == [ids[0]] and not rest.is_truncated
+        await expect_error(
+            stub.ListObjectVersions(objectstore_pb2.ListObjectVersionsRequest(bucket="nope")),
+            grpc.StatusCode.NOT_FOUND,
+            "NoSuchBucket",
+        )
+        await expect_error(
+            stub.DeleteBucket(objectstore_pb2.DeleteBucketRequest(name="vers")),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "BucketNotEmpty",
+        )
+
+    run(scenario)
+
+
+def test_copy_and_rename_over_the_wire() -> None:
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="data"))
+        for i in range(5):
+            await stub.CommitObject(
+                meta_pb2.CommitObjectRequest(
+                    bucket="data",
+                    key=f"in/{i}",
+                    size=2,
+                    etag=f"e{i}",
+                    metadata={"n": str(i)},
+                    chunks=[ref(f"b{i}", 2)],
+                )
+            )
+        copied = await stub.CopyObject(
+            objectstore_pb2.CopyObjectRequest(
+                src_bucket="data",
+                src_key="in/0",
+                dst_bucket="data",
+                dst_key="copy",
+                replace_metadata=True,
+                metadata={"new": "yes"},
+            )
+        )
+        assert (copied.etag, copied.size, dict(copied.metadata)) == ("e0", 2, {"new": "yes"})
+        await expect_error(
+            stub.CopyObject(
+                objectstore_pb2.CopyObjectRequest(
+                    src_bucket="data", src_key="missing", dst_bucket="data", dst_key="x"
+                )
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "NoSuchKey",
+        )
+        first = await stub.RenamePrefix(
+            meta_pb2.MetaRenamePrefixRequest(
+                bucket="data", src_prefix="in/", dst_prefix="out/", limit=3
+            )
+        )
+        assert (first.moved, first.more) == (3, True)
+        rest = await stub.RenamePrefix(
+            meta_pb2.MetaRenamePrefixRequest(bucket="data", src_prefix="in/", dst_prefix="out/")
+        )
+        assert (rest.moved, rest.more) == (2, False)
+        listing = await stub.ListObjects(objectstore_pb2.ListObjectsRequest(bucket="data"))
+        assert [o.key for o in listing.objects] == ["copy"] + [f"out/{i}" for i in range(5)]
+        details = await expect_error(
+            stub.RenamePrefix(
+                meta_pb2.MetaRenamePrefixRequest(bucket="data", src_prefix="a/", dst_prefix="a/b")
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        assert "'a/'" in details and "'a/b'" in details
+
+    run(scenario)
+
+
+def test_multipart_upload_over_the_wire() -> None:
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="mpu"))
+        created = await stub.CreateMultipartUpload(
+            objectstore_pb2.CreateMultipartUploadRequest(
+                bucket="mpu", key="big", content_type="video/mp4", metadata={"a": "b"}
+            )
+        )
+        uid = created.upload_id
+        head = await stub.HeadMultipartUpload(
+            meta_pb2.HeadMultipartUploadRequest(bucket="mpu", key="big", upload_id=uid)
+        )
+        assert (head.key, head.upload_id) == ("big", uid) and head.initiated_ns > 0
+        await expect_error(
+            stub.HeadMultipartUpload(
+                meta_pb2.HeadMultipartUploadRequest(bucket="mpu", key="other", upload_id=uid)
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "NoSuchUpload",
+        )
+        etags = {}
+        for number, size in ((1, 5 * MiB), (2, 7), (3, 4)):
+            reply = await stub.CommitPart(
+                meta_pb2.CommitPartRequest(
+                    bucket="mpu",
+                    key="big",
+                    upload_id=uid,
+                    part_number=number,
+                    size=size,
+                    etag=f"{number:032x}",
+                    chunks=[ref(f"p{number}", size)],
+                )
+            )
+            etags[number] = reply.etag
+        await expect_error(
+            stub.CommitPart(
+                meta_pb2.CommitPartRequest(
+                    bucket="mpu", key="big", upload_id=uid, part_number=10001, etag="0" * 32
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        parts = await stub.ListParts(
+            objectstore_pb2.ListPartsRequest(bucket="mpu", key="big", upload_id=uid)
+        )
+        assert [(p.part_number, p.size) for p in parts.parts] == [(1, 5 * MiB), (2, 7), (3, 4)]
+        uploads = await stub.ListMultipartUploads(
+            objectstore_pb2.ListMultipartUploadsRequest(bucket="mpu")
+        )
+        assert [u.upload_id for u in uploads.uploads] == [uid]
+
+        def complete(*numbers: int) -> Awaitable[Any]:
+            return stub.CompleteMultipartUpload(
+                objectstore_pb2.CompleteMultipartUploadRequest(
+                    bucket="mpu",
+                    key="big",
+                    upload_id=uid,
+                    parts=[
+                        objectstore_pb2.CompletedPart(part_number=n, etag=etags.get(n, "x"))
+                        for n in numbers
+                    ],
+                )
+            )
+
+        too_small = grpc.StatusCode.INVALID_ARGUMENT
+        details = await expect_error(complete(1, 2, 3), too_small, "EntityTooSmall")
+        assert "part 2" in details
+        await expect_error(complete(2, 1), grpc.StatusCode.INVALID_ARGUMENT, "InvalidPartOrder")
+        await expect_error(complete(1, 9), grpc.StatusCode.INVALID_ARGUMENT, "InvalidPart")
+        info = await complete(1, 3)
+        assert info.etag.endswith("-2") and info.size == 5 * MiB + 4
+        assert info.content_type == "video/mp4" and dict(info.metadata) == {"a": "b"}
+        record = await stub.GetObjectRecord(
+            meta_pb2.GetObjectRecordRequest(bucket="mpu", key="big")
+        )
+        assert [c.blob_id for c in record.chunks] == ["p1", "p3"]
+        await expect_error(complete(1, 3), grpc.StatusCode.NOT_FOUND, "NoSuchUpload")
+        other = await stub.CreateMultipartUpload(
+            objectstore_pb2.CreateMultipartUploadRequest(bucket="mpu", key="x")
+        )
+        await stub.AbortMultipartUpload(
+            objectstore_pb2.AbortMultipartUploadRequest(
+                bucket="mpu", key="x", upload_id=other.upload_id
+            )
+        )
+        await expect_error(
+            stub.ListParts(
+                objectstore_pb2.ListPartsRequest(bucket="mpu", key="x", upload_id=other.upload_id)
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "NoSuchUpload",
+        )
+        status = await stub.ClusterStatus(objectstore_pb2.ClusterStatusRequest())
+        assert status.pending_gc_blobs == 1  # part 2, not listed
+
+    run(scenario)

@@ -1,5 +1,6 @@
 """The storage contract of metanode.store, run against both engines (SQLite and the in-memory
-twin), plus what only the durable engine promises: persistence and schema versioning."""
+twin), plus what only the durable engine promises: persistence, schema versioning and the
+forward migration from schema 1."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from metanode.store import (
     BucketRecord,
     ManifestEntry,
     NodeRecord,
+    PartRecord,
     Store,
     Transaction,
+    UploadRecord,
     VersionRecord,
 )
 from metanode.store.memory import MemoryStore
-from metanode.store.sqlite import DB_NAME, SCAN_BATCH, SCHEMA_VERSION, SqliteStore
+from metanode.store.sqlite import DB_NAME, MIGRATIONS, SCAN_BATCH, SCHEMA_VERSION, SqliteStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -273,3 +276,159 @@ def test_sqlite_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
         db.close()
     with pytest.raises(RuntimeError, match="newer"):
         SqliteStore(tmp_path)
+
+
+def test_scan_versions_key_order_then_newest_first(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_version(version("b", 4, "b4"))
+        tx.put_version(version("a", 2, "a2"))
+        tx.put_version(version("a", 6, "a6", is_delete_marker=True, manifest=(), size=0))
+        tx.put_version(version("a", 3, "a3"))
+        tx.put_version(version("\u00e9", 1, "e1"))
+        tx.put_version(version("a", 9, "other", bucket="b2"))
+        tx.put_version(version("c/1", 5, "c5"))
+
+    store.call(write)
+
+    def scan(prefix: str, key_from: str, seq_below: int | None = None) -> list[str]:
+        return store.call(
+            lambda tx: [
+                v.version_id
+                for v in tx.scan_versions("b1", prefix.encode(), key_from.encode(), seq_below)
+            ]
+        )
+
+    assert scan("", "") == ["a6", "a3", "a2", "b4", "c5", "e1"]
+    assert scan("", "a", 6) == ["a3", "a2", "b4", "c5", "e1"]
+    assert scan("", "a", 3) == ["a2", "b4", "c5", "e1"]
+    assert scan("", "a\x00") == ["b4", "c5", "e1"]
+    assert scan("c/", "") == ["c5"]
+    assert scan("c/", "b") == ["c5"]
+    assert scan("a", "", 1) == ["a6", "a3", "a2"]  # seq_below only applies on key_from itself
+    assert scan("zz", "") == []
+
+
+def test_scan_versions_is_lazy_across_batches(store: Store) -> None:
+    total = SCAN_BATCH + 9
+
+    def write(tx: Transaction) -> None:
+        for i in range(total):
+            tx.put_version(version("hot", i + 1, f"v{i:04d}"))
+        tx.put_version(version("next", total + 1, "n"))
+
+    store.call(write)
+    found = store.call(lambda tx: [v.version_id for v in tx.scan_versions("b1", b"", b"")])
+    assert found == [f"v{i:04d}" for i in reversed(range(total))] + ["n"]
+    resumed = store.call(
+        lambda tx: [v.version_id for v in tx.scan_versions("b1", b"", b"hot", total - 5)]
+    )
+    assert resumed[0] == f"v{total - 7:04d}" and resumed[-1] == "n"
+    assert len(resumed) == total - 6 + 1
+
+
+def upload(upload_id: str, key: str, initiated: int, bucket: str = "b1") -> UploadRecord:
+    return UploadRecord(upload_id, bucket, key, "text/plain", {"m": "1"}, initiated)
+
+
+def part(upload_id: str, number: int, blob: str = "pb") -> PartRecord:
+    manifest = (ManifestEntry(blob, 0, 4), ManifestEntry(blob + "x", 4, 2))
+    return PartRecord(upload_id, number, "0" * 32, 6, 77, manifest)
+
+
+def test_uploads_round_trip_list_and_age(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_upload(upload("u3", "k/b", 30))
+        tx.put_upload(upload("u1", "k/a", 20))
+        tx.put_upload(upload("u2", "k/a", 10))
+        tx.put_upload(upload("u4", "z", 5))
+        tx.put_upload(upload("u5", "k/a", 1, bucket="b2"))
+
+    store.call(write)
+    assert store.call(lambda tx: tx.get_upload("u1")) == upload("u1", "k/a", 20)
+    assert store.call(lambda tx: tx.get_upload("nope")) is None
+    listed = store.call(lambda tx: tx.list_uploads("b1", b""))
+    assert [u.upload_id for u in listed] == ["u2", "u1", "u3", "u4"]
+    assert [u.upload_id for u in store.call(lambda tx: tx.list_uploads("b1", b"k/"))] == [
+        "u2",
+        "u1",
+        "u3",
+    ]
+    assert store.call(lambda tx: tx.list_uploads("b1", b"q")) == []
+    old = store.call(lambda tx: tx.uploads_initiated_before(20, 10))
+    assert [u.upload_id for u in old] == ["u5", "u4", "u2"]
+    assert len(store.call(lambda tx: tx.uploads_initiated_before(100, 2))) == 2
+    assert store.call(lambda tx: tx.has_uploads("b2"))
+    store.call(lambda tx: tx.delete_upload("u5"))
+    assert not store.call(lambda tx: tx.has_uploads("b2"))
+
+
+def test_parts_round_trip_replace_and_go_with_their_upload(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_upload(upload("u1", "k", 1))
+        tx.put_upload(upload("u2", "k", 2))
+        for n in (3, 1, 2):
+            tx.put_part(part("u1", n))
+        tx.put_part(part("u2", 1))
+
+    store.call(write)
+    assert store.call(lambda tx: tx.get_part("u1", 2)) == part("u1", 2)
+    assert store.call(lambda tx: tx.get_part("u1", 9)) is None
+    assert [p.part_number for p in store.call(lambda tx: tx.list_parts("u1"))] == [1, 2, 3]
+    store.call(lambda tx: tx.put_part(part("u1", 2, blob="new")))
+    got = store.call(lambda tx: tx.get_part("u1", 2))
+    assert got is not None and got.manifest[0].blob_id == "new"
+    store.call(lambda tx: tx.delete_upload("u1"))
+    assert store.call(lambda tx: tx.list_parts("u1")) == []
+    assert store.call(lambda tx: tx.get_part("u1", 1)) is None
+    assert len(store.call(lambda tx: tx.list_parts("u2"))) == 1
+
+
+def test_failed_transaction_leaves_no_upload_or_part(store: Store) -> None:
+    store.call(lambda tx: tx.put_upload(upload("keep", "k", 1)))
+    store.call(lambda tx: tx.put_part(part("keep", 1)))
+
+    def fail(tx: Transaction) -> None:
+        tx.put_upload(upload("gone", "k", 2))
+        tx.put_part(part("gone", 1))
+        tx.put_part(part("keep", 2))
+        tx.delete_upload("keep")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        store.call(fail)
+    assert store.call(lambda tx: tx.get_upload("gone")) is None
+    assert store.call(lambda tx: tx.get_upload("keep")) is not None
+    assert [p.part_number for p in store.call(lambda tx: tx.list_parts("keep"))] == [1]
+
+
+def test_scan_blobs_in_id_order(store: Store) -> None:
+    ids = [f"blob{i:04d}" for i in range(SCAN_BATCH + 3)]
+
+    def write(tx: Transaction) -> None:
+        for i, blob_id in enumerate(reversed(ids)):
+            tx.put_blob(BlobRecord(blob_id, 1, 2, 3, i % 2, 4, ("n1",)))
+
+    store.call(write)
+    found = store.call(lambda tx: list(tx.scan_blobs()))
+    assert [b.blob_id for b in found] == ids
+    assert all(b.nodes == ("n1",) for b in found)
+
+
+def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT INTO buckets VALUES ('old', 1, 'Enabled')")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    with SqliteStore(tmp_path) as engine:
+        assert engine.call(lambda tx: tx.get_bucket("old")) == BucketRecord("old", 1, "Enabled")
+        engine.call(lambda tx: tx.put_upload(upload("u1", "k", 1, bucket="old")))
+        engine.call(lambda tx: tx.put_part(part("u1", 1)))
+        assert engine.call(lambda tx: tx.list_parts("u1")) == [part("u1", 1)]
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    finally:
+        db.close()

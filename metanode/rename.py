@@ -1,0 +1,88 @@
+"""RenamePrefix: move every object under one prefix to another, metadata only, in batches.
+
+Guarantees:
+
+- Each object's move is ONE transaction (:func:`move_object`): the destination key gets the
+  object as a put would write it (a new version in a versioned bucket; in an unversioned one
+  it overwrites, freeing the old data), sharing the source's blobs, and the source key is
+  deleted as a plain delete would (unversioned: removed, so the references simply move;
+  versioned: a delete marker). Size, ETag, content type and metadata travel with the object.
+- A batch (:func:`rename_batch`) moves up to ``limit`` objects: the current (not deleted)
+  objects under the source prefix in key order. It checks every destination key of the batch
+  before moving any. ``more`` says objects may remain; calling again continues.
+- Idempotent: a moved object is no longer under the source prefix, so re-running after an
+  interruption moves exactly what is left. An object deleted or moved by someone else between
+  planning and moving is skipped, not resurrected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from metanode.catalog import CopyRequest, bucket_record, copy_object, delete_object
+from metanode.store.base import Store, Transaction
+from ringstore.errors import InvalidArgument
+from ringstore.validation import check_key
+
+MAX_LIMIT = 1000  # objects per batch
+
+
+@dataclasses.dataclass(frozen=True)
+class RenameResult:
+    moved: int
+    more: bool
+
+
+def check_prefixes(src_prefix: str, dst_prefix: str) -> None:
+    """The source must be non-empty and neither prefix may start with the other."""
+    if not src_prefix:
+        raise InvalidArgument("src_prefix must not be empty (it would rename the whole bucket)")
+    if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
+        raise InvalidArgument(
+            f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} overlap: neither may "
+            "start with the other"
+        )
+
+
+def plan_batch(
+    tx: Transaction, bucket: str, src_prefix: str, dst_prefix: str, limit: int
+) -> list[tuple[str, str]]:
+    """Up to ``limit + 1`` (source key, destination key) pairs, in key order; every destination
+    key of the first ``limit`` is checked (:class:`InvalidKey` naming it)."""
+    bucket_record(tx, bucket)
+    check_prefixes(src_prefix, dst_prefix)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit {limit} is outside 1..{MAX_LIMIT}")
+    pairs: list[tuple[str, str]] = []
+    for version in tx.scan_latest(bucket, src_prefix.encode(), b""):
+        if version.is_delete_marker:
+            continue
+        dst_key = dst_prefix + version.key[len(src_prefix) :]
+        if len(pairs) < limit:
+            check_key(dst_key)
+        pairs.append((version.key, dst_key))
+        if len(pairs) > limit:
+            break
+    return pairs
+
+
+def move_object(tx: Transaction, bucket: str, src_key: str, dst_key: str) -> bool:
+    """Move the current version of ``src_key`` to ``dst_key``; False when there is none."""
+    latest = tx.get_latest(bucket, src_key)
+    if latest is None or latest.is_delete_marker:
+        return False
+    copy_object(tx, CopyRequest(bucket, src_key, bucket, dst_key, latest.version_id))
+    delete_object(tx, bucket, src_key)
+    return True
+
+
+async def rename_batch(
+    store: Store, bucket: str, src_prefix: str, dst_prefix: str, limit: int = MAX_LIMIT
+) -> RenameResult:
+    """Move up to ``limit`` objects, each in its own transaction."""
+    pairs = await store.acall(plan_batch, bucket, src_prefix, dst_prefix, limit)
+    moved = 0
+    for src_key, dst_key in pairs[:limit]:
+        if await store.acall(move_object, bucket, src_key, dst_key):
+            moved += 1
+    return RenameResult(moved=moved, more=len(pairs) > limit)
