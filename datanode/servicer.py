@@ -67,6 +67,21 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         return _put_response(stat)
 
     @handler
+    async def WriteBlob(
+        self, request: blob_pb2.WriteBlobRequest, context: aio.ServicerContext
+    ) -> blob_pb2.PutBlobResponse:
+        if len(request.data) > MAX_MESSAGE:
+            raise InvalidArgument(
+                f"WriteBlob {request.header.blob_id}: {len(request.data)} bytes is more than "
+                f"one message may carry ({MAX_MESSAGE}); use PutBlob"
+            )
+        # One thread hop for the whole write: begin, write, commit (or abort on failure).
+        stat = await asyncio.shield(
+            asyncio.to_thread(_write_whole, self._store, request.header, request.data)
+        )
+        return _put_response(stat)
+
+    @handler
     async def ReplicateBlob(
         self, request: blob_pb2.ReplicateBlobRequest, context: aio.ServicerContext
     ) -> blob_pb2.PutBlobResponse:
@@ -150,6 +165,13 @@ async def _receive(
         if message.data:
             await asyncio.to_thread(writer.write, message.data)
     return await asyncio.to_thread(writer.commit)
+
+
+def _write_whole(store: BlobStore, header: blob_pb2.PutBlobHeader, data: bytes) -> BlobStat:
+    with store.begin_write(header.blob_id, header.length, header.crc32c) as writer:
+        if data:
+            writer.write(data)
+        return writer.commit()  # leaving the block aborts an uncommitted write
 
 
 def _put_response(stat: BlobStat) -> blob_pb2.PutBlobResponse:

@@ -14,6 +14,7 @@ the range, one after another, each from the first replica that serves it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from gateway.cluster_view import ClusterView
 from ringstore import validation
 from ringstore.errors import (
     InvalidArgument,
+    NoSuchBucket,
     NotModified,
     PreconditionFailed,
     from_rpc_error,
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PIECE = 1024 * 1024  # bytes per message streamed back to the client
 RENAME_BATCH = 500  # objects the metanode moves per RenamePrefix call
+BUCKET_TTL = 5.0  # seconds a bucket seen to exist saves puts the metanode round trip
 T = TypeVar("T")
 
 
@@ -91,6 +94,7 @@ class ObjectService:
         self.view = view
         self.rpc_timeout = rpc_timeout
         self.max_concurrent_chunks = max_concurrent_chunks
+        self._buckets_seen: dict[str, float] = {}  # bucket -> monotonic time it was seen
 
     async def call_meta(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
         """One metanode call with a deadline; its error comes back as a RingstoreError."""
@@ -116,7 +120,20 @@ class ObjectService:
         resp = await self.call_meta(self.meta.ListBuckets, objectstore_pb2.ListBucketsRequest())
         return list(resp.buckets)
 
+    async def _check_bucket(self, name: str) -> None:
+        """Fail fast, before any byte is stored, when the bucket does not exist. A bucket seen
+        recently is taken on trust: the commit checks again inside its transaction, so a
+        bucket deleted meanwhile (through any gateway) still fails the put, only later."""
+        seen = self._buckets_seen.get(name)
+        if seen is not None and time.monotonic() - seen < BUCKET_TTL:
+            return
+        await self.head_bucket(name)
+        if len(self._buckets_seen) > 10_000:
+            self._buckets_seen.clear()
+        self._buckets_seen[name] = time.monotonic()
+
     async def delete_bucket(self, name: str) -> None:
+        self._buckets_seen.pop(name, None)
         await self.call_meta(self.meta.DeleteBucket, objectstore_pb2.DeleteBucketRequest(name=name))
 
     # -- put --------------------------------------------------------------------------------
@@ -132,7 +149,7 @@ class ObjectService:
                 "if_none_match on put must be '*' (write only if absent), "
                 f"got {req.if_none_match!r}"
             )
-        await self.head_bucket(req.bucket)  # reject before any byte is stored
+        await self._check_bucket(req.bucket)  # reject before any byte is stored
         written: list[common_pb2.ChunkRef] = []
         try:
             size, etag = await ingest.store_body(
@@ -155,7 +172,9 @@ class ObjectService:
                 if_none_match=req.if_none_match,
             )
             return await self.call_meta(self.meta.CommitObject, commit)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, NoSuchBucket):
+                self._buckets_seen.pop(req.bucket, None)
             ingest.discard(self.view, written, rpc_timeout=self.rpc_timeout)
             raise
 

@@ -46,13 +46,19 @@ async def _put_blob(
     pieces: Sequence[bytes],
     timeout: float,
 ) -> str:
+    stub = view.blob_stub(node_id)
+    if len(pieces) == 1:  # a small chunk: one unary call is far cheaper than a stream
+        request = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
+        await stub.WriteBlob(request, timeout=timeout)
+        return node_id
+
     async def messages():  # type: ignore[no-untyped-def]
         yield blob_pb2.PutBlobRequest(header=header)
         for piece in pieces:
             if piece:
                 yield blob_pb2.PutBlobRequest(data=piece)
 
-    await view.blob_stub(node_id).PutBlob(messages(), timeout=timeout)
+    await stub.PutBlob(messages(), timeout=timeout)
     return node_id
 
 

@@ -9,7 +9,7 @@ from grpc import aio
 from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest
 from ringstore.errors import InvalidArgument
-from ringstore.rpc import handler
+from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
 
 
@@ -54,6 +54,24 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             if_none_match=h.if_none_match,
         )
         return await self.objects.put_object(req, _body(messages, h.expected_size))
+
+    @handler
+    async def PutSmallObject(self, request, context):  # type: ignore[no-untyped-def]
+        h = request.header
+        if len(request.data) > MAX_MESSAGE:
+            raise InvalidArgument(
+                f"PutSmallObject carries {len(request.data)} bytes, more than one message may "
+                f"({MAX_MESSAGE}); stream it with PutObject"
+            )
+        req = PutRequest(
+            bucket=h.bucket,
+            key=h.key,
+            content_type=h.content_type,
+            metadata=dict(h.metadata),
+            if_match=h.if_match,
+            if_none_match=h.if_none_match,
+        )
+        return await self.objects.put_object(req, _one(request.data))
 
     @handler
     async def UploadPart(self, request_iterator, context):  # type: ignore[no-untyped-def]
@@ -167,6 +185,11 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
         return await self.objects.remove_node(request.id)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
 
 
 async def _body(

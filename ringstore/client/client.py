@@ -20,7 +20,7 @@ import grpc
 
 from ringstore import validation
 from ringstore.client import transfer
-from ringstore.client.body import Body
+from ringstore.client.body import PIECE, Body
 from ringstore.client.models import (
     BucketInfo,
     DeleteResult,
@@ -232,6 +232,12 @@ class Client:
                 yield objectstore_pb2.PutObjectRequest(data=piece)
 
         safe = body.replayable and not if_match and not if_none_match
+        if 0 <= size <= PIECE:  # fits one message: one unary call
+            small = objectstore_pb2.PutSmallObjectRequest(
+                header=header, data=b"".join(body.pieces())
+            )
+            msg = self._call(lambda s: s.PutSmallObject(small, timeout=self.timeout), safe=safe)
+            return ObjectInfo.from_proto(msg)
         msg = self._call(lambda s: s.PutObject(messages()), safe=safe)
         return ObjectInfo.from_proto(msg)
 

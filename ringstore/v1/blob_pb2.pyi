@@ -36,6 +36,14 @@ class PutBlobRequest(_message.Message):
     data: bytes
     def __init__(self, header: _Optional[_Union[PutBlobHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class WriteBlobRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: PutBlobHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[PutBlobHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class PutBlobResponse(_message.Message):
     __slots__ = ("blob_id", "length", "crc32c")
     BLOB_ID_FIELD_NUMBER: _ClassVar[int]

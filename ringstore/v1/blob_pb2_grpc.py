@@ -39,6 +39,11 @@ class BlobStub:
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.PutBlobRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
                 _registered_method=True)
+        self.WriteBlob = channel.unary_unary(
+                '/ringstore.v1.Blob/WriteBlob',
+                request_serializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
+                _registered_method=True)
         self.GetBlob = channel.unary_stream(
                 '/ringstore.v1.Blob/GetBlob',
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
@@ -77,6 +82,14 @@ class BlobServicer:
     def PutBlob(self, request_iterator, context):
         """First message: the header; then the body. Acknowledged only after the blob is fsynced
         and its CRC32C matched the header's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteBlob(self, request, context):
+        """The same for a blob small enough for one message (at most 1 MiB): one unary call instead
+        of a stream, which costs far less per small chunk.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +140,11 @@ def add_BlobServicer_to_server(servicer, server):
             'PutBlob': grpc.stream_unary_rpc_method_handler(
                     servicer.PutBlob,
                     request_deserializer=ringstore_dot_v1_dot_blob__pb2.PutBlobRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.SerializeToString,
+            ),
+            'WriteBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteBlob,
+                    request_deserializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.SerializeToString,
             ),
             'GetBlob': grpc.unary_stream_rpc_method_handler(
@@ -186,6 +204,33 @@ class Blob:
             target,
             '/ringstore.v1.Blob/PutBlob',
             ringstore_dot_v1_dot_blob__pb2.PutBlobRequest.SerializeToString,
+            ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Blob/WriteBlob',
+            ringstore_dot_v1_dot_blob__pb2.WriteBlobRequest.SerializeToString,
             ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
             options,
             channel_credentials,

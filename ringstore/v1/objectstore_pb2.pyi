@@ -308,6 +308,14 @@ class PutObjectRequest(_message.Message):
     data: bytes
     def __init__(self, header: _Optional[_Union[PutObjectHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class PutSmallObjectRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: PutObjectHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[PutObjectHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class ByteRange(_message.Message):
     __slots__ = ("first", "last", "has_last", "suffix")
     FIRST_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class ObjectStoreStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.PutObjectRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
                 _registered_method=True)
+        self.PutSmallObject = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/PutSmallObject',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.PutSmallObjectRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+                _registered_method=True)
         self.GetObject = channel.unary_stream(
                 '/ringstore.v1.ObjectStore/GetObject',
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.SerializeToString,
@@ -181,6 +186,13 @@ class ObjectStoreServicer:
 
     def PutObject(self, request_iterator, context):
         """The first message carries the header, every later one at most 1 MiB of the body.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSmallObject(self, request, context):
+        """The same for a body that fits one message (at most 1 MiB): one unary call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -326,6 +338,11 @@ def add_ObjectStoreServicer_to_server(servicer, server):
             'PutObject': grpc.stream_unary_rpc_method_handler(
                     servicer.PutObject,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.PutObjectRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.SerializeToString,
+            ),
+            'PutSmallObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSmallObject,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.PutSmallObjectRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_common__pb2.ObjectInfo.SerializeToString,
             ),
             'GetObject': grpc.unary_stream_rpc_method_handler(
@@ -553,6 +570,33 @@ class ObjectStore:
             target,
             '/ringstore.v1.ObjectStore/PutObject',
             ringstore_dot_v1_dot_objectstore__pb2.PutObjectRequest.SerializeToString,
+            ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSmallObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/PutSmallObject',
+            ringstore_dot_v1_dot_objectstore__pb2.PutSmallObjectRequest.SerializeToString,
             ringstore_dot_v1_dot_common__pb2.ObjectInfo.FromString,
             options,
             channel_credentials,

@@ -8,6 +8,7 @@ import os
 import threading
 from datetime import UTC, datetime
 
+import grpc
 import pytest
 
 from ringstore import Client
@@ -23,6 +24,7 @@ from ringstore.errors import (
     NotModified,
     PreconditionFailed,
 )
+from ringstore.v1 import meta_pb2_grpc, objectstore_pb2
 from tests.conftest import TEST_CHUNK
 
 pytestmark = pytest.mark.integration
@@ -222,3 +224,18 @@ def test_unicode_and_odd_keys(client: Client, bucket: str) -> None:
         assert client.get_object(bucket, k).read() == k.encode()
     listed = [o.key for o in client.iter_objects(bucket)]
     assert listed == sorted(keys, key=lambda k: k.encode())
+
+
+def test_put_into_a_bucket_deleted_through_another_gateway(cluster, client: Client) -> None:  # type: ignore[no-untyped-def]
+    """The gateway trusts a recently seen bucket, but the commit checks again."""
+    client.create_bucket("short-lived")
+    client.put_object("short-lived", "k", b"x")  # the gateway has now seen the bucket
+    client.delete_object("short-lived", "k")
+    with grpc.insecure_channel(cluster.metanode_address) as ch:  # as another gateway would
+        meta_pb2_grpc.MetaStub(ch).DeleteBucket(
+            objectstore_pb2.DeleteBucketRequest(name="short-lived"), timeout=5
+        )
+    with pytest.raises(NoSuchBucket):
+        client.put_object("short-lived", "k", b"y" * 300_000)
+    with pytest.raises(NoSuchBucket):
+        client.put_object("short-lived", "k", b"y")

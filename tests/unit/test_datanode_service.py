@@ -499,3 +499,29 @@ def test_list_by_id_prefix(tmp_path: Path) -> None:
         assert "must be 0 to 32 lowercase hex characters" in (err.details() or "")
 
     run(tmp_path, scenario)
+
+
+def test_unary_write_blob(tmp_path: Path) -> None:
+    data = random.Random(9).randbytes(5000)
+
+    async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
+        header = blob_pb2.PutBlobHeader(blob_id=ID_A, length=len(data), crc32c=crc32c(data))
+        reply = await stub.WriteBlob(blob_pb2.WriteBlobRequest(header=header, data=data))
+        assert (reply.blob_id, reply.length) == (ID_A, len(data))
+        assert await get(stub, ID_A) == data
+        bad = blob_pb2.PutBlobHeader(blob_id=ID_B, length=len(data), crc32c=crc32c(data) ^ 1)
+        await expect_error(
+            stub.WriteBlob(blob_pb2.WriteBlobRequest(header=bad, data=data)),
+            grpc.StatusCode.DATA_LOSS,
+            "BlobCorrupt",
+        )
+        short = blob_pb2.PutBlobHeader(blob_id=ID_C, length=len(data) + 1, crc32c=crc32c(data))
+        await expect_error(
+            stub.WriteBlob(blob_pb2.WriteBlobRequest(header=short, data=data)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        assert not store.blob_path(ID_B).exists() and not store.blob_path(ID_C).exists()
+        assert list(store.list()) and [s.blob_id for s in store.list()] == [ID_A]
+
+    run(tmp_path, scenario)

@@ -30,6 +30,13 @@ class FakeStub:
         self.data = data
         self.received: bytes | None = None
 
+    async def WriteBlob(self, request: Any, timeout: float) -> Any:
+        async def one() -> AsyncIterator[Any]:
+            yield blob_pb2.PutBlobRequest(data=request.data)
+
+        self.unary_writes = getattr(self, "unary_writes", 0) + 1
+        return await self.PutBlob(one(), timeout)
+
     async def PutBlob(self, messages: AsyncIterator[Any], timeout: float) -> Any:
         body = b""
         async for m in messages:
@@ -138,6 +145,10 @@ def test_large_chunk_streams_in_pieces() -> None:
     view = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"})
     write(view, data)
     assert all(s.received == data for s in view.stubs.values())
+    assert not any(hasattr(s, "unary_writes") for s in view.stubs.values())
+    small = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"})
+    write(small, b"small")
+    assert all(getattr(s, "unary_writes", 0) == 1 for s in small.stubs.values())
     assert [len(p) for p in replication.split_pieces(data)][:3] == [replication.PIECE] * 3
 
 
