@@ -10,6 +10,7 @@ data directory finds everything where it was. Datanodes are spread over three zo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import os
 import random
@@ -28,7 +29,16 @@ from ringstore.errors import ServiceUnavailable
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
 HOST = "127.0.0.1"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so that a
+    supervisor killed with -9 (or a crashed test) leaves no service running."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _port_free(port: int) -> bool:
@@ -73,7 +83,12 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 

@@ -55,8 +55,43 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert _children(proc.pid) == []
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()  # lets `cluster up` stop its services; they also die with it
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         proc.stdout.close()
     assert (tmp_path / "logs" / "gateway.log").exists()
     assert os.path.isdir(tmp_path / "dn1")
+
+
+def test_services_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    port = free_port_block()
+    proc = subprocess.Popen(
+        [*service_command("ringstore"), "cluster", "up", "--data-dir", str(tmp_path),
+         "--port", str(port), "--datanodes", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.startswith("ready:"):
+                break
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 3
+        proc.kill()  # kill -9: no chance to stop anything itself
+        proc.wait()
+        deadline = time.monotonic() + 20
+        alive = children
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+            time.sleep(0.1)
+        assert alive == [], "services outlived their supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
