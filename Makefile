@@ -7,7 +7,7 @@ DATA_DIR ?= $(HOME)/.local/share/ringstore
 PORT ?= 7000
 DATANODES ?= 3
 
-.PHONY: run test lint protos bench clean venv
+.PHONY: run test lint protos bench clean venv image up down
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# docker compose: six datanodes in three zones, a metanode and a gateway on 127.0.0.1:7000.
+COMPOSE ?= docker compose -f deploy/docker-compose.yml
+
+image: $(STAMP)
+	bash deploy/build-image.sh
+
+up: image
+	$(COMPOSE) up --detach --wait
+	@echo "ready: export RINGSTORE_ENDPOINT=$$($(COMPOSE) port gateway 7000)"
+
+down:
+	$(COMPOSE) down
