@@ -1,4 +1,5 @@
-"""The ``ringstore-metanode`` process: the Meta service, failure detection and garbage collection.
+"""The ``ringstore-metanode`` process: the Meta service, failure detection, repair and
+rebalancing, anti-entropy and garbage collection.
 
 Once serving, it reports SERVING for ``ringstore.v1.Meta`` on the health service and prints one
 line to stdout: ``ringstore-metanode serving on <host:port> data <dir>``. Logs go to stderr.
@@ -18,15 +19,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from metanode.anti_entropy import AntiEntropy
 from metanode.gc import GarbageCollector, GrpcBlobClient
 from metanode.membership import FailureDetector
+from metanode.repair import Activity, Repairer
 from metanode.servicer import MetaServicer, add_to_server
 from metanode.store.base import Store
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
 from ringstore import config as config_module
 from ringstore.config import Config
-from ringstore.errors import RingstoreError
+from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.rpc import make_server, set_serving
 
 log = logging.getLogger("metanode")
@@ -46,7 +49,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--heartbeat-timeout", type=float, help="seconds before a silent node is down")
     p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes")
     p.add_argument("--orphan-grace", type=float, help="seconds before an uncommitted blob is swept")
-    p.add_argument("--orphan-scan-interval", type=float, help="seconds between orphan sweeps")
+    p.add_argument(
+        "--orphan-scan-interval", type=float, help="seconds between multipart-upload expiry passes"
+    )
+    p.add_argument(
+        "--dead-grace", type=float, help="seconds a down node keeps its ring place before it leaves"
+    )
+    p.add_argument("--repair-interval", type=float, help="seconds between repair passes")
+    p.add_argument("--repair-concurrency", type=int, help="blobs repaired at once")
+    p.add_argument("--repair-rate", type=int, metavar="BYTES", help="bytes/s repair may copy")
+    p.add_argument(
+        "--anti-entropy-interval", type=float, help="seconds between anti-entropy slices"
+    )
     p.add_argument(
         "--min-part-size", type=int, metavar="BYTES", help="smallest multipart part but the last"
     )
@@ -79,31 +93,77 @@ def build_config(args: argparse.Namespace) -> Config:
         "orphan_grace",
         "orphan_scan_interval",
         "upload_max_age",
+        "dead_grace",
+        "repair_interval",
+        "repair_concurrency",
+        "repair_rate",
+        "anti_entropy_interval",
     )
     metanode = dataclasses.replace(cfg.metanode, **_overrides(args, meta_names))
-    return dataclasses.replace(cfg, cluster=cluster, metanode=metanode).validate()
+    return check_metanode(dataclasses.replace(cfg, cluster=cluster, metanode=metanode).validate())
+
+
+def check_metanode(cfg: Config) -> Config:
+    """The metanode's own rules on its keys; InvalidArgument naming the key otherwise."""
+    m = cfg.metanode
+    for name in ("dead_grace", "repair_interval", "anti_entropy_interval", "heartbeat_timeout"):
+        value = getattr(m, name)
+        if not value > 0:
+            raise InvalidArgument(
+                f"metanode.{name} must be a positive number of seconds, got {value}"
+            )
+    if m.repair_concurrency < 1:
+        raise InvalidArgument(
+            f"metanode.repair_concurrency must be at least 1, got {m.repair_concurrency}"
+        )
+    if m.repair_rate < 0:
+        raise InvalidArgument(
+            f"metanode.repair_rate must be 0 (no limit) or more bytes/s, got {m.repair_rate}"
+        )
+    return cfg
 
 
 async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks."""
     server, health, port = make_server(cfg.metanode.listen)
-    add_to_server(MetaServicer(store, cfg), server)
     m = cfg.metanode
     blob_client = GrpcBlobClient(timeout=m.rpc_timeout)
     collector = GarbageCollector(
         store,
         blob_client,
         interval=m.gc_interval,
-        orphan_grace=m.orphan_grace,
-        orphan_scan_interval=m.orphan_scan_interval,
+        expiry_interval=m.orphan_scan_interval,
         upload_max_age=m.upload_max_age,
     )
-    detector = FailureDetector(store, m.heartbeat_timeout)
+    activity = Activity()
+    repairer = Repairer(
+        store,
+        blob_client,
+        cfg.cluster,
+        interval=m.repair_interval,
+        concurrency=m.repair_concurrency,
+        rate=m.repair_rate,
+        activity=activity,
+    )
+    anti_entropy = AntiEntropy(
+        store,
+        blob_client,
+        cfg.cluster,
+        interval=m.anti_entropy_interval,
+        orphan_grace=m.orphan_grace,
+        activity=activity,
+        on_damage=repairer.wake,
+    )
+    add_to_server(MetaServicer(store, cfg, repairer=repairer, anti_entropy=anti_entropy), server)
+    detector = FailureDetector(
+        store, m.heartbeat_timeout, dead_grace=m.dead_grace, cluster=cfg.cluster
+    )
     await server.start()
     tasks = [
         asyncio.create_task(detector.run(), name="failure-detector"),
+        asyncio.create_task(repairer.run(), name="repair"),
+        asyncio.create_task(anti_entropy.run(), name="anti-entropy"),
         asyncio.create_task(collector.run_collector(), name="gc"),
-        asyncio.create_task(collector.run_sweeper(), name="orphan-sweep"),
         asyncio.create_task(collector.run_expiry(), name="upload-expiry"),
     ]
     await set_serving(health, SERVICE_NAME)

@@ -7,14 +7,15 @@ Guarantees:
   (an already-missing blob counts), or when the node is removed or unknown; a down or failing
   node is simply retried on a later pass. The blob's rows go when no holder is left, and only
   if it is still unreferenced (a copy may have taken a reference meanwhile).
-- The orphan sweep asks each up node for blobs older than the grace period and deletes those the
-  metanode has no record of: chunks of PUTs that never committed. A blob younger than the grace
-  is never swept, so an in-flight PUT is safe.
+- Blobs a datanode holds that no record knows (chunks of PUTs that never committed) are swept
+  by anti-entropy (:mod:`metanode.anti_entropy`), one slice of the id space at a time, once
+  older than ``orphan_grace``: one mechanism compares the datanodes with the records.
 - Multipart uploads open longer than ``upload_max_age`` are aborted (their parts released, so
   their blobs reach the queue above) by the expiry loop, a batch per transaction.
 - No store transaction is held open across a network call.
 
-The datanodes are reached through the :class:`BlobClient` seam, so tests inject a fake.
+The datanodes are reached through the :class:`BlobClient` seam (shared with repair and
+anti-entropy), so tests inject a fake.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -38,23 +38,40 @@ log = logging.getLogger(__name__)
 GC_BATCH = 500  # queued blobs handled per pass
 
 
+@dataclasses.dataclass(frozen=True)
+class HeldBlob:
+    """A blob as a datanode lists it."""
+
+    blob_id: str
+    mtime_ns: int  # when the node stored it (UTC nanoseconds since the epoch)
+
+
 class BlobClient(Protocol):
-    """What GC needs from the datanodes. Errors of any kind mean "try again later"."""
+    """What the metanode needs from the datanodes. Errors of any kind mean "try again later"."""
 
     async def delete_blob(self, address: str, blob_id: str) -> bool:
         """Delete ``blob_id`` on the node at ``address``; whether it existed."""
         ...
 
-    async def list_blobs(self, address: str, older_than_ns: int) -> list[str]:
-        """Ids of the node's blobs last modified before ``older_than_ns``."""
+    async def list_slice(self, address: str, id_prefix: str) -> list[HeldBlob]:
+        """The node's blobs whose ids start with ``id_prefix``."""
+        ...
+
+    async def replicate_blob(
+        self, address: str, blob_id: str, length: int, crc32c: int, sources: list[str]
+    ) -> None:
+        """Have the node at ``address`` copy the blob from one of ``sources`` (addresses, best
+        first), verify it and store it durably; returns once it did."""
         ...
 
 
 class GrpcBlobClient:
-    """:class:`BlobClient` over the datanodes' Blob service, one channel per address."""
+    """:class:`BlobClient` over the datanodes' Blob service, one channel per address.
+    ``timeout`` bounds every call; a replication gets ``replicate_timeout``."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, replicate_timeout: float | None = None) -> None:
         self.timeout = timeout
+        self.replicate_timeout = replicate_timeout or max(timeout, 60.0)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, address: str) -> blob_pb2_grpc.BlobStub:
@@ -68,14 +85,22 @@ class GrpcBlobClient:
         )
         return bool(reply.existed)
 
-    async def list_blobs(self, address: str, older_than_ns: int) -> list[str]:
-        ids: list[str] = []
+    async def list_slice(self, address: str, id_prefix: str) -> list[HeldBlob]:
+        held: list[HeldBlob] = []
         call = self._stub(address).ListBlobs(
-            blob_pb2.ListBlobsRequest(older_than_ns=older_than_ns), timeout=self.timeout
+            blob_pb2.ListBlobsRequest(id_prefix=id_prefix), timeout=self.timeout
         )
         async for reply in call:
-            ids.extend(b.blob_id for b in reply.blobs)
-        return ids
+            held.extend(HeldBlob(b.blob_id, b.mtime_ns) for b in reply.blobs)
+        return held
+
+    async def replicate_blob(
+        self, address: str, blob_id: str, length: int, crc32c: int, sources: list[str]
+    ) -> None:
+        request = blob_pb2.ReplicateBlobRequest(
+            blob_id=blob_id, length=length, crc32c=crc32c, sources=sources
+        )
+        await self._stub(address).ReplicateBlob(request, timeout=self.replicate_timeout)
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -114,8 +139,8 @@ def _settle(tx: Transaction, blob_id: str, gone_from: Iterable[str]) -> bool:
 
 
 class GarbageCollector:
-    """The three background loops; :meth:`collect`, :meth:`sweep_orphans` and
-    :meth:`expire_uploads` are single passes."""
+    """The two background loops; :meth:`collect` and :meth:`expire_uploads` are single
+    passes."""
 
     def __init__(
         self,
@@ -123,15 +148,13 @@ class GarbageCollector:
         client: BlobClient,
         *,
         interval: float,
-        orphan_grace: float,
-        orphan_scan_interval: float,
+        expiry_interval: float,
         upload_max_age: float = 7 * 86400.0,
     ) -> None:
         self.store = store
         self.client = client
         self.interval = interval
-        self.orphan_grace = orphan_grace
-        self.orphan_scan_interval = orphan_scan_interval
+        self.expiry_interval = expiry_interval  # seconds between upload-expiry passes
         self.upload_max_age = upload_max_age  # seconds an open multipart upload may live
 
     async def _delete_copy(self, node: NodeRecord | None, blob_id: str) -> bool:
@@ -162,33 +185,6 @@ class GarbageCollector:
                 result.freed.append(blob.blob_id)
         return result
 
-    async def sweep_orphans(self, now_ns: int | None = None) -> list[tuple[str, str]]:
-        """Delete blobs older than the grace that no record knows. Returns (node, blob) pairs."""
-        now = time.time_ns() if now_ns is None else now_ns
-        older_than = now - int(self.orphan_grace * 1e9)
-        nodes = await self.store.acall(lambda tx: tx.list_nodes())
-        swept: list[tuple[str, str]] = []
-        for node in nodes:
-            if node.state != "up":
-                continue
-            try:
-                listed = await self.client.list_blobs(node.address, older_than)
-            except Exception as exc:
-                log.info("orphan sweep: cannot list blobs of %s (%s)", node.id, exc)
-                continue
-            known = await self.store.acall(lambda tx, ids=listed: tx.known_blobs(ids))
-            for blob_id in listed:
-                if blob_id in known:
-                    continue
-                try:
-                    await self.client.delete_blob(node.address, blob_id)
-                except Exception as exc:
-                    log.info("orphan sweep: delete of %s on %s failed (%s)", blob_id, node.id, exc)
-                    continue
-                log.info("orphan sweep: deleted uncommitted blob %s on %s", blob_id, node.id)
-                swept.append((node.id, blob_id))
-        return swept
-
     async def expire_uploads(self, now_ns: int | None = None) -> int:
         """Abort every upload older than ``upload_max_age``; how many were aborted."""
         total = 0
@@ -217,18 +213,10 @@ class GarbageCollector:
             except Exception:
                 log.exception("gc pass failed")
 
-    async def run_sweeper(self) -> None:
-        while True:
-            await asyncio.sleep(self.orphan_scan_interval)
-            try:
-                await self.sweep_orphans()
-            except Exception:
-                log.exception("orphan sweep failed")
-
     async def run_expiry(self) -> None:
-        """Expire old uploads as often as orphans are swept (both are slow-moving)."""
+        """Expire old uploads every ``expiry_interval`` seconds."""
         while True:
-            await asyncio.sleep(self.orphan_scan_interval)
+            await asyncio.sleep(self.expiry_interval)
             try:
                 await self.expire_uploads()
             except Exception:

@@ -1,16 +1,24 @@
 """Cluster membership and the ring: registration, heartbeats, failure detection, cluster views.
 
-Guarantees:
+Node states and the ring (see docs/repair.md):
 
-- The ring changes (a new epoch, built from the previous ring so little data moves) only when
-  the set of ring nodes or a node's zone or weight changes: a node joining, or re-registering
-  with a new zone or weight. Re-registering unchanged, heartbeats and state changes between up
-  and down never make a new epoch, so a short outage moves no data.
-- Down and draining nodes stay in the ring (reads follow the placement record; writes hand off);
-  only removed nodes leave it.
+- ``up``: in the ring. ``down``: silent for longer than the heartbeat timeout; it keeps its ring
+  position for ``dead_grace`` more seconds (a short outage moves no data), then leaves the ring
+  (state stays ``down``). ``draining``: out of the ring, still serving reads while repair copies
+  everything off it; once no record names it, it becomes ``removed``. ``removed``: out of the
+  ring, its copies no longer count.
+- The ring's members are the up nodes plus the down nodes still in the previous ring (within
+  their grace). Every change of that set, or of a member's zone or weight, is a new epoch built
+  from the previous ring, so little data moves: a join, a re-registration with a new shape, a
+  node past its grace, a dead or removed node coming back, a drain, a removal. Heartbeats and
+  the up/down flips within the grace never make a new epoch.
 - A node whose last heartbeat is older than the timeout is marked down; after a metanode
-  restart every node gets a fresh window counted from start-up, so a restart marks nobody down.
-- An unknown node's heartbeat is NoSuchKey (NOT_FOUND): the datanode then registers again.
+  restart every node gets a fresh window counted from start-up, so a restart marks nobody down
+  (nor dead).
+- A silent or dead node that heartbeats or registers again is up and back in the ring; a
+  draining node stays draining (the operator's decision survives its restarts); a removed node
+  stays removed while it only heartbeats and rejoins when it registers again (a restart).
+- An unknown node's heartbeat, drain or removal is NoSuchKey (NOT_FOUND) naming it.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from ringstore.v1 import common_pb2
 log = logging.getLogger(__name__)
 
 NODE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-RING_STATES = ("up", "down", "draining")  # states of nodes that stay in the ring
+RING_STATES = ("up", "down")  # states a ring member can have (down ones only within the grace)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,14 +110,25 @@ def current_ring(tx: Transaction, cluster: ClusterConfig) -> Ring:
     return Ring.from_proto(common_pb2.RingTable.FromString(stored[1]))
 
 
-def _ring_nodes(nodes: list[NodeRecord]) -> list[RingNode]:
-    return [RingNode(n.id, n.zone, n.weight) for n in nodes if n.state in RING_STATES]
+def ring_members(
+    tx: Transaction, cluster: ClusterConfig, exclude: frozenset[str] = frozenset()
+) -> list[RingNode]:
+    """The nodes the next ring is made of: up nodes, and down nodes the current ring still
+    holds (within their grace), minus ``exclude``."""
+    current = set(current_ring(tx, cluster).node_ids)
+    return [
+        RingNode(n.id, n.zone, n.weight)
+        for n in tx.list_nodes()
+        if n.id not in exclude and (n.state == "up" or (n.state == "down" and n.id in current))
+    ]
 
 
-def rebuild_ring(tx: Transaction, cluster: ClusterConfig) -> int:
-    """Build and store the ring of the current ring nodes under the next epoch; return it."""
+def rebuild_ring(
+    tx: Transaction, cluster: ClusterConfig, exclude: frozenset[str] = frozenset()
+) -> int:
+    """Build and store the ring of :func:`ring_members` under the next epoch; return it."""
     previous = current_ring(tx, cluster)
-    members = _ring_nodes(tx.list_nodes())
+    members = ring_members(tx, cluster, exclude)
     epoch = previous.epoch + 1
     if members:
         ring = build_ring(
@@ -136,13 +155,16 @@ def rebuild_ring(tx: Transaction, cluster: ClusterConfig) -> int:
 def register_node(
     tx: Transaction, reg: Registration, cluster: ClusterConfig, now_ns: int | None = None
 ) -> int:
-    """Record the node as up; a new or re-shaped node gets a new ring. Returns the epoch."""
+    """Record the node as up (a draining node stays draining); a new, re-shaped or returning
+    node gets a new ring. Returns the epoch."""
     check_registration(reg)
     now = time.time_ns() if now_ns is None else now_ns
     known = tx.get_node(reg.id)
+    state = "draining" if known is not None and known.state == "draining" else "up"
+    in_ring = reg.id in current_ring(tx, cluster).node_ids
     reshaped = (
         known is None
-        or known.state not in RING_STATES
+        or (state == "up") != in_ring
         or (known.zone, known.weight) != (reg.zone, reg.weight)
     )
     tx.put_node(
@@ -151,11 +173,12 @@ def register_node(
             address=reg.address,
             zone=reg.zone,
             weight=reg.weight,
-            state="up",
+            state=state,
             capacity=reg.capacity,
             used=reg.used,
             blob_count=known.blob_count if known else 0,
             last_heartbeat_ns=now,
+            disk_full=known.disk_full if known else False,
         )
     )
     if reshaped:
@@ -171,9 +194,12 @@ def heartbeat(
     blob_count: int,
     cluster: ClusterConfig,
     now_ns: int | None = None,
+    *,
+    disk_full: bool = False,
 ) -> int:
-    """Refresh the node's usage and liveness (a down node comes back up; a removed one stays
-    removed until it registers again). Returns the epoch."""
+    """Refresh the node's usage and liveness. A down node comes back up, and back into the ring
+    (a new epoch) if it had left it; a removed one stays removed until it registers again.
+    Returns the epoch."""
     node = tx.get_node(node_id)
     if node is None:
         raise NoSuchKey(f"node {node_id} is not registered")
@@ -188,22 +214,89 @@ def heartbeat(
             used=used,
             blob_count=blob_count,
             last_heartbeat_ns=time.time_ns() if now_ns is None else now_ns,
+            disk_full=disk_full,
         )
     )
+    if state == "up" and node_id not in current_ring(tx, cluster).node_ids:
+        log.info("node %s rejoins the ring", node_id)
+        return rebuild_ring(tx, cluster)
     return current_ring(tx, cluster).epoch
 
 
+def _known_node(tx: Transaction, node_id: str) -> NodeRecord:
+    node = tx.get_node(node_id)
+    if node is None:
+        raise NoSuchKey(f"node {node_id} is not registered")
+    return node
+
+
+def drain_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRecord:
+    """Start moving everything off the node: state ``draining`` and out of the ring (a new
+    epoch); it keeps serving reads. Draining a draining or removed node changes nothing."""
+    node = _known_node(tx, node_id)
+    if node.state in ("draining", "removed"):
+        return node
+    drained = dataclasses.replace(node, state="draining")
+    tx.put_node(drained)
+    rebuild_ring(tx, cluster)
+    log.info("node %s is draining", node_id)
+    return drained
+
+
+def remove_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRecord:
+    """Forget the node's copies: state ``removed`` and out of the ring (a new epoch, unless it
+    had already left it); repair re-replicates what it held from the other copies."""
+    node = _known_node(tx, node_id)
+    if node.state == "removed":
+        return node
+    removed = dataclasses.replace(node, state="removed")
+    tx.put_node(removed)
+    if node_id in current_ring(tx, cluster).node_ids:
+        rebuild_ring(tx, cluster)
+    log.info("node %s is removed", node_id)
+    return removed
+
+
+def finish_drains(tx: Transaction) -> list[str]:
+    """Mark ``removed`` every draining node that no placement record names any more."""
+    finished = []
+    for node in tx.list_nodes():
+        if node.state == "draining" and not tx.node_blobs(node.id, limit=1):
+            tx.put_node(dataclasses.replace(node, state="removed"))
+            finished.append(node.id)
+    return finished
+
+
 def expire_nodes(tx: Transaction, now_ns: int, timeout_ns: int, since_ns: int) -> list[str]:
-    """Mark down every up or draining node silent for longer than ``timeout_ns``, counting no
-    earlier than ``since_ns`` (the metanode's start). Returns their ids. No new epoch."""
+    """Mark down every up node silent for longer than ``timeout_ns``, counting no earlier than
+    ``since_ns`` (the metanode's start). Returns their ids. No new epoch. (A silent draining
+    node stays draining: it is out of the ring already, and reads fail over.)"""
     expired = []
     for node in tx.list_nodes():
-        if node.state not in ("up", "draining"):
+        if node.state != "up":
             continue
         if now_ns - max(node.last_heartbeat_ns, since_ns) > timeout_ns:
             tx.put_node(dataclasses.replace(node, state="down"))
             expired.append(node.id)
     return expired
+
+
+def retire_dead_nodes(
+    tx: Transaction, now_ns: int, dead_ns: int, since_ns: int, cluster: ClusterConfig
+) -> list[str]:
+    """Take out of the ring (one new epoch) every down node silent for longer than ``dead_ns``
+    (the heartbeat timeout plus the dead grace), counting no earlier than ``since_ns``."""
+    ring = set(current_ring(tx, cluster).node_ids)
+    dead = [
+        n.id
+        for n in tx.list_nodes()
+        if n.state == "down"
+        and n.id in ring
+        and now_ns - max(n.last_heartbeat_ns, since_ns) > dead_ns
+    ]
+    if dead:
+        rebuild_ring(tx, cluster, exclude=frozenset(dead))
+    return dead
 
 
 def cluster_view(tx: Transaction, known_epoch: int, cluster: ClusterConfig) -> ClusterView:
@@ -215,7 +308,8 @@ def cluster_view(tx: Transaction, known_epoch: int, cluster: ClusterConfig) -> C
 def cluster_status(tx: Transaction, cluster: ClusterConfig) -> StatusView:
     ring = current_ring(tx, cluster)
     nodes = tx.list_nodes()
-    members = _ring_nodes(nodes)
+    in_ring = set(ring.node_ids)
+    members = [RingNode(n.id, n.zone, n.weight) for n in nodes if n.id in in_ring]
     zones: list[ZoneView] = []
     balance, note = 0.0, "the ring is empty: no datanode has registered"
     if members:
@@ -236,21 +330,39 @@ def cluster_status(tx: Transaction, cluster: ClusterConfig) -> StatusView:
 
 
 class FailureDetector:
-    """Marks silent nodes down every ``interval`` seconds (a fraction of the timeout)."""
+    """Every ``interval`` seconds (a fraction of the timeout): marks silent nodes down, takes
+    nodes down past the dead grace out of the ring, and finishes drains."""
 
-    def __init__(self, store: Store, timeout: float, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        timeout: float,
+        interval: float | None = None,
+        *,
+        dead_grace: float = math.inf,
+        cluster: ClusterConfig | None = None,
+    ) -> None:
         self.store = store
         self.timeout_ns = int(timeout * 1e9)
+        self.dead_ns = None if math.isinf(dead_grace) else int((timeout + dead_grace) * 1e9)
+        self.cluster = cluster or ClusterConfig()
         self.interval = interval if interval is not None else max(timeout / 4, 0.05)
         self.started_ns = time.time_ns()  # every node gets a full window from start-up
 
     async def check(self) -> list[str]:
         """One pass; returns the ids marked down."""
-        expired = await self.store.acall(
-            expire_nodes, time.time_ns(), self.timeout_ns, self.started_ns
-        )
+        now = time.time_ns()
+        expired = await self.store.acall(expire_nodes, now, self.timeout_ns, self.started_ns)
         for node_id in expired:
             log.warning("node %s missed heartbeats for %.1fs: down", node_id, self.timeout_ns / 1e9)
+        if self.dead_ns is not None:
+            dead = await self.store.acall(
+                retire_dead_nodes, now, self.dead_ns, self.started_ns, self.cluster
+            )
+            for node_id in dead:
+                log.warning("node %s is down past its grace: out of the ring", node_id)
+        for node_id in await self.store.acall(finish_drains):
+            log.info("node %s is drained: removed", node_id)
         return expired
 
     async def run(self) -> None:

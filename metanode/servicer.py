@@ -4,11 +4,13 @@ statuses by :func:`ringstore.rpc.handler`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from grpc import aio
 
-from metanode import catalog, membership, multipart, rename, versions
+from metanode import catalog, membership, multipart, rename, repair, versions
+from metanode.anti_entropy import AntiEntropy
 from metanode.refs import Chunk
 from metanode.store.base import (
     BlobRecord,
@@ -76,6 +78,7 @@ def node_info(node: NodeRecord) -> common_pb2.NodeInfo:
         used_bytes=node.used,
         blob_count=node.blob_count,
         last_heartbeat_ns=node.last_heartbeat_ns,
+        disk_full=node.disk_full,
     )
 
 
@@ -115,9 +118,22 @@ def decode_commit(request: meta_pb2.CommitObjectRequest) -> catalog.Commit:
 
 
 class MetaServicer(meta_pb2_grpc.MetaServicer):
-    def __init__(self, store: Store, config: Config) -> None:
+    """``repairer`` and ``anti_entropy`` are the background healers, when running: damage
+    reports wake them, ClusterStatus shows the repairer's counters."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        repairer: repair.Repairer | None = None,
+        anti_entropy: AntiEntropy | None = None,
+    ) -> None:
         self.store = store
         self.config = config
+        self.repairer = repairer
+        self.anti_entropy = anti_entropy
+        self.rings = repair.RingCache(config.cluster)
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -321,8 +337,34 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             request.used_bytes,
             request.blob_count,
             self.config.cluster,
+            disk_full=request.disk_full,
         )
         return meta_pb2.HeartbeatResponse(ring_epoch=epoch)
+
+    @handler
+    async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
+        node = await self.store.acall(membership.drain_node, request.id, self.config.cluster)
+        if self.repairer is not None:
+            self.repairer.wake()
+        return node_info(node)
+
+    @handler
+    async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
+        node = await self.store.acall(membership.remove_node, request.id, self.config.cluster)
+        if self.repairer is not None:
+            self.repairer.wake()
+        return node_info(node)
+
+    @handler
+    async def ReportDamage(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(
+            repair.report_damage, request.node_id, list(request.blob_ids), time.time_ns()
+        )
+        if self.anti_entropy is not None:
+            self.anti_entropy.suspect(request.node_id)
+        if self.repairer is not None:
+            self.repairer.wake()
+        return meta_pb2.ReportDamageResponse()
 
     @handler
     async def GetCluster(self, request, context):  # type: ignore[no-untyped-def]
@@ -343,6 +385,8 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     @handler
     async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
         status = await self.store.acall(membership.cluster_status, self.config.cluster)
+        found = await self.store.acall(repair.blob_census, self.rings)
+        done = self.repairer.counters if self.repairer else repair.RepairCounters()
         return objectstore_pb2.ClusterStatusResponse(
             ring_epoch=status.epoch,
             replicas=self.config.cluster.replicas,
@@ -364,6 +408,12 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             objects=status.stats.objects,
             stored_bytes=status.stats.stored_bytes,
             pending_gc_blobs=status.pending_gc,
+            under_replicated_blobs=found.under_replicated,
+            misplaced_blobs=found.misplaced,
+            lost_blobs=found.lost,
+            repairs_done=done.repairs_done,
+            repair_bytes=done.repair_bytes,
+            repairs_failed=done.repairs_failed,
         )
 
 

@@ -115,6 +115,7 @@ class NodeRecord:
     used: int  # bytes
     blob_count: int
     last_heartbeat_ns: int  # UTC nanoseconds since the epoch
+    disk_full: bool = False  # the node refuses new blobs (as its last heartbeat said)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,8 +222,14 @@ class Transaction(abc.ABC):
         """Those of ``blob_ids`` that have a blob record."""
 
     @abc.abstractmethod
-    def scan_blobs(self) -> Iterator[BlobRecord]:
-        """Every blob record, by blob id (for consistency checks; lazy)."""
+    def scan_blobs(self, after: str = "") -> Iterator[BlobRecord]:
+        """Every blob record whose id sorts after ``after``, by blob id (lazy: the repair sweep
+        takes a batch and stops)."""
+
+    @abc.abstractmethod
+    def node_blobs(self, node_id: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Ids of the blobs whose replica set names ``node_id`` and whose id starts with
+        ``prefix``, by id, at most ``limit`` of them (all when None)."""
 
     @abc.abstractmethod
     def enqueue_gc(self, blob_id: str, now_ns: int) -> None: ...
@@ -234,6 +241,20 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def gc_length(self) -> int: ...
+
+    # The repair queue: blobs to look at soon (damage reports); a hint, never the only record.
+    @abc.abstractmethod
+    def enqueue_repair(self, blob_id: str, now_ns: int) -> None:
+        """Queue ``blob_id`` (a blob already queued keeps its place)."""
+
+    @abc.abstractmethod
+    def dequeue_repair(self, blob_id: str) -> None: ...
+    @abc.abstractmethod
+    def repair_batch(self, limit: int) -> list[str]:
+        """Up to ``limit`` queued blob ids, oldest first."""
+
+    @abc.abstractmethod
+    def repair_length(self) -> int: ...
 
     # Membership and the ring.
     @abc.abstractmethod

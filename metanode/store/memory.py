@@ -39,6 +39,7 @@ class _State:
         self.uploads: dict[str, UploadRecord] = {}
         self.parts: dict[str, dict[int, PartRecord]] = {}  # upload id -> part number -> record
         self.gc: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
+        self.repair: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
         self.nodes: dict[str, NodeRecord] = {}
         self.rings: dict[int, bytes] = {}
         self.seq = 0
@@ -189,9 +190,20 @@ class MemoryTransaction(Transaction):
     def known_blobs(self, blob_ids: Iterable[str]) -> set[str]:
         return {b for b in blob_ids if b in self._s.blobs}
 
-    def scan_blobs(self) -> Iterator[BlobRecord]:
-        for blob_id in sorted(self._s.blobs):
-            yield self._s.blobs[blob_id]
+    def scan_blobs(self, after: str = "") -> Iterator[BlobRecord]:
+        ids = sorted(self._s.blobs)
+        for blob_id in ids[bisect.bisect_right(ids, after) :]:
+            blob = self._s.blobs.get(blob_id)
+            if blob is not None:
+                yield blob
+
+    def node_blobs(self, node_id: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        found = sorted(
+            b.blob_id
+            for b in self._s.blobs.values()
+            if node_id in b.nodes and b.blob_id.startswith(prefix)
+        )
+        return found if limit is None else found[:limit]
 
     def enqueue_gc(self, blob_id: str, now_ns: int) -> None:
         if blob_id not in self._s.gc:
@@ -205,6 +217,19 @@ class MemoryTransaction(Transaction):
 
     def gc_length(self) -> int:
         return len(self._s.gc)
+
+    def enqueue_repair(self, blob_id: str, now_ns: int) -> None:
+        if blob_id not in self._s.repair:
+            self._set(self._s.repair, blob_id, now_ns)
+
+    def dequeue_repair(self, blob_id: str) -> None:
+        self._pop(self._s.repair, blob_id)
+
+    def repair_batch(self, limit: int) -> list[str]:
+        return sorted(self._s.repair, key=lambda b: (self._s.repair[b], b))[:limit]
+
+    def repair_length(self) -> int:
+        return len(self._s.repair)
 
     def get_node(self, node_id: str) -> NodeRecord | None:
         return self._s.nodes.get(node_id)

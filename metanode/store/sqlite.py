@@ -128,6 +128,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (upload_id, part_number)
     ) WITHOUT ROWID;
     """,
+    # 2 -> 3: repair: a node's disk-full flag and the repair queue (blobs to look at soon).
+    """
+    ALTER TABLE nodes ADD COLUMN disk_full INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE repair_queue (
+        blob_id TEXT PRIMARY KEY,
+        queued_ns INTEGER NOT NULL
+    );
+    CREATE INDEX repair_queue_by_time ON repair_queue (queued_ns, blob_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -137,6 +146,9 @@ _VERSION_COLUMNS = (
 )
 
 
+_NODE_COLUMNS = (
+    "id, address, zone, weight, state, capacity, used, blob_count, last_heartbeat_ns, disk_full"
+)
 _UPLOAD_COLUMNS = "upload_id, bucket, key, content_type, metadata, initiated_ns"
 _PART_COLUMNS = "upload_id, part_number, etag, size, created_ns, manifest"
 
@@ -159,6 +171,13 @@ def _upload(row: tuple[Any, ...]) -> UploadRecord:
 def _part(row: tuple[Any, ...]) -> PartRecord:
     upload_id, number, etag, size, created_ns, manifest = row
     return PartRecord(upload_id, number, etag, size, created_ns, _manifest(manifest))
+
+
+def _node(row: tuple[Any, ...]) -> NodeRecord:
+    node_id, address, zone, weight, state, capacity, used, blob_count, heartbeat, full = row
+    return NodeRecord(
+        node_id, address, zone, weight, state, capacity, used, blob_count, heartbeat, bool(full)
+    )
 
 
 def _version(row: sqlite3.Row | tuple[Any, ...]) -> VersionRecord:
@@ -418,23 +437,47 @@ class SqliteTransaction(Transaction):
             known.update(b for (b,) in rows)
         return known
 
-    def scan_blobs(self) -> Iterator[BlobRecord]:
-        after = ""
+    def scan_blobs(self, after: str = "") -> Iterator[BlobRecord]:
+        # A batch of blob rows, then their replica rows in one query.
         while True:
-            ids = [
-                b
-                for (b,) in self._db.execute(
-                    "SELECT blob_id FROM blobs WHERE blob_id > ? ORDER BY blob_id LIMIT ?",
-                    (after, SCAN_BATCH),
-                )
-            ]
-            for blob_id in ids:
-                blob = self.get_blob(blob_id)
-                if blob is not None:
-                    yield blob
-            if len(ids) < SCAN_BATCH:
+            rows = self._db.execute(
+                "SELECT blob_id, length, crc32c, placement_hash, refs, created_ns FROM blobs "
+                "WHERE blob_id > ? ORDER BY blob_id LIMIT ?",
+                (after, SCAN_BATCH),
+            ).fetchall()
+            if not rows:
                 return
-            after = ids[-1]
+            holders: dict[str, list[str]] = {}
+            replicas = self._db.execute(
+                "SELECT blob_id, node_id FROM blob_replicas WHERE blob_id > ? AND blob_id <= ? "
+                "ORDER BY blob_id, node_id",
+                (after, rows[-1][0]),
+            )
+            for blob_id, node_id in replicas:
+                holders.setdefault(blob_id, []).append(node_id)
+            for b_id, length, crc, phash, refs, created in rows:
+                nodes = tuple(holders.get(b_id, ()))
+                yield BlobRecord(b_id, length, crc, phash, refs, created, nodes)
+            if len(rows) < SCAN_BATCH:
+                return
+            after = rows[-1][0]
+
+    def node_blobs(self, node_id: str, prefix: str = "", limit: int | None = None) -> list[str]:
+        # Served by the (node_id, blob_id) index: ids with the prefix lie in [prefix, prefix +
+        # the highest code point], compared as UTF-8 bytes.
+        rows = self._db.execute(
+            "SELECT blob_id FROM blob_replicas WHERE node_id = ? AND blob_id >= ? "
+            "AND blob_id <= ? AND substr(blob_id, 1, ?) = ? ORDER BY blob_id LIMIT ?",
+            (
+                node_id,
+                prefix,
+                prefix + "\U0010ffff",
+                len(prefix),
+                prefix,
+                -1 if limit is None else limit,
+            ),
+        )
+        return [b for (b,) in rows]
 
     def enqueue_gc(self, blob_id: str, now_ns: int) -> None:
         self._db.execute(
@@ -453,18 +496,31 @@ class SqliteTransaction(Transaction):
     def gc_length(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM gc_queue")[0])
 
-    def get_node(self, node_id: str) -> NodeRecord | None:
-        row = self._one(
-            "SELECT id, address, zone, weight, state, capacity, used, blob_count, "
-            "last_heartbeat_ns FROM nodes WHERE id = ?",
-            node_id,
+    def enqueue_repair(self, blob_id: str, now_ns: int) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO repair_queue (blob_id, queued_ns) VALUES (?, ?)",
+            (blob_id, now_ns),
         )
-        return NodeRecord(*row) if row else None
+
+    def dequeue_repair(self, blob_id: str) -> None:
+        self._db.execute("DELETE FROM repair_queue WHERE blob_id = ?", (blob_id,))
+
+    def repair_batch(self, limit: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT blob_id FROM repair_queue ORDER BY queued_ns, blob_id LIMIT ?", (limit,)
+        )
+        return [b for (b,) in rows]
+
+    def repair_length(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM repair_queue")[0])
+
+    def get_node(self, node_id: str) -> NodeRecord | None:
+        row = self._one(f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id = ?", node_id)
+        return _node(row) if row else None
 
     def put_node(self, node: NodeRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO nodes (id, address, zone, weight, state, capacity, used, "
-            "blob_count, last_heartbeat_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO nodes ({_NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 node.id,
                 node.address,
@@ -475,15 +531,13 @@ class SqliteTransaction(Transaction):
                 node.used,
                 node.blob_count,
                 node.last_heartbeat_ns,
+                int(node.disk_full),
             ),
         )
 
     def list_nodes(self) -> list[NodeRecord]:
-        rows = self._db.execute(
-            "SELECT id, address, zone, weight, state, capacity, used, blob_count, "
-            "last_heartbeat_ns FROM nodes ORDER BY id"
-        )
-        return [NodeRecord(*row) for row in rows]
+        rows = self._db.execute(f"SELECT {_NODE_COLUMNS} FROM nodes ORDER BY id")
+        return [_node(row) for row in rows]
 
     def get_ring(self) -> tuple[int, bytes] | None:
         row = self._one("SELECT epoch, ring_table FROM rings ORDER BY epoch DESC LIMIT 1")

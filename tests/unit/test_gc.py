@@ -1,7 +1,7 @@
 """Garbage collection through a fake blob client: queued blobs are deleted from every holder and
 forgotten only when all confirmed; down and failing nodes are retried; removed nodes do not
-block; the orphan sweep deletes only unknown blobs, and only on up nodes; expired multipart
-uploads are aborted and their parts' blobs collected."""
+block; expired multipart uploads are aborted and their parts' blobs collected. (Orphans are
+swept by anti-entropy: tests/unit/test_anti_entropy.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from metanode import catalog, membership, multipart
 from metanode.catalog import Chunk, Commit
-from metanode.gc import GarbageCollector
+from metanode.gc import GarbageCollector, HeldBlob
 from metanode.membership import Registration
 from metanode.store import Store
 from metanode.store.memory import MemoryStore
@@ -30,7 +30,6 @@ class FakeBlobClient:
         self.blobs: dict[str, set[str]] = {a: set() for a in ADDRESSES.values()}
         self.failing: set[str] = set()
         self.deletes: list[tuple[str, str]] = []
-        self.listed: list[tuple[str, int]] = []
 
     async def delete_blob(self, address: str, blob_id: str) -> bool:
         if address in self.failing:
@@ -40,11 +39,13 @@ class FakeBlobClient:
         self.blobs[address].discard(blob_id)
         return existed
 
-    async def list_blobs(self, address: str, older_than_ns: int) -> list[str]:
-        if address in self.failing:
-            raise ConnectionError(f"{address} unreachable")
-        self.listed.append((address, older_than_ns))
-        return sorted(self.blobs[address])
+    async def list_slice(self, address: str, id_prefix: str) -> list[HeldBlob]:
+        raise AssertionError("garbage collection never lists blobs")
+
+    async def replicate_blob(
+        self, address: str, blob_id: str, length: int, crc32c: int, sources: list[str]
+    ) -> None:
+        raise AssertionError("garbage collection never copies blobs")
 
 
 @pytest.fixture
@@ -62,10 +63,8 @@ def client() -> FakeBlobClient:
     return FakeBlobClient()
 
 
-def collector(store: Store, client: FakeBlobClient, grace: float = 60.0) -> GarbageCollector:
-    return GarbageCollector(
-        store, client, interval=0.01, orphan_grace=grace, orphan_scan_interval=0.01
-    )
+def collector(store: Store, client: FakeBlobClient) -> GarbageCollector:
+    return GarbageCollector(store, client, interval=0.01, expiry_interval=0.01)
 
 
 def put(
@@ -137,29 +136,6 @@ def test_blob_referenced_again_is_not_collected(store: Store, client: FakeBlobCl
     assert "b" in client.blobs[ADDRESSES["dn1"]]
 
 
-def test_orphan_sweep_deletes_only_unknown_blobs_on_up_nodes(
-    store: Store, client: FakeBlobClient
-) -> None:
-    put(store, client, "k", "committed", ("dn1", "dn2"))
-    client.blobs[ADDRESSES["dn1"]].add("orphan-1")
-    client.blobs[ADDRESSES["dn2"]].add("orphan-2")
-    client.blobs[ADDRESSES["dn3"]].add("orphan-3")
-    set_state(store, "dn3", "down")
-    swept = asyncio.run(collector(store, client, grace=60.0).sweep_orphans(now_ns=100 * 10**9))
-    assert sorted(swept) == [("dn1", "orphan-1"), ("dn2", "orphan-2")]
-    assert client.blobs[ADDRESSES["dn1"]] == {"committed"}
-    assert client.blobs[ADDRESSES["dn3"]] == {"orphan-3"}
-    assert {older for _, older in client.listed} == {40 * 10**9}  # now - grace
-
-
-def test_orphan_sweep_survives_an_unreachable_node(store: Store, client: FakeBlobClient) -> None:
-    client.blobs[ADDRESSES["dn1"]].add("orphan-1")
-    client.blobs[ADDRESSES["dn2"]].add("orphan-2")
-    client.failing.add(ADDRESSES["dn1"])
-    swept = asyncio.run(collector(store, client).sweep_orphans())
-    assert swept == [("dn2", "orphan-2")]
-
-
 def test_background_loop_collects(store: Store, client: FakeBlobClient) -> None:
     put(store, client, "k", "old", ("dn1",))
     store.call(catalog.delete_object, "bkt", "k")
@@ -186,8 +162,7 @@ def test_expired_uploads_are_aborted_and_their_blobs_collected(
         store,
         client,
         interval=0.01,
-        orphan_grace=60.0,
-        orphan_scan_interval=0.01,
+        expiry_interval=0.01,
         upload_max_age=3600.0,
     )
     ids = [store.call(multipart.create_upload, "bkt", f"k{i}").upload_id for i in range(3)]

@@ -4,6 +4,7 @@ silent nodes go down without a new epoch and come back up, cluster views and sta
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 
 import grpc
@@ -156,3 +157,117 @@ def test_cluster_status(store: Store) -> None:
     assert status.balance >= 1.0 and status.balance_note
     assert (status.stats.buckets, status.stats.objects, status.stats.stored_bytes) == (1, 1, 0)
     assert status.pending_gc == 1
+
+
+# Dead grace, drain, removal, rejoining, disk-full.
+
+
+def ring_ids(store: Store) -> list[str]:
+    return store.call(membership.current_ring, CLUSTER).node_ids
+
+
+def test_down_node_past_the_grace_leaves_the_ring_and_rejoins_on_heartbeat(store: Store) -> None:
+    for n in ("dn1", "dn2", "dn3"):
+        register(store, n, now_ns=100 * SECOND)
+    assert store.call(membership.expire_nodes, 111 * SECOND, 10 * SECOND, 0) == [
+        "dn1",
+        "dn2",
+        "dn3",
+    ]
+    for n in ("dn2", "dn3"):
+        store.call(membership.heartbeat, n, 1, 1, 1, CLUSTER, now_ns=112 * SECOND)
+    # Within the grace: still in the ring, no new epoch.
+    assert store.call(membership.retire_dead_nodes, 120 * SECOND, 30 * SECOND, 0, CLUSTER) == []
+    assert ring_ids(store) == ["dn1", "dn2", "dn3"]
+    epoch = store.call(membership.cluster_view, 0, CLUSTER).epoch
+    # Past it: out of the ring (one new epoch), state stays down.
+    assert store.call(membership.retire_dead_nodes, 131 * SECOND, 30 * SECOND, 0, CLUSTER) == [
+        "dn1"
+    ]
+    assert ring_ids(store) == ["dn2", "dn3"] and node_state(store, "dn1") == "down"
+    assert store.call(membership.cluster_view, 0, CLUSTER).epoch == epoch + 1
+    # A later join keeps the dead node out.
+    register(store, "dn4")
+    assert "dn1" not in ring_ids(store)
+    # It heartbeats again: up and back in the ring, a new epoch.
+    back = store.call(membership.heartbeat, "dn1", 1, 1, 1, CLUSTER)
+    assert node_state(store, "dn1") == "up" and "dn1" in ring_ids(store)
+    assert back == epoch + 3
+
+
+def test_restart_gives_dead_detection_a_fresh_window(store: Store) -> None:
+    register(store, "dn1", now_ns=100 * SECOND)
+    register(store, "dn2", now_ns=100 * SECOND)
+    store.call(membership.expire_nodes, 111 * SECOND, 10 * SECOND, 0)
+    started = 500 * SECOND
+    assert (
+        store.call(membership.retire_dead_nodes, 520 * SECOND, 30 * SECOND, started, CLUSTER) == []
+    )
+    assert store.call(
+        membership.retire_dead_nodes, 531 * SECOND, 30 * SECOND, started, CLUSTER
+    ) == [
+        "dn1",
+        "dn2",
+    ]
+    assert ring_ids(store) == []
+
+
+def test_drain_leaves_the_ring_keeps_state_through_restarts_then_finishes(store: Store) -> None:
+    for n in ("dn1", "dn2", "dn3"):
+        register(store, n)
+    epoch = store.call(membership.cluster_view, 0, CLUSTER).epoch
+    drained = store.call(membership.drain_node, "dn1", CLUSTER)
+    assert drained.state == "draining" and ring_ids(store) == ["dn2", "dn3"]
+    assert store.call(membership.cluster_view, 0, CLUSTER).epoch == epoch + 1
+    assert store.call(membership.drain_node, "dn1", CLUSTER).state == "draining"  # idempotent
+    assert store.call(membership.cluster_view, 0, CLUSTER).epoch == epoch + 1
+    register(store, "dn1")  # the datanode restarts: still draining, still out
+    store.call(membership.heartbeat, "dn1", 1, 1, 1, CLUSTER)
+    assert node_state(store, "dn1") == "draining" and "dn1" not in ring_ids(store)
+    # Silent while draining: stays draining (not marked down).
+    assert store.call(membership.expire_nodes, 10**30, 1, 0) == ["dn2", "dn3"]
+    assert node_state(store, "dn1") == "draining"
+    store.call(catalog.create_bucket, "bkt")
+    store.call(catalog.commit_object, Commit("bkt", "k", 5, "e", (Chunk("b", 5, 1, 2, ("dn1",)),)))
+    assert store.call(membership.finish_drains) == []
+    store.call(lambda tx: tx.put_blob(dataclasses.replace(tx.get_blob("b"), nodes=("dn2",))))
+    assert store.call(membership.finish_drains) == ["dn1"]
+    assert node_state(store, "dn1") == "removed"
+
+
+def test_remove_then_register_again_rejoins(store: Store) -> None:
+    for n in ("dn1", "dn2"):
+        register(store, n)
+    removed = store.call(membership.remove_node, "dn2", CLUSTER)
+    assert removed.state == "removed" and ring_ids(store) == ["dn1"]
+    store.call(membership.heartbeat, "dn2", 1, 1, 1, CLUSTER)  # heartbeats alone: stays out
+    assert node_state(store, "dn2") == "removed" and ring_ids(store) == ["dn1"]
+    register(store, "dn2")
+    assert node_state(store, "dn2") == "up" and ring_ids(store) == ["dn1", "dn2"]
+
+
+@pytest.mark.parametrize("op", [membership.drain_node, membership.remove_node])
+def test_unknown_node_is_not_found(store: Store, op) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NoSuchKey, match="node ghost is not registered"):
+        store.call(op, "ghost", CLUSTER)
+
+
+def test_heartbeat_records_disk_full(store: Store) -> None:
+    register(store, "dn1")
+    store.call(membership.heartbeat, "dn1", 1, 1, 1, CLUSTER, disk_full=True)
+    node = store.call(lambda tx: tx.get_node("dn1"))
+    assert node is not None and node.disk_full
+    store.call(membership.heartbeat, "dn1", 1, 1, 1, CLUSTER)
+    assert not store.call(lambda tx: tx.get_node("dn1")).disk_full
+
+
+def test_failure_detector_retires_the_dead_and_finishes_drains(store: Store) -> None:
+    register(store, "dn1", now_ns=1)
+    register(store, "dn2")
+    register(store, "dn3")
+    store.call(membership.drain_node, "dn3", CLUSTER)
+    detector = FailureDetector(store, timeout=0.0, dead_grace=0.0, cluster=CLUSTER)
+    detector.started_ns = 1
+    asyncio.run(detector.check())
+    assert node_state(store, "dn1") == "down" and "dn1" not in ring_ids(store)
+    assert node_state(store, "dn3") == "removed"

@@ -429,6 +429,6 @@ def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
         assert engine.call(lambda tx: tx.list_parts("u1")) == [part("u1", 1)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     finally:
         db.close()
