@@ -58,6 +58,9 @@ async def serve(cfg: config_mod.Config) -> None:
     objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(ObjectStoreServicer(objects), server)
     await server.start()
     follower = asyncio.create_task(view.follow(gw.ring_refresh))
+    # Healthy only once the gateway has heard from the metanode: before that it knows no ring.
+    while not view.synced:
+        await asyncio.sleep(0.05)
     await set_serving(health, "ringstore.v1.ObjectStore")
     host = gw.listen.rpartition(":")[0]
     print(f"ringstore-gateway serving on {host}:{port} metanode {cfg.metanode.address}", flush=True)

@@ -39,6 +39,7 @@ class ClusterView:
         self._suspect_until: dict[str, float] = {}
         self._channels: dict[str, tuple[str, object]] = {}
         self._reports: set[asyncio.Task[None]] = set()
+        self.synced = False  # set by the first successful refresh
 
     async def refresh(self) -> None:
         """Fetch node states, and the ring when its epoch moved."""
@@ -55,6 +56,7 @@ class ClusterView:
         self.replicas = resp.replicas or self.replicas
         self.write_quorum = resp.write_quorum or self.write_quorum
         self.chunk_size = resp.chunk_size or self.chunk_size
+        self.synced = True
 
     async def follow(self, interval: float) -> None:
         """Refresh every ``interval`` seconds until cancelled; failures keep the last view."""

@@ -2,7 +2,8 @@
 
 Every key has a default; ``deploy/cluster.yaml`` documents each one (a test keeps the two in
 step). Precedence, lowest first: defaults, the YAML file, environment variables named
-``RINGSTORE_<SECTION>_<KEY>`` (for example ``RINGSTORE_DATANODE_ID=dn2``), then command-line
+``RINGSTORE_<SECTION>_<KEY>`` (for example ``RINGSTORE_DATANODE_ID=dn2``; ``RINGSTORE_CONFIG``
+names the file when no ``--config`` flag does), then command-line
 flags, which each service applies with :func:`dataclasses.replace`.
 """
 
@@ -157,8 +158,11 @@ def _section(section: str, cls: type, values: Mapping[str, Any]) -> Any:
 
 
 def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Load the configuration from ``path`` (optional) and ``env`` (default: os.environ)."""
+    """Load the configuration from ``path`` (default: the file ``RINGSTORE_CONFIG`` names, if
+    any) and ``env`` (default: os.environ)."""
     env = os.environ if env is None else env
+    if path is None and env.get("RINGSTORE_CONFIG"):
+        path = env["RINGSTORE_CONFIG"]
     raw: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()

@@ -46,6 +46,14 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert cfg.cluster.replicas == 2
 
 
+def test_config_file_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("datanode:\n  id: from-env-file\n")
+    assert config.load(None, env={"RINGSTORE_CONFIG": str(path)}).datanode.id == "from-env-file"
+    with pytest.raises(FileNotFoundError):
+        config.load(None, env={"RINGSTORE_CONFIG": str(tmp_path / "absent.yaml")})
+
+
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [
