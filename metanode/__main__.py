@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes")
     p.add_argument("--orphan-grace", type=float, help="seconds before an uncommitted blob is swept")
     p.add_argument(
-        "--orphan-scan-interval", type=float, help="seconds between multipart-upload expiry passes"
+        "--upload-expiry-interval", type=float, help="seconds between multipart-upload expiry passes"
     )
     p.add_argument(
         "--dead-grace", type=float, help="seconds a down node keeps its ring place before it leaves"
@@ -91,7 +91,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "heartbeat_timeout",
         "gc_interval",
         "orphan_grace",
-        "orphan_scan_interval",
+        "upload_expiry_interval",
         "upload_max_age",
         "dead_grace",
         "repair_interval",
@@ -132,7 +132,7 @@ async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
         store,
         blob_client,
         interval=m.gc_interval,
-        expiry_interval=m.orphan_scan_interval,
+        expiry_interval=m.upload_expiry_interval,
         upload_max_age=m.upload_max_age,
     )
     activity = Activity()

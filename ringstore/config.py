@@ -42,8 +42,8 @@ class MetanodeConfig:
     data_dir: str = "data/meta"  # directory of the SQLite database
     heartbeat_timeout: float = 10.0  # seconds without a heartbeat before a node is down
     gc_interval: float = 2.0  # seconds between garbage-collection passes
-    orphan_grace: float = 3600.0  # seconds before an uncommitted blob is swept
-    orphan_scan_interval: float = 300.0  # seconds between sweeps for uncommitted blobs
+    orphan_grace: float = 3600.0  # seconds before a blob no record knows is deleted
+    upload_expiry_interval: float = 300.0  # seconds between passes aborting expired uploads
     rpc_timeout: float = 10.0  # seconds: deadline of the metanode's calls to datanodes
     upload_max_age: float = 7 * 86400.0  # seconds an open multipart upload lives before abort
     dead_grace: float = 600.0  # seconds a node may stay down before it leaves the ring
