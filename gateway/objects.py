@@ -13,6 +13,7 @@ the range, one after another, each from the first replica that serves it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -221,23 +222,38 @@ class ObjectService:
     async def _stream(
         self, chunks: list[common_pb2.ChunkRef], offset: int, length: int
     ) -> AsyncIterator[bytes]:
-        """The bytes [offset, offset+length) of the object, chunk by chunk."""
+        """The bytes [offset, offset+length) of the object, chunk by chunk, reading the next
+        chunk while the current one is sent (so at most two chunks are held)."""
         end = offset + length
+        spans = []
         chunk_start = 0
         for chunk in chunks:
             chunk_end = chunk_start + chunk.length
             if chunk_end > offset and chunk_start < end:
                 first = max(offset, chunk_start) - chunk_start
                 last = min(end, chunk_end) - chunk_start
-                data = await replication.read_chunk(
-                    self.view, chunk, offset=first, length=last - first, timeout=self.rpc_timeout
-                )
-                view = memoryview(data)
-                for i in range(0, len(data), PIECE):
-                    yield bytes(view[i : i + PIECE])
+                spans.append((chunk, first, last - first))
             chunk_start = chunk_end
-            if chunk_start >= end:
-                return
+
+        def fetch(index: int) -> asyncio.Task[list[bytes]]:
+            chunk, first, size = spans[index]
+            return asyncio.create_task(
+                replication.read_chunk(
+                    self.view, chunk, offset=first, length=size, timeout=self.rpc_timeout
+                )
+            )
+
+        ahead = fetch(0) if spans else None
+        try:
+            for index in range(len(spans)):
+                assert ahead is not None
+                pieces = await ahead
+                ahead = fetch(index + 1) if index + 1 < len(spans) else None
+                for piece in pieces:
+                    yield piece
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
     async def delete_object(
         self, bucket: str, key: str, version_id: str = ""

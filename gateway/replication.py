@@ -62,6 +62,13 @@ async def _put_blob(
     return node_id
 
 
+def _crc(pieces: Sequence[bytes]) -> int:
+    crc = 0
+    for piece in pieces:
+        crc = google_crc32c.extend(crc, piece)
+    return crc
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
@@ -72,12 +79,14 @@ async def write_chunk(
     view: ClusterView,
     *,
     blob_id: str,
-    data: bytes,
+    pieces: Sequence[bytes],
     crc32c: int,
     placement_hash: int,
     timeout: float,
 ) -> list[str]:
-    """Store the chunk on up to N nodes; return the ids of those that acknowledged (>= W)."""
+    """Store the chunk, given as stream messages of at most :data:`PIECE` bytes each (shared,
+    never copied, by every replica's stream), on up to N nodes; return the ids of those that
+    acknowledged (>= W)."""
     candidates = view.write_candidates(placement_hash)
     want = min(view.replicas, len(candidates))
     quorum = view.write_quorum
@@ -85,8 +94,9 @@ async def write_chunk(
         raise ServiceUnavailable(
             f"chunk {blob_id}: only {want} datanodes are up, the write quorum is {quorum}"
         )
-    header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=len(data), crc32c=crc32c)
-    pieces = split_pieces(data)
+    length = sum(len(p) for p in pieces)
+    header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=length, crc32c=crc32c)
+    pieces = [p for p in pieces if p] or [b""]
     started = time.monotonic()
     queue = iter(candidates)
     tasks: dict[asyncio.Task[str], str] = {}
@@ -149,8 +159,9 @@ async def read_chunk(
     offset: int,
     length: int,
     timeout: float,
-) -> bytes:
-    """``length`` bytes of the chunk from ``offset``, from the first holder that serves them."""
+) -> list[bytes]:
+    """``length`` bytes of the chunk from ``offset``, from the first holder that serves them,
+    as the pieces the datanode sent (not joined: no copy)."""
     failures: dict[str, str] = {}
     whole = offset == 0 and length == chunk.length
     request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
@@ -169,15 +180,15 @@ async def read_chunk(
             else:
                 view.mark_suspect(node_id)
             continue
-        data = b"".join(parts)
-        if len(data) != length or (whole and google_crc32c.value(data) != chunk.crc32c):
-            failures[node_id] = f"served {len(data)} bytes that fail the metanode's checksum"
+        served = sum(len(p) for p in parts)
+        if served != length or (whole and _crc(parts) != chunk.crc32c):
+            failures[node_id] = f"served {served} bytes that fail the metanode's checksum"
             view.report_damage(node_id, chunk.blob_id, "corrupt")
             continue
         if failures:
             log.warning(
                 "chunk %s read from %s after failures: %s", chunk.blob_id, node_id, failures
             )
-        return data
+        return parts
     detail = "; ".join(f"{n}: {e}" for n, e in failures.items()) or "no holders recorded"
     raise ServiceUnavailable(f"chunk {chunk.blob_id}: no replica could be read ({detail})")

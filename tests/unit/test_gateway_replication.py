@@ -98,7 +98,8 @@ class FakeView(ClusterView):
 def write(view: FakeView, data: bytes = b"chunk") -> list[str]:
     return asyncio.run(
         replication.write_chunk(
-            view, blob_id="a" * 32, data=data, crc32c=google_crc32c.value(data),
+            view, blob_id="a" * 32, pieces=replication.split_pieces(data),
+            crc32c=google_crc32c.value(data),
             placement_hash=1, timeout=TIMEOUT,
         )
     )  # fmt: skip
@@ -157,9 +158,10 @@ def read(view: FakeView, data: bytes, offset: int = 0, length: int | None = None
     chunk = common_pb2.ChunkRef(
         blob_id="b" * 32, length=len(data), crc32c=google_crc32c.value(data), nodes=view.order
     )
-    return asyncio.run(
+    pieces = asyncio.run(
         replication.read_chunk(view, chunk, offset=offset, length=length, timeout=TIMEOUT)
     )
+    return b"".join(pieces)
 
 
 @pytest.mark.parametrize(
