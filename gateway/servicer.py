@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from grpc import aio
 
@@ -37,53 +38,23 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def PutObject(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        messages = request_iterator.__aiter__()
-        try:
-            first = await messages.__anext__()
-        except StopAsyncIteration:
-            raise InvalidArgument("PutObject stream ended before its header") from None
-        if first.WhichOneof("part") != "header":
-            raise InvalidArgument("PutObject stream must begin with a header message")
-        h = first.header
-        req = PutRequest(
-            bucket=h.bucket,
-            key=h.key,
-            content_type=h.content_type,
-            metadata=dict(h.metadata),
-            if_match=h.if_match,
-            if_none_match=h.if_none_match,
-        )
-        return await self.objects.put_object(req, _body(messages, h.expected_size))
+        header, messages = await _header(request_iterator, "PutObject")
+        body = _body(messages, header.expected_size)
+        return await self.objects.put_object(_put_request(header), body)
 
     @handler
     async def PutSmallObject(self, request, context):  # type: ignore[no-untyped-def]
-        h = request.header
         if len(request.data) > MAX_MESSAGE:
             raise InvalidArgument(
                 f"PutSmallObject carries {len(request.data)} bytes, more than one message may "
                 f"({MAX_MESSAGE}); stream it with PutObject"
             )
-        req = PutRequest(
-            bucket=h.bucket,
-            key=h.key,
-            content_type=h.content_type,
-            metadata=dict(h.metadata),
-            if_match=h.if_match,
-            if_none_match=h.if_none_match,
-        )
-        return await self.objects.put_object(req, _one(request.data))
+        return await self.objects.put_object(_put_request(request.header), _one(request.data))
 
     @handler
     async def UploadPart(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        messages = request_iterator.__aiter__()
-        try:
-            first = await messages.__anext__()
-        except StopAsyncIteration:
-            raise InvalidArgument("UploadPart stream ended before its header") from None
-        if first.WhichOneof("part") != "header":
-            raise InvalidArgument("UploadPart stream must begin with a header message")
-        body = _body(messages, first.header.expected_size)
-        etag = await self.multipart.upload_part(first.header, body)
+        header, messages = await _header(request_iterator, "UploadPart")
+        etag = await self.multipart.upload_part(header, _body(messages, header.expected_size))
         return objectstore_pb2.UploadPartResponse(etag=etag)
 
     @handler
@@ -185,6 +156,29 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
         return await self.objects.remove_node(request.id)
+
+
+async def _header(request_iterator: Any, rpc: str) -> tuple[Any, AsyncIterator[Any]]:
+    """The header that must open a body stream, and the rest of the stream."""
+    messages = request_iterator.__aiter__()
+    try:
+        first = await messages.__anext__()
+    except StopAsyncIteration:
+        raise InvalidArgument(f"{rpc} stream ended before its header") from None
+    if first.WhichOneof("part") != "header":
+        raise InvalidArgument(f"{rpc} stream must begin with a header message")
+    return first.header, messages
+
+
+def _put_request(h: objectstore_pb2.PutObjectHeader) -> PutRequest:
+    return PutRequest(
+        bucket=h.bucket,
+        key=h.key,
+        content_type=h.content_type,
+        metadata=dict(h.metadata),
+        if_match=h.if_match,
+        if_none_match=h.if_none_match,
+    )
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

@@ -22,8 +22,10 @@ class Body:
         self._data = data
         self._start: int | None = None
         self._used = False
+        self.size = -1  # bytes, when known up front (bytes-like bodies)
         if isinstance(data, bytes | bytearray | memoryview):
             self.replayable = True
+            self.size = memoryview(data).nbytes
         elif hasattr(data, "read"):
             self.replayable = False
             try:

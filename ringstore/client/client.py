@@ -211,11 +211,7 @@ class Client:
                 f"if_none_match on put must be '*' (write only if absent), got {if_none_match!r}"
             )
         body = Body(data)
-        size = (
-            len(memoryview(data).cast("B"))
-            if isinstance(data, bytes | bytearray | memoryview)
-            else -1
-        )
+        size = body.size
         header = objectstore_pb2.PutObjectHeader(
             bucket=bucket,
             key=key,
@@ -438,11 +434,7 @@ class Client:
         if not isinstance(part_number, int) or not 1 <= part_number <= 10_000:
             raise InvalidArgument(f"part_number must be between 1 and 10000, got {part_number!r}")
         body = Body(data)
-        size = (
-            len(memoryview(data).cast("B"))
-            if isinstance(data, bytes | bytearray | memoryview)
-            else -1
-        )
+        size = body.size
         header = objectstore_pb2.UploadPartHeader(
             bucket=bucket,
             key=key,

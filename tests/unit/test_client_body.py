@@ -58,3 +58,12 @@ def test_iterable_of_wrong_items() -> None:
 def test_text_file_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="binary mode"):
         list(Body(io.StringIO("abc")).pieces())
+
+
+def test_size_is_known_only_for_bytes_like_bodies() -> None:
+    import array
+
+    assert Body(b"abc").size == 3
+    assert Body(memoryview(array.array("i", [1, 2]))).size == 8
+    assert Body(io.BytesIO(b"abc")).size == -1
+    assert Body(iter([b"a"])).size == -1
