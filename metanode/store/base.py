@@ -22,6 +22,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import functools
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
@@ -276,23 +278,96 @@ class Transaction(abc.ABC):
     def stats(self) -> StoreStats: ...
 
 
+MAX_GROUP = 64  # transactions committed together at most (group commit)
+
+
+@dataclasses.dataclass
+class _Job:
+    """A unit of work for the store's thread: a transaction function, or (``raw``) a plain
+    callable such as opening or closing the engine."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: concurrent.futures.Future[Any]
+    raw: bool = False
+
+
 class Store(abc.ABC):
-    """An engine: runs functions of a :class:`Transaction` one at a time on its own thread."""
+    """An engine: runs functions of a :class:`Transaction` on its own thread, one after another.
+
+    Group commit: transactions that queue up while one commits are taken together and committed
+    with ONE durable commit (each still atomic on its own: see :meth:`_run_group`), so many
+    small commits share an fsync. No caller is answered before the commit that holds its
+    transaction is durable."""
 
     def __init__(self) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=type(self).__name__
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._work, name=f"{type(self).__name__}-worker", daemon=True
         )
+        self._thread.start()
         self._closed = False
 
     @abc.abstractmethod
     def _run(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
         """Run ``fn(tx, *args)`` in one transaction; called on the worker thread only."""
 
+    def _run_group(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+        """Run several transactions, each atomic, and return for each its result or the
+        exception it raised. Engines with a costly commit override this to commit them
+        together; the default runs them one by one."""
+        outcomes: list[Any] = []
+        for fn, args in jobs:
+            try:
+                outcomes.append(self._run(fn, args))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _work(self) -> None:
+        carry: _Job | None = None
+        while True:
+            job = carry if carry is not None else self._jobs.get()
+            carry = None
+            if job is None:
+                return
+            if job.raw:
+                _settle(job.future, job.fn, job.args)
+                continue
+            group = [job]
+            while len(group) < MAX_GROUP:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None or more.raw:
+                    carry = more
+                    if more is None:
+                        self._jobs.put(None)  # stop after this group
+                        carry = None
+                    break
+                group.append(more)
+            try:
+                outcomes = self._run_group([(j.fn, j.args) for j in group])
+            except BaseException as exc:  # the commit itself failed: none of them happened
+                outcomes = [exc] * len(group)
+            for j, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    j.future.set_exception(outcome)
+                else:
+                    j.future.set_result(outcome)
+
+    def _submit_raw(self, fn: Callable[[], R]) -> concurrent.futures.Future[R]:
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        self._jobs.put(_Job(fn, (), future, raw=True))
+        return future
+
     def _submit(self, fn: Callable[..., R], args: tuple[Any, ...]) -> concurrent.futures.Future[R]:
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
-        return self._executor.submit(self._run, fn, args)
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        self._jobs.put(_Job(fn, args, future))
+        return future
 
     def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run ``fn(tx, *args, **kwargs)`` in one transaction; return its result (blocking)."""
@@ -308,8 +383,12 @@ class Store(abc.ABC):
         if self._closed:
             return
         self._closed = True
-        self._executor.submit(self._close).result()
-        self._executor.shutdown(wait=True)
+        self._submit_raw(self._close).result()
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
 
     @abc.abstractmethod
     def _close(self) -> None:
@@ -320,3 +399,12 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settle(
+    future: concurrent.futures.Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:
+        future.set_exception(exc)

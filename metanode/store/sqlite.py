@@ -564,9 +564,9 @@ class SqliteStore(Store):
         self.path = Path(data_dir) / DB_NAME
         self._db: sqlite3.Connection | None = None
         try:
-            self._executor.submit(self._open).result()
+            self._submit_raw(self._open).result()
         except BaseException:
-            self._executor.shutdown(wait=True)
+            self._stop_worker()
             self._closed = True
             raise
 
@@ -612,6 +612,32 @@ class SqliteStore(Store):
             raise
         db.execute("COMMIT")
         return result
+
+    def _run_group(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+        """Group commit: every transaction runs inside its own SAVEPOINT of one outer
+        transaction (a failing one rolls back to its savepoint alone), and one COMMIT, one
+        fsync of the WAL, makes them all durable before any caller is answered."""
+        if len(jobs) == 1:
+            return super()._run_group(jobs)
+        db = self._db
+        assert db is not None, "store is not open"
+        outcomes: list[Any] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for fn, args in jobs:
+                db.execute("SAVEPOINT txn")
+                try:
+                    outcomes.append(fn(SqliteTransaction(db), *args))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO SAVEPOINT txn")
+                    outcomes.append(exc)
+                db.execute("RELEASE SAVEPOINT txn")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     def _close(self) -> None:
         if self._db is not None:

@@ -262,7 +262,7 @@ def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
 def test_sqlite_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
     with SqliteStore(tmp_path) as engine:
         # Peek at the store's own connection, on its own thread: 2 is FULL.
-        pragma = engine._executor.submit(
+        pragma = engine._submit_raw(
             lambda: engine._db.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[union-attr]
         )
         assert pragma.result() == 2
