@@ -30,6 +30,7 @@ from datanode.servicer import BlobService
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
+from ringstore.lifecycle import die_with_parent
 from ringstore.rpc import insecure_channel, make_server, set_serving
 from ringstore.v1 import blob_pb2_grpc, meta_pb2_grpc
 
@@ -194,6 +195,7 @@ async def _run(cfg: Config) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``ringstore-datanode`` console script."""
     args = parse_args(argv)
+    die_with_parent()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

@@ -30,6 +30,7 @@ from metanode.store.sqlite import SqliteStore
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
+from ringstore.lifecycle import die_with_parent
 from ringstore.rpc import make_server, set_serving
 
 log = logging.getLogger("metanode")
@@ -50,7 +51,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes")
     p.add_argument("--orphan-grace", type=float, help="seconds before an uncommitted blob is swept")
     p.add_argument(
-        "--upload-expiry-interval", type=float, help="seconds between multipart-upload expiry passes"
+        "--upload-expiry-interval",
+        type=float,
+        help="seconds between multipart-upload expiry passes",
     )
     p.add_argument(
         "--dead-grace", type=float, help="seconds a down node keeps its ring place before it leaves"
@@ -192,6 +195,7 @@ async def _main(cfg: Config, store: Store) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    die_with_parent()
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,

@@ -10,7 +10,6 @@ data directory finds everything where it was. Datanodes are spread over three zo
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import os
 import random
@@ -26,19 +25,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ringstore.errors import ServiceUnavailable
+from ringstore.lifecycle import PARENT_ENV
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
 HOST = "127.0.0.1"
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so that a
-    supervisor killed with -9 (or a crashed test) leaves no service running."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _port_free(port: int) -> bool:
@@ -88,7 +79,6 @@ class Process:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -243,6 +233,7 @@ class LocalCluster:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        env[PARENT_ENV] = str(os.getpid())  # the services end with this process
         return env
 
     def start(self, timeout: float = 60.0) -> None:
