@@ -347,6 +347,11 @@ class Store(abc.ABC):
                         carry = None
                     break
                 group.append(more)
+            # A caller that gave up (its future cancelled) before its turn is skipped; from
+            # here on the futures are running and can no longer be cancelled.
+            group = [j for j in group if j.future.set_running_or_notify_cancel()]
+            if not group:
+                continue
             try:
                 outcomes = self._run_group([(j.fn, j.args) for j in group])
             except BaseException as exc:  # the commit itself failed: none of them happened
@@ -404,6 +409,8 @@ class Store(abc.ABC):
 def _settle(
     future: concurrent.futures.Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]
 ) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
     try:
         future.set_result(fn(*args))
     except BaseException as exc:

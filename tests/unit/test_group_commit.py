@@ -79,3 +79,26 @@ def test_concurrent_callers_all_answered(tmp_path: Path, engine: str) -> None:
         store.close()
     with pytest.raises(RuntimeError, match="closed"):
         store.call(lambda tx: None)
+
+
+def test_a_caller_that_gives_up_does_not_stop_the_store(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    gate, started = threading.Event(), threading.Event()
+
+    def block(tx: Any) -> None:
+        started.set()
+        gate.wait(10)
+
+    try:
+        blocker = store._submit(block, ())
+        assert started.wait(10)
+        abandoned = store._submit(add_bucket, ("abandoned",))
+        kept = store._submit(add_bucket, ("kept",))
+        assert abandoned.cancel()  # as asyncio.wrap_future does when an RPC is cancelled
+        gate.set()
+        blocker.result(10)
+        assert kept.result(10) == "kept"
+        names = [b.name for b in store.call(lambda tx: tx.list_buckets())]
+        assert names == ["kept"]  # the abandoned transaction never ran
+    finally:
+        store.close()
