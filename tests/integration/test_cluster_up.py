@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def _children(pid: int) -> list[str]:
-    out = subprocess.run(["ps", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ps", "-ww", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True
+    )
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
