@@ -94,6 +94,38 @@ class Writer(threading.Thread):
         self.join(120)
 
 
+class Reader(threading.Thread):
+    """Reads acknowledged objects back, at random, until stopped; counts what failed."""
+
+    def __init__(self, endpoint: str, bucket: str, history: History, *, limit: int = 5000) -> None:
+        super().__init__(daemon=True)
+        self.endpoint, self.bucket, self.history, self.limit = endpoint, bucket, history, limit
+        self.stop_event = threading.Event()
+        self.reads = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        with Client(self.endpoint, timeout=30) as c:
+            while not self.stop_event.is_set() and self.reads < self.limit:
+                with self.history.lock:
+                    keys = list(self.history.acked)
+                if not keys:
+                    time.sleep(0.05)
+                    continue
+                key = rng.choice(keys)
+                try:
+                    if c.get_object(self.bucket, key).read() != self.history.acked[key]:
+                        self.failures.append(f"{key}: wrong bytes")
+                except RingstoreError as err:
+                    self.failures.append(f"{key}: {err}")
+                self.reads += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(120)
+
+
 def status(lc: LocalCluster) -> objectstore_pb2.ClusterStatusResponse:
     with grpc.insecure_channel(lc.metanode_address) as ch:
         return meta_pb2_grpc.MetaStub(ch).ClusterStatus(
