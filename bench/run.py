@@ -149,9 +149,9 @@ def run(endpoint: str, workloads: list[Workload]) -> list[str]:
 
 
 @contextlib.contextmanager
-def own_cluster() -> Iterator[LocalCluster]:
+def own_cluster(datanodes: int = 3, gateways: int = 1) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringstore-bench-") as tmp:
-        lc = LocalCluster(Path(tmp), port=free_port_block(), datanodes=3)
+        lc = LocalCluster(Path(tmp), port=free_port_block(), datanodes=datanodes, gateways=gateways)
         with lc:
             yield lc
 
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--endpoint", help="drive this running gateway instead of starting a cluster")
     p.add_argument("--quick", action="store_true", help="fewer operations (a smoke run)")
     p.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
+    p.add_argument("--datanodes", type=int, default=3, help="datanodes of the own cluster")
+    p.add_argument("--gateways", type=int, default=1, help="gateways of the own cluster")
     args = p.parse_args(argv)
     workloads = QUICK if args.quick else FULL
     machine = limits.measure()
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.endpoint:
         rows = run(args.endpoint, workloads)
     else:
-        with own_cluster() as lc:
+        with own_cluster(args.datanodes, args.gateways) as lc:
             rows = run(lc.endpoint, workloads)
             for name, proc in lc.processes.items():
                 if proc.pid:
@@ -186,10 +188,13 @@ def main(argv: list[str] | None = None) -> None:
         print("peak RSS: " + ", ".join(rss))
     if args.record:
         command = "python -m bench.run" + (" --quick" if args.quick else "")
+        if (args.datanodes, args.gateways) != (3, 1):
+            command += f" --datanodes {args.datanodes} --gateways {args.gateways}"
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = [
             f"\n## Object workloads, {when}\n",
-            f"Command: `{command}` (own cluster: metanode, 3 datanodes, gateway; N=3, W=2, "
+            f"Command: `{command}` (own cluster: metanode, {args.datanodes} datanodes, "
+            f"{args.gateways} gateway(s); N=3, W=2, "
             f"8 MiB chunks, fsync on). Machine: {os.cpu_count()} cores, {platform.machine()}, "
             f"Python {platform.python_version()}.\n",
             machine_line + ".\n",
