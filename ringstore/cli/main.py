@@ -274,10 +274,18 @@ def _read_with_progress(f: BinaryIO, bar: tqdm | None) -> Iterator[bytes]:
 
 
 def _bar(total: int | None, desc: str) -> tqdm | None:
+    """A progress bar for transfers of at least PROGRESS_MIN bytes; of unknown size (stdin),
+    one that appears only if the transfer lasts more than a second."""
     if total is not None and total < PROGRESS_MIN:
         return None
     return tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        file=sys.stderr,
+        delay=1.0 if total is None else 0.0,
     )
 
 
