@@ -42,7 +42,6 @@ from ringstore.v1 import (
 
 log = logging.getLogger(__name__)
 
-PIECE = 1024 * 1024  # bytes per message streamed back to the client
 RENAME_BATCH = 500  # objects the metanode moves per RenamePrefix call
 BUCKET_TTL = 5.0  # seconds a bucket seen to exist saves puts the metanode round trip
 T = TypeVar("T")
@@ -309,13 +308,7 @@ class ObjectService:
 
     async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
         """Move every object under ``src_prefix``, a batch of metanode transactions at a time."""
-        if not src_prefix:
-            raise InvalidArgument("rename_prefix needs a non-empty src_prefix")
-        if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
-            raise InvalidArgument(
-                f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} must not start "
-                "with one another"
-            )
+        validation.check_rename_prefixes(src_prefix, dst_prefix)
         moved = 0
         req = meta_pb2.MetaRenamePrefixRequest(
             bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, limit=RENAME_BATCH

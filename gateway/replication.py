@@ -33,12 +33,6 @@ QUORUM_GRACE_MIN = 0.25  # seconds stragglers get once W replicas acknowledged
 QUORUM_GRACE_FACTOR = 1.0  # ... or this many times the time W acks took, whichever is longer
 
 
-def split_pieces(data: bytes) -> list[bytes]:
-    """The chunk as stream messages, built once and shared by every replica's stream."""
-    view = memoryview(data)
-    return [bytes(view[i : i + PIECE]) for i in range(0, len(data), PIECE)] or [b""]
-
-
 async def _put_blob(
     view: ClusterView,
     node_id: str,

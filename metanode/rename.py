@@ -22,7 +22,7 @@ import dataclasses
 from metanode.catalog import CopyRequest, bucket_record, copy_object, delete_object
 from metanode.store.base import Store, Transaction
 from ringstore.errors import InvalidArgument
-from ringstore.validation import check_key
+from ringstore.validation import check_key, check_rename_prefixes
 
 MAX_LIMIT = 1000  # objects per batch
 
@@ -33,24 +33,13 @@ class RenameResult:
     more: bool
 
 
-def check_prefixes(src_prefix: str, dst_prefix: str) -> None:
-    """The source must be non-empty and neither prefix may start with the other."""
-    if not src_prefix:
-        raise InvalidArgument("src_prefix must not be empty (it would rename the whole bucket)")
-    if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
-        raise InvalidArgument(
-            f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} overlap: neither may "
-            "start with the other"
-        )
-
-
 def plan_batch(
     tx: Transaction, bucket: str, src_prefix: str, dst_prefix: str, limit: int
 ) -> list[tuple[str, str]]:
     """Up to ``limit + 1`` (source key, destination key) pairs, in key order; every destination
     key of the first ``limit`` is checked (:class:`InvalidKey` naming it)."""
     bucket_record(tx, bucket)
-    check_prefixes(src_prefix, dst_prefix)
+    check_rename_prefixes(src_prefix, dst_prefix)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgument(f"limit {limit} is outside 1..{MAX_LIMIT}")
     pairs: list[tuple[str, str]] = []

@@ -70,6 +70,17 @@ def check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     return dict(metadata)
 
 
+def check_rename_prefixes(src_prefix: str, dst_prefix: str) -> None:
+    """rename_prefix's rule: the source is not empty and neither prefix starts with the other."""
+    if not src_prefix:
+        raise InvalidArgument("src_prefix must not be empty (it would rename the whole bucket)")
+    if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
+        raise InvalidArgument(
+            f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} overlap: neither may "
+            "start with the other"
+        )
+
+
 def check_max_keys(max_keys: int) -> int:
     if not isinstance(max_keys, int) or not 1 <= max_keys <= MAX_LIST_KEYS:
         raise InvalidArgument(f"max_keys must be between 1 and {MAX_LIST_KEYS}, got {max_keys!r}")

@@ -393,13 +393,7 @@ class Client:
     def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
         """Move every object under ``src_prefix`` to ``dst_prefix``; returns how many moved.
         Safe to run again after a failure: it finishes the job."""
-        if not src_prefix:
-            raise InvalidArgument("rename_prefix needs a non-empty src_prefix")
-        if src_prefix.startswith(dst_prefix) or dst_prefix.startswith(src_prefix):
-            raise InvalidArgument(
-                f"src_prefix {src_prefix!r} and dst_prefix {dst_prefix!r} must not start "
-                "with one another"
-            )
+        validation.check_rename_prefixes(src_prefix, dst_prefix)
         req = objectstore_pb2.RenamePrefixRequest(
             bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix
         )

@@ -18,6 +18,13 @@ from ringstore.v1 import blob_pb2, common_pb2
 TIMEOUT = 0.5  # seconds: the deadline the fake nodes honour
 
 
+def split_pieces(data: bytes) -> list[bytes]:
+    """A chunk as the datanode stream messages the gateway sends (as ingest cuts a body)."""
+    return [data[i : i + replication.PIECE] for i in range(0, len(data), replication.PIECE)] or [
+        b""
+    ]
+
+
 def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "injected")
 
@@ -98,7 +105,7 @@ class FakeView(ClusterView):
 def write(view: FakeView, data: bytes = b"chunk") -> list[str]:
     return asyncio.run(
         replication.write_chunk(
-            view, blob_id="a" * 32, pieces=replication.split_pieces(data),
+            view, blob_id="a" * 32, pieces=split_pieces(data),
             crc32c=google_crc32c.value(data),
             placement_hash=1, timeout=TIMEOUT,
         )
@@ -150,7 +157,7 @@ def test_large_chunk_streams_in_pieces() -> None:
     small = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"})
     write(small, b"small")
     assert all(getattr(s, "unary_writes", 0) == 1 for s in small.stubs.values())
-    assert [len(p) for p in replication.split_pieces(data)][:3] == [replication.PIECE] * 3
+    assert [len(p) for p in split_pieces(data)][:3] == [replication.PIECE] * 3
 
 
 def read(view: FakeView, data: bytes, offset: int = 0, length: int | None = None) -> bytes:
