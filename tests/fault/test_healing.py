@@ -127,7 +127,11 @@ def test_corrupt_and_deleted_blobs_are_repaired(tmp_path: Path) -> None:
                 files[1].unlink()
                 damaged |= {files[0].name, files[1].name}
             # Reads find some damage (read repair); the scrubber and anti-entropy find the rest.
+            # A deleted file is invisible to the scrubber and to a read that succeeds on
+            # another holder: only anti-entropy finds it, so give it one full pass over the 16
+            # slices of the id space (0.5 s each) before waiting for repair to finish.
             h.verify(c, "bitrot")
+            time.sleep(16 * 0.5 + 2)
             finish(lc, c, "bitrot", h)
             assert status(lc).repairs_done >= 1
             print(f"bit rot: {len(damaged)} blobs damaged, all repaired, {len(h.acked)} verified")
