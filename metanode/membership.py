@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -107,7 +108,14 @@ def current_ring(tx: Transaction, cluster: ClusterConfig) -> Ring:
     stored = tx.get_ring()
     if stored is None:
         return Ring.empty(cluster.partition_power, cluster.replicas)
-    return Ring.from_proto(common_pb2.RingTable.FromString(stored[1]))
+    return _decode_ring(stored[1])
+
+
+@functools.lru_cache(maxsize=4)
+def _decode_ring(table: bytes) -> Ring:
+    """Decoding and checking a ring costs milliseconds and every heartbeat needs it: a stored
+    table never changes (a new ring is a new epoch), so its decoding is kept by its bytes."""
+    return Ring.from_proto(common_pb2.RingTable.FromString(table))
 
 
 def ring_members(
