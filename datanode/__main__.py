@@ -38,6 +38,8 @@ log = logging.getLogger("datanode")
 
 SERVICE = "ringstore.v1.Blob"
 STOP_GRACE = 2.0  # seconds given to calls in flight at shutdown
+COMPACT_INTERVAL = 60.0  # seconds between two looks for volumes worth compacting
+MiB = 1024 * 1024
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 
 
@@ -82,6 +84,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds between the starts of two scrub passes (datanode.scrub_interval)",
     )
     parser.add_argument(
+        "--small-blob-max",
+        type=int,
+        metavar="BYTES",
+        help="blobs up to this size go into volume files; 0: none (datanode.small_blob_max)",
+    )
+    parser.add_argument(
+        "--volume-size",
+        type=int,
+        metavar="BYTES",
+        help="bytes past which a volume file is sealed (datanode.volume_size)",
+    )
+    parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
     return parser.parse_args(argv)
@@ -101,6 +115,8 @@ def build_config(args: argparse.Namespace) -> Config:
         "full_reserve": args.full_reserve,
         "scrub_rate": args.scrub_rate,
         "scrub_interval": args.scrub_interval,
+        "small_blob_max": args.small_blob_max,
+        "volume_size": args.volume_size,
     }
     datanode = dataclasses.replace(
         cfg.datanode, **{k: v for k, v in flags.items() if v is not None}
@@ -128,6 +144,12 @@ def _check_datanode(cfg: Config) -> None:
         raise InvalidArgument(
             f"datanode.scrub_interval must be a positive number of seconds, got {dn.scrub_interval}"
         )
+    if not 0 <= dn.small_blob_max <= 64 * MiB:
+        raise InvalidArgument(
+            f"datanode.small_blob_max must be between 0 and 64 MiB, got {dn.small_blob_max}"
+        )
+    if dn.volume_size < MiB:
+        raise InvalidArgument(f"datanode.volume_size must be at least 1 MiB, got {dn.volume_size}")
 
 
 def advertised_address(listen: str, port: int) -> str:
@@ -154,6 +176,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         fsync=dn.fsync,
         full_reserve=dn.full_reserve,
         on_quarantine=reporter.note,
+        small_blob_max=dn.small_blob_max,
+        volume_size=dn.volume_size,
     )
     scrubber = Scrubber(store, rate=dn.scrub_rate, interval=dn.scrub_interval)
     server, health, port = make_server(dn.listen)
@@ -171,17 +195,34 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     heartbeater.start()
     reporter.start()
     scrubber.start()
+    compactor = asyncio.create_task(compact_forever(store))
     print(f"ringstore-datanode {dn.id} serving on {address} zone {dn.zone} data {data_dir}")
     sys.stdout.flush()
     try:
         await stop.wait()
     finally:
         log.info("stopping datanode %s", dn.id)
+        compactor.cancel()
         await scrubber.stop()
         await heartbeater.stop()
         await server.stop(grace=STOP_GRACE)
         await reporter.stop()
         await channel.close(grace=None)
+        await asyncio.gather(compactor, return_exceptions=True)
+        store.close()
+
+
+async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERVAL) -> None:
+    """Reclaim the space of deleted small blobs now and then (see DiskBlobStore.compact)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            freed = await asyncio.to_thread(store.compact)
+        except OSError:
+            log.exception("compacting the volumes failed; retrying in %.0f s", interval)
+            continue
+        if freed:
+            log.info("compaction freed %d bytes", freed)
 
 
 async def _run(cfg: Config) -> None:

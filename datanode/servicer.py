@@ -110,6 +110,19 @@ class BlobService(blob_pb2_grpc.BlobServicer):
             _close(pieces)
 
     @handler
+    async def ReadBlob(
+        self, request: blob_pb2.GetBlobRequest, context: aio.ServicerContext
+    ) -> blob_pb2.GetBlobResponse:
+        if not 0 < request.length <= MAX_MESSAGE:
+            raise InvalidArgument(
+                f"ReadBlob {request.blob_id}: length must be between 1 and {MAX_MESSAGE} "
+                f"bytes, got {request.length}; use GetBlob"
+            )
+        # One thread hop: open, read and verify, close.
+        data = await asyncio.to_thread(_read_whole, self._store, request)
+        return blob_pb2.GetBlobResponse(data=data)
+
+    @handler
     async def DeleteBlob(
         self, request: blob_pb2.DeleteBlobRequest, context: aio.ServicerContext
     ) -> blob_pb2.DeleteBlobResponse:
@@ -195,3 +208,11 @@ def _close(iterator: Iterator[object]) -> None:
     if close is not None:
         with contextlib.suppress(ValueError):
             close()
+
+
+def _read_whole(store: BlobStore, request: blob_pb2.GetBlobRequest) -> bytes:
+    pieces = store.read(request.blob_id, request.offset, request.length)
+    try:
+        return b"".join(pieces)
+    finally:
+        _close(pieces)

@@ -115,8 +115,11 @@ class ClusterView:
             n for n in writable if self.is_suspect(n)
         ]
 
-    def read_order(self, holders: Sequence[str]) -> list[str]:
-        """The holders of a chunk, best first: up and trusted, then suspect, then the rest."""
+    def read_order(self, holders: Sequence[str], spread: int = 0) -> list[str]:
+        """The holders of a chunk, best first: up and trusted, then suspect, then the rest.
+        Holders of one rank start at ``spread`` (modulo their count), so that reads of
+        different chunks spread over all their copies while reads of one chunk keep going to
+        the same node (and its page cache)."""
 
         def rank(node_id: str) -> int:
             if self.is_up(node_id) and not self.is_suspect(node_id):
@@ -125,7 +128,9 @@ class ClusterView:
                 return 1
             return 2
 
-        return sorted(holders, key=rank)
+        count = len(holders) or 1
+        order = sorted(range(len(holders)), key=lambda i: (rank(holders[i]), (i - spread) % count))
+        return [holders[i] for i in order]
 
     def blob_stub(self, node_id: str) -> blob_pb2_grpc.BlobStub:
         """A stub for the node's Blob service, reusing one channel per address."""

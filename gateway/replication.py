@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Sequence
 
 import google_crc32c
@@ -24,6 +25,7 @@ import grpc
 
 from gateway.cluster_view import ClusterView
 from ringstore.errors import ServiceUnavailable
+from ringstore.rpc import MAX_MESSAGE
 from ringstore.v1 import blob_pb2, common_pb2
 
 log = logging.getLogger(__name__)
@@ -159,11 +161,13 @@ async def read_chunk(
     failures: dict[str, str] = {}
     whole = offset == 0 and length == chunk.length
     request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
-    for node_id in view.read_order(chunk.nodes):
+    for node_id in view.read_order(chunk.nodes, spread=zlib.crc32(chunk.blob_id.encode())):
         try:
-            parts = [
-                msg.data async for msg in view.blob_stub(node_id).GetBlob(request, timeout=timeout)
-            ]
+            stub = view.blob_stub(node_id)
+            if 0 < length <= MAX_MESSAGE:  # one unary reply costs far less than a stream
+                parts = [(await stub.ReadBlob(request, timeout=timeout)).data]
+            else:
+                parts = [msg.data async for msg in stub.GetBlob(request, timeout=timeout)]
         except (grpc.aio.AioRpcError, ServiceUnavailable) as exc:
             failures[node_id] = _describe(exc)
             code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None

@@ -79,6 +79,8 @@ class DatanodeConfig:
     full_reserve: int = 64 * MiB  # bytes kept free: below this the node refuses new blobs
     scrub_rate: int = 8 * MiB  # bytes per second the scrubber re-reads (0 turns it off)
     scrub_interval: float = 3600.0  # seconds between the starts of two full scrub passes
+    small_blob_max: int = 1 * MiB  # blobs up to this many bytes are packed into volume files
+    volume_size: int = 1024 * MiB  # bytes past which a volume file is sealed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -165,8 +165,8 @@ class BlobStore(abc.ABC):
         """The stored blob, or None when there is none."""
 
     @abc.abstractmethod
-    def _new_sink(self, blob_id: str) -> Sink:
-        """A place to stage a new blob."""
+    def _new_sink(self, blob_id: str, length: int) -> Sink:
+        """A place to stage a new blob of ``length`` bytes of data."""
 
     @abc.abstractmethod
     def _touch(self, blob_id: str) -> None:
@@ -213,7 +213,7 @@ class BlobStore(abc.ABC):
                 )
             self._reserved += need
         try:
-            sink = self._new_sink(blob_id)
+            sink = self._new_sink(blob_id, length)
         except OSError as err:
             self._release(need)
             self.check_no_space(blob_id, err)

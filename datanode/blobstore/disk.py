@@ -1,16 +1,20 @@
-"""Blobs as files on a local disk, written with a crash-safe recipe.
+"""Blobs on a local disk: small ones packed into append-only volumes, the rest as files, each
+written with a crash-safe recipe.
 
 Layout under the root directory::
 
-    blobs/<id[0:2]>/<id[2:4]>/<id>   published blobs (data plus footer, see footer.py)
+    volumes/<seq>.vol                blobs of at most ``small_blob_max`` bytes (see volume.py)
+    blobs/<id[0:2]>/<id[2:4]>/<id>   larger blobs, one file each (data plus footer, see footer.py)
     tmp/                             writes in progress; anything here at start-up is debris
     quarantine/<id>.<ns>             blobs found corrupt, kept for inspection, out of the store
 
-A blob file appears under its name complete and durable, or not at all: see :class:`_FileSink`.
+A blob file appears under its name complete and durable, or not at all: see :class:`_FileSink`;
+a volume record is acknowledged only after an fdatasync that followed its append.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import shutil
@@ -20,6 +24,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from datanode.blobstore.base import BlobStore, QuarantineListener, check_blob_id
+from datanode.blobstore.volume import Location, Volumes
+
+MiB = 1024 * 1024
+SMALL_BLOB_MAX = 1 * MiB  # bytes: blobs up to this length go to volumes
+VOLUME_SIZE = 1024 * MiB  # bytes past which a volume is sealed and the next one started
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,64 @@ class _FileHandle:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+class _VolumeHandle:
+    """A blob inside a volume file: reads are relative to its record and end with it."""
+
+    def __init__(self, fd: int, location: Location) -> None:
+        self._fd: int | None = fd
+        self._base = location.offset
+        self.size = location.size
+        self.mtime_ns = location.mtime_ns
+
+    def read_at(self, position: int, size: int) -> bytes:
+        assert self._fd is not None, "read from a closed blob"
+        size = max(0, min(size, self.size - position))
+        parts = []
+        while size > 0:
+            part = os.pread(self._fd, size, self._base + position)
+            if not part:
+                break
+            parts.append(part)
+            position += len(part)
+            size -= len(part)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+class _VolumeSink:
+    """A small blob on its way into a volume: held in memory (it is at most ``small_blob_max``
+    bytes), appended when published, and durable once the group fdatasync after that append
+    returns (:meth:`sync_published`), before the write is acknowledged."""
+
+    def __init__(self, volumes: Volumes, blob_id: str) -> None:
+        self._volumes = volumes
+        self._blob_id = blob_id
+        self._parts: list[bytes] = []
+        self._end: tuple[int, int] | None = None
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(bytes(data))
+
+    def finish(self) -> None:
+        """Nothing to do: the bytes become durable with their record (sync_published)."""
+
+    def publish(self) -> None:
+        with self._volumes.lock:
+            self._end = self._volumes.put(self._blob_id, b"".join(self._parts))
+        self._parts = []
+
+    def sync_published(self) -> None:
+        if self._end is not None:
+            self._volumes.sync(*self._end)
+
+    def discard(self) -> None:
+        self._parts = []
 
 
 class _FileSink:
@@ -121,7 +188,8 @@ class DiskBlobStore(BlobStore):
     """Blobs under ``root``. ``capacity`` is the bytes offered (0: the size of the filesystem);
     ``fsync=False`` skips every fsync and is only for tests that do not care about crashes. The
     store is full when either its capacity or the filesystem has less than ``full_reserve``
-    bytes free; the other keywords are :class:`BlobStore`'s."""
+    bytes free. Blobs of at most ``small_blob_max`` bytes (0: none) go to volume files of about
+    ``volume_size`` bytes; the other keywords are :class:`BlobStore`'s."""
 
     def __init__(
         self,
@@ -132,12 +200,16 @@ class DiskBlobStore(BlobStore):
         full_reserve: int = 0,
         on_quarantine: QuarantineListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        small_blob_max: int = SMALL_BLOB_MAX,
+        volume_size: int = VOLUME_SIZE,
     ) -> None:
         self.root = Path(root)
         self.fsync = fsync
+        self.small_blob_max = small_blob_max
         for sub in ("blobs", "tmp", "quarantine"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._clear_debris()
+        self.volumes = Volumes(self.root / "volumes", volume_size=volume_size, fsync=fsync)
         super().__init__(
             capacity or shutil.disk_usage(self.root).total,
             full_reserve=full_reserve,
@@ -147,6 +219,9 @@ class DiskBlobStore(BlobStore):
         used = count = 0
         for _, st in self._walk(warn=True):
             used += st.st_size
+            count += 1
+        for location in self.volumes.index.values():
+            used += location.size
             count += 1
         self._account(used, count)
         self._quarantined = len(os.listdir(self.root / "quarantine"))
@@ -162,6 +237,16 @@ class DiskBlobStore(BlobStore):
         """Where the blob ``blob_id`` lives (whether or not it exists)."""
         check_blob_id(blob_id)
         return self.root / "blobs" / blob_id[0:2] / blob_id[2:4] / blob_id
+
+    def locate(self, blob_id: str) -> tuple[Path, int] | None:
+        """The file holding the blob's stored form and the offset it starts at (0 for a blob
+        file), or None when the store has no such blob. For tools and fault tests."""
+        with self.volumes.lock:
+            location = self.volumes.index.get(check_blob_id(blob_id))
+            if location is not None:
+                return self.volumes.path_of(location.seq), location.offset
+        path = self.blob_path(blob_id)
+        return (path, 0) if path.exists() else None
 
     def make_dirs(self, path: Path) -> None:
         """Create ``path`` and missing parents under the root, each made durable."""
@@ -210,7 +295,19 @@ class DiskBlobStore(BlobStore):
                         if warn:
                             log.warning("ignoring stray file %s", folder / name)
 
-    def _open(self, blob_id: str) -> _FileHandle | None:
+    def compact(self, min_garbage: float = 0.5) -> int:
+        """Reclaim the space of deleted small blobs (see :meth:`Volumes.compact`): bytes freed."""
+        return self.volumes.compact(min_garbage)
+
+    def close(self) -> None:
+        self.volumes.close()
+
+    def _open(self, blob_id: str) -> _FileHandle | _VolumeHandle | None:
+        with self.volumes.lock:  # compaction cannot remove the file between lookup and open
+            location = self.volumes.index.get(blob_id)
+            if location is not None:
+                fd = os.open(self.volumes.path_of(location.seq), os.O_RDONLY)
+                return _VolumeHandle(fd, location)
         try:
             fd = os.open(self.blob_path(blob_id), os.O_RDONLY)
         except FileNotFoundError:
@@ -221,13 +318,27 @@ class DiskBlobStore(BlobStore):
             os.close(fd)
             raise
 
-    def _new_sink(self, blob_id: str) -> _FileSink:
+    def _new_sink(self, blob_id: str, length: int) -> _FileSink | _VolumeSink:
+        if length <= self.small_blob_max:
+            return _VolumeSink(self.volumes, blob_id)
         return _FileSink(self, blob_id)
 
     def _touch(self, blob_id: str) -> None:
+        with self.volumes.lock:
+            if blob_id in self.volumes.index:
+                self.volumes.touch(blob_id)
+                return
         os.utime(self.blob_path(blob_id))
 
     def _remove(self, blob_id: str, quarantine: bool) -> int | None:
+        with self.volumes.lock:
+            location = self.volumes.index.get(blob_id)
+            if location is not None:
+                if quarantine:
+                    kept = self.root / "quarantine" / f"{blob_id}.{time.time_ns()}"
+                    kept.write_bytes(self.volumes.read_stored(location))
+                self.volumes.remove(blob_id)
+                return location.size
         path = self.blob_path(blob_id)
         try:
             size = path.stat().st_size
@@ -242,8 +353,14 @@ class DiskBlobStore(BlobStore):
         return size
 
     def _scan(self, prefix: str = "") -> Iterator[tuple[str, int]]:
-        for blob_id, st in self._walk(prefix):
-            yield blob_id, st.st_mtime_ns
+        files = ((blob_id, st.st_mtime_ns) for blob_id, st in self._walk(prefix))
+        yield from heapq.merge(files, self._scan_volumes(prefix))
+
+    def _scan_volumes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for blob_id in self.volumes.ids(prefix):
+            location = self.volumes.index.get(blob_id)
+            if location is not None:  # not deleted since the ids were taken
+                yield blob_id, location.mtime_ns
 
     def _fs_free(self) -> int:
         return shutil.disk_usage(self.root).free

@@ -72,7 +72,7 @@ class MemoryBlobStore(BlobStore):
             entry = self.blobs.get(blob_id)
         return None if entry is None else _MemoryHandle(*entry)
 
-    def _new_sink(self, blob_id: str) -> _MemorySink:
+    def _new_sink(self, blob_id: str, length: int) -> _MemorySink:
         return _MemorySink(self, blob_id)
 
     def _touch(self, blob_id: str) -> None:

@@ -49,6 +49,11 @@ class BlobStub:
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.FromString,
                 _registered_method=True)
+        self.ReadBlob = channel.unary_unary(
+                '/ringstore.v1.Blob/ReadBlob',
+                request_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.FromString,
+                _registered_method=True)
         self.DeleteBlob = channel.unary_unary(
                 '/ringstore.v1.Blob/DeleteBlob',
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.DeleteBlobRequest.SerializeToString,
@@ -102,6 +107,13 @@ class BlobServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadBlob(self, request, context):
+        """The same for a range of at most 1 MiB (length must be set): one unary reply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteBlob(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -149,6 +161,11 @@ def add_BlobServicer_to_server(servicer, server):
             ),
             'GetBlob': grpc.unary_stream_rpc_method_handler(
                     servicer.GetBlob,
+                    request_deserializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.SerializeToString,
+            ),
+            'ReadBlob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadBlob,
                     request_deserializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.SerializeToString,
             ),
@@ -257,6 +274,33 @@ class Blob:
             request,
             target,
             '/ringstore.v1.Blob/GetBlob',
+            ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
+            ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Blob/ReadBlob',
             ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
             ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.FromString,
             options,

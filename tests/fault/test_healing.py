@@ -15,6 +15,7 @@ import pytest
 from ringstore import Client
 from ringstore.localcluster import LocalCluster
 from tests.conftest import make_cluster
+from tests.damage import volume_blobs
 from tests.fault.harness import (
     History,
     Reader,
@@ -111,13 +112,17 @@ def test_frozen_datanode_then_thawed(lc: LocalCluster) -> None:
 
 
 def test_corrupt_and_deleted_blobs_are_repaired(tmp_path: Path) -> None:
+    # Blobs over 100,000 bytes are files (one corrupted, one deleted per node), smaller ones
+    # records in volume files (one corrupted per node).
     with healing_cluster(tmp_path, datanode_args=["--scrub-rate", "50000000",
-                                                  "--scrub-interval", "1"]) as lc:  # fmt: skip
+                                                  "--scrub-interval", "1",
+                                                  "--small-blob-max", "100000"]) as lc:  # fmt: skip
         h = History()
         with Client(lc.endpoint, timeout=30) as c:
             c.create_bucket("bitrot")
             for i in range(20):
                 h.put(c, "bitrot", f"k/{i}", os.urandom(200_000))
+                h.put(c, "bitrot", f"small/{i}", os.urandom(50_000))
             # One damaged copy per blob at most: losing every copy of a chunk at once is not
             # survivable (docs/guarantees.md), and ids are random, so choose the victims.
             damaged: set[str] = set()
@@ -125,7 +130,11 @@ def test_corrupt_and_deleted_blobs_are_repaired(tmp_path: Path) -> None:
                 files = [f for f in blob_files(lc, node_id) if f.name not in damaged]
                 corrupt(files[0], offset=1000)
                 files[1].unlink()
-                damaged |= {files[0].name, files[1].name}
+                small = volume_blobs(lc.data_dir / node_id)
+                victim = min(set(small) - damaged)
+                path, start = small[victim]
+                corrupt(path, offset=start + 1000)
+                damaged |= {files[0].name, files[1].name, victim}
             # Reads find some damage (read repair); the scrubber and anti-entropy find the rest.
             # A deleted file is invisible to the scrubber and to a read that succeeds on
             # another holder: only anti-entropy finds it, so give it one full pass over the 16

@@ -1,5 +1,7 @@
-"""The blob store contract, run against both implementations; then what only the disk store does
-(files, quarantine, crash debris, persistence, a full disk)."""
+"""The blob store contract, run against the memory store and the disk store (with every blob in
+its own file, and with small blobs in volumes); then what only the disk store's files do
+(quarantine, crash debris, persistence, a full disk). Volumes have their own tests in
+test_volumes.py."""
 
 from __future__ import annotations
 
@@ -54,20 +56,29 @@ def read_all(store: BlobStore, blob_id: str, offset: int = 0, length: int | None
     return b"".join(store.read(blob_id, offset, length))
 
 
-@pytest.fixture(params=["memory", "disk"])
+def file_store(root: Path, **kwargs: Any) -> DiskBlobStore:
+    """A disk store that keeps every blob in its own file (no volumes)."""
+    return DiskBlobStore(root, small_blob_max=0, **kwargs)
+
+
+@pytest.fixture(params=["memory", "files", "volumes"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     if request.param == "memory":
         yield MemoryBlobStore()
-    else:
-        yield DiskBlobStore(tmp_path / "dn", fsync=False)
+    elif request.param == "files":
+        yield file_store(tmp_path / "dn", fsync=False)
+    else:  # blobs up to 1 MiB in volumes, larger ones in files
+        yield DiskBlobStore(tmp_path / "dn", fsync=False, volume_size=2 * 1024 * 1024)
 
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "files", "volumes"])
 def small_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     """A store offering room for two 1000-byte blobs and a bit."""
     capacity = 2 * stored_size(1000) + 500
     if request.param == "memory":
         return MemoryBlobStore(capacity=capacity)
+    if request.param == "files":
+        return file_store(tmp_path / "dn", capacity=capacity, fsync=False)
     return DiskBlobStore(tmp_path / "dn", capacity=capacity, fsync=False)
 
 
@@ -318,7 +329,7 @@ def flip_byte(path: Path, position: int) -> None:
 
 
 def test_blob_file_layout(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=True)
+    store = file_store(tmp_path, fsync=True)
     put(store, ID_A, b"hello")
     path = tmp_path / "blobs" / "01" / "23" / ID_A
     assert store.blob_path(ID_A) == path
@@ -327,7 +338,7 @@ def test_blob_file_layout(tmp_path: Path) -> None:
 
 
 def test_corrupt_byte_is_detected_and_quarantined(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     data = body(4 * SEGMENT_SIZE)
     put(store, ID_A, data)
     flip_byte(store.blob_path(ID_A), 3 * SEGMENT_SIZE + 5)
@@ -346,7 +357,7 @@ def test_corrupt_byte_is_detected_and_quarantined(tmp_path: Path) -> None:
 
 
 def test_corruption_is_found_before_the_bad_piece_is_served(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     data = body(3 * PIECE_SIZE)
     put(store, ID_A, data)
     flip_byte(store.blob_path(ID_A), 2 * PIECE_SIZE + 1)
@@ -359,7 +370,7 @@ def test_corruption_is_found_before_the_bad_piece_is_served(tmp_path: Path) -> N
 
 
 def test_corrupt_footer_is_detected_by_stat(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     put(store, ID_A, body(100))
     path = store.blob_path(ID_A)
     flip_byte(path, path.stat().st_size - 10)
@@ -369,7 +380,7 @@ def test_corrupt_footer_is_detected_by_stat(tmp_path: Path) -> None:
 
 
 def test_truncated_blob_is_corrupt(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     put(store, ID_A, body(100))
     path = store.blob_path(ID_A)
     os.truncate(path, 50)
@@ -383,7 +394,7 @@ def test_whole_blob_crc_is_checked_on_full_reads(tmp_path: Path) -> None:
     fails a full read, without serving the last piece."""
     from datanode.blobstore import footer as fmt
 
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     data = body(2 * PIECE_SIZE)
     put(store, ID_A, data)
     path = store.blob_path(ID_A)
@@ -401,7 +412,7 @@ def test_whole_blob_crc_is_checked_on_full_reads(tmp_path: Path) -> None:
 def test_unknown_format_version_is_refused_not_quarantined(tmp_path: Path) -> None:
     from ringstore.errors import InternalError
 
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     put(store, ID_A, b"abc")
     path = store.blob_path(ID_A)
     raw = bytearray(path.read_bytes())
@@ -413,23 +424,23 @@ def test_unknown_format_version_is_refused_not_quarantined(tmp_path: Path) -> No
 
 
 def test_persistence_across_reopen(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=True)
+    store = file_store(tmp_path, fsync=True)
     put(store, ID_A, body(SEGMENT_SIZE * 2))
     put(store, ID_B, b"small")
-    reopened = DiskBlobStore(tmp_path)
+    reopened = file_store(tmp_path)
     assert read_all(reopened, ID_A) == body(SEGMENT_SIZE * 2)
     assert read_all(reopened, ID_B) == b"small"
     assert reopened.usage() == store.usage()
 
 
 def test_leftover_temp_files_are_removed_at_startup(tmp_path: Path) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     writer = store.begin_write(ID_A, 10, 0)
     writer.write(b"12345")  # the process "dies" here
     assert len(os.listdir(tmp_path / "tmp")) == 1
     (tmp_path / "blobs" / "zz").mkdir()
     (tmp_path / "blobs" / "zz" / "stray").write_bytes(b"x")  # not a blob: ignored
-    reopened = DiskBlobStore(tmp_path, fsync=False)
+    reopened = file_store(tmp_path, fsync=False)
     assert os.listdir(tmp_path / "tmp") == []
     assert reopened.usage().blob_count == 0
 
@@ -437,12 +448,12 @@ def test_leftover_temp_files_are_removed_at_startup(tmp_path: Path) -> None:
 def test_default_capacity_is_the_filesystem_size(tmp_path: Path) -> None:
     import shutil
 
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     assert store.usage().capacity_bytes == shutil.disk_usage(tmp_path).total
 
 
 def test_full_disk_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     real_write_all = disk_module._write_all
     calls = []
 
@@ -467,7 +478,7 @@ def test_full_disk_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def make_store(kind: str, tmp_path: Path, **kwargs: Any) -> BlobStore:
     if kind == "memory":
         return MemoryBlobStore(**kwargs)
-    return DiskBlobStore(tmp_path / "dn", fsync=False, **kwargs)
+    return file_store(tmp_path / "dn", fsync=False, **kwargs)
 
 
 KINDS = ["memory", "disk"]
@@ -510,7 +521,7 @@ def test_bad_id_prefix_is_refused(store: BlobStore, bad: str) -> None:
 def test_prefix_listing_reads_only_matching_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False)
+    store = file_store(tmp_path, fsync=False)
     for blob_id in (ID_A, ID_A2, ID_A3, ID_B, ID_C):
         put(store, blob_id, b"x")
     read: list[Path] = []
@@ -558,7 +569,7 @@ def test_full_reserve_must_not_be_negative() -> None:
 
 
 def test_filesystem_free_space_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = DiskBlobStore(tmp_path, fsync=False, full_reserve=1000)
+    store = file_store(tmp_path, fsync=False, full_reserve=1000)
     assert not store.is_full()  # capacity: the whole filesystem; it has far more than 1000 free
     monkeypatch.setattr(DiskBlobStore, "_fs_free", lambda self: 999)
     assert store.usage().disk_full
@@ -570,7 +581,7 @@ def test_enospc_marks_the_store_full_for_a_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    store = DiskBlobStore(tmp_path, fsync=False, clock=lambda: now[0])
+    store = file_store(tmp_path, fsync=False, clock=lambda: now[0])
     put(store, ID_B, b"b")
     real_write_all = disk_module._write_all
     disk_full = [True]
@@ -604,7 +615,7 @@ def test_enospc_marks_the_store_full_for_a_window(
 
 
 def test_enospc_in_the_footer_or_fsync_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = DiskBlobStore(tmp_path, fsync=True)
+    store = file_store(tmp_path, fsync=True)
 
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -644,7 +655,7 @@ def test_a_failing_quarantine_listener_does_not_break_reads(tmp_path: Path) -> N
     def broken(blob_id: str) -> None:
         raise RuntimeError("listener broke")
 
-    store = DiskBlobStore(tmp_path, fsync=False, on_quarantine=broken)
+    store = file_store(tmp_path, fsync=False, on_quarantine=broken)
     put(store, ID_A, body(100))
     flip_byte(store.blob_path(ID_A), 5)
     with pytest.raises(BlobCorrupt):

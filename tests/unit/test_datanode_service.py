@@ -17,6 +17,7 @@ from datanode.servicer import LIST_BATCH, BlobService
 from ringstore.errors import ERROR_CODE_KEY
 from ringstore.rpc import MAX_MESSAGE, insecure_channel, make_server
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
+from tests.damage import flip
 
 ID_A = "0123456789abcdef0123456789abcdef"
 ID_B = "fedcba9876543210fedcba9876543210"
@@ -89,7 +90,7 @@ def test_put_get_stat_usage_delete(tmp_path: Path) -> None:
     async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
         reply = await put(stub, ID_A, data)
         assert (reply.blob_id, reply.length, reply.crc32c) == (ID_A, len(data), crc32c(data))
-        assert store.blob_path(ID_A).exists()  # acknowledged means stored
+        assert store.locate(ID_A) is not None  # acknowledged means stored
 
         assert await get(stub, ID_A) == data
         offset = SEGMENT_SIZE - 3
@@ -124,9 +125,7 @@ def test_corrupt_blob_is_data_loss(tmp_path: Path) -> None:
 
     async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
         await put(stub, ID_A, data)
-        with open(store.blob_path(ID_A), "r+b") as f:
-            f.seek(SEGMENT_SIZE + 1)
-            f.write(bytes([data[SEGMENT_SIZE + 1] ^ 0xFF]))
+        flip(store, ID_A, SEGMENT_SIZE + 1)
         err = await expect_error(get(stub, ID_A), grpc.StatusCode.DATA_LOSS, "BlobCorrupt")
         assert "segment 1" in (err.details() or "")
         assert list((store.root / "quarantine").iterdir())
@@ -191,6 +190,31 @@ def test_out_of_range_get(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_read_blob_serves_one_message_verified(tmp_path: Path) -> None:
+    data = os.urandom(SEGMENT_SIZE + 100)
+
+    async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
+        await put(stub, ID_A, data)
+
+        async def read(offset: int, length: int) -> bytes:
+            request = blob_pb2.GetBlobRequest(blob_id=ID_A, offset=offset, length=length)
+            return (await stub.ReadBlob(request)).data
+
+        assert await read(0, len(data)) == data
+        assert await read(SEGMENT_SIZE - 5, 10) == data[SEGMENT_SIZE - 5 : SEGMENT_SIZE + 5]
+        for bad_length in (0, MAX_MESSAGE + 1):
+            err = await expect_error(read(0, bad_length), grpc.StatusCode.INVALID_ARGUMENT,
+                                     "InvalidArgument")  # fmt: skip
+            assert "use GetBlob" in (err.details() or "")
+        await expect_error(read(len(data), 1), grpc.StatusCode.OUT_OF_RANGE, "InvalidRange")
+        request = blob_pb2.GetBlobRequest(blob_id=ID_B, length=1)
+        await expect_error(stub.ReadBlob(request), grpc.StatusCode.NOT_FOUND, "BlobNotFound")
+        flip(store, ID_A, SEGMENT_SIZE + 1)
+        await expect_error(read(0, len(data)), grpc.StatusCode.DATA_LOSS, "BlobCorrupt")
+
+    run(tmp_path, scenario)
+
+
 def test_list_in_batches(tmp_path: Path) -> None:
     ids = sorted(f"{i:032x}" for i in range(LIST_BATCH + 5))
 
@@ -230,7 +254,8 @@ def test_bad_id_on_every_call(tmp_path: Path, blob_id: str) -> None:
 
 
 def test_abandoned_put_leaves_nothing(tmp_path: Path) -> None:
-    """A client that goes away mid-stream: the write is aborted, its temp file removed."""
+    """A client that goes away mid-stream: the write is aborted, its temp file removed. (A blob
+    too large for a volume, so that the write in progress shows as a file under tmp/.)"""
 
     async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
         sent = asyncio.Event()
@@ -238,7 +263,7 @@ def test_abandoned_put_leaves_nothing(tmp_path: Path) -> None:
 
         async def stalls() -> AsyncIterator[blob_pb2.PutBlobRequest]:
             yield blob_pb2.PutBlobRequest(
-                header=blob_pb2.PutBlobHeader(blob_id=ID_B, length=10, crc32c=0)
+                header=blob_pb2.PutBlobHeader(blob_id=ID_B, length=2 * 1024 * 1024, crc32c=0)
             )
             yield blob_pb2.PutBlobRequest(data=b"12345")
             sent.set()
@@ -327,7 +352,7 @@ def test_replicate_pulls_from_the_first_source_that_serves(
         sources = [NOBODY, addresses[1], addresses[2]]  # unreachable, lacks it, has it
         reply = await target.ReplicateBlob(replicate_request(ID_A, data, sources), timeout=20)
         assert (reply.blob_id, reply.length, reply.crc32c) == (ID_A, len(data), crc32c(data))
-        assert stores[0].blob_path(ID_A).exists()  # acknowledged means stored
+        assert stores[0].locate(ID_A) is not None  # acknowledged means stored
         assert await get(target, ID_A) == data
         assert os.listdir(stores[0].root / "tmp") == []
         # Streamed piece by piece, never held whole.
@@ -347,10 +372,7 @@ def test_replicate_skips_a_source_serving_corrupt_data(tmp_path: Path) -> None:
         target, bad, good = stubs
         await put(bad, ID_A, data)
         await put(good, ID_A, data)
-        path = stores[1].blob_path(ID_A)
-        with open(path, "r+b") as f:
-            f.seek(SEGMENT_SIZE + 7)
-            f.write(bytes([data[SEGMENT_SIZE + 7] ^ 1]))
+        flip(stores[1], ID_A, SEGMENT_SIZE + 7)
         request = replicate_request(ID_A, data, [addresses[1], addresses[2]])
         await target.ReplicateBlob(request, timeout=20)
         assert await get(target, ID_A) == data
@@ -416,8 +438,7 @@ def test_replicate_replaces_a_corrupt_local_copy(tmp_path: Path) -> None:
         target, holder = stubs
         await put(target, ID_A, data)
         await put(holder, ID_A, data)
-        with open(stores[0].blob_path(ID_A), "r+b") as f:
-            f.write(bytes([data[0] ^ 1]))
+        flip(stores[0], ID_A, 0, mask=1)
         await target.ReplicateBlob(replicate_request(ID_A, data, [addresses[1]]), timeout=20)
         assert await get(target, ID_A) == data
         assert stores[0].usage().quarantined == 1
@@ -521,7 +542,7 @@ def test_unary_write_blob(tmp_path: Path) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             "InvalidArgument",
         )
-        assert not store.blob_path(ID_B).exists() and not store.blob_path(ID_C).exists()
+        assert store.locate(ID_B) is None and store.locate(ID_C) is None
         assert list(store.list()) and [s.blob_id for s in store.list()] == [ID_A]
 
     run(tmp_path, scenario)

@@ -59,6 +59,12 @@ class FakeStub:
         self.received = body
         return blob_pb2.PutBlobResponse()
 
+    async def ReadBlob(self, request: Any, timeout: float) -> Any:
+        self.unary_reads = getattr(self, "unary_reads", 0) + 1
+        async for message in self.GetBlob(request, timeout):
+            return message
+        raise AssertionError("GetBlob sent nothing")
+
     def GetBlob(self, request: Any, timeout: float) -> AsyncIterator[Any]:
         async def stream() -> AsyncIterator[Any]:
             if self.behaviour == "fail":
@@ -89,7 +95,7 @@ class FakeView(ClusterView):
     def write_candidates(self, placement_hash: int) -> list[str]:
         return list(self.order)
 
-    def read_order(self, holders: Any) -> list[str]:
+    def read_order(self, holders: Any, spread: int = 0) -> list[str]:
         return list(holders)
 
     def blob_stub(self, node_id: str) -> Any:
@@ -216,3 +222,31 @@ def test_write_candidates_skip_down_draining_and_full_nodes() -> None:
     view.mark_suspect("dn1")
     assert view.write_candidates(12345)[-1] == "dn1"
     assert view.read_order(["dn2", "dn3", "dn1"]) == ["dn3", "dn1", "dn2"]
+
+
+def test_read_order_spreads_chunks_over_their_copies_and_keeps_one_chunk_on_one_node() -> None:
+    view = ClusterView(meta=None, rpc_timeout=TIMEOUT)  # type: ignore[arg-type]
+    for node_id in ("dn1", "dn2", "dn3", "dn4"):
+        view.nodes[node_id] = common_pb2.NodeInfo(id=node_id, state="up")
+    holders = ["dn1", "dn2", "dn3"]
+    firsts = {view.read_order(holders, spread=s)[0] for s in range(3)}
+    assert firsts == {"dn1", "dn2", "dn3"}
+    assert view.read_order(holders, spread=7) == view.read_order(holders, spread=7)
+    assert view.read_order(holders, spread=1) == ["dn2", "dn3", "dn1"]
+    view.mark_suspect("dn2")  # a suspect copy goes last whatever the spread
+    assert view.read_order(holders, spread=1) == ["dn3", "dn1", "dn2"]
+    view.nodes["dn3"] = common_pb2.NodeInfo(id="dn3", state="down")
+    assert view.read_order(holders, spread=1) == ["dn1", "dn2", "dn3"]
+
+
+def test_reads_of_one_message_are_unary_and_larger_ones_stream() -> None:
+    from ringstore.rpc import MAX_MESSAGE
+
+    small = b"s" * 1000
+    view = FakeView({"dn1": "ok"}, data=small)
+    assert read(view, small) == small
+    assert view.stubs["dn1"].unary_reads == 1  # type: ignore[attr-defined]
+    large = b"l" * (MAX_MESSAGE + 1)
+    view = FakeView({"dn1": "ok"}, data=large)
+    assert read(view, large) == large
+    assert not hasattr(view.stubs["dn1"], "unary_reads")

@@ -20,6 +20,7 @@ from datanode.servicer import BlobService
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import insecure_channel, make_server
 from ringstore.v1 import blob_pb2, blob_pb2_grpc, meta_pb2, meta_pb2_grpc
+from tests.damage import flip
 
 ID_A = "0123456789abcdef0123456789abcdef"
 ID_B = "fedcba9876543210fedcba9876543210"
@@ -31,14 +32,6 @@ def put(store: BlobStore, blob_id: str, data: bytes) -> None:
         for start in range(0, len(data), PIECE_SIZE):
             writer.write(data[start : start + PIECE_SIZE])
         writer.commit()
-
-
-def flip_byte(path: Path, position: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(position)
-        byte = f.read(1)
-        f.seek(position)
-        f.write(bytes([byte[0] ^ 0x40]))
 
 
 class FakeClock:
@@ -172,12 +165,12 @@ def test_a_pass_finds_a_corrupt_blob_quarantines_and_reports_it(tmp_path: Path) 
             data = random.Random(7).randbytes(3 * PIECE_SIZE)
             for blob_id in (ID_A, ID_B, ID_C):
                 put(store, blob_id, data)
-            flip_byte(store.blob_path(ID_B), 2 * PIECE_SIZE + 3)
+            flip(store, ID_B, 2 * PIECE_SIZE + 3)
             scrubber = Scrubber(
                 store, rate=10 * PIECE_SIZE, interval=1, clock=clock.__call__, sleep=clock.sleep
             )
             assert await scrubber.scrub_pass() == [ID_B]
-            assert not store.blob_path(ID_B).exists()
+            assert store.locate(ID_B) is None
             assert [p.name.split(".")[0] for p in (tmp_path / "quarantine").iterdir()] == [ID_B]
             assert store.usage().quarantined == 1
             assert scrubber.corrupt_found == 1
@@ -325,7 +318,7 @@ def test_a_corrupt_blob_met_by_get_blob_is_reported(tmp_path: Path) -> None:
             reporter.start()
             store = DiskBlobStore(tmp_path, fsync=False, on_quarantine=reporter.note)
             put(store, ID_A, b"some bytes")
-            flip_byte(store.blob_path(ID_A), 2)
+            flip(store, ID_A, 2)
             server, _, port = make_server("127.0.0.1:0")
             blob_pb2_grpc.add_BlobServicer_to_server(BlobService(store), server)
             await server.start()
