@@ -14,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
 from grpc import aio
 
 from datanode import replicator
 from datanode.blobstore import BlobStat, BlobStore, BlobWriter
-from ringstore.errors import InvalidArgument
+from ringstore.errors import InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # blobs one WriteBlobs call may carry
 
 LIST_BATCH = 1000  # blobs per ListBlobs message
 _END = object()
@@ -80,6 +85,37 @@ class BlobService(blob_pb2_grpc.BlobServicer):
             asyncio.to_thread(_write_whole, self._store, request.header, request.data)
         )
         return _put_response(stat)
+
+    @handler
+    async def WriteBlobs(
+        self, request: blob_pb2.WriteBlobsRequest, context: aio.ServicerContext
+    ) -> blob_pb2.WriteBlobsResponse:
+        if len(request.blobs) > MAX_BATCH:
+            raise InvalidArgument(
+                f"WriteBlobs: {len(request.blobs)} blobs is more than one call may carry "
+                f"({MAX_BATCH})"
+            )
+        # The blobs are written concurrently, so that one group fdatasync can serve them all.
+        results = await asyncio.gather(*(self._write_one(item) for item in request.blobs))
+        return blob_pb2.WriteBlobsResponse(results=results)
+
+    async def _write_one(self, item: blob_pb2.WriteBlobRequest) -> blob_pb2.WriteBlobResult:
+        try:
+            if len(item.data) > MAX_MESSAGE:
+                raise InvalidArgument(
+                    f"WriteBlobs {item.header.blob_id}: {len(item.data)} bytes is more than "
+                    f"one blob of a batch may carry ({MAX_MESSAGE}); use PutBlob"
+                )
+            stat = await asyncio.shield(
+                asyncio.to_thread(_write_whole, self._store, item.header, item.data)
+            )
+        except RingstoreError as err:
+            return blob_pb2.WriteBlobResult(error_code=err.code, error_message=err.message)
+        except Exception as exc:  # as the handler would for a lone WriteBlob
+            log.exception("WriteBlobs %s failed", item.header.blob_id)
+            failed = InternalError(f"WriteBlobs {item.header.blob_id}: {exc!r}")
+            return blob_pb2.WriteBlobResult(error_code=failed.code, error_message=failed.message)
+        return blob_pb2.WriteBlobResult(stored=_put_response(stat))
 
     @handler
     async def ReplicateBlob(

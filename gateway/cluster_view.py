@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from gateway.batching import WriteBatcher
 from ringstore.errors import ServiceUnavailable
 from ringstore.ring import Ring
 from ringstore.rpc import insecure_channel
@@ -38,6 +39,7 @@ class ClusterView:
         self.chunk_size = 8 * 1024 * 1024
         self._suspect_until: dict[str, float] = {}
         self._channels: dict[str, tuple[str, object]] = {}
+        self._batchers: dict[str, WriteBatcher] = {}
         self._reports: set[asyncio.Task[None]] = set()
         self.synced = False  # set by the first successful refresh
 
@@ -131,6 +133,14 @@ class ClusterView:
         count = len(holders) or 1
         order = sorted(range(len(holders)), key=lambda i: (rank(holders[i]), (i - spread) % count))
         return [holders[i] for i in order]
+
+    def write_batcher(self, node_id: str) -> WriteBatcher:
+        """The coalescer of small blob writes to the node (one per node, kept)."""
+        batcher = self._batchers.get(node_id)
+        if batcher is None:
+            batcher = WriteBatcher(lambda: self.blob_stub(node_id))
+            self._batchers[node_id] = batcher
+        return batcher
 
     def blob_stub(self, node_id: str) -> blob_pb2_grpc.BlobStub:
         """A stub for the node's Blob service, reusing one channel per address."""

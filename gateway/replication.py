@@ -42,11 +42,11 @@ async def _put_blob(
     pieces: Sequence[bytes],
     timeout: float,
 ) -> str:
-    stub = view.blob_stub(node_id)
-    if len(pieces) == 1:  # a small chunk: one unary call is far cheaper than a stream
+    if len(pieces) == 1:  # a small chunk: unary (and coalesced) calls cost far less than a stream
         request = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
-        await stub.WriteBlob(request, timeout=timeout)
+        await view.write_batcher(node_id).write(request, timeout=timeout)
         return node_id
+    stub = view.blob_stub(node_id)
 
     async def messages():  # type: ignore[no-untyped-def]
         yield blob_pb2.PutBlobRequest(header=header)

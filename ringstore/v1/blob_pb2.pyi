@@ -54,6 +54,28 @@ class PutBlobResponse(_message.Message):
     crc32c: int
     def __init__(self, blob_id: _Optional[str] = ..., length: _Optional[int] = ..., crc32c: _Optional[int] = ...) -> None: ...
 
+class WriteBlobsRequest(_message.Message):
+    __slots__ = ("blobs",)
+    BLOBS_FIELD_NUMBER: _ClassVar[int]
+    blobs: _containers.RepeatedCompositeFieldContainer[WriteBlobRequest]
+    def __init__(self, blobs: _Optional[_Iterable[_Union[WriteBlobRequest, _Mapping]]] = ...) -> None: ...
+
+class WriteBlobResult(_message.Message):
+    __slots__ = ("stored", "error_code", "error_message")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    stored: PutBlobResponse
+    error_code: str
+    error_message: str
+    def __init__(self, stored: _Optional[_Union[PutBlobResponse, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class WriteBlobsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[WriteBlobResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[WriteBlobResult, _Mapping]]] = ...) -> None: ...
+
 class GetBlobRequest(_message.Message):
     __slots__ = ("blob_id", "offset", "length")
     BLOB_ID_FIELD_NUMBER: _ClassVar[int]

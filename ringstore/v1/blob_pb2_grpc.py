@@ -44,6 +44,11 @@ class BlobStub:
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
                 _registered_method=True)
+        self.WriteBlobs = channel.unary_unary(
+                '/ringstore.v1.Blob/WriteBlobs',
+                request_serializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobsResponse.FromString,
+                _registered_method=True)
         self.GetBlob = channel.unary_stream(
                 '/ringstore.v1.Blob/GetBlob',
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
@@ -95,6 +100,14 @@ class BlobServicer:
     def WriteBlob(self, request, context):
         """The same for a blob small enough for one message (at most 1 MiB): one unary call instead
         of a stream, which costs far less per small chunk.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteBlobs(self, request, context):
+        """Several such blobs in one call (the gateway coalesces concurrent small writes to one node):
+        each is stored, acknowledged or refused on its own, exactly as by WriteBlob.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +171,11 @@ def add_BlobServicer_to_server(servicer, server):
                     servicer.WriteBlob,
                     request_deserializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.SerializeToString,
+            ),
+            'WriteBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteBlobs,
+                    request_deserializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_blob__pb2.WriteBlobsResponse.SerializeToString,
             ),
             'GetBlob': grpc.unary_stream_rpc_method_handler(
                     servicer.GetBlob,
@@ -249,6 +267,33 @@ class Blob:
             '/ringstore.v1.Blob/WriteBlob',
             ringstore_dot_v1_dot_blob__pb2.WriteBlobRequest.SerializeToString,
             ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Blob/WriteBlobs',
+            ringstore_dot_v1_dot_blob__pb2.WriteBlobsRequest.SerializeToString,
+            ringstore_dot_v1_dot_blob__pb2.WriteBlobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

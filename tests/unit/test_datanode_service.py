@@ -190,6 +190,38 @@ def test_out_of_range_get(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_write_blobs_stores_or_refuses_each_blob_on_its_own(tmp_path: Path) -> None:
+    from datanode.servicer import MAX_BATCH
+
+    blobs = {f"{i:032x}": os.urandom(1000 + i) for i in range(5)}
+    bad_crc, too_big = f"{98:032x}", f"{99:032x}"
+
+    def item(blob_id: str, data: bytes, crc: int | None = None) -> blob_pb2.WriteBlobRequest:
+        header = blob_pb2.PutBlobHeader(
+            blob_id=blob_id, length=len(data), crc32c=crc32c(data) if crc is None else crc
+        )
+        return blob_pb2.WriteBlobRequest(header=header, data=data)
+
+    async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
+        items = [item(b, d) for b, d in blobs.items()]
+        items.insert(2, item(bad_crc, b"payload", crc=1))
+        items.append(item(too_big, b"x" * (MAX_MESSAGE + 1)))
+        reply = await stub.WriteBlobs(blob_pb2.WriteBlobsRequest(blobs=items))
+        codes = [r.error_code for r in reply.results]
+        assert codes == ["", "", "BlobCorrupt", "", "", "", "InvalidArgument"]
+        assert "use PutBlob" in reply.results[-1].error_message
+        stored = [r.stored for r in reply.results if not r.error_code]
+        assert [(s.blob_id, s.length) for s in stored] == [(b, len(d)) for b, d in blobs.items()]
+        for blob_id, data in blobs.items():
+            assert await get(stub, blob_id) == data
+        assert sorted(s.blob_id for s in store.list()) == sorted(blobs)
+        many = blob_pb2.WriteBlobsRequest(blobs=[items[0]] * (MAX_BATCH + 1))
+        await expect_error(stub.WriteBlobs(many), grpc.StatusCode.INVALID_ARGUMENT,
+                           "InvalidArgument")  # fmt: skip
+
+    run(tmp_path, scenario)
+
+
 def test_read_blob_serves_one_message_verified(tmp_path: Path) -> None:
     data = os.urandom(SEGMENT_SIZE + 100)
 

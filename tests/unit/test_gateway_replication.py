@@ -44,6 +44,19 @@ class FakeStub:
         self.unary_writes = getattr(self, "unary_writes", 0) + 1
         return await self.PutBlob(one(), timeout)
 
+    async def WriteBlobs(self, request: Any, timeout: float) -> Any:
+        results = []
+        for blob in request.blobs:
+            try:
+                stored = await self.WriteBlob(blob, timeout)
+            except grpc.aio.AioRpcError:
+                if len(request.blobs) == 1:
+                    raise
+                results.append(blob_pb2.WriteBlobResult(error_code="ServiceUnavailable"))
+            else:
+                results.append(blob_pb2.WriteBlobResult(stored=stored))
+        return blob_pb2.WriteBlobsResponse(results=results)
+
     async def PutBlob(self, messages: AsyncIterator[Any], timeout: float) -> Any:
         body = b""
         async for m in messages:

@@ -1,0 +1,143 @@
+"""The gateway's coalescing of small blob writes to one datanode (gateway/batching.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway import batching
+from gateway.batching import WriteBatcher
+from ringstore.errors import InsufficientStorage, InternalError
+from ringstore.v1 import blob_pb2
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "injected")
+
+
+class FakeNode:
+    """A datanode stub that records its calls; each call takes ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.02, refuse: frozenset[str] = frozenset()) -> None:
+        self.delay = delay
+        self.refuse = refuse  # blob ids refused as a full disk would
+        self.fail_calls = False
+        self.calls: list[list[str]] = []
+        self.short_reply = False
+
+    async def WriteBlob(self, request: Any, timeout: float) -> Any:
+        self.calls.append([request.header.blob_id])
+        await asyncio.sleep(self.delay)
+        if self.fail_calls:
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+        return blob_pb2.PutBlobResponse(blob_id=request.header.blob_id)
+
+    async def WriteBlobs(self, request: Any, timeout: float) -> Any:
+        self.calls.append([b.header.blob_id for b in request.blobs])
+        await asyncio.sleep(self.delay)
+        if self.fail_calls:
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+        results = []
+        for blob in request.blobs:
+            if blob.header.blob_id in self.refuse:
+                refused = blob_pb2.WriteBlobResult(
+                    error_code="InsufficientStorage", error_message="the datanode is full"
+                )
+                results.append(refused)
+            else:
+                results.append(blob_pb2.WriteBlobResult(stored=blob_pb2.PutBlobResponse()))
+        if self.short_reply:
+            results.pop()
+        return blob_pb2.WriteBlobsResponse(results=results)
+
+
+def request(blob_id: str, size: int = 10) -> blob_pb2.WriteBlobRequest:
+    return blob_pb2.WriteBlobRequest(
+        header=blob_pb2.PutBlobHeader(blob_id=blob_id, length=size), data=b"x" * size
+    )
+
+
+async def write_all(batcher: WriteBatcher, count: int, size: int = 10) -> list[Any]:
+    return await asyncio.gather(
+        *(batcher.write(request(f"b{i}", size), timeout=5) for i in range(count)),
+        return_exceptions=True,
+    )
+
+
+def test_a_lone_write_leaves_at_once_as_a_plain_write_blob() -> None:
+    node = FakeNode()
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    assert asyncio.run(write_all(batcher, 1)) == [None]
+    assert node.calls == [["b0"]]
+
+
+def test_concurrent_writes_share_calls() -> None:
+    node = FakeNode()
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    assert asyncio.run(write_all(batcher, 40)) == [None] * 40
+    sent = [b for call in node.calls for b in call]
+    assert sorted(sent) == sorted(f"b{i}" for i in range(40))  # each exactly once
+    # The first MAX_IN_FLIGHT go alone at once; the rest queue and go together.
+    assert node.calls[: batching.MAX_IN_FLIGHT] == [
+        [f"b{i}"] for i in range(batching.MAX_IN_FLIGHT)
+    ]
+    assert len(node.calls) <= batching.MAX_IN_FLIGHT + 2
+    assert all(len(call) <= batching.MAX_BLOBS for call in node.calls)
+    assert (batcher.calls, batcher.blobs) == (len(node.calls), 40)
+
+
+def test_calls_hold_at_most_max_bytes() -> None:
+    node = FakeNode()
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    size = batching.MAX_BYTES // 3
+    assert asyncio.run(write_all(batcher, 12, size=size)) == [None] * 12
+    assert all(len(call) <= 3 for call in node.calls)
+
+
+def test_a_refused_blob_fails_alone() -> None:
+    node = FakeNode(refuse=frozenset({"b5"}))
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    outcomes = asyncio.run(write_all(batcher, 10))
+    assert isinstance(outcomes[5], InsufficientStorage)
+    assert "full" in outcomes[5].message
+    assert [o for i, o in enumerate(outcomes) if i != 5] == [None] * 9
+
+
+def test_a_failed_call_fails_every_blob_in_it() -> None:
+    node = FakeNode()
+    node.fail_calls = True
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    outcomes = asyncio.run(write_all(batcher, 10))
+    assert all(isinstance(o, grpc.aio.AioRpcError) for o in outcomes)
+
+
+def test_a_reply_with_the_wrong_count_fails_the_batch() -> None:
+    node = FakeNode()
+    node.short_reply = True
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    outcomes = asyncio.run(write_all(batcher, 10))
+    batched = outcomes[batching.MAX_IN_FLIGHT :]
+    assert batched and all(isinstance(o, InternalError) for o in batched)
+
+
+def test_a_write_whose_caller_gave_up_while_queued_is_not_sent() -> None:
+    node = FakeNode(delay=0.05)
+    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+
+    async def scenario() -> None:
+        first = [asyncio.create_task(batcher.write(request(f"a{i}"), 5)) for i in range(2)]
+        await asyncio.sleep(0)
+        doomed = asyncio.create_task(batcher.write(request("gone"), 5))
+        kept = asyncio.create_task(batcher.write(request("kept"), 5))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        await asyncio.gather(*first, kept)
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+
+    asyncio.run(scenario())
+    sent = [b for call in node.calls for b in call]
+    assert "gone" not in sent and "kept" in sent
