@@ -1,93 +1,113 @@
-"""Coalescing of small blob writes to one datanode into WriteBlobs calls.
+"""Coalescing of concurrent small calls to one server into batch calls.
 
-On two cores the cost of a small PUT is mostly gRPC's per-call work (see bench/RESULTS.md):
+On two cores the cost of a small request is mostly gRPC's per-call work (see bench/RESULTS.md):
 about 0.3 ms of CPU in the caller and 0.45 ms in the callee for every unary call, whatever it
-carries. Under concurrency, many chunk writes go to the same datanode at once; sending those
-that queue up while a call is in flight as one call pays that cost once for all of them, and the
-datanode's volume store then serves them with one shared fdatasync.
+carries. Under concurrency many small calls go to the same server at once: chunk writes to a
+datanode, commits and lookups to the metanode. Sending those that queue up while a call is in
+flight as one batch call pays that cost once for all of them (and the datanode's volumes or the
+metanode's group commit then serve the whole batch with one fsync).
 
-A write never waits for company: with fewer than :data:`MAX_IN_FLIGHT` calls in flight to the
-node, it leaves at once (alone, as a plain WriteBlob). Each blob is still acknowledged or refused
-on its own, so the quorum logic above sees exactly what separate calls would give it.
+A call never waits for company: with fewer than ``max_in_flight`` calls in flight it leaves at
+once, alone, as the plain unary call. Each request in a batch still succeeds or fails on its own,
+so callers see exactly what separate calls would have given them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from ringstore.errors import ERRORS, InternalError, RingstoreError
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
 
-MAX_IN_FLIGHT = 1  # calls to one datanode at once; writes queue behind them and go together
-MAX_BLOBS = 32  # blobs in one call at most
-MAX_BYTES = 2 * 1024 * 1024  # body bytes in one call at most (a message may hold 4 MiB)
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
+MAX_IN_FLIGHT = 1  # calls at once; requests queue behind them and leave together
+MAX_ITEMS = 32  # requests in one batch at most
+MAX_BYTES = 2 * 1024 * 1024  # request bytes in one batch at most (a message may hold 4 MiB)
+
+One = Callable[[Req, float], Awaitable[Res]]
+Many = Callable[[list[Req], float], Awaitable[Sequence["Res | RingstoreError"]]]
 
 
 @dataclasses.dataclass
-class _Pending:
-    request: blob_pb2.WriteBlobRequest
-    future: asyncio.Future[None]
+class _Pending(Generic[Req, Res]):
+    request: Req
+    future: asyncio.Future[Res]
     deadline: float  # loop time
 
 
-class WriteBatcher:
-    """Small blob writes to one datanode, coalesced. ``stub()`` returns the node's current
-    Blob stub (its address may change)."""
+class Coalescer(Generic[Req, Res]):
+    """Calls to one server, coalesced. ``one(request, timeout)`` is the plain call;
+    ``many(requests, timeout)`` the batch call, returning per request its result or the
+    :class:`RingstoreError` it failed with; ``size(request)`` its bytes."""
 
-    def __init__(self, stub: Callable[[], blob_pb2_grpc.BlobStub]) -> None:
-        self._stub = stub
-        self._queue: list[_Pending] = []
+    def __init__(
+        self,
+        one: One[Req, Res],
+        many: Many[Req, Res],
+        *,
+        size: Callable[[Req], int] = lambda request: 0,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_items: int = MAX_ITEMS,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self._one = one
+        self._many = many
+        self._size = size
+        self._max_in_flight = max_in_flight
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._queue: list[_Pending[Req, Res]] = []
         self._in_flight = 0
-        self.calls = 0  # WriteBlob/WriteBlobs calls sent (for tests and benchmarks)
-        self.blobs = 0  # blobs they carried
+        self.calls = 0  # calls sent (for tests and benchmarks)
+        self.requests = 0  # requests they carried
 
-    async def write(self, request: blob_pb2.WriteBlobRequest, timeout: float) -> None:
-        """Store one blob of at most one message; raises what a lone WriteBlob would (an
-        AioRpcError for the call, or the RingstoreError the node gave for this blob)."""
+    async def call(self, request: Req, timeout: float) -> Res:
+        """The result of ``request``; raises what the plain call would (the transport's error
+        for the call, or the RingstoreError the server gave for this request)."""
         loop = asyncio.get_running_loop()
-        pending = _Pending(request, loop.create_future(), loop.time() + timeout)
+        pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), loop.time() + timeout)
         self._queue.append(pending)
         self._pump()
-        await pending.future
+        return await pending.future
 
     def _pump(self) -> None:
-        while self._queue and self._in_flight < MAX_IN_FLIGHT:
-            batch: list[_Pending] = []
+        while self._queue and self._in_flight < self._max_in_flight:
+            batch: list[_Pending[Req, Res]] = []
             size = 0
-            while self._queue and len(batch) < MAX_BLOBS:
+            while self._queue and len(batch) < self._max_items:
                 item = self._queue[0]
-                if batch and size + len(item.request.data) > MAX_BYTES:
+                if batch and size + self._size(item.request) > self._max_bytes:
                     break
                 self._queue.pop(0)
                 if item.future.done():  # its caller gave up while it queued
                     continue
                 batch.append(item)
-                size += len(item.request.data)
+                size += self._size(item.request)
             if not batch:
                 continue
             self._in_flight += 1
             asyncio.get_running_loop().create_task(self._send(batch))
 
-    async def _send(self, batch: list[_Pending]) -> None:
+    async def _send(self, batch: list[_Pending[Req, Res]]) -> None:
         try:
             self.calls += 1
-            self.blobs += len(batch)
+            self.requests += len(batch)
             timeout = max(p.deadline for p in batch) - asyncio.get_running_loop().time()
+            timeout = max(timeout, 0.001)
             if len(batch) == 1:
-                await self._stub().WriteBlob(batch[0].request, timeout=max(timeout, 0.001))
-                _settle(batch[0].future, None)
+                _settle(batch[0].future, await self._one(batch[0].request, timeout))
                 return
-            request = blob_pb2.WriteBlobsRequest(blobs=[p.request for p in batch])
-            reply = await self._stub().WriteBlobs(request, timeout=max(timeout, 0.001))
-            if len(reply.results) != len(batch):
-                raise InternalError(
-                    f"WriteBlobs: {len(reply.results)} results for {len(batch)} blobs"
-                )
-            for item, result in zip(batch, reply.results, strict=True):
-                _settle(item.future, _error(result))
-        except Exception as exc:  # the call itself failed: every blob in it did
+            results = await self._many([p.request for p in batch], timeout)
+            if len(results) != len(batch):
+                raise InternalError(f"a batch of {len(batch)} requests got {len(results)} results")
+            for item, result in zip(batch, results, strict=True):
+                _settle(item.future, result)
+        except Exception as exc:  # the call itself failed: every request in it did
             for item in batch:
                 _settle(item.future, exc)
         finally:
@@ -95,16 +115,35 @@ class WriteBatcher:
             self._pump()
 
 
-def _error(result: blob_pb2.WriteBlobResult) -> RingstoreError | None:
-    if not result.error_code:
+def result_error(code: str, message: str) -> RingstoreError | None:
+    """The error a batch result carries (its ringstore error code and message), or None."""
+    if not code:
         return None
-    return ERRORS.get(result.error_code, InternalError)(result.error_message)
+    return ERRORS.get(code, InternalError)(message)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[Res], outcome: object) -> None:
     if future.done():
         return  # the caller gave up (a straggler after the quorum's grace)
-    if error is None:
-        future.set_result(None)
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
     else:
-        future.set_exception(error)
+        future.set_result(outcome)  # type: ignore[arg-type]
+
+
+def blob_writes(
+    stub: Callable[[], blob_pb2_grpc.BlobStub],
+) -> Coalescer[blob_pb2.WriteBlobRequest, blob_pb2.PutBlobResponse]:
+    """Small blob writes to one datanode (``stub()`` is its current stub), coalesced into
+    WriteBlobs calls."""
+
+    async def one(request: blob_pb2.WriteBlobRequest, timeout: float) -> blob_pb2.PutBlobResponse:
+        return await stub().WriteBlob(request, timeout=timeout)
+
+    async def many(
+        requests: list[blob_pb2.WriteBlobRequest], timeout: float
+    ) -> list[blob_pb2.PutBlobResponse | RingstoreError]:
+        reply = await stub().WriteBlobs(blob_pb2.WriteBlobsRequest(blobs=requests), timeout=timeout)
+        return [result_error(r.error_code, r.error_message) or r.stored for r in reply.results]
+
+    return Coalescer(one, many, size=lambda request: len(request.data))

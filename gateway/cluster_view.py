@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 import grpc
 
-from gateway.batching import WriteBatcher
+from gateway.batching import Coalescer, blob_writes
 from ringstore.errors import ServiceUnavailable
 from ringstore.ring import Ring
 from ringstore.rpc import insecure_channel
-from ringstore.v1 import blob_pb2_grpc, common_pb2, meta_pb2, meta_pb2_grpc
+from ringstore.v1 import blob_pb2, blob_pb2_grpc, common_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,9 @@ class ClusterView:
         self.chunk_size = 8 * 1024 * 1024
         self._suspect_until: dict[str, float] = {}
         self._channels: dict[str, tuple[str, object]] = {}
-        self._batchers: dict[str, WriteBatcher] = {}
+        self._batchers: dict[
+            str, Coalescer[blob_pb2.WriteBlobRequest, blob_pb2.PutBlobResponse]
+        ] = {}
         self._reports: set[asyncio.Task[None]] = set()
         self.synced = False  # set by the first successful refresh
 
@@ -134,11 +136,13 @@ class ClusterView:
         order = sorted(range(len(holders)), key=lambda i: (rank(holders[i]), (i - spread) % count))
         return [holders[i] for i in order]
 
-    def write_batcher(self, node_id: str) -> WriteBatcher:
+    def write_batcher(
+        self, node_id: str
+    ) -> Coalescer[blob_pb2.WriteBlobRequest, blob_pb2.PutBlobResponse]:
         """The coalescer of small blob writes to the node (one per node, kept)."""
         batcher = self._batchers.get(node_id)
         if batcher is None:
-            batcher = WriteBatcher(lambda: self.blob_stub(node_id))
+            batcher = blob_writes(lambda: self.blob_stub(node_id))
             self._batchers[node_id] = batcher
         return batcher
 

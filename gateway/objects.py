@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import grpc
 
 from gateway import ingest, replication
+from gateway.batching import Coalescer, result_error
 from gateway.cluster_view import ClusterView
 from ringstore import validation
 from ringstore.errors import (
@@ -30,6 +31,7 @@ from ringstore.errors import (
     NoSuchBucket,
     NotModified,
     PreconditionFailed,
+    RingstoreError,
     from_rpc_error,
 )
 from ringstore.ring import placement_hash
@@ -95,11 +97,21 @@ class ObjectService:
         self.rpc_timeout = rpc_timeout
         self.max_concurrent_chunks = max_concurrent_chunks
         self._buckets_seen: dict[str, float] = {}  # bucket -> monotonic time it was seen
+        # Concurrent commits and lookups leave in batches (see gateway/batching.py).
+        self._commits = _coalesced_commits(meta)
+        self._lookups = _coalesced_lookups(meta)
 
     async def call_meta(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
         """One metanode call with a deadline; its error comes back as a RingstoreError."""
         try:
             return await call(request, timeout=self.rpc_timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def call_coalesced(self, coalescer: Coalescer[Any, T], request: Any) -> T:
+        """:meth:`call_meta` through a coalescer."""
+        try:
+            return await coalescer.call(request, self.rpc_timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
@@ -171,7 +183,7 @@ class ObjectService:
                 if_match=req.if_match,
                 if_none_match=req.if_none_match,
             )
-            return await self.call_meta(self.meta.CommitObject, commit)
+            return await self.call_coalesced(self._commits, commit)
         except BaseException as exc:
             if isinstance(exc, NoSuchBucket):
                 self._buckets_seen.pop(req.bucket, None)
@@ -183,7 +195,7 @@ class ObjectService:
     async def _record(self, bucket: str, key: str, version_id: str) -> meta_pb2.ObjectRecord:
         validation.check_key(key)
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key, version_id=version_id)
-        return await self.call_meta(self.meta.GetObjectRecord, req)
+        return await self.call_coalesced(self._lookups, req)
 
     async def head_object(
         self, bucket: str, key: str, version_id: str = ""
@@ -318,3 +330,37 @@ class ObjectService:
             moved += resp.moved
             if not resp.more:
                 return moved
+
+
+def _coalesced_commits(
+    meta: meta_pb2_grpc.MetaStub,
+) -> Coalescer[meta_pb2.CommitObjectRequest, common_pb2.ObjectInfo]:
+    async def one(request: meta_pb2.CommitObjectRequest, timeout: float) -> common_pb2.ObjectInfo:
+        return await meta.CommitObject(request, timeout=timeout)  # type: ignore[no-any-return]
+
+    async def many(
+        requests: list[meta_pb2.CommitObjectRequest], timeout: float
+    ) -> list[common_pb2.ObjectInfo | RingstoreError]:
+        batch = meta_pb2.CommitObjectsRequest(commits=requests)
+        reply = await meta.CommitObjects(batch, timeout=timeout)
+        return [result_error(r.error_code, r.error_message) or r.info for r in reply.results]
+
+    return Coalescer(one, many, size=lambda request: request.ByteSize())
+
+
+def _coalesced_lookups(
+    meta: meta_pb2_grpc.MetaStub,
+) -> Coalescer[meta_pb2.GetObjectRecordRequest, meta_pb2.ObjectRecord]:
+    async def one(
+        request: meta_pb2.GetObjectRecordRequest, timeout: float
+    ) -> meta_pb2.ObjectRecord:
+        return await meta.GetObjectRecord(request, timeout=timeout)  # type: ignore[no-any-return]
+
+    async def many(
+        requests: list[meta_pb2.GetObjectRecordRequest], timeout: float
+    ) -> list[meta_pb2.ObjectRecord | RingstoreError]:
+        batch = meta_pb2.GetObjectRecordsRequest(requests=requests)
+        reply = await meta.GetObjectRecords(batch, timeout=timeout)
+        return [result_error(r.error_code, r.error_message) or r.record for r in reply.results]
+
+    return Coalescer(one, many, size=lambda request: request.ByteSize())

@@ -44,7 +44,7 @@ async def _put_blob(
 ) -> str:
     if len(pieces) == 1:  # a small chunk: unary (and coalesced) calls cost far less than a stream
         request = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
-        await view.write_batcher(node_id).write(request, timeout=timeout)
+        await view.write_batcher(node_id).call(request, timeout)
         return node_id
     stub = view.blob_stub(node_id)
 

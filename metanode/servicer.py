@@ -4,6 +4,7 @@ statuses by :func:`ringstore.rpc.handler`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
@@ -18,10 +19,12 @@ from metanode.store.base import (
     NodeRecord,
     PartRecord,
     Store,
+    Transaction,
     UploadRecord,
     VersionRecord,
 )
 from ringstore.config import Config
+from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
@@ -163,9 +166,38 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         record = await self.store.acall(
             catalog.get_object_record, request.bucket, request.key, request.version_id
         )
-        return meta_pb2.ObjectRecord(
-            info=_view_info(record.object), chunks=[chunk_ref(b) for b in record.chunks]
-        )
+        return _record_message(record)
+
+    @handler
+    async def CommitObjects(self, request, context):  # type: ignore[no-untyped-def]
+        _check_batch("CommitObjects", len(request.commits))
+        # Each commit is its own transaction; queued together, they share one group commit.
+        results = await asyncio.gather(*(self._commit_one(c) for c in request.commits))
+        return meta_pb2.CommitObjectsResponse(results=results)
+
+    async def _commit_one(
+        self, request: meta_pb2.CommitObjectRequest
+    ) -> meta_pb2.CommitObjectResult:
+        try:
+            view = await self.store.acall(catalog.commit_object, decode_commit(request))
+        except RingstoreError as err:
+            return meta_pb2.CommitObjectResult(error_code=err.code, error_message=err.message)
+        return meta_pb2.CommitObjectResult(info=_view_info(view))
+
+    @handler
+    async def GetObjectRecords(self, request, context):  # type: ignore[no-untyped-def]
+        _check_batch("GetObjectRecords", len(request.requests))
+        found = await self.store.acall(_lookup_many, list(request.requests))
+        results = []
+        for outcome in found:
+            if isinstance(outcome, RingstoreError):
+                failed = meta_pb2.ObjectRecordResult(
+                    error_code=outcome.code, error_message=outcome.message
+                )
+                results.append(failed)
+            else:
+                results.append(meta_pb2.ObjectRecordResult(record=_record_message(outcome)))
+        return meta_pb2.GetObjectRecordsResponse(results=results)
 
     @handler
     async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -419,3 +451,34 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
 def add_to_server(servicer: MetaServicer, server: aio.Server) -> None:
     meta_pb2_grpc.add_MetaServicer_to_server(servicer, server)
+
+
+MAX_BATCH = 64  # requests one batch call may carry
+
+
+def _check_batch(call: str, count: int) -> None:
+    if count > MAX_BATCH:
+        raise InvalidArgument(
+            f"{call}: {count} requests is more than one call may carry ({MAX_BATCH})"
+        )
+
+
+def _lookup_many(
+    tx: Transaction, requests: list[meta_pb2.GetObjectRecordRequest]
+) -> list[catalog.ObjectRecordView | RingstoreError]:
+    """Several lookups in one read transaction (one trip to the store's thread); each finds its
+    record or the error the single lookup would raise. Lookups write nothing, so one failing
+    cannot undo another."""
+    found: list[catalog.ObjectRecordView | RingstoreError] = []
+    for r in requests:
+        try:
+            found.append(catalog.get_object_record(tx, r.bucket, r.key, r.version_id))
+        except RingstoreError as err:
+            found.append(err)
+    return found
+
+
+def _record_message(record: catalog.ObjectRecordView) -> meta_pb2.ObjectRecord:
+    return meta_pb2.ObjectRecord(
+        info=_view_info(record.object), chunks=[chunk_ref(b) for b in record.chunks]
+    )

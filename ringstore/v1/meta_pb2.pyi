@@ -51,6 +51,50 @@ class CommitObjectRequest(_message.Message):
     if_none_match: str
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ...) -> None: ...
 
+class CommitObjectsRequest(_message.Message):
+    __slots__ = ("commits",)
+    COMMITS_FIELD_NUMBER: _ClassVar[int]
+    commits: _containers.RepeatedCompositeFieldContainer[CommitObjectRequest]
+    def __init__(self, commits: _Optional[_Iterable[_Union[CommitObjectRequest, _Mapping]]] = ...) -> None: ...
+
+class CommitObjectResult(_message.Message):
+    __slots__ = ("info", "error_code", "error_message")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    info: _common_pb2.ObjectInfo
+    error_code: str
+    error_message: str
+    def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class CommitObjectsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[CommitObjectResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[CommitObjectResult, _Mapping]]] = ...) -> None: ...
+
+class GetObjectRecordsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[GetObjectRecordRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[GetObjectRecordRequest, _Mapping]]] = ...) -> None: ...
+
+class ObjectRecordResult(_message.Message):
+    __slots__ = ("record", "error_code", "error_message")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    record: ObjectRecord
+    error_code: str
+    error_message: str
+    def __init__(self, record: _Optional[_Union[ObjectRecord, _Mapping]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class GetObjectRecordsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ObjectRecordResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ObjectRecordResult, _Mapping]]] = ...) -> None: ...
+
 class GetObjectRecordRequest(_message.Message):
     __slots__ = ("bucket", "key", "version_id")
     BUCKET_FIELD_NUMBER: _ClassVar[int]

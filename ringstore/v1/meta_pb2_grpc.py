@@ -66,6 +66,16 @@ class MetaStub:
                 request_serializer=ringstore_dot_v1_dot_meta__pb2.GetObjectRecordRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_meta__pb2.ObjectRecord.FromString,
                 _registered_method=True)
+        self.CommitObjects = channel.unary_unary(
+                '/ringstore.v1.Meta/CommitObjects',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.CommitObjectsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.CommitObjectsResponse.FromString,
+                _registered_method=True)
+        self.GetObjectRecords = channel.unary_unary(
+                '/ringstore.v1.Meta/GetObjectRecords',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.GetObjectRecordsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.GetObjectRecordsResponse.FromString,
+                _registered_method=True)
         self.DeleteObject = channel.unary_unary(
                 '/ringstore.v1.Meta/DeleteObject',
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteObjectRequest.SerializeToString,
@@ -209,6 +219,20 @@ class MetaServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetObjectRecord(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitObjects(self, request, context):
+        """Batches of the two calls above (a gateway coalesces concurrent ones): each commit is its
+        own transaction and each request succeeds or fails on its own, as the single call would.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetObjectRecords(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -380,6 +404,16 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.GetObjectRecord,
                     request_deserializer=ringstore_dot_v1_dot_meta__pb2.GetObjectRecordRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_meta__pb2.ObjectRecord.SerializeToString,
+            ),
+            'CommitObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitObjects,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.CommitObjectsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.CommitObjectsResponse.SerializeToString,
+            ),
+            'GetObjectRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetObjectRecords,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.GetObjectRecordsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.GetObjectRecordsResponse.SerializeToString,
             ),
             'DeleteObject': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteObject,
@@ -649,6 +683,60 @@ class Meta:
             '/ringstore.v1.Meta/GetObjectRecord',
             ringstore_dot_v1_dot_meta__pb2.GetObjectRecordRequest.SerializeToString,
             ringstore_dot_v1_dot_meta__pb2.ObjectRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/CommitObjects',
+            ringstore_dot_v1_dot_meta__pb2.CommitObjectsRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.CommitObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObjectRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/GetObjectRecords',
+            ringstore_dot_v1_dot_meta__pb2.GetObjectRecordsRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.GetObjectRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

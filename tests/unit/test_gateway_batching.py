@@ -9,9 +9,9 @@ import grpc
 import pytest
 
 from gateway import batching
-from gateway.batching import WriteBatcher
+from gateway.batching import Coalescer, blob_writes
 from ringstore.errors import InsufficientStorage, InternalError
-from ringstore.v1 import blob_pb2
+from ringstore.v1 import blob_pb2, common_pb2, meta_pb2
 
 
 def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
@@ -60,24 +60,28 @@ def request(blob_id: str, size: int = 10) -> blob_pb2.WriteBlobRequest:
     )
 
 
-async def write_all(batcher: WriteBatcher, count: int, size: int = 10) -> list[Any]:
+async def write_all(batcher: Coalescer[Any, Any], count: int, size: int = 10) -> list[Any]:
     return await asyncio.gather(
-        *(batcher.write(request(f"b{i}", size), timeout=5) for i in range(count)),
+        *(batcher.call(request(f"b{i}", size), 5) for i in range(count)),
         return_exceptions=True,
     )
 
 
+def all_stored(outcomes: list[Any]) -> bool:
+    return all(isinstance(o, blob_pb2.PutBlobResponse) for o in outcomes)
+
+
 def test_a_lone_write_leaves_at_once_as_a_plain_write_blob() -> None:
     node = FakeNode()
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
-    assert asyncio.run(write_all(batcher, 1)) == [None]
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
+    assert [r.blob_id for r in asyncio.run(write_all(batcher, 1))] == ["b0"]
     assert node.calls == [["b0"]]
 
 
 def test_concurrent_writes_share_calls() -> None:
     node = FakeNode()
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
-    assert asyncio.run(write_all(batcher, 40)) == [None] * 40
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
+    assert all_stored(asyncio.run(write_all(batcher, 40)))
     sent = [b for call in node.calls for b in call]
     assert sorted(sent) == sorted(f"b{i}" for i in range(40))  # each exactly once
     # The first MAX_IN_FLIGHT go alone at once; the rest queue and go together.
@@ -85,31 +89,31 @@ def test_concurrent_writes_share_calls() -> None:
         [f"b{i}"] for i in range(batching.MAX_IN_FLIGHT)
     ]
     assert len(node.calls) <= batching.MAX_IN_FLIGHT + 2
-    assert all(len(call) <= batching.MAX_BLOBS for call in node.calls)
-    assert (batcher.calls, batcher.blobs) == (len(node.calls), 40)
+    assert all(len(call) <= batching.MAX_ITEMS for call in node.calls)
+    assert (batcher.calls, batcher.requests) == (len(node.calls), 40)
 
 
 def test_calls_hold_at_most_max_bytes() -> None:
     node = FakeNode()
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
     size = batching.MAX_BYTES // 3
-    assert asyncio.run(write_all(batcher, 12, size=size)) == [None] * 12
+    assert all_stored(asyncio.run(write_all(batcher, 12, size=size)))
     assert all(len(call) <= 3 for call in node.calls)
 
 
 def test_a_refused_blob_fails_alone() -> None:
     node = FakeNode(refuse=frozenset({"b5"}))
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
     outcomes = asyncio.run(write_all(batcher, 10))
     assert isinstance(outcomes[5], InsufficientStorage)
     assert "full" in outcomes[5].message
-    assert [o for i, o in enumerate(outcomes) if i != 5] == [None] * 9
+    assert all_stored([o for i, o in enumerate(outcomes) if i != 5])
 
 
 def test_a_failed_call_fails_every_blob_in_it() -> None:
     node = FakeNode()
     node.fail_calls = True
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
     outcomes = asyncio.run(write_all(batcher, 10))
     assert all(isinstance(o, grpc.aio.AioRpcError) for o in outcomes)
 
@@ -117,7 +121,7 @@ def test_a_failed_call_fails_every_blob_in_it() -> None:
 def test_a_reply_with_the_wrong_count_fails_the_batch() -> None:
     node = FakeNode()
     node.short_reply = True
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
     outcomes = asyncio.run(write_all(batcher, 10))
     batched = outcomes[batching.MAX_IN_FLIGHT :]
     assert batched and all(isinstance(o, InternalError) for o in batched)
@@ -125,13 +129,13 @@ def test_a_reply_with_the_wrong_count_fails_the_batch() -> None:
 
 def test_a_write_whose_caller_gave_up_while_queued_is_not_sent() -> None:
     node = FakeNode(delay=0.05)
-    batcher = WriteBatcher(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
 
     async def scenario() -> None:
-        first = [asyncio.create_task(batcher.write(request(f"a{i}"), 5)) for i in range(2)]
+        first = [asyncio.create_task(batcher.call(request(f"a{i}"), 5)) for i in range(2)]
         await asyncio.sleep(0)
-        doomed = asyncio.create_task(batcher.write(request("gone"), 5))
-        kept = asyncio.create_task(batcher.write(request("kept"), 5))
+        doomed = asyncio.create_task(batcher.call(request("gone"), 5))
+        kept = asyncio.create_task(batcher.call(request("kept"), 5))
         await asyncio.sleep(0)
         doomed.cancel()
         await asyncio.gather(*first, kept)
@@ -141,3 +145,88 @@ def test_a_write_whose_caller_gave_up_while_queued_is_not_sent() -> None:
     asyncio.run(scenario())
     sent = [b for call in node.calls for b in call]
     assert "gone" not in sent and "kept" in sent
+
+
+class FakeMeta:
+    """A metanode stub that knows the keys in ``known``; each call takes a moment."""
+
+    def __init__(self, known: set[str]) -> None:
+        self.known = known
+        self.calls: list[int] = []
+
+    def _record(self, key: str) -> Any:
+        chunk = common_pb2.ChunkRef(blob_id=f"blob-{key}")
+        return meta_pb2.ObjectRecord(info=common_pb2.ObjectInfo(key=key), chunks=[chunk])
+
+    async def GetObjectRecord(self, request: Any, timeout: float) -> Any:
+        self.calls.append(1)
+        await asyncio.sleep(0.02)
+        if request.key not in self.known:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND)
+        return self._record(request.key)
+
+    async def GetObjectRecords(self, request: Any, timeout: float) -> Any:
+        self.calls.append(len(request.requests))
+        await asyncio.sleep(0.02)
+        results = [
+            meta_pb2.ObjectRecordResult(record=self._record(r.key))
+            if r.key in self.known
+            else meta_pb2.ObjectRecordResult(error_code="NoSuchKey", error_message=r.key)
+            for r in request.requests
+        ]
+        return meta_pb2.GetObjectRecordsResponse(results=results)
+
+    async def CommitObject(self, request: Any, timeout: float) -> Any:
+        self.calls.append(1)
+        await asyncio.sleep(0.02)
+        return common_pb2.ObjectInfo(key=request.key, etag=request.etag)
+
+    async def CommitObjects(self, request: Any, timeout: float) -> Any:
+        self.calls.append(len(request.commits))
+        await asyncio.sleep(0.02)
+        results = [
+            meta_pb2.CommitObjectResult(info=common_pb2.ObjectInfo(key=c.key, etag=c.etag))
+            if c.if_none_match != "*"
+            else meta_pb2.CommitObjectResult(error_code="PreconditionFailed", error_message="x")
+            for c in request.commits
+        ]
+        return meta_pb2.CommitObjectsResponse(results=results)
+
+
+def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
+    from gateway.objects import ObjectService
+    from ringstore.errors import NoSuchKey, PreconditionFailed
+
+    meta = FakeMeta({f"k{i}" for i in range(0, 20, 2)})
+    service = ObjectService(meta, view=None, rpc_timeout=5)  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        lookups = [
+            service.call_coalesced(
+                service._lookups, meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}")
+            )
+            for i in range(20)
+        ]
+        found = await asyncio.gather(*lookups, return_exceptions=True)
+        commits = [
+            service.call_coalesced(
+                service._commits,
+                meta_pb2.CommitObjectRequest(
+                    bucket="bkt", key=f"c{i}", etag=f"e{i}", if_none_match="*" if i == 3 else ""
+                ),
+            )
+            for i in range(10)
+        ]
+        return found, await asyncio.gather(*commits, return_exceptions=True)
+
+    found, committed = asyncio.run(scenario())
+    for i, outcome in enumerate(found):
+        if i % 2:
+            assert isinstance(outcome, NoSuchKey)
+        else:
+            assert outcome.chunks[0].blob_id == f"blob-k{i}"
+    assert isinstance(committed[3], PreconditionFailed)
+    assert [c.etag for i, c in enumerate(committed) if i != 3] == [
+        f"e{i}" for i in range(10) if i != 3
+    ]
+    assert len(meta.calls) < 30 and sum(meta.calls) == 30  # 30 requests in fewer calls

@@ -470,3 +470,42 @@ def test_multipart_upload_over_the_wire() -> None:
         assert status.pending_gc_blobs == 1  # part 2, not listed
 
     run(scenario)
+
+
+def test_batched_commits_and_lookups_succeed_or_fail_each_on_their_own() -> None:
+    def commit(key: str, **conditions: str) -> meta_pb2.CommitObjectRequest:
+        chunk = common_pb2.ChunkRef(blob_id=f"blob-{key}", length=3, crc32c=1, nodes=["dn1"])
+        return meta_pb2.CommitObjectRequest(
+            bucket="bat", key=key, size=3, etag=f"e-{key}", chunks=[chunk], **conditions
+        )
+
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="bat"))
+        await stub.CommitObject(commit("taken"))
+        batch = [commit("a"), commit("taken", if_none_match="*"), commit("b"),
+                 meta_pb2.CommitObjectRequest(bucket="nope-bucket", key="c")]  # fmt: skip
+        reply = await stub.CommitObjects(meta_pb2.CommitObjectsRequest(commits=batch))
+        codes = [r.error_code for r in reply.results]
+        assert codes == ["", "PreconditionFailed", "", "NoSuchBucket"]
+        assert [r.info.key for r in reply.results if not r.error_code] == ["a", "b"]
+        assert [r.info.etag for r in reply.results if not r.error_code] == ["e-a", "e-b"]
+
+        keys = ["a", "missing", "taken", "b"]
+        lookups = [meta_pb2.GetObjectRecordRequest(bucket="bat", key=k) for k in keys]
+        lookups.append(meta_pb2.GetObjectRecordRequest(bucket="nope-bucket", key="a"))
+        found = await stub.GetObjectRecords(meta_pb2.GetObjectRecordsRequest(requests=lookups))
+        assert [r.error_code for r in found.results] == ["", "NoSuchKey", "", "", "NoSuchBucket"]
+        assert [r.record.chunks[0].blob_id for r in found.results if not r.error_code] == [
+            "blob-a", "blob-taken", "blob-b"
+        ]  # fmt: skip
+        assert "missing" in found.results[1].error_message
+
+        too_many = meta_pb2.GetObjectRecordsRequest(requests=lookups * 20)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetObjectRecords(too_many)
+        assert error_code(err.value) == "InvalidArgument"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.CommitObjects(meta_pb2.CommitObjectsRequest(commits=batch * 20))
+        assert error_code(err.value) == "InvalidArgument"
+
+    run(scenario)
