@@ -30,6 +30,16 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 5_000),
 ]
 
+# A peer that was down must be found again soon after it is back: gRPC's default reconnect
+# backoff grows to 120 s, so after a long metanode outage a gateway kept failing for minutes.
+RECONNECT_BACKOFF_MS = 1_000
+CLIENT_OPTIONS = [
+    *CHANNEL_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -92,9 +102,9 @@ async def set_serving(health_servicer: health_aio.HealthServicer, service: str) 
 
 def insecure_channel(address: str) -> aio.Channel:
     """An asyncio channel to another ringstore service."""
-    return aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return aio.insecure_channel(address, options=CLIENT_OPTIONS)
 
 
 def sync_channel(address: str) -> grpc.Channel:
     """A blocking channel (the SDK's)."""
-    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return grpc.insecure_channel(address, options=CLIENT_OPTIONS)
