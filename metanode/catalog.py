@@ -344,7 +344,7 @@ def get_object_record(
     """The version with its chunks: NoSuchBucket, NoSuchKey or NoSuchVersion otherwise."""
     record = bucket_record(tx, bucket)
     version = find_version(tx, bucket, key, version_id)
-    latest = tx.get_latest(bucket, key)
+    latest = version if not version_id else tx.get_latest(bucket, key)
     chunks = []
     for entry in version.manifest:
         blob = tx.get_blob(entry.blob_id)
