@@ -30,7 +30,7 @@ from datanode.servicer import BlobService
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
-from ringstore.lifecycle import die_with_parent
+from ringstore.lifecycle import die_with_parent, tune_malloc
 from ringstore.rpc import insecure_channel, make_server, set_serving
 from ringstore.v1 import blob_pb2_grpc, meta_pb2_grpc
 
@@ -237,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``ringstore-datanode`` console script."""
     args = parse_args(argv)
     die_with_parent()
+    tune_malloc()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

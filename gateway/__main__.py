@@ -15,7 +15,7 @@ from gateway.objects import ObjectService
 from gateway.servicer import ObjectStoreServicer
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
-from ringstore.lifecycle import die_with_parent
+from ringstore.lifecycle import die_with_parent, tune_malloc
 from ringstore.rpc import insecure_channel, make_server, set_serving
 from ringstore.v1 import meta_pb2_grpc, objectstore_pb2_grpc
 
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parse_args(argv)
     die_with_parent()
+    tune_malloc()
     try:
         cfg = load_config(args)
     except (RingstoreError, OSError) as exc:

@@ -30,7 +30,7 @@ from metanode.store.sqlite import SqliteStore
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
-from ringstore.lifecycle import die_with_parent
+from ringstore.lifecycle import die_with_parent, tune_malloc
 from ringstore.rpc import make_server, set_serving
 
 log = logging.getLogger("metanode")
@@ -196,6 +196,7 @@ async def _main(cfg: Config, store: Store) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     die_with_parent()
+    tune_malloc()
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
