@@ -1,15 +1,11 @@
 """Process lifecycle shared by the three services.
 
-Memory: the services pass megabyte-sized buffers between threads. glibc's malloc by default
-raises its mmap threshold after such a buffer is freed (so later ones come from the heap, which
-fragments and is not given back) and keeps an arena per thread; :func:`tune_malloc` fixes the
-threshold and caps the arenas, which keeps the peak RSS flat (bench/RESULTS.md).
-
-A supervisor (``ringstore cluster up``, the test fixtures) that starts services sets
-``RINGSTORE_PARENT_PID`` to its own pid; a service started that way asks Linux to SIGTERM it
-when that parent dies (``PR_SET_PDEATHSIG``), so a supervisor killed with -9 leaves no service
-running. This runs in the service itself, at start-up, not between fork and exec: Python code
-run there (``preexec_fn``) can deadlock a parent with threads.
+Memory: the services pass megabyte-sized buffers between threads, and glibc's malloc keeps an
+arena per thread (up to 8 per core), each holding on to freed memory; :func:`tune_malloc` caps
+the arenas at two, which keeps the datanodes' peak RSS flat (bench/RESULTS.md). It leaves the
+dynamic mmap threshold alone: a fixed one (MALLOC_MMAP_THRESHOLD_, or any MALLOC_TOP_PAD_ /
+MALLOC_TRIM_THRESHOLD_, which fix it too) maps and faults in every megabyte buffer afresh and
+halved large-object throughput here.
 """
 
 from __future__ import annotations
@@ -21,14 +17,13 @@ import sys
 
 PARENT_ENV = "RINGSTORE_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # mallopt parameters (glibc malloc.h)
-MMAP_THRESHOLD = 256 * 1024  # bytes: larger blocks get their own mapping, unmapped when freed
+M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
 ARENA_MAX = 2  # malloc arenas at most, whatever the number of threads
 
 
 def tune_malloc() -> bool:
-    """Fix glibc's mmap threshold and cap its arenas (see the module docstring); whether it
-    took effect (False on a libc without mallopt, or when the environment already tunes it)."""
+    """Cap glibc's malloc arenas (see the module docstring); whether it took effect (False on a
+    libc without mallopt, or when the environment already tunes malloc)."""
     if any(name.startswith("MALLOC_") for name in os.environ):
         return False  # an operator's MALLOC_* settings win
     try:
@@ -36,7 +31,7 @@ def tune_malloc() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+    return bool(mallopt(M_ARENA_MAX, ARENA_MAX))
 
 
 def die_with_parent() -> None:
