@@ -159,6 +159,24 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         return blob_pb2.GetBlobResponse(data=data)
 
     @handler
+    async def ReadBlobs(
+        self, request: blob_pb2.ReadBlobsRequest, context: aio.ServicerContext
+    ) -> blob_pb2.ReadBlobsResponse:
+        if len(request.reads) > MAX_BATCH:
+            raise InvalidArgument(
+                f"ReadBlobs: {len(request.reads)} reads is more than one call may carry "
+                f"({MAX_BATCH})"
+            )
+        total = sum(r.length for r in request.reads)
+        if total > 2 * MAX_MESSAGE:
+            raise InvalidArgument(
+                f"ReadBlobs: {total} bytes is more than one call may carry ({2 * MAX_MESSAGE})"
+            )
+        # One thread hop for the whole batch: reads need no shared fsync to wait for.
+        results = await asyncio.to_thread(_read_many, self._store, list(request.reads))
+        return blob_pb2.ReadBlobsResponse(results=results)
+
+    @handler
     async def DeleteBlob(
         self, request: blob_pb2.DeleteBlobRequest, context: aio.ServicerContext
     ) -> blob_pb2.DeleteBlobResponse:
@@ -252,3 +270,26 @@ def _read_whole(store: BlobStore, request: blob_pb2.GetBlobRequest) -> bytes:
         return b"".join(pieces)
     finally:
         _close(pieces)
+
+
+def _read_many(
+    store: BlobStore, reads: list[blob_pb2.GetBlobRequest]
+) -> list[blob_pb2.ReadBlobResult]:
+    results = []
+    for read in reads:
+        try:
+            if not 0 < read.length <= MAX_MESSAGE:
+                raise InvalidArgument(
+                    f"ReadBlobs {read.blob_id}: length must be between 1 and {MAX_MESSAGE} "
+                    f"bytes, got {read.length}; use GetBlob"
+                )
+            results.append(blob_pb2.ReadBlobResult(data=_read_whole(store, read)))
+        except RingstoreError as err:
+            results.append(blob_pb2.ReadBlobResult(error_code=err.code, error_message=err.message))
+        except Exception as exc:  # as the handler would for a lone ReadBlob
+            log.exception("ReadBlobs %s failed", read.blob_id)
+            failed = InternalError(f"ReadBlobs {read.blob_id}: {exc!r}")
+            results.append(
+                blob_pb2.ReadBlobResult(error_code=failed.code, error_message=failed.message)
+            )
+    return results

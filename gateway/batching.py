@@ -147,3 +147,24 @@ def blob_writes(
         return [result_error(r.error_code, r.error_message) or r.stored for r in reply.results]
 
     return Coalescer(one, many, size=lambda request: len(request.data))
+
+
+def blob_reads(
+    stub: Callable[[], blob_pb2_grpc.BlobStub],
+) -> Coalescer[blob_pb2.GetBlobRequest, blob_pb2.GetBlobResponse]:
+    """Small reads from one datanode (``stub()`` is its current stub), coalesced into
+    ReadBlobs calls."""
+
+    async def one(request: blob_pb2.GetBlobRequest, timeout: float) -> blob_pb2.GetBlobResponse:
+        return await stub().ReadBlob(request, timeout=timeout)
+
+    async def many(
+        requests: list[blob_pb2.GetBlobRequest], timeout: float
+    ) -> list[blob_pb2.GetBlobResponse | RingstoreError]:
+        reply = await stub().ReadBlobs(blob_pb2.ReadBlobsRequest(reads=requests), timeout=timeout)
+        return [
+            result_error(r.error_code, r.error_message) or blob_pb2.GetBlobResponse(data=r.data)
+            for r in reply.results
+        ]
+
+    return Coalescer(one, many, size=lambda request: request.length)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from gateway.batching import Coalescer, blob_writes
+from gateway.batching import Coalescer, blob_reads, blob_writes
 from ringstore.errors import ServiceUnavailable
 from ringstore.ring import Ring
 from ringstore.rpc import insecure_channel
@@ -41,6 +41,9 @@ class ClusterView:
         self._channels: dict[str, tuple[str, object]] = {}
         self._batchers: dict[
             str, Coalescer[blob_pb2.WriteBlobRequest, blob_pb2.PutBlobResponse]
+        ] = {}
+        self._read_batchers: dict[
+            str, Coalescer[blob_pb2.GetBlobRequest, blob_pb2.GetBlobResponse]
         ] = {}
         self._reports: set[asyncio.Task[None]] = set()
         self.synced = False  # set by the first successful refresh
@@ -144,6 +147,16 @@ class ClusterView:
         if batcher is None:
             batcher = blob_writes(lambda: self.blob_stub(node_id))
             self._batchers[node_id] = batcher
+        return batcher
+
+    def read_batcher(
+        self, node_id: str
+    ) -> Coalescer[blob_pb2.GetBlobRequest, blob_pb2.GetBlobResponse]:
+        """The coalescer of small reads from the node (one per node, kept)."""
+        batcher = self._read_batchers.get(node_id)
+        if batcher is None:
+            batcher = blob_reads(lambda: self.blob_stub(node_id))
+            self._read_batchers[node_id] = batcher
         return batcher
 
     def blob_stub(self, node_id: str) -> blob_pb2_grpc.BlobStub:

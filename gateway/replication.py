@@ -24,7 +24,7 @@ import google_crc32c
 import grpc
 
 from gateway.cluster_view import ClusterView
-from ringstore.errors import ServiceUnavailable
+from ringstore.errors import BlobCorrupt, BlobNotFound, RingstoreError, ServiceUnavailable
 from ringstore.rpc import MAX_MESSAGE
 from ringstore.v1 import blob_pb2, common_pb2
 
@@ -163,17 +163,17 @@ async def read_chunk(
     request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
     for node_id in view.read_order(chunk.nodes, spread=zlib.crc32(chunk.blob_id.encode())):
         try:
-            stub = view.blob_stub(node_id)
-            if 0 < length <= MAX_MESSAGE:  # one unary reply costs far less than a stream
-                parts = [(await stub.ReadBlob(request, timeout=timeout)).data]
+            if 0 < length <= MAX_MESSAGE:  # unary (and coalesced) replies cost far less
+                parts = [(await view.read_batcher(node_id).call(request, timeout)).data]
             else:
+                stub = view.blob_stub(node_id)
                 parts = [msg.data async for msg in stub.GetBlob(request, timeout=timeout)]
-        except (grpc.aio.AioRpcError, ServiceUnavailable) as exc:
+        except (grpc.aio.AioRpcError, RingstoreError) as exc:
             failures[node_id] = _describe(exc)
             code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
-            if code == grpc.StatusCode.NOT_FOUND:
+            if code == grpc.StatusCode.NOT_FOUND or isinstance(exc, BlobNotFound):
                 view.report_damage(node_id, chunk.blob_id, "missing")
-            elif code == grpc.StatusCode.DATA_LOSS:
+            elif code == grpc.StatusCode.DATA_LOSS or isinstance(exc, BlobCorrupt):
                 view.report_damage(node_id, chunk.blob_id, "corrupt")
             else:
                 view.mark_suspect(node_id)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ringstore/v1/blob.proto\x12\x0cringstore.v1\"X\n\x14ReplicateBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\x12\x0f\n\x07sources\x18\x04 \x03(\t\"@\n\rPutBlobHeader\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\"W\n\x0ePutBlobRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.ringstore.v1.PutBlobHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"M\n\x10WriteBlobRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.ringstore.v1.PutBlobHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"B\n\x0fPutBlobResponse\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\"B\n\x11WriteBlobsRequest\x12-\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x1e.ringstore.v1.WriteBlobRequest\"k\n\x0fWriteBlobResult\x12-\n\x06stored\x18\x01 \x01(\x0b\x32\x1d.ringstore.v1.PutBlobResponse\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\"D\n\x12WriteBlobsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.ringstore.v1.WriteBlobResult\"A\n\x0eGetBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"\x1f\n\x0fGetBlobResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"$\n\x11\x44\x65leteBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"%\n\x12\x44\x65leteBlobResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\"\n\x0fStatBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"U\n\x10StatBlobResponse\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\"<\n\x10ListBlobsRequest\x12\x15\n\rolder_than_ns\x18\x01 \x01(\x03\x12\x11\n\tid_prefix\x18\x02 \x01(\t\"B\n\x11ListBlobsResponse\x12-\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x1e.ringstore.v1.StatBlobResponse\"\x0e\n\x0cUsageRequest\"\x8f\x01\n\rUsageResponse\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x01 \x01(\x04\x12\x12\n\nused_bytes\x18\x02 \x01(\x04\x12\x12\n\nblob_count\x18\x03 \x01(\x04\x12\x11\n\tdisk_full\x18\x04 \x01(\x08\x12\x13\n\x0bquarantined\x18\x05 \x01(\x04\x12\x16\n\x0escrubbed_bytes\x18\x06 \x01(\x04\x32\x82\x06\n\x04\x42lob\x12H\n\x07PutBlob\x12\x1c.ringstore.v1.PutBlobRequest\x1a\x1d.ringstore.v1.PutBlobResponse(\x01\x12J\n\tWriteBlob\x12\x1e.ringstore.v1.WriteBlobRequest\x1a\x1d.ringstore.v1.PutBlobResponse\x12O\n\nWriteBlobs\x12\x1f.ringstore.v1.WriteBlobsRequest\x1a .ringstore.v1.WriteBlobsResponse\x12H\n\x07GetBlob\x12\x1c.ringstore.v1.GetBlobRequest\x1a\x1d.ringstore.v1.GetBlobResponse0\x01\x12G\n\x08ReadBlob\x12\x1c.ringstore.v1.GetBlobRequest\x1a\x1d.ringstore.v1.GetBlobResponse\x12O\n\nDeleteBlob\x12\x1f.ringstore.v1.DeleteBlobRequest\x1a .ringstore.v1.DeleteBlobResponse\x12I\n\x08StatBlob\x12\x1d.ringstore.v1.StatBlobRequest\x1a\x1e.ringstore.v1.StatBlobResponse\x12N\n\tListBlobs\x12\x1e.ringstore.v1.ListBlobsRequest\x1a\x1f.ringstore.v1.ListBlobsResponse0\x01\x12@\n\x05Usage\x12\x1a.ringstore.v1.UsageRequest\x1a\x1b.ringstore.v1.UsageResponse\x12R\n\rReplicateBlob\x12\".ringstore.v1.ReplicateBlobRequest\x1a\x1d.ringstore.v1.PutBlobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ringstore/v1/blob.proto\x12\x0cringstore.v1\"X\n\x14ReplicateBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\x12\x0f\n\x07sources\x18\x04 \x03(\t\"@\n\rPutBlobHeader\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\"W\n\x0ePutBlobRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.ringstore.v1.PutBlobHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"M\n\x10WriteBlobRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x1b.ringstore.v1.PutBlobHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"B\n\x0fPutBlobResponse\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\"B\n\x11WriteBlobsRequest\x12-\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x1e.ringstore.v1.WriteBlobRequest\"k\n\x0fWriteBlobResult\x12-\n\x06stored\x18\x01 \x01(\x0b\x32\x1d.ringstore.v1.PutBlobResponse\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\"D\n\x12WriteBlobsResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.ringstore.v1.WriteBlobResult\"A\n\x0eGetBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"\x1f\n\x0fGetBlobResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"?\n\x10ReadBlobsRequest\x12+\n\x05reads\x18\x01 \x03(\x0b\x32\x1c.ringstore.v1.GetBlobRequest\"I\n\x0eReadBlobResult\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\"B\n\x11ReadBlobsResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.ringstore.v1.ReadBlobResult\"$\n\x11\x44\x65leteBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"%\n\x12\x44\x65leteBlobResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"\"\n\x0fStatBlobRequest\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\"U\n\x10StatBlobResponse\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\x12\x10\n\x08mtime_ns\x18\x04 \x01(\x03\"<\n\x10ListBlobsRequest\x12\x15\n\rolder_than_ns\x18\x01 \x01(\x03\x12\x11\n\tid_prefix\x18\x02 \x01(\t\"B\n\x11ListBlobsResponse\x12-\n\x05\x62lobs\x18\x01 \x03(\x0b\x32\x1e.ringstore.v1.StatBlobResponse\"\x0e\n\x0cUsageRequest\"\x8f\x01\n\rUsageResponse\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x01 \x01(\x04\x12\x12\n\nused_bytes\x18\x02 \x01(\x04\x12\x12\n\nblob_count\x18\x03 \x01(\x04\x12\x11\n\tdisk_full\x18\x04 \x01(\x08\x12\x13\n\x0bquarantined\x18\x05 \x01(\x04\x12\x16\n\x0escrubbed_bytes\x18\x06 \x01(\x04\x32\xd0\x06\n\x04\x42lob\x12H\n\x07PutBlob\x12\x1c.ringstore.v1.PutBlobRequest\x1a\x1d.ringstore.v1.PutBlobResponse(\x01\x12J\n\tWriteBlob\x12\x1e.ringstore.v1.WriteBlobRequest\x1a\x1d.ringstore.v1.PutBlobResponse\x12O\n\nWriteBlobs\x12\x1f.ringstore.v1.WriteBlobsRequest\x1a .ringstore.v1.WriteBlobsResponse\x12H\n\x07GetBlob\x12\x1c.ringstore.v1.GetBlobRequest\x1a\x1d.ringstore.v1.GetBlobResponse0\x01\x12G\n\x08ReadBlob\x12\x1c.ringstore.v1.GetBlobRequest\x1a\x1d.ringstore.v1.GetBlobResponse\x12L\n\tReadBlobs\x12\x1e.ringstore.v1.ReadBlobsRequest\x1a\x1f.ringstore.v1.ReadBlobsResponse\x12O\n\nDeleteBlob\x12\x1f.ringstore.v1.DeleteBlobRequest\x1a .ringstore.v1.DeleteBlobResponse\x12I\n\x08StatBlob\x12\x1d.ringstore.v1.StatBlobRequest\x1a\x1e.ringstore.v1.StatBlobResponse\x12N\n\tListBlobs\x12\x1e.ringstore.v1.ListBlobsRequest\x1a\x1f.ringstore.v1.ListBlobsResponse0\x01\x12@\n\x05Usage\x12\x1a.ringstore.v1.UsageRequest\x1a\x1b.ringstore.v1.UsageResponse\x12R\n\rReplicateBlob\x12\".ringstore.v1.ReplicateBlobRequest\x1a\x1d.ringstore.v1.PutBlobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,22 +51,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBLOBREQUEST']._serialized_end=745
   _globals['_GETBLOBRESPONSE']._serialized_start=747
   _globals['_GETBLOBRESPONSE']._serialized_end=778
-  _globals['_DELETEBLOBREQUEST']._serialized_start=780
-  _globals['_DELETEBLOBREQUEST']._serialized_end=816
-  _globals['_DELETEBLOBRESPONSE']._serialized_start=818
-  _globals['_DELETEBLOBRESPONSE']._serialized_end=855
-  _globals['_STATBLOBREQUEST']._serialized_start=857
-  _globals['_STATBLOBREQUEST']._serialized_end=891
-  _globals['_STATBLOBRESPONSE']._serialized_start=893
-  _globals['_STATBLOBRESPONSE']._serialized_end=978
-  _globals['_LISTBLOBSREQUEST']._serialized_start=980
-  _globals['_LISTBLOBSREQUEST']._serialized_end=1040
-  _globals['_LISTBLOBSRESPONSE']._serialized_start=1042
-  _globals['_LISTBLOBSRESPONSE']._serialized_end=1108
-  _globals['_USAGEREQUEST']._serialized_start=1110
-  _globals['_USAGEREQUEST']._serialized_end=1124
-  _globals['_USAGERESPONSE']._serialized_start=1127
-  _globals['_USAGERESPONSE']._serialized_end=1270
-  _globals['_BLOB']._serialized_start=1273
-  _globals['_BLOB']._serialized_end=2043
+  _globals['_READBLOBSREQUEST']._serialized_start=780
+  _globals['_READBLOBSREQUEST']._serialized_end=843
+  _globals['_READBLOBRESULT']._serialized_start=845
+  _globals['_READBLOBRESULT']._serialized_end=918
+  _globals['_READBLOBSRESPONSE']._serialized_start=920
+  _globals['_READBLOBSRESPONSE']._serialized_end=986
+  _globals['_DELETEBLOBREQUEST']._serialized_start=988
+  _globals['_DELETEBLOBREQUEST']._serialized_end=1024
+  _globals['_DELETEBLOBRESPONSE']._serialized_start=1026
+  _globals['_DELETEBLOBRESPONSE']._serialized_end=1063
+  _globals['_STATBLOBREQUEST']._serialized_start=1065
+  _globals['_STATBLOBREQUEST']._serialized_end=1099
+  _globals['_STATBLOBRESPONSE']._serialized_start=1101
+  _globals['_STATBLOBRESPONSE']._serialized_end=1186
+  _globals['_LISTBLOBSREQUEST']._serialized_start=1188
+  _globals['_LISTBLOBSREQUEST']._serialized_end=1248
+  _globals['_LISTBLOBSRESPONSE']._serialized_start=1250
+  _globals['_LISTBLOBSRESPONSE']._serialized_end=1316
+  _globals['_USAGEREQUEST']._serialized_start=1318
+  _globals['_USAGEREQUEST']._serialized_end=1332
+  _globals['_USAGERESPONSE']._serialized_start=1335
+  _globals['_USAGERESPONSE']._serialized_end=1478
+  _globals['_BLOB']._serialized_start=1481
+  _globals['_BLOB']._serialized_end=2329
 # @@protoc_insertion_point(module_scope)

@@ -92,6 +92,28 @@ class GetBlobResponse(_message.Message):
     data: bytes
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
 
+class ReadBlobsRequest(_message.Message):
+    __slots__ = ("reads",)
+    READS_FIELD_NUMBER: _ClassVar[int]
+    reads: _containers.RepeatedCompositeFieldContainer[GetBlobRequest]
+    def __init__(self, reads: _Optional[_Iterable[_Union[GetBlobRequest, _Mapping]]] = ...) -> None: ...
+
+class ReadBlobResult(_message.Message):
+    __slots__ = ("data", "error_code", "error_message")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    error_code: str
+    error_message: str
+    def __init__(self, data: _Optional[bytes] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class ReadBlobsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ReadBlobResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ReadBlobResult, _Mapping]]] = ...) -> None: ...
+
 class DeleteBlobRequest(_message.Message):
     __slots__ = ("blob_id",)
     BLOB_ID_FIELD_NUMBER: _ClassVar[int]

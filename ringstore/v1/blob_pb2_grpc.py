@@ -59,6 +59,11 @@ class BlobStub:
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.FromString,
                 _registered_method=True)
+        self.ReadBlobs = channel.unary_unary(
+                '/ringstore.v1.Blob/ReadBlobs',
+                request_serializer=ringstore_dot_v1_dot_blob__pb2.ReadBlobsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_blob__pb2.ReadBlobsResponse.FromString,
+                _registered_method=True)
         self.DeleteBlob = channel.unary_unary(
                 '/ringstore.v1.Blob/DeleteBlob',
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.DeleteBlobRequest.SerializeToString,
@@ -127,6 +132,14 @@ class BlobServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadBlobs(self, request, context):
+        """Several such reads in one call (the gateway coalesces concurrent small reads from one
+        node); each is served, or refused, on its own, exactly as by ReadBlob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteBlob(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -186,6 +199,11 @@ def add_BlobServicer_to_server(servicer, server):
                     servicer.ReadBlob,
                     request_deserializer=ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.SerializeToString,
+            ),
+            'ReadBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadBlobs,
+                    request_deserializer=ringstore_dot_v1_dot_blob__pb2.ReadBlobsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_blob__pb2.ReadBlobsResponse.SerializeToString,
             ),
             'DeleteBlob': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteBlob,
@@ -348,6 +366,33 @@ class Blob:
             '/ringstore.v1.Blob/ReadBlob',
             ringstore_dot_v1_dot_blob__pb2.GetBlobRequest.SerializeToString,
             ringstore_dot_v1_dot_blob__pb2.GetBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Blob/ReadBlobs',
+            ringstore_dot_v1_dot_blob__pb2.ReadBlobsRequest.SerializeToString,
+            ringstore_dot_v1_dot_blob__pb2.ReadBlobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -222,6 +222,37 @@ def test_write_blobs_stores_or_refuses_each_blob_on_its_own(tmp_path: Path) -> N
     run(tmp_path, scenario)
 
 
+def test_read_blobs_serves_or_refuses_each_read_on_its_own(tmp_path: Path) -> None:
+    data = os.urandom(5000)
+    corrupt_id = f"{7:032x}"
+
+    async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
+        await put(stub, ID_A, data)
+        await put(stub, corrupt_id, data)
+        flip(store, corrupt_id, 100)
+
+        def read(blob_id: str, offset: int, length: int) -> blob_pb2.GetBlobRequest:
+            return blob_pb2.GetBlobRequest(blob_id=blob_id, offset=offset, length=length)
+
+        reads = [read(ID_A, 0, len(data)), read(ID_B, 0, 10), read(ID_A, 10, 20),
+                 read(corrupt_id, 0, len(data)), read(ID_A, 0, 0),
+                 read(ID_A, 4990, 20)]  # fmt: skip
+        reply = await stub.ReadBlobs(blob_pb2.ReadBlobsRequest(reads=reads))
+        assert [r.error_code for r in reply.results] == [
+            "", "BlobNotFound", "", "BlobCorrupt", "InvalidArgument", "InvalidRange"
+        ]  # fmt: skip
+        assert reply.results[0].data == data and reply.results[2].data == data[10:30]
+        assert store.usage().quarantined == 1
+        many = blob_pb2.ReadBlobsRequest(reads=[reads[2]] * 65)
+        await expect_error(stub.ReadBlobs(many), grpc.StatusCode.INVALID_ARGUMENT,
+                           "InvalidArgument")  # fmt: skip
+        big = blob_pb2.ReadBlobsRequest(reads=[read(ID_A, 0, MAX_MESSAGE)] * 3)
+        await expect_error(stub.ReadBlobs(big), grpc.StatusCode.INVALID_ARGUMENT,
+                           "InvalidArgument")  # fmt: skip
+
+    run(tmp_path, scenario)
+
+
 def test_read_blob_serves_one_message_verified(tmp_path: Path) -> None:
     data = os.urandom(SEGMENT_SIZE + 100)
 

@@ -78,6 +78,19 @@ class FakeStub:
             return message
         raise AssertionError("GetBlob sent nothing")
 
+    async def ReadBlobs(self, request: Any, timeout: float) -> Any:
+        self.batched_reads = getattr(self, "batched_reads", 0) + 1
+        results = []
+        for read in request.reads:
+            try:
+                reply = await self.ReadBlob(read, timeout)
+            except grpc.aio.AioRpcError as exc:
+                code = {grpc.StatusCode.NOT_FOUND: "BlobNotFound"}.get(exc.code(), "InternalError")
+                results.append(blob_pb2.ReadBlobResult(error_code=code, error_message="injected"))
+            else:
+                results.append(blob_pb2.ReadBlobResult(data=reply.data))
+        return blob_pb2.ReadBlobsResponse(results=results)
+
     def GetBlob(self, request: Any, timeout: float) -> AsyncIterator[Any]:
         async def stream() -> AsyncIterator[Any]:
             if self.behaviour == "fail":
@@ -263,3 +276,24 @@ def test_reads_of_one_message_are_unary_and_larger_ones_stream() -> None:
     view = FakeView({"dn1": "ok"}, data=large)
     assert read(view, large) == large
     assert not hasattr(view.stubs["dn1"], "unary_reads")
+
+
+def test_concurrent_reads_are_coalesced_and_a_missing_copy_in_a_batch_is_reported() -> None:
+    data = b"d" * 100
+    view = FakeView({"dn1": "missing", "dn2": "ok"}, data=data)
+    chunks = [
+        common_pb2.ChunkRef(blob_id=f"{i:032x}", length=len(data),
+                            crc32c=google_crc32c.value(data), nodes=["dn1", "dn2"])
+        for i in range(12)
+    ]  # fmt: skip
+
+    async def scenario() -> list[list[bytes]]:
+        return await asyncio.gather(
+            *(replication.read_chunk(view, c, offset=0, length=len(data), timeout=TIMEOUT)
+              for c in chunks)
+        )  # fmt: skip
+
+    got = asyncio.run(scenario())
+    assert all(b"".join(parts) == data for parts in got)
+    assert view.stubs["dn2"].batched_reads >= 1  # type: ignore[attr-defined]
+    assert ("dn1", "missing") in view.reports and "dn1" not in view.suspects
