@@ -254,6 +254,7 @@ class Client:
             version_id=version_id or "",
             if_match=if_match or "",
             if_none_match=if_none_match or "",
+            accept_first_data=True,
         )
         if range is not None:
             req.has_range = True
@@ -265,7 +266,9 @@ class Client:
             if first.WhichOneof("part") != "info":
                 call.cancel()
                 raise ServiceUnavailable("gateway sent body before the object's info")
-            pieces = (m.data for m in call)
+            pieces: Iterator[bytes] = (m.data for m in call)
+            if first.first_data:
+                pieces = itertools.chain((first.first_data,), pieces)
             return ObjectReader(ObjectInfo.from_proto(first.info), pieces, call)
 
         return self._call(start, safe=True)

@@ -329,7 +329,7 @@ class ByteRange(_message.Message):
     def __init__(self, first: _Optional[int] = ..., last: _Optional[int] = ..., has_last: _Optional[bool] = ..., suffix: _Optional[bool] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "version_id", "range", "has_range", "if_match", "if_none_match")
+    __slots__ = ("bucket", "key", "version_id", "range", "has_range", "if_match", "if_none_match", "accept_first_data")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +337,7 @@ class GetObjectRequest(_message.Message):
     HAS_RANGE_FIELD_NUMBER: _ClassVar[int]
     IF_MATCH_FIELD_NUMBER: _ClassVar[int]
     IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_FIRST_DATA_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     version_id: str
@@ -344,19 +345,22 @@ class GetObjectRequest(_message.Message):
     has_range: bool
     if_match: str
     if_none_match: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., range: _Optional[_Union[ByteRange, _Mapping]] = ..., has_range: _Optional[bool] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ...) -> None: ...
+    accept_first_data: bool
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., version_id: _Optional[str] = ..., range: _Optional[_Union[ByteRange, _Mapping]] = ..., has_range: _Optional[bool] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., accept_first_data: _Optional[bool] = ...) -> None: ...
 
 class GetObjectResponse(_message.Message):
-    __slots__ = ("info", "data", "range_first", "range_length")
+    __slots__ = ("info", "data", "range_first", "range_length", "first_data")
     INFO_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIRST_FIELD_NUMBER: _ClassVar[int]
     RANGE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    FIRST_DATA_FIELD_NUMBER: _ClassVar[int]
     info: _common_pb2.ObjectInfo
     data: bytes
     range_first: int
     range_length: int
-    def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ..., range_first: _Optional[int] = ..., range_length: _Optional[int] = ...) -> None: ...
+    first_data: bytes
+    def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ..., range_first: _Optional[int] = ..., range_length: _Optional[int] = ..., first_data: _Optional[bytes] = ...) -> None: ...
 
 class HeadObjectRequest(_message.Message):
     __slots__ = ("bucket", "key", "version_id")

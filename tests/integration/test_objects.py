@@ -24,6 +24,7 @@ from ringstore.errors import (
     NotModified,
     PreconditionFailed,
 )
+from ringstore.localcluster import LocalCluster
 from ringstore.v1 import meta_pb2_grpc, objectstore_pb2
 from tests.conftest import TEST_CHUNK
 
@@ -239,3 +240,31 @@ def test_put_into_a_bucket_deleted_through_another_gateway(cluster, client: Clie
         client.put_object("short-lived", "k", b"y" * 300_000)
     with pytest.raises(NoSuchBucket):
         client.put_object("short-lived", "k", b"y")
+
+
+def test_a_small_body_comes_with_the_info_only_when_the_caller_accepts_it(
+    cluster: LocalCluster, client: Client, bucket: str
+) -> None:
+    from ringstore.rpc import MAX_MESSAGE, sync_channel
+    from ringstore.v1 import objectstore_pb2_grpc
+
+    small, large = os.urandom(3000), os.urandom(MAX_MESSAGE + 1)
+    client.put_object(bucket, "small", small)
+    client.put_object(bucket, "large", large)
+    with sync_channel(cluster.endpoint) as channel:
+        stub = objectstore_pb2_grpc.ObjectStoreStub(channel)
+
+        def get(key: str, accept: bool) -> list[objectstore_pb2.GetObjectResponse]:
+            req = objectstore_pb2.GetObjectRequest(bucket=bucket, key=key, accept_first_data=accept)
+            return list(stub.GetObject(req, timeout=30))
+
+        one = get("small", True)
+        assert len(one) == 1 and one[0].info.size == 3000 and one[0].first_data == small
+        old = get("small", False)  # a caller that does not know first_data gets data messages
+        assert not old[0].first_data and b"".join(m.data for m in old[1:]) == small
+        big = get("large", True)  # too large to come whole with the info
+        assert not big[0].first_data and b"".join(m.data for m in big[1:]) == large
+    with client.get_object(bucket, "small") as r:
+        assert r.read() == small
+    with client.get_object(bucket, "small", range=(10, 19)) as r:
+        assert r.read() == small[10:20]
