@@ -345,8 +345,7 @@ def _coalesced_commits(
         reply = await meta.CommitObjects(batch, timeout=timeout)
         return [result_error(r.error_code, r.error_message) or r.info for r in reply.results]
 
-    # Two in flight: while one batch's group commit fsyncs, the next one is being applied.
-    return Coalescer(one, many, size=lambda request: request.ByteSize(), max_in_flight=2)
+    return Coalescer(one, many, size=lambda request: request.ByteSize())
 
 
 def _coalesced_lookups(
