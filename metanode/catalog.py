@@ -421,7 +421,7 @@ def list_objects(
     prefix_b = prefix.encode()
 
     def scan(after: bytes) -> Iterator[tuple[bytes, VersionRecord]]:
-        for version in tx.scan_latest(bucket, prefix_b, after):
+        for version in tx.scan_latest(bucket, prefix_b, after, manifests=False):
             yield version.key.encode(), version
 
     page = list_page(

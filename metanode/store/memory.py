@@ -9,6 +9,7 @@ state besides). Keys of each bucket are kept in a sorted list of UTF-8 bytes for
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -118,13 +119,15 @@ class MemoryTransaction(Transaction):
         keys.pop(bisect.bisect_left(keys, key))
         self.undo.append(lambda: bisect.insort(keys, key))
 
-    def scan_latest(self, bucket: str, prefix: bytes, after: bytes) -> Iterator[VersionRecord]:
+    def scan_latest(
+        self, bucket: str, prefix: bytes, after: bytes, *, manifests: bool = True
+    ) -> Iterator[VersionRecord]:
         keys = self._s.keys.get(bucket, [])
         i = bisect.bisect_left(keys, prefix) if after < prefix else bisect.bisect_right(keys, after)
         while i < len(keys) and keys[i].startswith(prefix):
             latest = self.get_latest(bucket, keys[i].decode())
             if latest is not None:
-                yield latest
+                yield latest if manifests else dataclasses.replace(latest, manifest=())
             i += 1
 
     def scan_versions(

@@ -144,6 +144,7 @@ _VERSION_COLUMNS = (
     "bucket, key, version_id, seq, is_delete_marker, size, etag, content_type, metadata, "
     "created_ns, manifest"
 )
+_VERSION_COLUMNS_NO_MANIFEST = _VERSION_COLUMNS.replace("manifest", "'[]'")
 
 
 _NODE_COLUMNS = (
@@ -158,7 +159,15 @@ def _manifest_json(manifest: tuple[ManifestEntry, ...]) -> str:
 
 
 def _manifest(text: str) -> tuple[ManifestEntry, ...]:
-    return tuple(ManifestEntry(b, o, n) for b, o, n in json.loads(text))
+    if text == "[]":  # no chunks (or not asked for): skip the JSON parser
+        return ()
+    return tuple([ManifestEntry(b, o, n) for b, o, n in json.loads(text)])
+
+
+def _metadata(text: str) -> dict[str, str]:
+    if text == "{}":  # most objects carry no user metadata: skip the JSON parser
+        return {}
+    return json.loads(text)  # type: ignore[no-any-return]
 
 
 def _upload(row: tuple[Any, ...]) -> UploadRecord:
@@ -191,7 +200,7 @@ def _version(row: sqlite3.Row | tuple[Any, ...]) -> VersionRecord:
         size=row[5],
         etag=row[6],
         content_type=row[7],
-        metadata=json.loads(row[8]),
+        metadata=_metadata(row[8]),
         created_ns=row[9],
         manifest=manifest,
     )
@@ -272,13 +281,16 @@ class SqliteTransaction(Transaction):
             (bucket, key.encode(), version_id),
         )
 
-    def scan_latest(self, bucket: str, prefix: bytes, after: bytes) -> Iterator[VersionRecord]:
+    def scan_latest(
+        self, bucket: str, prefix: bytes, after: bytes, *, manifests: bool = True
+    ) -> Iterator[VersionRecord]:
         # Fetch in batches: the latest version of each key is the row with its highest seq.
         inclusive = after < prefix
         cursor = prefix if inclusive else after
+        columns = _VERSION_COLUMNS if manifests else _VERSION_COLUMNS_NO_MANIFEST
         while True:
             rows = self._db.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM versions AS v "
+                f"SELECT {columns} FROM versions AS v "
                 f"WHERE bucket = ? AND key {'>=' if inclusive else '>'} ? "
                 "AND seq = (SELECT MAX(seq) FROM versions WHERE bucket = v.bucket AND key = v.key) "
                 "ORDER BY key LIMIT ?",

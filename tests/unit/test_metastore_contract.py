@@ -5,6 +5,7 @@ forward migration from schema 1."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,23 @@ def test_scan_latest_is_utf8_byte_order_with_prefix_and_after(store: Store) -> N
     assert scan("q", "") == []
     latest = store.call(lambda tx: list(tx.scan_latest("b1", b"a/1", b"")))
     assert [(v.key, v.etag) for v in latest] == [("a/1", "newest"), ("a/10", "e")]
+
+
+def test_scan_latest_without_manifests_gives_the_same_records_bar_the_manifest(
+    store: Store,
+) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_version(version("a", 1))
+        tx.put_version(version("b", 2, metadata={}))
+        tx.put_version(version("c", 3, manifest=()))
+
+    store.call(write)
+    full = store.call(lambda tx: list(tx.scan_latest("b1", b"", b"")))
+    light = store.call(lambda tx: list(tx.scan_latest("b1", b"", b"", manifests=False)))
+    assert [v.manifest for v in full] == [(ManifestEntry("blob-1", 0, 3),)] * 2 + [()]
+    assert [v.manifest for v in light] == [(), (), ()]
+    assert [dataclasses.replace(v, manifest=()) for v in full] == light
+    assert [v.metadata for v in light] == [{"a": "1"}, {}, {"a": "1"}]
 
 
 def test_scan_is_lazy_across_batches(store: Store) -> None:
