@@ -75,11 +75,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
     async def WriteBlob(
         self, request: blob_pb2.WriteBlobRequest, context: aio.ServicerContext
     ) -> blob_pb2.PutBlobResponse:
-        if len(request.data) > MAX_MESSAGE:
-            raise InvalidArgument(
-                f"WriteBlob {request.header.blob_id}: {len(request.data)} bytes is more than "
-                f"one message may carry ({MAX_MESSAGE}); use PutBlob"
-            )
+        _check_write_size("WriteBlob", request)
         # One thread hop for the whole write: begin, write, commit (or abort on failure).
         stat = await asyncio.shield(
             asyncio.to_thread(_write_whole, self._store, request.header, request.data)
@@ -90,31 +86,20 @@ class BlobService(blob_pb2_grpc.BlobServicer):
     async def WriteBlobs(
         self, request: blob_pb2.WriteBlobsRequest, context: aio.ServicerContext
     ) -> blob_pb2.WriteBlobsResponse:
-        if len(request.blobs) > MAX_BATCH:
-            raise InvalidArgument(
-                f"WriteBlobs: {len(request.blobs)} blobs is more than one call may carry "
-                f"({MAX_BATCH})"
-            )
+        _check_batch("WriteBlobs", len(request.blobs))
         # The blobs are written concurrently, so that one group fdatasync can serve them all.
         results = await asyncio.gather(*(self._write_one(item) for item in request.blobs))
         return blob_pb2.WriteBlobsResponse(results=results)
 
     async def _write_one(self, item: blob_pb2.WriteBlobRequest) -> blob_pb2.WriteBlobResult:
         try:
-            if len(item.data) > MAX_MESSAGE:
-                raise InvalidArgument(
-                    f"WriteBlobs {item.header.blob_id}: {len(item.data)} bytes is more than "
-                    f"one blob of a batch may carry ({MAX_MESSAGE}); use PutBlob"
-                )
+            _check_write_size("WriteBlobs", item)
             stat = await asyncio.shield(
                 asyncio.to_thread(_write_whole, self._store, item.header, item.data)
             )
-        except RingstoreError as err:
-            return blob_pb2.WriteBlobResult(error_code=err.code, error_message=err.message)
-        except Exception as exc:  # as the handler would for a lone WriteBlob
-            log.exception("WriteBlobs %s failed", item.header.blob_id)
-            failed = InternalError(f"WriteBlobs {item.header.blob_id}: {exc!r}")
-            return blob_pb2.WriteBlobResult(error_code=failed.code, error_message=failed.message)
+        except Exception as exc:
+            code, message = _failure("WriteBlobs", item.header.blob_id, exc)
+            return blob_pb2.WriteBlobResult(error_code=code, error_message=message)
         return blob_pb2.WriteBlobResult(stored=_put_response(stat))
 
     @handler
@@ -149,11 +134,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
     async def ReadBlob(
         self, request: blob_pb2.GetBlobRequest, context: aio.ServicerContext
     ) -> blob_pb2.GetBlobResponse:
-        if not 0 < request.length <= MAX_MESSAGE:
-            raise InvalidArgument(
-                f"ReadBlob {request.blob_id}: length must be between 1 and {MAX_MESSAGE} "
-                f"bytes, got {request.length}; use GetBlob"
-            )
+        _check_read_length("ReadBlob", request)
         # One thread hop: open, read and verify, close.
         data = await asyncio.to_thread(_read_whole, self._store, request)
         return blob_pb2.GetBlobResponse(data=data)
@@ -162,11 +143,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
     async def ReadBlobs(
         self, request: blob_pb2.ReadBlobsRequest, context: aio.ServicerContext
     ) -> blob_pb2.ReadBlobsResponse:
-        if len(request.reads) > MAX_BATCH:
-            raise InvalidArgument(
-                f"ReadBlobs: {len(request.reads)} reads is more than one call may carry "
-                f"({MAX_BATCH})"
-            )
+        _check_batch("ReadBlobs", len(request.reads))
         total = sum(r.length for r in request.reads)
         if total > 2 * MAX_MESSAGE:
             raise InvalidArgument(
@@ -278,18 +255,42 @@ def _read_many(
     results = []
     for read in reads:
         try:
-            if not 0 < read.length <= MAX_MESSAGE:
-                raise InvalidArgument(
-                    f"ReadBlobs {read.blob_id}: length must be between 1 and {MAX_MESSAGE} "
-                    f"bytes, got {read.length}; use GetBlob"
-                )
+            _check_read_length("ReadBlobs", read)
             results.append(blob_pb2.ReadBlobResult(data=_read_whole(store, read)))
-        except RingstoreError as err:
-            results.append(blob_pb2.ReadBlobResult(error_code=err.code, error_message=err.message))
-        except Exception as exc:  # as the handler would for a lone ReadBlob
-            log.exception("ReadBlobs %s failed", read.blob_id)
-            failed = InternalError(f"ReadBlobs {read.blob_id}: {exc!r}")
-            results.append(
-                blob_pb2.ReadBlobResult(error_code=failed.code, error_message=failed.message)
-            )
+        except Exception as exc:
+            code, message = _failure("ReadBlobs", read.blob_id, exc)
+            results.append(blob_pb2.ReadBlobResult(error_code=code, error_message=message))
     return results
+
+
+def _check_batch(call: str, count: int) -> None:
+    if count > MAX_BATCH:
+        raise InvalidArgument(
+            f"{call}: {count} items is more than one call may carry ({MAX_BATCH})"
+        )
+
+
+def _check_write_size(call: str, request: blob_pb2.WriteBlobRequest) -> None:
+    if len(request.data) > MAX_MESSAGE:
+        raise InvalidArgument(
+            f"{call} {request.header.blob_id}: {len(request.data)} bytes is more than one "
+            f"message may carry ({MAX_MESSAGE}); use PutBlob"
+        )
+
+
+def _check_read_length(call: str, request: blob_pb2.GetBlobRequest) -> None:
+    if not 0 < request.length <= MAX_MESSAGE:
+        raise InvalidArgument(
+            f"{call} {request.blob_id}: length must be between 1 and {MAX_MESSAGE} bytes, "
+            f"got {request.length}; use GetBlob"
+        )
+
+
+def _failure(call: str, blob_id: str, exc: Exception) -> tuple[str, str]:
+    """The error code and message one item of a batch failed with: what the handler would
+    have sent for the single call."""
+    if isinstance(exc, RingstoreError):
+        return exc.code, exc.message
+    log.exception("%s %s failed", call, blob_id)
+    failed = InternalError(f"{call} {blob_id}: {exc!r}")
+    return failed.code, failed.message

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ringstore.errors import ERRORS, InternalError, RingstoreError
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
@@ -131,22 +131,40 @@ def _settle(future: asyncio.Future[Res], outcome: object) -> None:
         future.set_result(outcome)  # type: ignore[arg-type]
 
 
+def coalesced(
+    one: Callable[..., Awaitable[Res]],
+    many: Callable[..., Awaitable[Any]],
+    *,
+    wrap: Callable[[list[Req]], Any],
+    unwrap: Callable[[Any], Res],
+    size: Callable[[Req], int],
+) -> Coalescer[Req, Res]:
+    """A coalescer over a unary call ``one(request, timeout=...)`` and its batch twin
+    ``many(wrap(requests), timeout=...)``, whose reply holds one result per request: an error
+    (``error_code``, ``error_message``) or what ``unwrap(result)`` makes of it."""
+
+    async def send_one(request: Req, timeout: float) -> Res:
+        return await one(request, timeout=timeout)
+
+    async def send_many(requests: list[Req], timeout: float) -> list[Res | RingstoreError]:
+        reply = await many(wrap(requests), timeout=timeout)
+        return [result_error(r.error_code, r.error_message) or unwrap(r) for r in reply.results]
+
+    return Coalescer(send_one, send_many, size=size)
+
+
 def blob_writes(
     stub: Callable[[], blob_pb2_grpc.BlobStub],
 ) -> Coalescer[blob_pb2.WriteBlobRequest, blob_pb2.PutBlobResponse]:
     """Small blob writes to one datanode (``stub()`` is its current stub), coalesced into
     WriteBlobs calls."""
-
-    async def one(request: blob_pb2.WriteBlobRequest, timeout: float) -> blob_pb2.PutBlobResponse:
-        return await stub().WriteBlob(request, timeout=timeout)
-
-    async def many(
-        requests: list[blob_pb2.WriteBlobRequest], timeout: float
-    ) -> list[blob_pb2.PutBlobResponse | RingstoreError]:
-        reply = await stub().WriteBlobs(blob_pb2.WriteBlobsRequest(blobs=requests), timeout=timeout)
-        return [result_error(r.error_code, r.error_message) or r.stored for r in reply.results]
-
-    return Coalescer(one, many, size=lambda request: len(request.data))
+    return coalesced(
+        lambda request, timeout: stub().WriteBlob(request, timeout=timeout),
+        lambda batch, timeout: stub().WriteBlobs(batch, timeout=timeout),
+        wrap=lambda requests: blob_pb2.WriteBlobsRequest(blobs=requests),
+        unwrap=lambda result: result.stored,
+        size=lambda request: len(request.data),
+    )
 
 
 def blob_reads(
@@ -154,17 +172,10 @@ def blob_reads(
 ) -> Coalescer[blob_pb2.GetBlobRequest, blob_pb2.GetBlobResponse]:
     """Small reads from one datanode (``stub()`` is its current stub), coalesced into
     ReadBlobs calls."""
-
-    async def one(request: blob_pb2.GetBlobRequest, timeout: float) -> blob_pb2.GetBlobResponse:
-        return await stub().ReadBlob(request, timeout=timeout)
-
-    async def many(
-        requests: list[blob_pb2.GetBlobRequest], timeout: float
-    ) -> list[blob_pb2.GetBlobResponse | RingstoreError]:
-        reply = await stub().ReadBlobs(blob_pb2.ReadBlobsRequest(reads=requests), timeout=timeout)
-        return [
-            result_error(r.error_code, r.error_message) or blob_pb2.GetBlobResponse(data=r.data)
-            for r in reply.results
-        ]
-
-    return Coalescer(one, many, size=lambda request: request.length)
+    return coalesced(
+        lambda request, timeout: stub().ReadBlob(request, timeout=timeout),
+        lambda batch, timeout: stub().ReadBlobs(batch, timeout=timeout),
+        wrap=lambda requests: blob_pb2.ReadBlobsRequest(reads=requests),
+        unwrap=lambda result: blob_pb2.GetBlobResponse(data=result.data),
+        size=lambda request: request.length,
+    )

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 
-from gateway.batching import Coalescer, blob_reads, blob_writes
+from gateway.batching import Coalescer, Req, Res, blob_reads, blob_writes
 from ringstore.errors import ServiceUnavailable
 from ringstore.ring import Ring
 from ringstore.rpc import insecure_channel
@@ -143,21 +143,23 @@ class ClusterView:
         self, node_id: str
     ) -> Coalescer[blob_pb2.WriteBlobRequest, blob_pb2.PutBlobResponse]:
         """The coalescer of small blob writes to the node (one per node, kept)."""
-        batcher = self._batchers.get(node_id)
-        if batcher is None:
-            batcher = blob_writes(lambda: self.blob_stub(node_id))
-            self._batchers[node_id] = batcher
-        return batcher
+        return self._batcher(self._batchers, node_id, blob_writes)
 
     def read_batcher(
         self, node_id: str
     ) -> Coalescer[blob_pb2.GetBlobRequest, blob_pb2.GetBlobResponse]:
         """The coalescer of small reads from the node (one per node, kept)."""
-        batcher = self._read_batchers.get(node_id)
-        if batcher is None:
-            batcher = blob_reads(lambda: self.blob_stub(node_id))
-            self._read_batchers[node_id] = batcher
-        return batcher
+        return self._batcher(self._read_batchers, node_id, blob_reads)
+
+    def _batcher(
+        self,
+        kept: dict[str, Coalescer[Req, Res]],
+        node_id: str,
+        make: Callable[[Callable[[], blob_pb2_grpc.BlobStub]], Coalescer[Req, Res]],
+    ) -> Coalescer[Req, Res]:
+        if node_id not in kept:
+            kept[node_id] = make(lambda: self.blob_stub(node_id))
+        return kept[node_id]
 
     def blob_stub(self, node_id: str) -> blob_pb2_grpc.BlobStub:
         """A stub for the node's Blob service, reusing one channel per address."""

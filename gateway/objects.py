@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import grpc
 
 from gateway import ingest, replication
-from gateway.batching import Coalescer, result_error
+from gateway.batching import Coalescer, coalesced
 from gateway.cluster_view import ClusterView
 from ringstore import validation
 from ringstore.errors import (
@@ -31,7 +31,6 @@ from ringstore.errors import (
     NoSuchBucket,
     NotModified,
     PreconditionFailed,
-    RingstoreError,
     from_rpc_error,
 )
 from ringstore.ring import placement_hash
@@ -335,32 +334,22 @@ class ObjectService:
 def _coalesced_commits(
     meta: meta_pb2_grpc.MetaStub,
 ) -> Coalescer[meta_pb2.CommitObjectRequest, common_pb2.ObjectInfo]:
-    async def one(request: meta_pb2.CommitObjectRequest, timeout: float) -> common_pb2.ObjectInfo:
-        return await meta.CommitObject(request, timeout=timeout)  # type: ignore[no-any-return]
-
-    async def many(
-        requests: list[meta_pb2.CommitObjectRequest], timeout: float
-    ) -> list[common_pb2.ObjectInfo | RingstoreError]:
-        batch = meta_pb2.CommitObjectsRequest(commits=requests)
-        reply = await meta.CommitObjects(batch, timeout=timeout)
-        return [result_error(r.error_code, r.error_message) or r.info for r in reply.results]
-
-    return Coalescer(one, many, size=lambda request: request.ByteSize())
+    return coalesced(
+        meta.CommitObject,
+        meta.CommitObjects,
+        wrap=lambda requests: meta_pb2.CommitObjectsRequest(commits=requests),
+        unwrap=lambda result: result.info,
+        size=lambda request: request.ByteSize(),
+    )
 
 
 def _coalesced_lookups(
     meta: meta_pb2_grpc.MetaStub,
 ) -> Coalescer[meta_pb2.GetObjectRecordRequest, meta_pb2.ObjectRecord]:
-    async def one(
-        request: meta_pb2.GetObjectRecordRequest, timeout: float
-    ) -> meta_pb2.ObjectRecord:
-        return await meta.GetObjectRecord(request, timeout=timeout)  # type: ignore[no-any-return]
-
-    async def many(
-        requests: list[meta_pb2.GetObjectRecordRequest], timeout: float
-    ) -> list[meta_pb2.ObjectRecord | RingstoreError]:
-        batch = meta_pb2.GetObjectRecordsRequest(requests=requests)
-        reply = await meta.GetObjectRecords(batch, timeout=timeout)
-        return [result_error(r.error_code, r.error_message) or r.record for r in reply.results]
-
-    return Coalescer(one, many, size=lambda request: request.ByteSize())
+    return coalesced(
+        meta.GetObjectRecord,
+        meta.GetObjectRecords,
+        wrap=lambda requests: meta_pb2.GetObjectRecordsRequest(requests=requests),
+        unwrap=lambda result: result.record,
+        size=lambda request: request.ByteSize(),
+    )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from datanode.blobstore.base import BlobStore, QuarantineListener, check_blob_id
-from datanode.blobstore.volume import Location, Volumes
+from datanode.blobstore.volume import Volumes
 
 MiB = 1024 * 1024
 SMALL_BLOB_MAX = 1 * MiB  # bytes: blobs up to this length go to volumes
@@ -48,41 +48,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _FileHandle:
-    """An open blob file."""
+class _Handle:
+    """An open stored blob: the window ``[base, base + size)`` of a file (the whole of a blob
+    file, or one record of a volume). Reads are relative to the window and end with it."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, base: int, size: int, mtime_ns: int) -> None:
         self._fd: int | None = fd
+        self._base = base
+        self.size = size
+        self.mtime_ns = mtime_ns
+
+    @classmethod
+    def whole_file(cls, fd: int) -> _Handle:
         st = os.fstat(fd)
-        self.size = st.st_size
-        self.mtime_ns = st.st_mtime_ns
-
-    def read_at(self, position: int, size: int) -> bytes:
-        assert self._fd is not None, "read from a closed blob"
-        parts = []
-        while size > 0:
-            part = os.pread(self._fd, size, position)
-            if not part:
-                break
-            parts.append(part)
-            position += len(part)
-            size -= len(part)
-        return b"".join(parts)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-
-class _VolumeHandle:
-    """A blob inside a volume file: reads are relative to its record and end with it."""
-
-    def __init__(self, fd: int, location: Location) -> None:
-        self._fd: int | None = fd
-        self._base = location.offset
-        self.size = location.size
-        self.mtime_ns = location.mtime_ns
+        return cls(fd, 0, st.st_size, st.st_mtime_ns)
 
     def read_at(self, position: int, size: int) -> bytes:
         assert self._fd is not None, "read from a closed blob"
@@ -302,18 +281,18 @@ class DiskBlobStore(BlobStore):
     def close(self) -> None:
         self.volumes.close()
 
-    def _open(self, blob_id: str) -> _FileHandle | _VolumeHandle | None:
+    def _open(self, blob_id: str) -> _Handle | None:
         with self.volumes.lock:  # compaction cannot remove the file between lookup and open
             location = self.volumes.index.get(blob_id)
             if location is not None:
                 fd = os.open(self.volumes.path_of(location.seq), os.O_RDONLY)
-                return _VolumeHandle(fd, location)
+                return _Handle(fd, location.offset, location.size, location.mtime_ns)
         try:
             fd = os.open(self.blob_path(blob_id), os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
-            return _FileHandle(fd)
+            return _Handle.whole_file(fd)
         except BaseException:
             os.close(fd)
             raise

@@ -186,7 +186,7 @@ class Volumes:
     # -- start-up ----------------------------------------------------------------------------
 
     def _replay(self, seq: int, active: bool) -> None:
-        path = self._path(seq)
+        path = self.path_of(seq)
         records, end, problem = read_records(path)
         if problem is not None:
             if active:
@@ -219,9 +219,6 @@ class Volumes:
             self.index[record.blob_id] = dataclasses.replace(old, mtime_ns=record.mtime_ns)
 
     # -- the interface -----------------------------------------------------------------------
-
-    def path_of(self, seq: int) -> Path:
-        return self._path(seq)
 
     def put(self, blob_id: str, stored: bytes) -> tuple[int, int]:
         """Append a blob's stored form and index it (visible at once, durable only after
@@ -257,18 +254,12 @@ class Volumes:
 
     def read_stored(self, location: Location) -> bytes:
         """The whole stored form at ``location`` (for quarantine and compaction)."""
-        with open(self._path(location.seq), "rb") as f:
-            f.seek(location.offset)
-            return f.read(location.size)
+        with self.lock:
+            return os.pread(self._volumes[location.seq].fd, location.size, location.offset)
 
     def ids(self, prefix: str = "") -> list[str]:
         with self.lock:
             return sorted(i for i in self.index if i.startswith(prefix))
-
-    def garbage(self) -> dict[int, tuple[int, int]]:
-        """(size, live bytes) of every volume, by seq."""
-        with self.lock:
-            return {seq: (v.size, v.live) for seq, v in self._volumes.items()}
 
     def compact(self, min_garbage: float = 0.5, batch_bytes: int = 8 * MiB) -> int:
         """Rewrite the sealed volumes whose garbage share is at least ``min_garbage``: their
@@ -287,24 +278,20 @@ class Volumes:
         return reclaimed
 
     def _compact_one(self, seq: int, batch_bytes: int) -> int:
-        while True:
+        # A sealed volume gets no new PUTs: what points into it now is all there is to move.
+        with self.lock:
+            moving = [blob_id for blob_id, loc in self.index.items() if loc.seq == seq]
+        position = 0
+        while position < len(moving):
             with self.lock:
-                volume = self._volumes[seq]
-                moving = [(i, loc) for i, loc in self.index.items() if loc.seq == seq]
-                if not moving:
-                    # Tombstones here may still cancel PUTs in older volumes: carry them over.
-                    if any(s < seq for s in self._volumes):
-                        self._carry_tombstones(volume)
-                    del self._volumes[seq]
-                    volume.close()
-                    self._path(seq).unlink()
-                    log.info("volume %s compacted away (%d bytes)", volume.path, volume.size)
-                    return volume.size
-                done = 0
                 target = self._active()
-                for blob_id, loc in moving:
-                    if done >= batch_bytes:
-                        break
+                done = 0
+                while position < len(moving) and done < batch_bytes:
+                    blob_id = moving[position]
+                    position += 1
+                    loc = self.index.get(blob_id)
+                    if loc is None or loc.seq != seq:
+                        continue  # deleted since
                     stored = self.read_stored(loc)
                     start = target.append(
                         encode_header(PUT, blob_id, loc.mtime_ns, len(stored)) + stored
@@ -313,6 +300,15 @@ class Volumes:
                                                len(stored)))  # fmt: skip
                     done += HEADER_SIZE + loc.size
                 target.sync(target.size, self.fsync)
+        with self.lock:
+            volume = self._volumes.pop(seq)
+            # Tombstones here may still cancel PUTs in older volumes: carry them over.
+            if any(s < seq for s in self._volumes):
+                self._carry_tombstones(volume)
+            volume.close()
+            volume.path.unlink()
+            log.info("volume %s compacted away (%d bytes)", volume.path, volume.size)
+            return volume.size
 
     def _carry_tombstones(self, volume: _Volume) -> None:
         records, _, _ = read_records(volume.path)
@@ -343,7 +339,7 @@ class Volumes:
         return self._start_volume(volume.seq + 1)
 
     def _start_volume(self, seq: int) -> _Volume:
-        volume = _Volume(self._path(seq), seq, 0)
+        volume = _Volume(self.path_of(seq), seq, 0)
         if self.fsync:
             fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
             try:
@@ -353,7 +349,7 @@ class Volumes:
         self._volumes[seq] = volume
         return volume
 
-    def _path(self, seq: int) -> Path:
+    def path_of(self, seq: int) -> Path:
         return self.directory / f"{seq:08d}{_SUFFIX}"
 
 
