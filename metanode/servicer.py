@@ -8,9 +8,10 @@ import asyncio
 import time
 from collections.abc import Iterable
 
+import grpc
 from grpc import aio
 
-from metanode import catalog, membership, multipart, rename, repair, versions
+from metanode import catalog, membership, multipart, refs, rename, repair, versions
 from metanode.anti_entropy import AntiEntropy
 from metanode.refs import Chunk
 from metanode.store.base import (
@@ -23,6 +24,7 @@ from metanode.store.base import (
     UploadRecord,
     VersionRecord,
 )
+from ringstore import faults
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.rpc import handler
@@ -399,6 +401,18 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         return meta_pb2.ReportDamageResponse()
 
     @handler
+    async def DiscardBlobs(self, request, context):  # type: ignore[no-untyped-def]
+        if len(request.chunks) > MAX_DISCARD:
+            raise InvalidArgument(
+                f"DiscardBlobs: {len(request.chunks)} chunks is more than one call may carry "
+                f"({MAX_DISCARD})"
+            )
+        result = await self.store.acall(refs.discard, decode_chunks(request.chunks), time.time_ns())
+        return meta_pb2.DiscardBlobsResponse(
+            discarded=len(result.discarded), committed=len(result.committed)
+        )
+
+    @handler
     async def GetCluster(self, request, context):  # type: ignore[no-untyped-def]
         view = await self.store.acall(
             membership.cluster_view, request.known_epoch, self.config.cluster
@@ -450,10 +464,24 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
 
 def add_to_server(servicer: MetaServicer, server: aio.Server) -> None:
+    for point, method in faults.ACTIVE:
+        if point == "drop_reply":
+            setattr(servicer, method, _dropping_reply(getattr(servicer, method)))
     meta_pb2_grpc.add_MetaServicer_to_server(servicer, server)
 
 
+def _dropping_reply(call):  # type: ignore[no-untyped-def]
+    """The ``drop_reply`` fault seam (:mod:`ringstore.faults`): run the call, lose its reply."""
+
+    async def dropped(request, context):  # type: ignore[no-untyped-def]
+        await call(request, context)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "fault injected: reply dropped")
+
+    return dropped
+
+
 MAX_BATCH = 64  # requests one batch call may carry
+MAX_DISCARD = 1000  # chunks one DiscardBlobs call may carry (the gateway sends fewer per call)
 
 
 def _check_batch(call: str, count: int) -> None:

@@ -43,6 +43,7 @@ class MetanodeConfig:
     heartbeat_timeout: float = 10.0  # seconds without a heartbeat before a node is down
     gc_interval: float = 2.0  # seconds between garbage-collection passes
     orphan_grace: float = 3600.0  # seconds before a blob no record knows is deleted
+    gc_grace: float = 600.0  # seconds a replaced or deleted version stays readable (open GETs)
     upload_expiry_interval: float = 300.0  # seconds between passes aborting expired uploads
     rpc_timeout: float = 10.0  # seconds: deadline of the metanode's calls to datanodes
     upload_max_age: float = 7 * 86400.0  # seconds an open multipart upload lives before abort

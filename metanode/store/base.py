@@ -242,11 +242,28 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def dequeue_gc(self, blob_id: str) -> None: ...
     @abc.abstractmethod
-    def gc_batch(self, limit: int) -> list[str]:
-        """Up to ``limit`` queued blob ids, oldest first."""
+    def gc_batch(self, limit: int, queued_before_ns: int | None = None) -> list[str]:
+        """Up to ``limit`` queued blob ids, oldest first; only those queued at or before
+        ``queued_before_ns`` when it is given."""
 
     @abc.abstractmethod
     def gc_length(self) -> int: ...
+
+    # Fences: blob ids that no commit may ever name, because their copies were discarded (a
+    # request that could not know whether its commit landed gave them up) or swept as
+    # orphans. A commit naming a fenced blob fails, so a late commit can never point at
+    # deleted data. Kept for a retention period far longer than any commit can be in flight.
+    @abc.abstractmethod
+    def fence_blobs(self, blob_ids: Iterable[str], now_ns: int) -> None:
+        """Fence each id (an id already fenced keeps its time)."""
+
+    @abc.abstractmethod
+    def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        """Those of ``blob_ids`` that are fenced."""
+
+    @abc.abstractmethod
+    def drop_fences(self, before_ns: int, limit: int) -> int:
+        """Forget up to ``limit`` fences set before ``before_ns``, oldest first; how many."""
 
     # The repair queue: blobs to look at soon (damage reports); a hint, never the only record.
     @abc.abstractmethod

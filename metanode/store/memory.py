@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import heapq
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -39,7 +40,8 @@ class _State:
         self.blobs: dict[str, BlobRecord] = {}
         self.uploads: dict[str, UploadRecord] = {}
         self.parts: dict[str, dict[int, PartRecord]] = {}  # upload id -> part number -> record
-        self.gc: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
+        self.gc: dict[str, int] = {}  # blob id -> queued ns
+        self.fences: dict[str, int] = {}  # blob id -> fenced ns
         self.repair: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
         self.nodes: dict[str, NodeRecord] = {}
         self.rings: dict[int, bytes] = {}
@@ -215,8 +217,29 @@ class MemoryTransaction(Transaction):
     def dequeue_gc(self, blob_id: str) -> None:
         self._pop(self._s.gc, blob_id)
 
-    def gc_batch(self, limit: int) -> list[str]:
-        return list(self._s.gc)[:limit]
+    def gc_batch(self, limit: int, queued_before_ns: int | None = None) -> list[str]:
+        due = (
+            (ns, blob_id)
+            for blob_id, ns in self._s.gc.items()
+            if queued_before_ns is None or ns <= queued_before_ns
+        )
+        return [blob_id for _, blob_id in heapq.nsmallest(limit, due)]
+
+    def fence_blobs(self, blob_ids: Iterable[str], now_ns: int) -> None:
+        for blob_id in blob_ids:
+            if blob_id not in self._s.fences:
+                self._set(self._s.fences, blob_id, now_ns)
+
+    def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        return {b for b in blob_ids if b in self._s.fences}
+
+    def drop_fences(self, before_ns: int, limit: int) -> int:
+        old = heapq.nsmallest(
+            limit, ((ns, b) for b, ns in self._s.fences.items() if ns < before_ns)
+        )
+        for _, blob_id in old:
+            self._pop(self._s.fences, blob_id)
+        return len(old)
 
     def gc_length(self) -> int:
         return len(self._s.gc)

@@ -137,6 +137,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX repair_queue_by_time ON repair_queue (queued_ns, blob_id);
     """,
+    # 3 -> 4: fences: blob ids no commit may name any more (discarded or swept as orphans).
+    """
+    CREATE TABLE fences (
+        blob_id TEXT PRIMARY KEY,
+        fenced_ns INTEGER NOT NULL
+    );
+    CREATE INDEX fences_by_time ON fences (fenced_ns, blob_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -499,11 +507,37 @@ class SqliteTransaction(Transaction):
     def dequeue_gc(self, blob_id: str) -> None:
         self._db.execute("DELETE FROM gc_queue WHERE blob_id = ?", (blob_id,))
 
-    def gc_batch(self, limit: int) -> list[str]:
+    def gc_batch(self, limit: int, queued_before_ns: int | None = None) -> list[str]:
+        cutoff = queued_before_ns if queued_before_ns is not None else 2**63 - 1
         rows = self._db.execute(
-            "SELECT blob_id FROM gc_queue ORDER BY queued_ns, blob_id LIMIT ?", (limit,)
+            "SELECT blob_id FROM gc_queue WHERE queued_ns <= ? ORDER BY queued_ns, blob_id LIMIT ?",
+            (cutoff, limit),
         )
         return [b for (b,) in rows]
+
+    def fence_blobs(self, blob_ids: Iterable[str], now_ns: int) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO fences (blob_id, fenced_ns) VALUES (?, ?)",
+            [(b, now_ns) for b in blob_ids],
+        )
+
+    def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        fenced: set[str] = set()
+        ids = list(blob_ids)
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            batch = ids[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            rows = self._db.execute(f"SELECT blob_id FROM fences WHERE blob_id IN ({marks})", batch)
+            fenced.update(b for (b,) in rows)
+        return fenced
+
+    def drop_fences(self, before_ns: int, limit: int) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM fences WHERE blob_id IN (SELECT blob_id FROM fences "
+            "WHERE fenced_ns < ? ORDER BY fenced_ns, blob_id LIMIT ?)",
+            (before_ns, limit),
+        )
+        return int(cursor.rowcount)
 
     def gc_length(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM gc_queue")[0])

@@ -8,6 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DiscardBlobsRequest(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
+
+class DiscardBlobsResponse(_message.Message):
+    __slots__ = ("discarded", "committed")
+    DISCARDED_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    discarded: int
+    committed: int
+    def __init__(self, discarded: _Optional[int] = ..., committed: _Optional[int] = ...) -> None: ...
+
 class ReportDamageRequest(_message.Message):
     __slots__ = ("node_id", "blob_ids", "reason")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]

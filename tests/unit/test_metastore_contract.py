@@ -432,6 +432,39 @@ def test_scan_blobs_in_id_order(store: Store) -> None:
     assert all(b.nodes == ("n1",) for b in found)
 
 
+def test_gc_batch_honours_the_cutoff(store: Store) -> None:
+    def queue(tx: Transaction) -> None:
+        tx.enqueue_gc("late", 300)
+        tx.enqueue_gc("early", 100)
+        tx.enqueue_gc("now", 0)
+        tx.enqueue_gc("early", 999)  # already queued: keeps its time
+
+    store.call(queue)
+    assert store.call(lambda tx: tx.gc_batch(10)) == ["now", "early", "late"]
+    assert store.call(lambda tx: tx.gc_batch(10, 100)) == ["now", "early"]
+    assert store.call(lambda tx: tx.gc_batch(1, 1000)) == ["now"]
+    assert store.call(lambda tx: tx.gc_batch(10, -1)) == []
+
+
+def test_fences(store: Store) -> None:
+    store.call(lambda tx: tx.fence_blobs(["a", "b"], 100))
+    store.call(lambda tx: tx.fence_blobs(["b", "c"], 200))  # "b" keeps its time
+    assert store.call(lambda tx: tx.fenced_blobs(["a", "c", "x"])) == {"a", "c"}
+    many = [f"id{i}" for i in range(1200)]  # more than one query's parameters
+    assert store.call(lambda tx: tx.fenced_blobs(many)) == set()
+
+    def fence_then_fail(tx: Transaction) -> None:
+        tx.fence_blobs(["d"], 300)
+        raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        store.call(fence_then_fail)
+    assert store.call(lambda tx: tx.fenced_blobs(["d"])) == set()
+    assert store.call(lambda tx: tx.drop_fences(150, 10)) == 2  # a and b
+    assert store.call(lambda tx: tx.fenced_blobs(["a", "b", "c"])) == {"c"}
+    assert store.call(lambda tx: tx.drop_fences(1000, 10)) == 1
+
+
 def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
     for statement in MIGRATIONS[0].split(";"):
@@ -447,6 +480,6 @@ def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
         assert engine.call(lambda tx: tx.list_parts("u1")) == [part("u1", 1)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     finally:
         db.close()
