@@ -203,7 +203,9 @@ def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
     async def scenario() -> tuple[list[Any], list[Any]]:
         lookups = [
             service.call_coalesced(
-                service._lookups, meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}")
+                service._lookups,
+                meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}"),
+                "GetObjectRecord",
             )
             for i in range(20)
         ]
@@ -214,6 +216,7 @@ def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
                 meta_pb2.CommitObjectRequest(
                     bucket="bkt", key=f"c{i}", etag=f"e{i}", if_none_match="*" if i == 3 else ""
                 ),
+                "CommitObject",
             )
             for i in range(10)
         ]
