@@ -58,11 +58,16 @@ async def serve(cfg: config_mod.Config) -> None:
     server, health, port = make_server(gw.listen)
     objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(ObjectStoreServicer(objects), server)
     await server.start()
-    follower = asyncio.create_task(view.follow(gw.ring_refresh))
-    # Healthy only once the gateway has heard from the metanode: before that it knows no ring.
+    # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
+    # from the metanode (it knows no ring), not when its ring has been stale for long.
+    follower = asyncio.create_task(
+        view.follow(
+            gw.ring_refresh,
+            on_health=lambda fresh: set_serving(health, "ringstore.v1.ObjectStore", fresh),
+        )
+    )
     while not view.synced:
         await asyncio.sleep(0.05)
-    await set_serving(health, "ringstore.v1.ObjectStore")
     host = gw.listen.rpartition(":")[0]
     print(f"ringstore-gateway serving on {host}:{port} metanode {cfg.metanode.address}", flush=True)
 

@@ -94,10 +94,15 @@ def make_server(listen: str) -> tuple[aio.Server, health_aio.HealthServicer, int
     return server, health_servicer, port
 
 
-async def set_serving(health_servicer: health_aio.HealthServicer, service: str) -> None:
-    """Mark ``service`` and the server as a whole as SERVING."""
+async def set_serving(
+    health_servicer: health_aio.HealthServicer, service: str, serving: bool = True
+) -> None:
+    """Mark ``service`` and the server as a whole as SERVING (or NOT_SERVING)."""
+    status = health_pb2.HealthCheckResponse.SERVING
+    if not serving:
+        status = health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", service):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, status)
 
 
 def insecure_channel(address: str) -> aio.Channel:
