@@ -55,7 +55,9 @@ async def serve(cfg: config_mod.Config) -> None:
     objects = ObjectService(
         meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
     )
-    server, health, port = make_server(gw.listen)
+    server, health, port = make_server(
+        gw.listen, max_concurrent_calls=gw.max_concurrent_calls, service="gateway"
+    )
     objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(ObjectStoreServicer(objects), server)
     await server.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
