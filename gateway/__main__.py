@@ -11,6 +11,7 @@ import signal
 import sys
 
 from gateway.cluster_view import ClusterView
+from gateway.intake import ByteBudget, Intake
 from gateway.objects import ObjectService
 from gateway.servicer import ObjectStoreServicer
 from ringstore import config as config_mod
@@ -58,7 +59,10 @@ async def serve(cfg: config_mod.Config) -> None:
     server, health, port = make_server(
         gw.listen, max_concurrent_calls=gw.max_concurrent_calls, service="gateway"
     )
-    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(ObjectStoreServicer(objects), server)
+    intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
+    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(
+        ObjectStoreServicer(objects, intake), server
+    )
     await server.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
     # from the metanode (it knows no ring), not when its ring has been stale for long.
