@@ -134,7 +134,11 @@ def check_metanode(cfg: Config) -> Config:
 
 async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks."""
-    server, health, port = make_server(cfg.metanode.listen)
+    server, health, port = make_server(
+        cfg.metanode.listen,
+        max_concurrent_calls=cfg.metanode.max_concurrent_calls,
+        service="metanode",
+    )
     m = cfg.metanode
     blob_client = GrpcBlobClient(timeout=m.rpc_timeout)
     collector = GarbageCollector(

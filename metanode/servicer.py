@@ -5,6 +5,7 @@ statuses by :func:`ringstore.rpc.handler`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 
@@ -26,9 +27,11 @@ from metanode.store.base import (
 )
 from ringstore import faults
 from ringstore.config import Config
-from ringstore.errors import InvalidArgument, RingstoreError
+from ringstore.errors import InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_KEYS = 1000  # a request's max_keys of 0 means "unset" in proto3
 DEFAULT_RENAME_LIMIT = 1000  # objects per RenamePrefix call when the request's limit is 0
@@ -180,9 +183,13 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     async def _commit_one(
         self, request: meta_pb2.CommitObjectRequest
     ) -> meta_pb2.CommitObjectResult:
+        """One commit of a batch: its own transaction, its own outcome. Any failure, expected or
+        not, is this item's error result; it never fails the batch, whose other commits may
+        already be durable."""
         try:
             view = await self.store.acall(catalog.commit_object, decode_commit(request))
-        except RingstoreError as err:
+        except Exception as exc:
+            err = _item_error("CommitObjects", request.bucket, request.key, exc)
             return meta_pb2.CommitObjectResult(error_code=err.code, error_message=err.message)
         return meta_pb2.CommitObjectResult(info=_view_info(view))
 
@@ -501,9 +508,18 @@ def _lookup_many(
     for r in requests:
         try:
             found.append(catalog.get_object_record(tx, r.bucket, r.key, r.version_id))
-        except RingstoreError as err:
-            found.append(err)
+        except Exception as exc:
+            found.append(_item_error("GetObjectRecords", r.bucket, r.key, exc))
     return found
+
+
+def _item_error(call: str, bucket: str, key: str, exc: Exception) -> RingstoreError:
+    """The error one item of a batch failed with: what the single call would have sent. An
+    unexpected exception becomes an InternalError, logged here once with its traceback."""
+    if isinstance(exc, RingstoreError):
+        return exc
+    log.error("%s %s/%s failed", call, bucket, key, exc_info=exc)
+    return InternalError(f"{call} {bucket}/{key}: {exc!r}")
 
 
 def _record_message(record: catalog.ObjectRecordView) -> meta_pb2.ObjectRecord:

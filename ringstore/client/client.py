@@ -168,6 +168,32 @@ class Client:
             time.sleep(random.uniform(pause / 2, pause))
         raise AssertionError("unreachable")
 
+    def _stream(self, method: Any, messages: Iterator[Any]) -> Any:
+        """A client-streaming call (a put or a part) whose deadline moves with its progress: it
+        is cancelled, as ServiceUnavailable, when gRPC has taken no message for ``timeout``
+        seconds (the gateway stopped reading), or no reply came ``timeout`` seconds after the
+        last one. A body of any size may take as long as it keeps moving, and no call waits
+        forever."""
+        last = [time.monotonic()]  # when gRPC last took a message
+
+        def watched() -> Iterator[Any]:
+            for message in messages:
+                last[0] = time.monotonic()
+                yield message
+            last[0] = time.monotonic()
+
+        call = method.future(watched())
+        while True:
+            try:
+                return call.result(timeout=max(last[0] + self.timeout - time.monotonic(), 0.01))
+            except grpc.FutureTimeoutError:
+                if time.monotonic() - last[0] >= self.timeout:
+                    call.cancel()
+                    raise ServiceUnavailable(
+                        f"the gateway took no body and sent no reply for {self.timeout:g} s "
+                        "(the client's timeout); the upload was cancelled"
+                    ) from None
+
     # -- buckets ----------------------------------------------------------------------------
 
     def create_bucket(self, name: str) -> BucketInfo:
@@ -234,7 +260,7 @@ class Client:
             )
             msg = self._call(lambda s: s.PutSmallObject(small, timeout=self.timeout), safe=safe)
             return ObjectInfo.from_proto(msg)
-        msg = self._call(lambda s: s.PutObject(messages()), safe=safe)
+        msg = self._call(lambda s: self._stream(s.PutObject, messages()), safe=safe)
         return ObjectInfo.from_proto(msg)
 
     def get_object(
@@ -445,7 +471,7 @@ class Client:
             for piece in body.pieces():
                 yield objectstore_pb2.UploadPartRequest(data=piece)
 
-        msg = self._call(lambda s: s.UploadPart(messages()), safe=body.replayable)
+        msg = self._call(lambda s: self._stream(s.UploadPart, messages()), safe=body.replayable)
         return str(msg.etag)
 
     def complete_multipart_upload(

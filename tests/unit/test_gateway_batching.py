@@ -10,7 +10,7 @@ import pytest
 
 from gateway import batching
 from gateway.batching import Coalescer, blob_writes
-from ringstore.errors import InsufficientStorage, InternalError
+from ringstore.errors import InsufficientStorage, InternalError, ServiceUnavailable
 from ringstore.v1 import blob_pb2, common_pb2, meta_pb2
 
 
@@ -145,6 +145,23 @@ def test_a_write_whose_caller_gave_up_while_queued_is_not_sent() -> None:
     asyncio.run(scenario())
     sent = [b for call in node.calls for b in call]
     assert "gone" not in sent and "kept" in sent
+
+
+def test_a_full_queue_refuses_at_once_and_serves_the_rest() -> None:
+    """Backpressure: one call in flight and ``max_queued`` waiting; a request beyond that is
+    refused with ServiceUnavailable before it is queued, and the queued ones are still served."""
+    node = FakeNode(delay=0.05)
+    writes = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher: Coalescer[Any, Any] = Coalescer(
+        writes._one, writes._many, size=lambda r: len(r.data), max_queued=4
+    )
+    outcomes = asyncio.run(write_all(batcher, 9))
+    assert all_stored(outcomes[:5])  # one in flight at once, four queued
+    refused = outcomes[5:]
+    assert all(isinstance(o, ServiceUnavailable) for o in refused)
+    assert "4 requests already wait" in str(refused[0])
+    sent = sorted(b for call in node.calls for b in call)
+    assert sent == [f"b{i}" for i in range(5)]
 
 
 class FakeMeta:
