@@ -19,6 +19,13 @@ Node states and the ring (see docs/repair.md):
   draining node stays draining (the operator's decision survives its restarts); a removed node
   stays removed while it only heartbeats and rejoins when it registers again (a restart).
 - An unknown node's heartbeat, drain or removal is NoSuchKey (NOT_FOUND) naming it.
+
+Building a ring takes a fraction of a second, too long to hold the store's single writer
+thread: :func:`change_membership` runs a change as a transaction that stops (writing nothing)
+when it needs a ring not built yet, builds that ring outside the store's thread, and runs the
+transaction again with it. The ring is stored only if the membership it was built from is still
+the membership when the transaction runs again; if another change got in between, it is built
+again from the new one.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from metanode.store.base import NodeRecord, Store, StoreStats, Transaction
 from ringstore.config import ClusterConfig
@@ -38,9 +47,33 @@ from ringstore.ring import Ring, RingNode, balance_report, build_ring
 from ringstore.v1 import common_pb2
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 NODE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 RING_STATES = ("up", "down")  # states a ring member can have (down ones only within the grace)
+RING_ATTEMPTS = 3  # builds outside the store's thread before one is built inside the transaction
+
+# Rings built outside the store's thread, by what they were built from: (the previous ring's
+# epoch, the members) -> the serialized RingTable of the next epoch.
+RingBuilds = dict[tuple[int, tuple[RingNode, ...]], bytes]
+
+
+class RingNeeded(Exception):
+    """A membership change run with ``builds`` needs a ring that is not among them: the
+    transaction rolls back and :func:`change_membership` calls :meth:`build` (off the store's
+    thread), then runs the transaction again."""
+
+    def __init__(self, previous: Ring, members: tuple[RingNode, ...], cluster: ClusterConfig):
+        super().__init__(f"ring epoch {previous.epoch + 1} of {len(members)} nodes is not built")
+        self.key = (previous.epoch, members)
+        self.previous = previous
+        self.members = members
+        self.cluster = cluster
+
+    def build(self) -> bytes:
+        table = make_ring(self.previous, self.members, self.cluster).to_proto().SerializeToString()
+        _decode_ring(table)  # the next heartbeats find it decoded
+        return table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,23 +164,11 @@ def ring_members(
     ]
 
 
-def rebuild_ring(
-    tx: Transaction, cluster: ClusterConfig, exclude: frozenset[str] = frozenset()
-) -> int:
-    """Build and store the ring of :func:`ring_members` under the next epoch; return it."""
-    previous = current_ring(tx, cluster)
-    members = ring_members(tx, cluster, exclude)
+def make_ring(previous: Ring, members: tuple[RingNode, ...], cluster: ClusterConfig) -> Ring:
+    """The ring of ``members`` at the epoch after ``previous``, moving little from it."""
     epoch = previous.epoch + 1
-    if members:
-        ring = build_ring(
-            members,
-            replicas=cluster.replicas,
-            partition_power=cluster.partition_power,
-            epoch=epoch,
-            previous=previous if previous.node_ids else None,
-        )
-    else:
-        ring = Ring(
+    if not members:
+        return Ring(
             epoch=epoch,
             partition_power=cluster.partition_power,
             replicas=cluster.replicas,
@@ -155,13 +176,59 @@ def rebuild_ring(
             zones=[],
             rows=[],
         )
-    tx.put_ring(epoch, ring.to_proto().SerializeToString())
+    return build_ring(
+        members,
+        replicas=cluster.replicas,
+        partition_power=cluster.partition_power,
+        epoch=epoch,
+        previous=previous if previous.node_ids else None,
+    )
+
+
+def rebuild_ring(
+    tx: Transaction,
+    cluster: ClusterConfig,
+    exclude: frozenset[str] = frozenset(),
+    builds: RingBuilds | None = None,
+) -> int:
+    """Store the ring of :func:`ring_members` under the next epoch; return it. It is built here,
+    or, when ``builds`` is given, taken from it (built from this very membership), else
+    :class:`RingNeeded` is raised."""
+    previous = current_ring(tx, cluster)
+    members = tuple(ring_members(tx, cluster, exclude))
+    if builds is None:
+        table = make_ring(previous, members, cluster).to_proto().SerializeToString()
+    elif (table_built := builds.get((previous.epoch, members))) is not None:
+        table = table_built
+    else:
+        raise RingNeeded(previous, members, cluster)
+    epoch = previous.epoch + 1
+    tx.put_ring(epoch, table)
     log.info("ring epoch %d: %d nodes", epoch, len(members))
     return epoch
 
 
+async def change_membership(store: Store, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run ``fn(tx, *args, builds=..., **kwargs)`` (a membership change taking ``builds``) in one
+    transaction, with any ring it makes built outside the store's thread, so that commits go on
+    meanwhile. A build that another change made stale is built again; after
+    :data:`RING_ATTEMPTS` the transaction builds its ring itself (slower, never wrong)."""
+    builds: RingBuilds = {}
+    for _ in range(RING_ATTEMPTS):
+        try:
+            return await store.acall(fn, *args, builds=builds, **kwargs)
+        except RingNeeded as need:
+            builds[need.key] = await asyncio.to_thread(need.build)
+    return await store.acall(fn, *args, **kwargs)
+
+
 def register_node(
-    tx: Transaction, reg: Registration, cluster: ClusterConfig, now_ns: int | None = None
+    tx: Transaction,
+    reg: Registration,
+    cluster: ClusterConfig,
+    now_ns: int | None = None,
+    *,
+    builds: RingBuilds | None = None,
 ) -> int:
     """Record the node as up (a draining node stays draining); a new, re-shaped or returning
     node gets a new ring. Returns the epoch."""
@@ -190,7 +257,7 @@ def register_node(
         )
     )
     if reshaped:
-        return rebuild_ring(tx, cluster)
+        return rebuild_ring(tx, cluster, builds=builds)
     return current_ring(tx, cluster).epoch
 
 
@@ -204,6 +271,7 @@ def heartbeat(
     now_ns: int | None = None,
     *,
     disk_full: bool = False,
+    builds: RingBuilds | None = None,
 ) -> int:
     """Refresh the node's usage and liveness. A down node comes back up, and back into the ring
     (a new epoch) if it had left it; a removed one stays removed until it registers again.
@@ -212,8 +280,6 @@ def heartbeat(
     if node is None:
         raise NoSuchKey(f"node {node_id} is not registered")
     state = "up" if node.state == "down" else node.state
-    if node.state == "down":
-        log.info("node %s is up again", node_id)
     tx.put_node(
         dataclasses.replace(
             node,
@@ -225,10 +291,14 @@ def heartbeat(
             disk_full=disk_full,
         )
     )
-    if state == "up" and node_id not in current_ring(tx, cluster).node_ids:
+    rejoins = state == "up" and node_id not in current_ring(tx, cluster).node_ids
+    epoch = rebuild_ring(tx, cluster, builds=builds) if rejoins else current_ring(tx, cluster).epoch
+    # Logged last: a transaction that stops for its ring (RingNeeded) runs again.
+    if node.state == "down":
+        log.info("node %s is up again", node_id)
+    if rejoins:
         log.info("node %s rejoins the ring", node_id)
-        return rebuild_ring(tx, cluster)
-    return current_ring(tx, cluster).epoch
+    return epoch
 
 
 def _known_node(tx: Transaction, node_id: str) -> NodeRecord:
@@ -238,7 +308,9 @@ def _known_node(tx: Transaction, node_id: str) -> NodeRecord:
     return node
 
 
-def drain_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRecord:
+def drain_node(
+    tx: Transaction, node_id: str, cluster: ClusterConfig, *, builds: RingBuilds | None = None
+) -> NodeRecord:
     """Start moving everything off the node: state ``draining`` and out of the ring (a new
     epoch); it keeps serving reads. Draining a draining or removed node changes nothing."""
     node = _known_node(tx, node_id)
@@ -246,7 +318,7 @@ def drain_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRec
         return node
     drained = dataclasses.replace(node, state="draining")
     tx.put_node(drained)
-    rebuild_ring(tx, cluster)
+    rebuild_ring(tx, cluster, builds=builds)
     log.info("node %s is draining", node_id)
     return drained
 
@@ -290,7 +362,13 @@ def expire_nodes(tx: Transaction, now_ns: int, timeout_ns: int, since_ns: int) -
 
 
 def retire_dead_nodes(
-    tx: Transaction, now_ns: int, dead_ns: int, since_ns: int, cluster: ClusterConfig
+    tx: Transaction,
+    now_ns: int,
+    dead_ns: int,
+    since_ns: int,
+    cluster: ClusterConfig,
+    *,
+    builds: RingBuilds | None = None,
 ) -> list[str]:
     """Take out of the ring (one new epoch) every down node silent for longer than ``dead_ns``
     (the heartbeat timeout plus the dead grace), counting no earlier than ``since_ns``."""
@@ -303,7 +381,7 @@ def retire_dead_nodes(
         and now_ns - max(n.last_heartbeat_ns, since_ns) > dead_ns
     ]
     if dead:
-        rebuild_ring(tx, cluster, exclude=frozenset(dead))
+        rebuild_ring(tx, cluster, exclude=frozenset(dead), builds=builds)
     return dead
 
 
@@ -314,6 +392,7 @@ def cluster_view(tx: Transaction, known_epoch: int, cluster: ClusterConfig) -> C
 
 
 def cluster_status(tx: Transaction, cluster: ClusterConfig) -> StatusView:
+    """Read-only (run it with :meth:`Store.aread`): its counts scan every version."""
     ring = current_ring(tx, cluster)
     nodes = tx.list_nodes()
     in_ring = set(ring.node_ids)
@@ -364,8 +443,8 @@ class FailureDetector:
         for node_id in expired:
             log.warning("node %s missed heartbeats for %.1fs: down", node_id, self.timeout_ns / 1e9)
         if self.dead_ns is not None:
-            dead = await self.store.acall(
-                retire_dead_nodes, now, self.dead_ns, self.started_ns, self.cluster
+            dead = await change_membership(
+                self.store, retire_dead_nodes, now, self.dead_ns, self.started_ns, self.cluster
             )
             for node_id in dead:
                 log.warning("node %s is down past its grace: out of the ring", node_id)

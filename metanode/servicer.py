@@ -1,6 +1,7 @@
-"""The ``ringstore.v1.Meta`` gRPC service: decode, run the logic in one store transaction on the
-store's thread (never on the event loop), encode. Errors are raised by the logic and mapped to
-statuses by :func:`ringstore.rpc.handler`."""
+"""The ``ringstore.v1.Meta`` gRPC service: decode, run the logic in one store transaction (never
+on the event loop: writes on the store's worker thread, calls that write nothing in read-only
+transactions beside it, so lookups, listings and status never wait behind commits), encode.
+Errors are raised by the logic and mapped to statuses by :func:`ringstore.rpc.handler`."""
 
 from __future__ import annotations
 
@@ -142,6 +143,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.repairer = repairer
         self.anti_entropy = anti_entropy
         self.rings = repair.RingCache(config.cluster)
+        self.census = repair.SharedCensus(store, self.rings)
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -149,11 +151,11 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]
-        return bucket_info(await self.store.acall(catalog.head_bucket, request.name))
+        return bucket_info(await self.store.aread(catalog.head_bucket, request.name))
 
     @handler
     async def ListBuckets(self, request, context):  # type: ignore[no-untyped-def]
-        buckets = await self.store.acall(catalog.list_buckets)
+        buckets = await self.store.aread(catalog.list_buckets)
         return objectstore_pb2.ListBucketsResponse(buckets=[bucket_info(b) for b in buckets])
 
     @handler
@@ -168,7 +170,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def GetObjectRecord(self, request, context):  # type: ignore[no-untyped-def]
-        record = await self.store.acall(
+        record = await self.store.aread(
             catalog.get_object_record, request.bucket, request.key, request.version_id
         )
         return _record_message(record)
@@ -196,7 +198,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     @handler
     async def GetObjectRecords(self, request, context):  # type: ignore[no-untyped-def]
         _check_batch("GetObjectRecords", len(request.requests))
-        found = await self.store.acall(_lookup_many, list(request.requests))
+        found = await self.store.aread(_lookup_many, list(request.requests))
         results = []
         for outcome in found:
             if isinstance(outcome, RingstoreError):
@@ -221,7 +223,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListObjects(self, request, context):  # type: ignore[no-untyped-def]
-        page, versioned = await self.store.acall(
+        page, versioned = await self.store.aread(
             catalog.list_objects,
             request.bucket,
             prefix=request.prefix,
@@ -244,12 +246,12 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def GetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
-        status = await self.store.acall(catalog.get_bucket_versioning, request.name)
+        status = await self.store.aread(catalog.get_bucket_versioning, request.name)
         return objectstore_pb2.GetBucketVersioningResponse(status=status)
 
     @handler
     async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]
-        page = await self.store.acall(
+        page = await self.store.aread(
             versions.list_object_versions,
             request.bucket,
             prefix=request.prefix,
@@ -304,7 +306,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def HeadMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
-        upload = await self.store.acall(
+        upload = await self.store.aread(
             multipart.head_upload, request.bucket, request.key, request.upload_id
         )
         return upload_info(upload)
@@ -344,7 +346,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListParts(self, request, context):  # type: ignore[no-untyped-def]
-        parts = await self.store.acall(
+        parts = await self.store.aread(
             multipart.list_parts, request.bucket, request.key, request.upload_id
         )
         return objectstore_pb2.ListPartsResponse(parts=[part_info(p) for p in parts])
@@ -366,12 +368,15 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             capacity=request.capacity_bytes,
             used=request.used_bytes,
         )
-        epoch = await self.store.acall(membership.register_node, registration, self.config.cluster)
+        epoch = await membership.change_membership(
+            self.store, membership.register_node, registration, self.config.cluster
+        )
         return meta_pb2.RegisterNodeResponse(ring_epoch=epoch)
 
     @handler
     async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
-        epoch = await self.store.acall(
+        epoch = await membership.change_membership(
+            self.store,
             membership.heartbeat,
             request.id,
             request.capacity_bytes,
@@ -384,7 +389,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
-        node = await self.store.acall(membership.drain_node, request.id, self.config.cluster)
+        node = await membership.change_membership(
+            self.store, membership.drain_node, request.id, self.config.cluster
+        )
         if self.repairer is not None:
             self.repairer.wake()
         return node_info(node)
@@ -421,7 +428,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def GetCluster(self, request, context):  # type: ignore[no-untyped-def]
-        view = await self.store.acall(
+        view = await self.store.aread(
             membership.cluster_view, request.known_epoch, self.config.cluster
         )
         cluster = self.config.cluster
@@ -437,8 +444,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
-        status = await self.store.acall(membership.cluster_status, self.config.cluster)
-        found = await self.store.acall(repair.blob_census, self.rings)
+        # Both read-only and off the store's worker thread: a status call never holds up commits.
+        status = await self.store.aread(membership.cluster_status, self.config.cluster)
+        found = await self.census.take()
         done = self.repairer.counters if self.repairer else repair.RepairCounters()
         return objectstore_pb2.ClusterStatusResponse(
             ring_epoch=status.epoch,

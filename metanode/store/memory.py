@@ -2,8 +2,11 @@
 
 Atomicity: every mutation pushes its inverse onto an undo log; if the transaction's function
 raises, the log is replayed backwards, so a failed transaction leaves no trace. Isolation: the
-base class runs one transaction at a time on a single worker thread (and a lock guards the
-state besides). Keys of each bucket are kept in a sorted list of UTF-8 bytes for ordered scans.
+base class runs one transaction at a time on a single worker thread, and a lock guards the
+state besides: a read-only transaction (on a reader thread) takes it too, so it sees the state
+between two transactions, never inside one; it waits for the transaction running, never for
+those queued behind it. A write inside a read-only transaction raises. Keys of each bucket are
+kept in a sorted list of UTF-8 bytes for ordered scans.
 """
 
 from __future__ import annotations
@@ -49,17 +52,24 @@ class _State:
 
 
 class MemoryTransaction(Transaction):
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, *, read_only: bool = False) -> None:
         self._s = state
         self.undo: list[Callable[[], None]] = []
+        self._read_only = read_only
+
+    def _writing(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only transaction may not write")
 
     # Undo-logged mutation of a dict entry.
     def _set(self, d: dict[Any, Any], k: Any, v: Any) -> None:
+        self._writing()
         old = d.get(k, _MISSING)
         d[k] = v
         self.undo.append(lambda: d.__setitem__(k, old) if old is not _MISSING else d.pop(k))
 
     def _pop(self, d: dict[Any, Any], k: Any) -> None:
+        self._writing()
         if k in d:
             old = d.pop(k)
             self.undo.append(lambda: d.__setitem__(k, old))
@@ -80,6 +90,7 @@ class MemoryTransaction(Transaction):
         return bool(self._s.keys.get(bucket))
 
     def next_seq(self) -> int:
+        self._writing()
         old = self._s.seq
         self._s.seq = old + 1
         self.undo.append(lambda: setattr(self._s, "seq", old))
@@ -113,10 +124,12 @@ class MemoryTransaction(Transaction):
         if bucket not in self._s.keys:
             self._set(self._s.keys, bucket, [])
         keys = self._s.keys[bucket]
+        self._writing()
         bisect.insort(keys, key)
         self.undo.append(lambda: keys.remove(key))
 
     def _remove_key(self, bucket: str, key: bytes) -> None:
+        self._writing()
         keys = self._s.keys[bucket]
         keys.pop(bisect.bisect_left(keys, key))
         self.undo.append(lambda: bisect.insort(keys, key))
@@ -305,3 +318,7 @@ class MemoryStore(Store):
                 for undo in reversed(tx.undo):
                     undo()
                 raise
+
+    def _read(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        with self._lock:
+            return fn(MemoryTransaction(self._state, read_only=True), *args)

@@ -9,6 +9,10 @@ Durability recipe, and why each step:
 3. One connection on one dedicated thread: transactions are serialized, and each begins with
    ``BEGIN IMMEDIATE`` (takes the write lock up front, so it cannot fail half-way on a lock
    upgrade), ends with ``COMMIT``, or ``ROLLBACK`` if the function raised.
+4. Read-only transactions (:meth:`Store.read`) use other connections, one per reader thread,
+   opened ``query_only``: a plain deferred ``BEGIN`` takes no lock, and WAL gives the reader a
+   snapshot of the last commit as of its first query while the writer goes on appending. A read
+   never waits for the writer, nor the writer for it.
 
 Keys are stored as BLOBs of UTF-8, so ``ORDER BY key`` is UTF-8 byte order (S3's listing order).
 The schema carries a version in ``PRAGMA user_version`` and migrates forward on open; a database
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -609,6 +615,9 @@ class SqliteStore(Store):
         super().__init__()
         self.path = Path(data_dir) / DB_NAME
         self._db: sqlite3.Connection | None = None
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         try:
             self._submit_raw(self._open).result()
         except BaseException:
@@ -659,6 +668,31 @@ class SqliteStore(Store):
         db.execute("COMMIT")
         return result
 
+    def _read(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        db = self._reader()
+        try:
+            db.execute("BEGIN")  # deferred: a WAL snapshot from the first query, no lock
+            try:
+                return fn(SqliteTransaction(db), *args)
+            finally:
+                db.execute("ROLLBACK")  # it wrote nothing (query_only): nothing to keep
+        finally:
+            self._idle_readers.put(db)
+
+    def _reader(self) -> sqlite3.Connection:
+        """An idle read connection, or a new one (at most one per reader thread)."""
+        try:
+            return self._idle_readers.get_nowait()
+        except queue.Empty:
+            pass
+        # check_same_thread=False: a connection moves between reader threads (one at a time)
+        # and is closed by the worker thread.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA query_only=ON")
+        with self._readers_lock:
+            self._all_readers.append(db)
+        return db
+
     def _run_group(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
         """Group commit: every transaction runs inside its own SAVEPOINT of one outer
         transaction (a failing one rolls back to its savepoint alone), and one COMMIT, one
@@ -686,6 +720,10 @@ class SqliteStore(Store):
         return outcomes
 
     def _close(self) -> None:
+        with self._readers_lock:
+            readers, self._all_readers = self._all_readers, []
+        for reader in readers:  # the reader threads have stopped (Store.close)
+            reader.close()
         if self._db is not None:
             self._db.close()
             self._db = None
