@@ -56,7 +56,12 @@ def plan_batch(
 
 
 def move_object(tx: Transaction, bucket: str, src_key: str, dst_key: str) -> bool:
-    """Move the current version of ``src_key`` to ``dst_key``; False when there is none."""
+    """Move the current version of ``src_key`` to ``dst_key``; False when there is none.
+
+    A key moved onto itself is refused: the copy would be the new latest version and the
+    delete that follows would remove it (or hide it under a delete marker)."""
+    if src_key == dst_key:
+        raise InvalidArgument(f"cannot move key {src_key!r} onto itself")
     latest = tx.get_latest(bucket, src_key)
     if latest is None or latest.is_delete_marker:
         return False

@@ -403,10 +403,16 @@ def move_command(ctx: click.Context, src: str, dest: str) -> None:
     """Move a key (bucket/key) or a folder (bucket/prefix/, ending in '/') within a bucket.
 
     A folder moves with rename_prefix: metadata only, each object's move atomic, safe to re-run.
-    A key moves by a metadata-only copy and a delete.
+    A key moves by a metadata-only copy and a delete, so a key moved onto itself is refused
+    before anything is sent: the delete would remove the copy it just made.
     """
     src_bucket, src_key = split_path(src, need_key=True)
     dst_bucket, dst_key = split_path(dest, need_key=True)
+    if (src_bucket, src_key) == (dst_bucket, dst_key):
+        raise click.BadParameter(
+            f"{src_bucket}/{src_key} is both source and destination: a key or folder cannot "
+            "be moved onto itself (nothing was changed)"
+        )
     with client(ctx) as c:
         if src_key.endswith("/"):
             if dst_bucket != src_bucket:

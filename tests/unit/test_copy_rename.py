@@ -191,3 +191,15 @@ def test_rename_rejects_a_too_long_destination_before_moving_anything(store: Sto
     with pytest.raises(InvalidKey, match="1024"):
         run_batch(store, "a/", "b" * 30 + "/")
     assert keys(store, "src") == ["a/1", "a/" + "k" * 1000]
+
+
+def test_moving_a_key_onto_itself_is_refused_and_keeps_the_object(store: Store) -> None:
+    for versioning in ("Unversioned", "Enabled"):
+        if versioning == "Enabled":
+            store.call(catalog.set_bucket_versioning, "src", "Enabled")
+        put(store, "src", "doc.txt", f"b-{versioning}")
+        with pytest.raises(InvalidArgument, match="onto itself"):
+            store.call(rename.move_object, "src", "doc.txt", "doc.txt")
+        record = store.call(catalog.get_object_record, "src", "doc.txt").object.version
+        assert record.etag == "etag-doc.txt" and not record.is_delete_marker
+    assert keys(store, "src") == ["doc.txt"]
