@@ -282,8 +282,8 @@ class ObjectService:
         req = objectstore_pb2.NodeRequest(id=node_id)
         return await self.call_meta(self.meta.DrainNode, req)
 
-    async def remove_node(self, node_id: str) -> common_pb2.NodeInfo:
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    async def remove_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return await self.call_meta(self.meta.RemoveNode, req)
 
     async def cluster_status(self) -> objectstore_pb2.ClusterStatusResponse:

@@ -382,7 +382,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
-        node = await self.store.acall(membership.remove_node, request.id, self.config.cluster)
+        node = await self.store.acall(
+            membership.remove_node, request.id, self.config.cluster, force=request.force
+        )
         if self.repairer is not None:
             self.repairer.wake()
         return node_info(node)

@@ -199,12 +199,20 @@ def node_drain(ctx: click.Context, node_id: str) -> None:
 
 @node.command("remove")
 @click.argument("node_id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="remove even if it leaves fewer than W up nodes or loses the last copy of a chunk",
+)
 @click.pass_context
 @errors
-def node_remove(ctx: click.Context, node_id: str) -> None:
-    """Forget NODE_ID and re-replicate what it held from the other copies."""
+def node_remove(ctx: click.Context, node_id: str, force: bool) -> None:
+    """Forget NODE_ID and re-replicate what it held from the other copies.
+
+    Refused when it would leave fewer than W up nodes, or when NODE_ID holds the last copy of
+    some chunk (drain it instead: that copies everything off first), unless --force."""
     with client(ctx) as c:
-        info = c.remove_node(node_id)
+        info = c.remove_node(node_id, force=force)
     click.echo(f"{info.id} is {info.state}: its chunks are re-replicated in the background")
 
 

@@ -515,9 +515,11 @@ class Client:
         req = objectstore_pb2.NodeRequest(id=node_id)
         return self._call(lambda s: s.DrainNode(req, timeout=self.timeout), safe=True)
 
-    def remove_node(self, node_id: str) -> Any:
-        """Forget a datanode and re-replicate what it held (a new ring epoch)."""
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    def remove_node(self, node_id: str, *, force: bool = False) -> Any:
+        """Forget a datanode and re-replicate what it held (a new ring epoch). Refused with
+        :class:`PreconditionFailed` when it would leave fewer than W up nodes or lose the last
+        copy of a chunk (drain the node instead), unless ``force``."""
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return self._call(lambda s: s.RemoveNode(req, timeout=self.timeout), safe=True)
 
     # -- cluster ----------------------------------------------------------------------------
