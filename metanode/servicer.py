@@ -273,6 +273,15 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
+        if request.check_only:
+            check_next = await self.store.acall(
+                rename.check_destinations,
+                request.bucket,
+                request.src_prefix,
+                request.dst_prefix,
+                request.check_after,
+            )
+            return meta_pb2.MetaRenamePrefixResponse(check_next=check_next)
         result = await rename.rename_batch(
             self.store,
             request.bucket,
