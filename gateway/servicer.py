@@ -80,7 +80,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.multipart.list_uploads(request.bucket, request.prefix)
+        return await self.multipart.list_uploads(request)
 
     @handler
     async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]

@@ -351,9 +351,21 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        uploads = await self.store.acall(multipart.list_uploads, request.bucket, request.prefix)
+        page = await self.store.acall(
+            multipart.list_uploads,
+            request.bucket,
+            request.prefix,
+            delimiter=request.delimiter,
+            key_marker=request.key_marker,
+            upload_id_marker=request.upload_id_marker,
+            max_uploads=request.max_uploads or multipart.MAX_UPLOADS,
+        )
         return objectstore_pb2.ListMultipartUploadsResponse(
-            uploads=[upload_info(u) for u in uploads]
+            uploads=[upload_info(u) for u in page.uploads],
+            common_prefixes=page.common_prefixes,
+            is_truncated=page.is_truncated,
+            next_key_marker=page.next_key_marker,
+            next_upload_id_marker=page.next_upload_id_marker,
         )
 
     @handler

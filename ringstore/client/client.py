@@ -472,9 +472,20 @@ class Client:
         return [PartInfo(p.part_number, p.etag, p.size) for p in msg.parts]
 
     def list_multipart_uploads(self, bucket: str, *, prefix: str = "") -> list[UploadInfo]:
+        """Every open upload under ``prefix``, by key then initiation; fetched a page of 1,000
+        at a time (an upload met twice, when its page's marker went away meanwhile, once)."""
         req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
-        msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
-        return [UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns)) for u in msg.uploads]
+        uploads: dict[str, UploadInfo] = {}
+        while True:
+            msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
+            for u in msg.uploads:
+                uploads.setdefault(
+                    u.upload_id, UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns))
+                )
+            if not msg.is_truncated:
+                return list(uploads.values())
+            req.key_marker = msg.next_key_marker
+            req.upload_id_marker = msg.next_upload_id_marker
 
     def upload_file(
         self,
