@@ -108,7 +108,7 @@ class MultipartService:
         return await self.objects.call_meta(self.meta.ListParts, req)
 
     async def list_uploads(
-        self, bucket: str, prefix: str
+        self, req: objectstore_pb2.ListMultipartUploadsRequest
     ) -> objectstore_pb2.ListMultipartUploadsResponse:
-        req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
+        """One page (the metanode checks the paging fields)."""
         return await self.objects.call_meta(self.meta.ListMultipartUploads, req)

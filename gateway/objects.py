@@ -32,6 +32,7 @@ from ringstore.errors import (
     NoSuchBucket,
     NotModified,
     PreconditionFailed,
+    RingstoreError,
     ServiceUnavailable,
     from_rpc_error,
 )
@@ -288,8 +289,8 @@ class ObjectService:
         req = objectstore_pb2.NodeRequest(id=node_id)
         return await self.call_meta(self.meta.DrainNode, req)
 
-    async def remove_node(self, node_id: str) -> common_pb2.NodeInfo:
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    async def remove_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return await self.call_meta(self.meta.RemoveNode, req)
 
     async def cluster_status(self) -> objectstore_pb2.ClusterStatusResponse:
@@ -324,14 +325,34 @@ class ObjectService:
         return await self.call_meta(self.meta.CopyObject, req)
 
     async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
-        """Move every object under ``src_prefix``, a batch of metanode transactions at a time."""
+        """Move every object under ``src_prefix``, a batch of metanode transactions at a time.
+
+        First every destination key is checked, a page per call, so a bad one refuses the
+        rename before anything moves. Should a batch still fail (a key written meanwhile, a
+        lost metanode), the error says how many objects had moved: re-running finishes."""
         validation.check_rename_prefixes(src_prefix, dst_prefix)
+        check = meta_pb2.MetaRenamePrefixRequest(
+            bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, check_only=True
+        )
+        while True:
+            checked = await self.call_meta(self.meta.RenamePrefix, check)
+            if not checked.check_next:
+                break
+            check.check_after = checked.check_next
         moved = 0
         req = meta_pb2.MetaRenamePrefixRequest(
             bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, limit=RENAME_BATCH
         )
         while True:
-            resp = await self.call_meta(self.meta.RenamePrefix, req)
+            try:
+                resp = await self.call_meta(self.meta.RenamePrefix, req)
+            except RingstoreError as err:
+                if not moved:
+                    raise
+                raise type(err)(
+                    f"{err.message} (after {moved} objects had moved; running the rename "
+                    "again finishes it)"
+                ) from None
             moved += resp.moved
             if not resp.more:
                 return moved

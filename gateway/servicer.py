@@ -90,7 +90,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.multipart.list_uploads(request.bucket, request.prefix)
+        return await self.multipart.list_uploads(request)
 
     @handler
     async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
@@ -172,7 +172,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.objects.remove_node(request.id)
+        return await self.objects.remove_node(request.id, force=request.force)
 
 
 async def _header(request_iterator: Any, rpc: str) -> tuple[Any, AsyncIterator[Any]]:

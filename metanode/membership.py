@@ -26,6 +26,8 @@ when it needs a ring not built yet, builds that ring outside the store's thread,
 transaction again with it. The ring is stored only if the membership it was built from is still
 the membership when the transaction runs again; if another change got in between, it is built
 again from the new one.
+- A removal that would leave fewer than W up nodes, or lose the last surviving copy of a blob,
+  is refused (PreconditionFailed) unless forced: :func:`check_removal`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import Any, TypeVar
 
 from metanode.store.base import NodeRecord, Store, StoreStats, Transaction
 from ringstore.config import ClusterConfig
-from ringstore.errors import InvalidArgument, NoSuchKey
+from ringstore.errors import InvalidArgument, NoSuchKey, PreconditionFailed
 from ringstore.ring import Ring, RingNode, balance_report, build_ring
 from ringstore.v1 import common_pb2
 
@@ -323,12 +325,64 @@ def drain_node(
     return drained
 
 
-def remove_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRecord:
+def sole_copies(tx: Transaction, node_id: str, cluster: ClusterConfig) -> list[str]:
+    """Ids of the live blobs (refs > 0) of which ``node_id`` holds the last surviving copy: no
+    other holder is up, draining (still a repair source) or down within its grace (still a
+    ring member, which may come back). Reads every placement record naming the node, so it
+    costs O(the node's blobs) in one transaction: an operator's call, not a hot path."""
+    states = {n.id: n.state for n in tx.list_nodes()}
+    members = set(current_ring(tx, cluster).node_ids)
+
+    def survives(holder: str) -> bool:
+        state = states.get(holder)
+        return state in ("up", "draining") or (state == "down" and holder in members)
+
+    sole = []
+    for blob_id in tx.node_blobs(node_id):
+        blob = tx.get_blob(blob_id)
+        if blob is None or blob.refs <= 0:
+            continue  # garbage: nothing names it
+        if not any(survives(h) for h in blob.nodes if h != node_id):
+            sole.append(blob_id)
+    return sole
+
+
+def check_removal(tx: Transaction, node: NodeRecord, cluster: ClusterConfig) -> None:
+    """The rules a removal keeps unless forced (:class:`PreconditionFailed` naming the node and
+    the rule): removing an up node leaves at least W up nodes to take writes, and no blob
+    loses its last surviving copy (:func:`sole_copies`). Draining is the safe way out for a
+    node that holds such copies: it copies them off first."""
+    if node.state == "up":
+        live = [n.id for n in tx.list_nodes() if n.state == "up" and n.id != node.id]
+        if len(live) < cluster.write_quorum:
+            raise PreconditionFailed(
+                f"removing node {node.id} would leave {len(live)} up node(s), fewer than the "
+                f"write quorum W={cluster.write_quorum}: writes would fail; add nodes first, "
+                "or force the removal"
+            )
+    sole = sole_copies(tx, node.id, cluster)
+    if sole:
+        raise PreconditionFailed(
+            f"removing node {node.id} would lose the last copy of {len(sole)} blob(s) (first: "
+            f"{sole[0]}): no other up, draining or in-ring node holds them; drain the node "
+            "instead (it copies them off first), or force the removal if its disk is gone"
+        )
+
+
+def remove_node(
+    tx: Transaction, node_id: str, cluster: ClusterConfig, *, force: bool = False
+) -> NodeRecord:
     """Forget the node's copies: state ``removed`` and out of the ring (a new epoch, unless it
-    had already left it); repair re-replicates what it held from the other copies."""
+    had already left it); repair re-replicates what it held from the other copies. Refused
+    when it would break :func:`check_removal`'s rules, unless ``force`` (a node whose disk is
+    gone for good: what only it held is lost anyway)."""
     node = _known_node(tx, node_id)
     if node.state == "removed":
         return node
+    if force:
+        log.warning("node %s: removal forced, the safety checks skipped", node_id)
+    else:
+        check_removal(tx, node, cluster)
     removed = dataclasses.replace(node, state="removed")
     tx.put_node(removed)
     if node_id in current_ring(tx, cluster).node_ids:

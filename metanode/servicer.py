@@ -284,6 +284,15 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
+        if request.check_only:
+            check_next = await self.store.acall(
+                rename.check_destinations,
+                request.bucket,
+                request.src_prefix,
+                request.dst_prefix,
+                request.check_after,
+            )
+            return meta_pb2.MetaRenamePrefixResponse(check_next=check_next)
         result = await rename.rename_batch(
             self.store,
             request.bucket,
@@ -353,9 +362,21 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        uploads = await self.store.acall(multipart.list_uploads, request.bucket, request.prefix)
+        page = await self.store.acall(
+            multipart.list_uploads,
+            request.bucket,
+            request.prefix,
+            delimiter=request.delimiter,
+            key_marker=request.key_marker,
+            upload_id_marker=request.upload_id_marker,
+            max_uploads=request.max_uploads or multipart.MAX_UPLOADS,
+        )
         return objectstore_pb2.ListMultipartUploadsResponse(
-            uploads=[upload_info(u) for u in uploads]
+            uploads=[upload_info(u) for u in page.uploads],
+            common_prefixes=page.common_prefixes,
+            is_truncated=page.is_truncated,
+            next_key_marker=page.next_key_marker,
+            next_upload_id_marker=page.next_upload_id_marker,
         )
 
     @handler
@@ -398,7 +419,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
-        node = await self.store.acall(membership.remove_node, request.id, self.config.cluster)
+        node = await self.store.acall(
+            membership.remove_node, request.id, self.config.cluster, force=request.force
+        )
         if self.repairer is not None:
             self.repairer.wake()
         return node_info(node)

@@ -86,6 +86,10 @@ class UploadRecord:
     initiated_ns: int  # UTC nanoseconds since the epoch
 
 
+# Where an upload stands in a bucket's listing order: (key as UTF-8 bytes, initiated_ns, id).
+UploadPosition = tuple[bytes, int, str]
+
+
 @dataclasses.dataclass(frozen=True)
 class PartRecord:
     """One uploaded part; its manifest offsets are relative to the part's first byte."""
@@ -198,9 +202,18 @@ class Transaction(abc.ABC):
         """Remove the upload and every part record of it (references are the caller's job)."""
 
     @abc.abstractmethod
-    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: bytes,
+        *,
+        after: UploadPosition | None = None,
+        limit: int | None = None,
+    ) -> list[UploadRecord]:
         """The bucket's uploads whose key starts with ``prefix``: by key (UTF-8 byte order),
-        then initiation time, then upload id."""
+        then initiation time, then upload id; only those whose position (key as UTF-8 bytes,
+        initiated_ns, upload_id) sorts strictly after ``after`` when it is given; at most
+        ``limit`` of them (all when None)."""
 
     @abc.abstractmethod
     def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:

@@ -26,6 +26,7 @@ from metanode.store.base import (
     Store,
     StoreStats,
     Transaction,
+    UploadPosition,
     UploadRecord,
     VersionRecord,
 )
@@ -169,13 +170,24 @@ class MemoryTransaction(Transaction):
         self._pop(self._s.uploads, upload_id)
         self._pop(self._s.parts, upload_id)
 
-    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
-        found = [
-            u
-            for u in self._s.uploads.values()
-            if u.bucket == bucket and u.key.encode().startswith(prefix)
-        ]
-        return sorted(found, key=lambda u: (u.key.encode(), u.initiated_ns, u.upload_id))
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: bytes,
+        *,
+        after: UploadPosition | None = None,
+        limit: int | None = None,
+    ) -> list[UploadRecord]:
+        found = sorted(
+            (
+                ((u.key.encode(), u.initiated_ns, u.upload_id), u)
+                for u in self._s.uploads.values()
+                if u.bucket == bucket and u.key.encode().startswith(prefix)
+            ),
+            key=lambda pair: pair[0],
+        )
+        ordered = [u for position, u in found if after is None or position > after]
+        return ordered if limit is None else ordered[:limit]
 
     def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:
         old = [u for u in self._s.uploads.values() if u.initiated_ns < cutoff_ns]

@@ -39,6 +39,7 @@ from metanode.store.base import (
     Store,
     StoreStats,
     Transaction,
+    UploadPosition,
     UploadRecord,
     VersionRecord,
 )
@@ -364,11 +365,20 @@ class SqliteTransaction(Transaction):
         self._db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
         self._db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
 
-    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: bytes,
+        *,
+        after: UploadPosition | None = None,
+        limit: int | None = None,
+    ) -> list[UploadRecord]:
+        # The index uploads_by_key serves both the seek and the order; LIMIT -1 means none.
+        start = "AND (key, initiated_ns, upload_id) > (?, ?, ?) " if after is not None else ""
         rows = self._db.execute(
-            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? AND key >= ? "
-            "ORDER BY key, initiated_ns, upload_id",
-            (bucket, prefix),
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? AND key >= ? {start}"
+            "ORDER BY key, initiated_ns, upload_id LIMIT ?",
+            (bucket, prefix, *(after or ()), -1 if limit is None else limit),
         )
         found = []
         for row in rows:

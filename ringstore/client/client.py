@@ -498,9 +498,20 @@ class Client:
         return [PartInfo(p.part_number, p.etag, p.size) for p in msg.parts]
 
     def list_multipart_uploads(self, bucket: str, *, prefix: str = "") -> list[UploadInfo]:
+        """Every open upload under ``prefix``, by key then initiation; fetched a page of 1,000
+        at a time (an upload met twice, when its page's marker went away meanwhile, once)."""
         req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
-        msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
-        return [UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns)) for u in msg.uploads]
+        uploads: dict[str, UploadInfo] = {}
+        while True:
+            msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
+            for u in msg.uploads:
+                uploads.setdefault(
+                    u.upload_id, UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns))
+                )
+            if not msg.is_truncated:
+                return list(uploads.values())
+            req.key_marker = msg.next_key_marker
+            req.upload_id_marker = msg.next_upload_id_marker
 
     def upload_file(
         self,
@@ -541,9 +552,11 @@ class Client:
         req = objectstore_pb2.NodeRequest(id=node_id)
         return self._call(lambda s: s.DrainNode(req, timeout=self.timeout), safe=True)
 
-    def remove_node(self, node_id: str) -> Any:
-        """Forget a datanode and re-replicate what it held (a new ring epoch)."""
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    def remove_node(self, node_id: str, *, force: bool = False) -> Any:
+        """Forget a datanode and re-replicate what it held (a new ring epoch). Refused with
+        :class:`PreconditionFailed` when it would leave fewer than W up nodes or lose the last
+        copy of a chunk (drain the node instead), unless ``force``."""
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return self._call(lambda s: s.RemoveNode(req, timeout=self.timeout), safe=True)
 
     # -- cluster ----------------------------------------------------------------------------

@@ -128,24 +128,30 @@ class ObjectRecord(_message.Message):
     def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
 
 class MetaRenamePrefixRequest(_message.Message):
-    __slots__ = ("bucket", "src_prefix", "dst_prefix", "limit")
+    __slots__ = ("bucket", "src_prefix", "dst_prefix", "limit", "check_only", "check_after")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     SRC_PREFIX_FIELD_NUMBER: _ClassVar[int]
     DST_PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_AFTER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     src_prefix: str
     dst_prefix: str
     limit: int
-    def __init__(self, bucket: _Optional[str] = ..., src_prefix: _Optional[str] = ..., dst_prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    check_only: bool
+    check_after: str
+    def __init__(self, bucket: _Optional[str] = ..., src_prefix: _Optional[str] = ..., dst_prefix: _Optional[str] = ..., limit: _Optional[int] = ..., check_only: _Optional[bool] = ..., check_after: _Optional[str] = ...) -> None: ...
 
 class MetaRenamePrefixResponse(_message.Message):
-    __slots__ = ("moved", "more")
+    __slots__ = ("moved", "more", "check_next")
     MOVED_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_NEXT_FIELD_NUMBER: _ClassVar[int]
     moved: int
     more: bool
-    def __init__(self, moved: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+    check_next: str
+    def __init__(self, moved: _Optional[int] = ..., more: _Optional[bool] = ..., check_next: _Optional[str] = ...) -> None: ...
 
 class HeadMultipartUploadRequest(_message.Message):
     __slots__ = ("bucket", "key", "upload_id")

@@ -380,6 +380,31 @@ def test_uploads_round_trip_list_and_age(store: Store) -> None:
     assert not store.call(lambda tx: tx.has_uploads("b2"))
 
 
+def test_uploads_list_from_a_position_and_up_to_a_limit(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_upload(upload("u3", "k/b", 30))
+        tx.put_upload(upload("u1", "k/a", 20))
+        tx.put_upload(upload("u2", "k/a", 10))
+        tx.put_upload(upload("u0", "k/a", 20))  # same time as u1: the id decides
+        tx.put_upload(upload("u4", "z", 5))
+        tx.put_upload(upload("u6", "k/\u00e9", 1))  # UTF-8 bytes order: after k/b
+        tx.put_upload(upload("u5", "k/a", 1, bucket="b2"))
+
+    def ids(prefix: bytes, after: tuple[bytes, int, str] | None, limit: int | None) -> list[str]:
+        found = store.call(lambda tx: tx.list_uploads("b1", prefix, after=after, limit=limit))
+        return [u.upload_id for u in found]
+
+    store.call(write)
+    assert ids(b"", None, None) == ["u2", "u0", "u1", "u3", "u6", "u4"]
+    assert ids(b"", None, 2) == ["u2", "u0"]
+    assert ids(b"", (b"k/a", 20, "u0"), 2) == ["u1", "u3"]  # strictly after the position
+    assert ids(b"k/", (b"k/a", 20, "u1"), None) == ["u3", "u6"]
+    assert ids(b"k/", (b"k/a", 2**63 - 1, ""), 10) == ["u3", "u6"]  # past every k/a upload
+    assert ids(b"k/", (b"k/\xc3\xa9", 1, "u6"), None) == []
+    assert ids(b"", (b"a", 0, ""), 1) == ["u2"]  # a position before everything
+    assert ids(b"q", None, 5) == []
+
+
 def test_parts_round_trip_replace_and_go_with_their_upload(store: Store) -> None:
     def write(tx: Transaction) -> None:
         tx.put_upload(upload("u1", "k", 1))
