@@ -370,7 +370,12 @@ def check_removal(tx: Transaction, node: NodeRecord, cluster: ClusterConfig) -> 
 
 
 def remove_node(
-    tx: Transaction, node_id: str, cluster: ClusterConfig, *, force: bool = False
+    tx: Transaction,
+    node_id: str,
+    cluster: ClusterConfig,
+    *,
+    force: bool = False,
+    builds: RingBuilds | None = None,
 ) -> NodeRecord:
     """Forget the node's copies: state ``removed`` and out of the ring (a new epoch, unless it
     had already left it); repair re-replicates what it held from the other copies. Refused
@@ -386,7 +391,7 @@ def remove_node(
     removed = dataclasses.replace(node, state="removed")
     tx.put_node(removed)
     if node_id in current_ring(tx, cluster).node_ids:
-        rebuild_ring(tx, cluster)
+        rebuild_ring(tx, cluster, builds=builds)
     log.info("node %s is removed", node_id)
     return removed
 

@@ -362,7 +362,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        page = await self.store.acall(
+        page = await self.store.aread(
             multipart.list_uploads,
             request.bucket,
             request.prefix,
@@ -419,8 +419,8 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
-        node = await self.store.acall(
-            membership.remove_node, request.id, self.config.cluster, force=request.force
+        node = await membership.change_membership(
+            self.store, membership.remove_node, request.id, self.config.cluster, force=request.force
         )
         if self.repairer is not None:
             self.repairer.wake()
