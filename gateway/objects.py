@@ -285,8 +285,8 @@ class ObjectService:
         validation.check_max_keys(req.max_keys)
         return await self.call_meta(self.meta.ListObjects, req)
 
-    async def drain_node(self, node_id: str) -> common_pb2.NodeInfo:
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    async def drain_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return await self.call_meta(self.meta.DrainNode, req)
 
     async def remove_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:

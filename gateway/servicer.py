@@ -168,7 +168,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.objects.drain_node(request.id)
+        return await self.objects.drain_node(request.id, force=request.force)
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]

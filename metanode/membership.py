@@ -311,13 +311,31 @@ def _known_node(tx: Transaction, node_id: str) -> NodeRecord:
 
 
 def drain_node(
-    tx: Transaction, node_id: str, cluster: ClusterConfig, *, builds: RingBuilds | None = None
+    tx: Transaction,
+    node_id: str,
+    cluster: ClusterConfig,
+    *,
+    force: bool = False,
+    builds: RingBuilds | None = None,
 ) -> NodeRecord:
     """Start moving everything off the node: state ``draining`` and out of the ring (a new
-    epoch); it keeps serving reads. Draining a draining or removed node changes nothing."""
+    epoch); it keeps serving reads. Draining a draining or removed node changes nothing.
+    Refused (:class:`PreconditionFailed`) when fewer than W up nodes would stay in the ring to
+    take writes, unless ``force``."""
     node = _known_node(tx, node_id)
     if node.state in ("draining", "removed"):
         return node
+    if node.state == "up" and not force:
+        members = set(current_ring(tx, cluster).node_ids)
+        staying = [
+            n.id for n in tx.list_nodes() if n.state == "up" and n.id in members and n.id != node_id
+        ]
+        if len(staying) < cluster.write_quorum:
+            raise PreconditionFailed(
+                f"draining node {node_id} would leave {len(staying)} up node(s) in the ring, "
+                f"fewer than the write quorum W={cluster.write_quorum}: writes would fail; add "
+                "nodes first, or force the drain"
+            )
     drained = dataclasses.replace(node, state="draining")
     tx.put_node(drained)
     rebuild_ring(tx, cluster, builds=builds)

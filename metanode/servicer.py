@@ -411,7 +411,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     @handler
     async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
         node = await membership.change_membership(
-            self.store, membership.drain_node, request.id, self.config.cluster
+            self.store, membership.drain_node, request.id, self.config.cluster, force=request.force
         )
         if self.repairer is not None:
             self.repairer.wake()

@@ -188,12 +188,15 @@ def node() -> None:
 
 @node.command("drain")
 @click.argument("node_id")
+@click.option("--force", is_flag=True, help="drain even if fewer than W up nodes stay in the ring")
 @click.pass_context
 @errors
-def node_drain(ctx: click.Context, node_id: str) -> None:
-    """Move everything off NODE_ID (it keeps serving reads until it holds nothing)."""
+def node_drain(ctx: click.Context, node_id: str, force: bool) -> None:
+    """Move everything off NODE_ID (it keeps serving reads until it holds nothing).
+
+    Refused when fewer than W up nodes would stay in the ring to take writes, unless --force."""
     with client(ctx) as c:
-        info = c.drain_node(node_id)
+        info = c.drain_node(node_id, force=force)
     click.echo(f"{info.id} is {info.state}: its chunks move to other nodes in the background")
 
 

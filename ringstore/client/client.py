@@ -547,9 +547,11 @@ class Client:
             progress=progress,
         )  # fmt: skip
 
-    def drain_node(self, node_id: str) -> Any:
-        """Move every chunk off a datanode before it leaves (a new ring epoch)."""
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    def drain_node(self, node_id: str, *, force: bool = False) -> Any:
+        """Move every chunk off a datanode before it leaves (a new ring epoch). Refused with
+        :class:`PreconditionFailed` when fewer than W up nodes would stay in the ring, unless
+        ``force``."""
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return self._call(lambda s: s.DrainNode(req, timeout=self.timeout), safe=True)
 
     def remove_node(self, node_id: str, *, force: bool = False) -> Any:

@@ -270,6 +270,21 @@ def test_removals_that_would_break_the_write_quorum_are_refused_unless_forced(
     assert forced.state == "removed" and ring_ids(store) == ["dn4"]
 
 
+def test_drains_that_would_break_the_write_quorum_are_refused_unless_forced(
+    store: Store,
+) -> None:
+    cluster = ClusterConfig(replicas=3, write_quorum=2, partition_power=6)
+    for n in ("dn1", "dn2", "dn3", "dn4"):
+        store.call(membership.register_node, Registration(n, "h:1", n, 1.0), cluster)
+    store.call(membership.drain_node, "dn2", cluster)
+    store.call(membership.drain_node, "dn3", cluster)
+    with pytest.raises(PreconditionFailed, match=r"draining node dn1 would leave 1 up node.*W=2"):
+        store.call(membership.drain_node, "dn1", cluster)
+    assert node_state(store, "dn1") == "up" and "dn1" in ring_ids(store)
+    assert store.call(membership.drain_node, "dn1", cluster, force=True).state == "draining"
+    assert ring_ids(store) == ["dn4"]
+
+
 def test_removing_the_last_surviving_copy_is_refused_unless_forced(store: Store) -> None:
     for n in ("dn1", "dn2", "dn3", "dn4"):
         register(store, n)  # N=2, W=1: the quorum rule never bites here
