@@ -17,20 +17,22 @@ from ringstore import Client
 from ringstore.errors import RingstoreError
 from ringstore.localcluster import LocalCluster
 from ringstore.v1 import blob_pb2, blob_pb2_grpc, meta_pb2, meta_pb2_grpc, objectstore_pb2
+from tests.fault.checker import Checker, assert_holds
 
 
 @dataclass
 class History:
-    """Every acknowledged write (key -> bytes) and every failure seen on the way."""
+    """Every write and how it ended (``checker``), and the last acknowledged body of each key."""
 
     acked: dict[str, bytes] = field(default_factory=dict)
     failed: int = 0
+    checker: Checker = field(default_factory=Checker)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def put(self, c: Client, bucket: str, key: str, data: bytes) -> bool:
-        try:
-            info = c.put_object(bucket, key, data)
-        except RingstoreError:
+    def put(self, c: Client, bucket: str, key: str, data: bytes, *, strict: bool = False) -> bool:
+        """Put and record the outcome; False when it failed (raised again when ``strict``)."""
+        info = self.checker.put(c, bucket, key, data, strict=strict)
+        if info is None:
             with self.lock:
                 self.failed += 1
             return False
@@ -39,18 +41,11 @@ class History:
             self.acked[key] = data
         return True
 
-    def verify(self, c: Client, bucket: str) -> dict[str, int]:
-        """Read every acknowledged write back; returns the figures for the closing note."""
-        lost, unreadable = [], []
-        for key, data in sorted(self.acked.items()):
-            try:
-                if c.get_object(bucket, key).read() != data:
-                    lost.append(key)
-            except RingstoreError as err:
-                unreadable.append(f"{key}: {err}")
-        assert lost == [], f"acknowledged writes lost or changed: {lost}"
-        assert unreadable == [], f"unreadable objects: {unreadable}"
-        return {"acknowledged": len(self.acked), "verified": len(self.acked), "lost": 0}
+    def verify(self, c: Client, bucket: str | None = None) -> dict[str, int]:
+        """Check the history of ``bucket`` (of every bucket written when None) as
+        tests/fault/checker.py does: acknowledged writes read back, every listed key whole,
+        every failed or ambiguous write absent or whole. Returns the outcome counts."""
+        return assert_holds(self.checker, c, bucket)
 
 
 class Writer(threading.Thread):
