@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from ringstore.errors import InvalidArgument
-from ringstore.validation import check_max_keys
+from ringstore.validation import MAX_KEY_BYTES, check_max_keys, shown
 
 T = TypeVar("T")
 TOKEN_VERSION = "v1:"
 _TOKEN_PAYLOAD = re.compile(r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$")
+# A token names an entry of at most MAX_KEY_BYTES: its base64 is never longer than this.
+MAX_TOKEN_PAYLOAD = 4 * -(-MAX_KEY_BYTES // 3)
 PAST_FOLDER = b"\xff"  # appended to a common prefix: sorts after every UTF-8 key under it
 
 # scan(after) yields (key as UTF-8 bytes, item) for keys under the prefix sorting after `after`.
@@ -55,17 +57,23 @@ def decode_token(token: str) -> str:
     it."""
     if not token.startswith(TOKEN_VERSION):
         raise InvalidArgument(
-            f"continuation_token {token!r} is not a token this service issued "
+            f"continuation_token {shown(token)} is not a token this service issued "
             f"(it must come from next_continuation_token)"
         )
     payload = token[len(TOKEN_VERSION) :]
+    if len(payload) > MAX_TOKEN_PAYLOAD:
+        raise InvalidArgument(
+            f"continuation_token {shown(token)} is longer than any this service issues "
+            "(it must come from next_continuation_token)"
+        )
     try:
         if not payload or not _TOKEN_PAYLOAD.match(payload):
             raise ValueError(payload)
         return base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidArgument(
-            f"continuation_token {token!r} is corrupt (it must come from next_continuation_token)"
+            f"continuation_token {shown(token)} is corrupt (it must come from "
+            "next_continuation_token)"
         ) from None
 
 

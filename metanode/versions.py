@@ -22,7 +22,7 @@ import itertools
 from metanode.catalog import bucket_record, seq_of_version_id
 from metanode.store.base import Transaction, VersionRecord
 from ringstore.errors import InvalidArgument
-from ringstore.validation import check_max_keys
+from ringstore.validation import check_max_keys, shown
 
 AFTER_KEY = b"\x00"  # appended to a key: the smallest key that sorts after it
 
@@ -48,7 +48,8 @@ def _start(
     """(key_from, seq_below) for :meth:`Transaction.scan_versions`."""
     if version_id_marker and not key_marker:
         raise InvalidArgument(
-            f"version_id_marker {version_id_marker!r} needs a key_marker to say whose version it is"
+            f"version_id_marker {shown(version_id_marker)} needs a key_marker to say whose "
+            "version it is"
         )
     if not key_marker:
         return b"", None
@@ -58,7 +59,7 @@ def _start(
     seq = marker.seq if marker is not None else seq_of_version_id(version_id_marker)
     if seq is None and version_id_marker != "null":
         raise InvalidArgument(
-            f"version_id_marker {version_id_marker!r} is not a version id this service issued"
+            f"version_id_marker {shown(version_id_marker)} is not a version id this service issued"
         )
     return key_marker.encode(), seq
 

@@ -152,3 +152,14 @@ def test_pagination_matches_the_model(
             break
         token = page.next_continuation_token
     assert seen == expected
+
+
+def test_a_token_longer_than_any_issued_is_refused_briefly() -> None:
+    longest = encode_token("é" * 512)  # the longest key: 1024 bytes of UTF-8
+    assert decode_token(longest) == "é" * 512
+    with pytest.raises(InvalidArgument, match="longer than any") as caught:
+        decode_token("v1:" + "A" * (64 << 10))  # valid base64 of 48 KiB of NULs
+    assert len(caught.value.message) < 300
+    with pytest.raises(InvalidArgument, match="not a token") as foreign:
+        decode_token("x" * (64 << 10))
+    assert len(foreign.value.message) < 300
