@@ -3,6 +3,7 @@ each gets the error class that names its rule, a short message, and no traceback
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,19 @@ def test_a_cancelled_get_logs_no_traceback(tmp_path: Path) -> None:
         with client.get_object("cancel", "big") as r:  # the gateway still serves
             assert r.read() == data
         assert "Traceback" not in _log_since(lc, "gateway", before)
+
+
+def test_a_listing_of_records_at_every_limit_still_answers(client: Client, bucket: str) -> None:
+    """1,000 objects with a 1 KiB key, a 1 KiB content type and 2 KiB of metadata (each at
+    its limit) hold more than one reply message may (4 MiB): the listing comes in pages."""
+    content_type = "a/" + "x" * 1022
+    metadata = {"m": "v" * 2047}
+
+    def put(i: int) -> None:
+        key = f"{i:04}" + "k" * 1020
+        client.put_object(bucket, key, b"", content_type=content_type, metadata=metadata)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(1000)))
+    listed = list(client.iter_objects(bucket))
+    assert len(listed) == 1000 and listed[0].content_type == content_type

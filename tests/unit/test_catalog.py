@@ -14,6 +14,7 @@ import pytest
 
 from metanode import catalog
 from metanode.catalog import Chunk, Commit
+from metanode.listing import MAX_PAGE_BYTES
 from metanode.store import BucketRecord, Store
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
@@ -320,3 +321,21 @@ def test_conditions_follow_rfc_9110(store: Store) -> None:
         put(store, "k", "b5", if_match='"unterminated')
     with pytest.raises(InvalidArgument, match="if_none_match"):
         put(store, "k", "b5", if_none_match='"e4"')
+
+
+def test_a_listing_of_big_records_fits_one_reply(store: Store) -> None:
+    """1,000 keys of 1 KiB with 2 KiB of metadata each hold ~3 MiB of strings: more than a
+    page may (MAX_PAGE_BYTES), so the listing comes in pages that each fit, and misses none."""
+    metadata = {"m": "v" * 2000}
+    for i in range(1000):
+        put(store, f"{i:04}" + "k" * 1020, f"b{i}", metadata=metadata)
+    seen, token, pages = [], "", 0
+    while True:
+        page, _ = store.call(catalog.list_objects, "photos", continuation_token=token)
+        assert sum(catalog.listed_bytes(v) for v in page.items) <= MAX_PAGE_BYTES
+        seen += [v.key for v in page.items]
+        pages += 1
+        if not page.is_truncated:
+            break
+        token = page.next_continuation_token
+    assert len(seen) == 1000 == len(set(seen)) and pages >= 2
