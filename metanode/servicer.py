@@ -24,7 +24,7 @@ from metanode.store.base import (
     VersionRecord,
 )
 from ringstore.config import Config
-from ringstore.errors import InvalidArgument, RingstoreError
+from ringstore.errors import BatchFull, InvalidArgument, RingstoreError
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
@@ -188,16 +188,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     async def GetObjectRecords(self, request, context):  # type: ignore[no-untyped-def]
         _check_batch("GetObjectRecords", len(request.requests))
         found = await self.store.acall(_lookup_many, list(request.requests))
-        results = []
-        for outcome in found:
-            if isinstance(outcome, RingstoreError):
-                failed = meta_pb2.ObjectRecordResult(
-                    error_code=outcome.code, error_message=outcome.message
-                )
-                results.append(failed)
-            else:
-                results.append(meta_pb2.ObjectRecordResult(record=_record_message(outcome)))
-        return meta_pb2.GetObjectRecordsResponse(results=results)
+        return meta_pb2.GetObjectRecordsResponse(results=_bounded_results(found))
 
     @handler
     async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -454,6 +445,7 @@ def add_to_server(servicer: MetaServicer, server: aio.Server) -> None:
 
 
 MAX_BATCH = 64  # requests one batch call may carry
+MAX_BATCH_REPLY = 3 * 1024 * 1024  # bytes of results in one batch reply (a message: 4 MiB)
 
 
 def _check_batch(call: str, count: int) -> None:
@@ -476,6 +468,29 @@ def _lookup_many(
         except RingstoreError as err:
             found.append(err)
     return found
+
+
+def _bounded_results(
+    found: list[catalog.ObjectRecordView | RingstoreError],
+) -> list[meta_pb2.ObjectRecordResult]:
+    """One result per lookup, in at most MAX_BATCH_REPLY bytes: a record that would not fit
+    is answered :class:`BatchFull` (the caller asks for it alone), so one big record never
+    fails the lookups that share its batch."""
+    results = []
+    used = 0
+    for outcome in found:
+        if isinstance(outcome, RingstoreError):
+            result = meta_pb2.ObjectRecordResult(
+                error_code=outcome.code, error_message=outcome.message
+            )
+        else:
+            result = meta_pb2.ObjectRecordResult(record=_record_message(outcome))
+        if used + result.ByteSize() > MAX_BATCH_REPLY:
+            full = BatchFull(f"{result.ByteSize()} bytes do not fit in this batch's reply")
+            result = meta_pb2.ObjectRecordResult(error_code=full.code, error_message=full.message)
+        used += result.ByteSize()
+        results.append(result)
+    return results
 
 
 def _record_message(record: catalog.ObjectRecordView) -> meta_pb2.ObjectRecord:

@@ -127,6 +127,13 @@ class InsufficientStorage(RingstoreError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class BatchFull(RingstoreError):
+    """A batch reply had no room left for this result: ask for it alone."""
+
+    code = "BatchFull"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class InternalError(RingstoreError):
     code = "InternalError"
     status = grpc.StatusCode.INTERNAL
@@ -154,6 +161,7 @@ ERRORS: dict[str, type[RingstoreError]] = {
         BlobNotFound,
         BlobCorrupt,
         InsufficientStorage,
+        BatchFull,
         InternalError,
     )
 }
