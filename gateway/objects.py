@@ -159,6 +159,7 @@ class ObjectService:
         validation.check_key(req.key)
         validation.check_content_type(req.content_type)
         metadata = validation.check_metadata(req.metadata)
+        etags.check("if_match", req.if_match)  # the commit matches it; refuse a bad one first
         if req.if_none_match not in ("", "*"):
             raise InvalidArgument(
                 "if_none_match on put must be '*' (write only if absent), "

@@ -240,3 +240,13 @@ def test_a_listing_of_records_at_every_limit_still_answers(client: Client, bucke
         list(pool.map(put, range(1000)))
     listed = list(client.iter_objects(bucket))
     assert len(listed) == 1000 and listed[0].content_type == content_type
+
+
+def test_an_oversized_put_condition_is_invalid_argument(
+    bucket: str, stub: objectstore_pb2_grpc.ObjectStoreStub
+) -> None:
+    small = objectstore_pb2.PutSmallObjectRequest(
+        header=header(bucket, "k", if_match="x" * (64 << 10), expected_size=1), data=b"x"
+    )
+    _status, code, details = error_of(lambda: stub.PutSmallObject(small))
+    assert code == "InvalidArgument" and "if_match" in details and len(details) < 300
