@@ -151,42 +151,45 @@ def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHa
         + ("stream" if rpc.response_streaming else "unary")
     )
     behaviour = getattr(rpc, kind)
-    if rpc.request_streaming:
+    streaming = rpc.request_streaming
 
-        async def streamed(requests: AsyncIterator[Any], context: aio.ServicerContext) -> Any:
-            return await behaviour(_checked(requests), context)
+    async def admit(request: Any, context: aio.ServicerContext) -> Any:
+        """The request (or request stream) to hand on; aborts for one that did not decode."""
+        if streaming:
+            return _checked(request)  # raises in the servicer, whose @handler answers it
+        if isinstance(request, _Undecodable):
+            await _abort(context, request.error())
+        return request
 
-        guarded: Any = streamed
-    elif inspect.isasyncgenfunction(behaviour):
+    if inspect.isasyncgenfunction(behaviour):
 
         async def generated(request: Any, context: aio.ServicerContext) -> Any:
-            if isinstance(request, _Undecodable):
-                await _abort(context, request.error())
-            async for item in behaviour(request, context):
+            async for item in behaviour(await admit(request, context), context):
                 yield item
 
-        guarded = generated
+        guarded: Any = generated
     else:
 
-        async def unary(request: Any, context: aio.ServicerContext) -> Any:
-            if isinstance(request, _Undecodable):
-                await _abort(context, request.error())
-            return await behaviour(request, context)
+        async def called(request: Any, context: aio.ServicerContext) -> Any:
+            return await behaviour(await admit(request, context), context)
 
-        guarded = unary
+        guarded = called
     return rpc._replace(request_deserializer=decode, **{kind: guarded})  # type: ignore[attr-defined]
 
 
 class _GuardedHandlers(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler) -> None:
         self._inner = inner
-        self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method = details.method  # type: ignore[attr-defined]
-        if method not in self._cache:
-            self._cache[method] = _guarded(method, self._inner.service(details))
-        return self._cache[method]
+        found = self._cache.get(method)
+        if found is None:
+            found = _guarded(method, self._inner.service(details))
+            if found is not None:  # only methods that exist: a caller picks the names
+                self._cache[method] = found
+        return found
 
 
 def _guard_decoding(server: aio.Server) -> None:
