@@ -7,6 +7,7 @@ Servicers decorate each handler with :func:`handler`; deep code only raises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -63,8 +64,10 @@ def handler(fn: F) -> F:
         @functools.wraps(fn)
         async def stream_wrapper(self: Any, request: Any, context: aio.ServicerContext) -> None:
             try:
-                async for item in fn(self, request, context):
-                    await send(context, item)
+                # Closed at once when the stream ends early (its finally blocks run now).
+                async with contextlib.aclosing(fn(self, request, context)) as items:
+                    async for item in items:
+                        await send(context, item)
             except RingstoreError as err:
                 await _abort(context, err)
             except aio.AbortError:
