@@ -1,12 +1,15 @@
 """Metadata commits per second at the metanode under concurrency (group commit at work):
 
     python -m bench.meta_commits [--clients 32] [--seconds 10] [--coalesce]
+                                 [--blobs N] [--status]
 
 Starts a metanode process (SQLite, WAL, synchronous=FULL) on a free port and drives
 CommitObject for small one-chunk objects from ``--clients`` concurrent asyncio callers over
 one channel. With --coalesce the commits go through the gateway's coalescer (as a gateway sends
 them: CommitObjects batches of whatever queued behind the call in flight). Every acknowledged
-commit has been fsynced.
+commit has been fsynced. --blobs N first writes N one-chunk objects straight into the store
+(before the metanode starts); --status keeps one ClusterStatus call running throughout (it
+counts every blob and every version), to show what whole-store work costs the commits.
 """
 
 from __future__ import annotations
@@ -21,20 +24,49 @@ import uuid
 from pathlib import Path
 
 from gateway.objects import _coalesced_commits
+from metanode.store import BlobRecord, BucketRecord, ManifestEntry, Transaction, VersionRecord
+from metanode.store.sqlite import SqliteStore
 from ringstore.localcluster import Process, free_port_block, service_command, wait_healthy
 from ringstore.rpc import insecure_channel
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
 
+def prefill(data_dir: Path, blobs: int) -> None:
+    """``blobs`` one-chunk objects in bucket ``filled``, written in one transaction."""
+
+    def fill(tx: Transaction) -> None:
+        tx.put_bucket(BucketRecord("filled", 1))
+        for i in range(blobs):
+            blob_id = f"{i:032x}"
+            tx.put_blob(BlobRecord(blob_id, 4096, 1, i, 1, 1, ("dn1",)))
+            manifest = (ManifestEntry(blob_id, 0, 4096),)
+            version = VersionRecord("filled", f"k{i}", "null", tx.next_seq(), False, 4096,
+                                    "0" * 32, "a/b", {}, 1, manifest)  # fmt: skip
+            tx.put_version(version)
+
+    with SqliteStore(data_dir) as store:
+        store.call(fill)
+
+
+async def status_loop(stub: meta_pb2_grpc.MetaStub, deadline: float) -> list[float]:
+    took = []
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        await stub.ClusterStatus(objectstore_pb2.ClusterStatusRequest(), timeout=120)
+        took.append(time.perf_counter() - started)
+    return took
+
+
 async def drive(
-    address: str, clients: int, seconds: float, coalesce: bool
-) -> tuple[int, list[float]]:
+    address: str, clients: int, seconds: float, coalesce: bool, status: bool = False
+) -> tuple[int, list[float], list[float]]:
     channel = insecure_channel(address)
     stub = meta_pb2_grpc.MetaStub(channel)
     commits = _coalesced_commits(stub)
     await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="commits"))
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
+    statuses = asyncio.ensure_future(status_loop(stub, deadline)) if status else None
 
     async def client(n: int) -> None:
         i = 0
@@ -54,8 +86,9 @@ async def drive(
             i += 1
 
     await asyncio.gather(*(client(n) for n in range(clients)))
+    took = await statuses if statuses is not None else []
     await channel.close(grace=None)
-    return len(latencies), latencies
+    return len(latencies), latencies, took
 
 
 def main() -> None:
@@ -63,8 +96,12 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--coalesce", action="store_true", help="send them as a gateway does")
+    p.add_argument("--blobs", type=int, default=0, help="objects stored before the run")
+    p.add_argument("--status", action="store_true", help="ClusterStatus calls all along")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringstore-commits-") as tmp:
+        if args.blobs:
+            prefill(Path(tmp) / "meta", args.blobs)
         address = f"127.0.0.1:{free_port_block(2)}"
         argv = [*service_command("ringstore-metanode"), "--listen", address,
                 "--data-dir", str(Path(tmp) / "meta")]  # fmt: skip
@@ -72,15 +109,23 @@ def main() -> None:
         proc.start(dict(os.environ))
         try:
             wait_healthy(address, "ringstore.v1.Meta", 30, proc)
-            count, lat = asyncio.run(drive(address, args.clients, args.seconds, args.coalesce))
+            count, lat, took = asyncio.run(
+                drive(address, args.clients, args.seconds, args.coalesce, args.status)
+            )
         finally:
             proc.stop()
     lat.sort()
     print(
         f"{args.clients} clients{' (coalesced)' if args.coalesce else ''}: "
         f"{count / args.seconds:.0f} commits/s, "
-        f"p50 {statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms"
+        f"p50 {statistics.median(lat) * 1000:.1f} ms, "
+        f"p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
     )
+    if took:
+        print(
+            f"{len(took)} ClusterStatus calls over {args.blobs} blobs: "
+            f"median {statistics.median(took) * 1000:.0f} ms, max {max(took) * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

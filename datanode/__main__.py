@@ -180,7 +180,9 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
         volume_size=dn.volume_size,
     )
     scrubber = Scrubber(store, rate=dn.scrub_rate, interval=dn.scrub_interval)
-    server, health, port = make_server(dn.listen)
+    server, health, port = make_server(
+        dn.listen, max_concurrent_calls=dn.max_concurrent_calls, service=f"datanode {dn.id}"
+    )
     service = BlobService(store, scrubbed_bytes=lambda: scrubber.scrubbed_bytes)
     blob_pb2_grpc.add_BlobServicer_to_server(service, server)
     await server.start()

@@ -21,6 +21,7 @@ import grpc
 from grpc import aio
 
 from datanode.blobstore import BlobStat, BlobStore, BlobWriter, check_blob_id
+from datanode.writes import in_write_thread
 from ringstore.errors import (
     BlobCorrupt,
     BlobNotFound,
@@ -65,14 +66,14 @@ async def replicate(
     failures: list[str] = []
     for source in sources:
         # begin_write checks the id, length, CRC, immutability and room before any transfer.
-        writer = await asyncio.to_thread(store.begin_write, blob_id, length, crc32c)
+        writer = await in_write_thread(store.begin_write, blob_id, length, crc32c)
         try:
             return await _copy_from(writer, source, timeout, connect)
         except _SourceFailed as failed:
             failures.append(f"{source}: {failed.reason}")
         finally:
             # Shielded: a cancelled call still leaves nothing behind (harmless after commit).
-            await asyncio.shield(asyncio.to_thread(writer.abort))
+            await asyncio.shield(in_write_thread(writer.abort))
     raise ServiceUnavailable(
         f"ReplicateBlob {blob_id}: no source could serve it: " + "; ".join(failures)
     )
@@ -115,8 +116,8 @@ async def _copy_from(writer: BlobWriter, source: str, timeout: float, connect: C
         request = blob_pb2.GetBlobRequest(blob_id=writer.blob_id)
         try:
             async for message in stub.GetBlob(request, timeout=timeout):
-                await asyncio.to_thread(writer.write, message.data)
-            return await asyncio.to_thread(writer.commit)
+                await in_write_thread(writer.write, message.data)
+            return await in_write_thread(writer.commit)
         except grpc.RpcError as err:
             raise _SourceFailed(str(from_rpc_error(err))) from err
         except (InvalidArgument, BlobCorrupt) as err:  # it served other bytes than declared

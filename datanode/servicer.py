@@ -1,6 +1,8 @@
 """``ringstore.v1.Blob`` over grpc.aio: decodes requests, calls the :class:`BlobStore` (blocking
-disk work runs in threads via :func:`asyncio.to_thread`), encodes replies. The store's errors
-become statuses in :func:`ringstore.rpc.handler`; nothing here decides anything about blobs.
+disk work runs in threads: writes in :mod:`datanode.writes`' own, reads in the default executor
+via :func:`asyncio.to_thread`, so neither waits behind the other), encodes replies. The store's
+errors become statuses in :func:`ringstore.rpc.handler`; nothing here decides anything about
+blobs.
 
 PutBlob acknowledges only after the store committed the blob (checksum verified, fsynced, renamed,
 directory fsynced); a stream that ends early, breaks or is cancelled leaves nothing behind.
@@ -21,6 +23,7 @@ from grpc import aio
 
 from datanode import replicator
 from datanode.blobstore import BlobStat, BlobStore, BlobWriter
+from datanode.writes import in_write_thread
 from ringstore.errors import InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
@@ -60,14 +63,14 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         if first is None or first.WhichOneof("part") != "header":
             raise InvalidArgument("PutBlob: the first message must be the header")
         header = first.header
-        writer = await asyncio.to_thread(
+        writer = await in_write_thread(
             self._store.begin_write, header.blob_id, header.length, header.crc32c
         )
         try:
             stat = await _receive(writer, messages)
         except BaseException:
             # Shielded: if the call was cancelled, the abort still runs to the end.
-            await asyncio.shield(asyncio.to_thread(writer.abort))
+            await asyncio.shield(in_write_thread(writer.abort))
             raise
         return _put_response(stat)
 
@@ -78,7 +81,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         _check_write_size("WriteBlob", request)
         # One thread hop for the whole write: begin, write, commit (or abort on failure).
         stat = await asyncio.shield(
-            asyncio.to_thread(_write_whole, self._store, request.header, request.data)
+            in_write_thread(_write_whole, self._store, request.header, request.data)
         )
         return _put_response(stat)
 
@@ -95,7 +98,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         try:
             _check_write_size("WriteBlobs", item)
             stat = await asyncio.shield(
-                asyncio.to_thread(_write_whole, self._store, item.header, item.data)
+                in_write_thread(_write_whole, self._store, item.header, item.data)
             )
         except Exception as exc:
             code, message = _failure("WriteBlobs", item.header.blob_id, exc)
@@ -207,8 +210,8 @@ async def _receive(
                 f"more than the limit of {MAX_MESSAGE}"
             )
         if message.data:
-            await asyncio.to_thread(writer.write, message.data)
-    return await asyncio.to_thread(writer.commit)
+            await in_write_thread(writer.write, message.data)
+    return await in_write_thread(writer.commit)
 
 
 def _write_whole(store: BlobStore, header: blob_pb2.PutBlobHeader, data: bytes) -> BlobStat:

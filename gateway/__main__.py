@@ -11,6 +11,7 @@ import signal
 import sys
 
 from gateway.cluster_view import ClusterView
+from gateway.intake import ByteBudget, Intake
 from gateway.objects import ObjectService
 from gateway.servicer import ObjectStoreServicer
 from ringstore import config as config_mod
@@ -55,14 +56,24 @@ async def serve(cfg: config_mod.Config) -> None:
     objects = ObjectService(
         meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
     )
-    server, health, port = make_server(gw.listen)
-    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(ObjectStoreServicer(objects), server)
+    server, health, port = make_server(
+        gw.listen, max_concurrent_calls=gw.max_concurrent_calls, service="gateway"
+    )
+    intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
+    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(
+        ObjectStoreServicer(objects, intake), server
+    )
     await server.start()
-    follower = asyncio.create_task(view.follow(gw.ring_refresh))
-    # Healthy only once the gateway has heard from the metanode: before that it knows no ring.
+    # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
+    # from the metanode (it knows no ring), not when its ring has been stale for long.
+    follower = asyncio.create_task(
+        view.follow(
+            gw.ring_refresh,
+            on_health=lambda fresh: set_serving(health, "ringstore.v1.ObjectStore", fresh),
+        )
+    )
     while not view.synced:
         await asyncio.sleep(0.05)
-    await set_serving(health, "ringstore.v1.ObjectStore")
     host = gw.listen.rpartition(":")[0]
     print(f"ringstore-gateway serving on {host}:{port} metanode {cfg.metanode.address}", flush=True)
 

@@ -7,6 +7,9 @@ datanode, commits and lookups to the metanode. Sending those that queue up while
 flight as one batch call pays that cost once for all of them (and the datanode's volumes or the
 metanode's group commit then serve the whole batch with one fsync).
 
+A queue holds at most ``max_queued`` requests: beyond that the server is not keeping up, and a
+new request is refused at once with ServiceUnavailable rather than queued without bound.
+
 A call never waits for company: with fewer than ``max_in_flight`` calls in flight it leaves at
 once, alone, as the plain unary call. Each request in a batch still succeeds or fails on its own,
 so callers see exactly what separate calls would have given them.
@@ -15,6 +18,7 @@ so callers see exactly what separate calls would have given them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -27,6 +31,7 @@ from ringstore.errors import (
     BatchFull,
     InternalError,
     RingstoreError,
+    ServiceUnavailable,
     from_rpc_error,
 )
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
@@ -37,6 +42,7 @@ Res = TypeVar("Res")
 MAX_IN_FLIGHT = 1  # calls at once; requests queue behind them and leave together
 MAX_ITEMS = 32  # requests in one batch at most
 MAX_BYTES = 2 * 1024 * 1024  # request bytes in one batch at most (a message may hold 4 MiB)
+MAX_QUEUED = 1024  # requests waiting for one server at most; more are refused
 
 One = Callable[[Req, float], Awaitable[Res]]
 Many = Callable[[list[Req], float], Awaitable[Sequence["Res | RingstoreError"]]]
@@ -63,6 +69,7 @@ class Coalescer(Generic[Req, Res]):
         max_in_flight: int = MAX_IN_FLIGHT,
         max_items: int = MAX_ITEMS,
         max_bytes: int = MAX_BYTES,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._one = one
         self._many = many
@@ -70,14 +77,22 @@ class Coalescer(Generic[Req, Res]):
         self._max_in_flight = max_in_flight
         self._max_items = max_items
         self._max_bytes = max_bytes
-        self._queue: list[_Pending[Req, Res]] = []
+        self._max_queued = max_queued
+        self._queue: collections.deque[_Pending[Req, Res]] = collections.deque()
+        self._sending: set[asyncio.Task[None]] = set()  # batch calls in flight (kept alive)
         self._in_flight = 0
         self.calls = 0  # calls sent (for tests and benchmarks)
         self.requests = 0  # requests they carried
 
     async def call(self, request: Req, timeout: float) -> Res:
         """The result of ``request``; raises what the plain call would (the transport's error
-        for the call, or the RingstoreError the server gave for this request)."""
+        for the call, or the RingstoreError the server gave for this request). Refused with
+        ServiceUnavailable when ``max_queued`` requests already wait."""
+        if len(self._queue) >= self._max_queued:
+            raise ServiceUnavailable(
+                f"{len(self._queue)} requests already wait for this server (the limit is "
+                f"{self._max_queued}); it is overloaded, try again later"
+            )
         loop = asyncio.get_running_loop()
         pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), loop.time() + timeout)
         self._queue.append(pending)
@@ -92,7 +107,7 @@ class Coalescer(Generic[Req, Res]):
                 item = self._queue[0]
                 if batch and size + self._size(item.request) > self._max_bytes:
                     break
-                self._queue.pop(0)
+                self._queue.popleft()
                 if item.future.done():  # its caller gave up while it queued
                     continue
                 batch.append(item)
@@ -100,7 +115,9 @@ class Coalescer(Generic[Req, Res]):
             if not batch:
                 continue
             self._in_flight += 1
-            asyncio.get_running_loop().create_task(self._send(batch))
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[_Pending[Req, Res]]) -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
@@ -24,14 +24,31 @@ from ringstore.v1 import blob_pb2, blob_pb2_grpc, common_pb2, meta_pb2, meta_pb2
 log = logging.getLogger(__name__)
 
 SUSPECT_SECONDS = 5.0  # how long a node that failed a call is tried last
+# Seconds without a successful refresh after which the view is stale: the gateway then reports
+# NOT_SERVING (it still serves on its last good ring, but a load balancer should prefer others).
+STALE_SECONDS = 30.0
+
+HealthReport = Callable[[bool], Awaitable[None]]
 
 
 class ClusterView:
     """The ring and node table, plus a cache of channels to the datanodes."""
 
-    def __init__(self, meta: meta_pb2_grpc.MetaStub, *, rpc_timeout: float) -> None:
+    def __init__(
+        self,
+        meta: meta_pb2_grpc.MetaStub,
+        *,
+        rpc_timeout: float,
+        stale_after: float = STALE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._meta = meta
         self._rpc_timeout = rpc_timeout
+        self._stale_after = stale_after
+        self._clock = clock
+        self._synced_at: float | None = None  # clock time of the last successful refresh
+        self._failing = False
+        self._reported: bool | None = None  # the freshness last given to the health report
         self.ring: Ring | None = None
         self.nodes: dict[str, common_pb2.NodeInfo] = {}
         self.replicas = 3
@@ -49,35 +66,60 @@ class ClusterView:
         self.synced = False  # set by the first successful refresh
 
     async def refresh(self) -> None:
-        """Fetch node states, and the ring when its epoch moved."""
+        """Fetch node states, and the ring when its epoch moved. Nothing changes unless the
+        whole reply decodes: a reply that does not (a malformed ring) raises and keeps the last
+        good view."""
         known = self.ring.epoch if self.ring is not None else 0
         resp = await self._meta.GetCluster(
             meta_pb2.GetClusterRequest(known_epoch=known), timeout=self._rpc_timeout
         )
-        if resp.HasField("ring"):
-            ring = Ring.from_proto(resp.ring)
-            if self.ring is None or ring.epoch != self.ring.epoch:
-                log.info("ring epoch %d with %d nodes", ring.epoch, len(ring.node_ids))
-            self.ring = ring
+        ring = Ring.from_proto(resp.ring) if resp.HasField("ring") else self.ring
+        if ring is not None and (self.ring is None or ring.epoch != self.ring.epoch):
+            log.info("ring epoch %d with %d nodes", ring.epoch, len(ring.node_ids))
+        self.ring = ring
         self.nodes = {n.id: n for n in resp.nodes}
         self.replicas = resp.replicas or self.replicas
         self.write_quorum = resp.write_quorum or self.write_quorum
         self.chunk_size = resp.chunk_size or self.chunk_size
         self.synced = True
+        self._synced_at = self._clock()
 
-    async def follow(self, interval: float) -> None:
-        """Refresh every ``interval`` seconds until cancelled; failures keep the last view."""
-        failing = False
+    def is_fresh(self) -> bool:
+        """Refreshed successfully within the last ``stale_after`` seconds."""
+        return self._synced_at is not None and self._clock() - self._synced_at <= self._stale_after
+
+    async def sync(self, on_health: HealthReport | None = None) -> None:
+        """One refresh. Any failure (the metanode unreachable, a reply that does not decode)
+        keeps the last good view and is logged once per run of failures, with its traceback
+        when it is not a transport error; ``on_health`` is told when freshness changes."""
+        try:
+            await self.refresh()
+            if self._failing:
+                log.info("cluster view refreshed again")
+            self._failing = False
+        except grpc.RpcError as exc:
+            if not self._failing:
+                log.warning("cannot refresh the cluster view: %s", exc.code())
+            self._failing = True
+        except Exception:
+            if not self._failing:
+                log.exception("cannot refresh the cluster view; keeping the last good one")
+            self._failing = True
+        fresh = self.is_fresh()
+        if on_health is not None and fresh != self._reported:
+            if not fresh and self._reported:
+                log.warning(
+                    "cluster view stale for more than %.0f s: reporting NOT_SERVING",
+                    self._stale_after,
+                )
+            self._reported = fresh
+            await on_health(fresh)
+
+    async def follow(self, interval: float, on_health: HealthReport | None = None) -> None:
+        """:meth:`sync` every ``interval`` seconds until cancelled; nothing but cancellation
+        ends it."""
         while True:
-            try:
-                await self.refresh()
-                if failing:
-                    log.info("metanode reachable again")
-                failing = False
-            except grpc.RpcError as exc:
-                if not failing:
-                    log.warning("cannot refresh the cluster view: %s", exc.code())
-                failing = True
+            await self.sync(on_health)
             await asyncio.sleep(interval)
 
     def is_up(self, node_id: str) -> bool:

@@ -3,7 +3,13 @@
 Used by puts and by multipart parts alike. At most ``max_concurrent_chunks`` chunks are in
 flight, so the gateway's memory per request is bounded by that times the chunk size, whatever
 the body's size. Chunks are listed in order in ``written`` as they are stored, so that a caller
-whose request fails can :func:`discard` exactly what was written.
+whose request fails can :func:`discard` everything that may have been written.
+
+Who may delete a chunk: never the request path. A request that fails after its chunks were
+written (its commit failed, timed out, was cancelled, or the metanode died before answering)
+cannot know whether the commit landed; it hands the chunks to the metanode (:func:`discard`),
+which deletes only those no committed record names, and fences them so that a commit arriving
+later fails instead of pointing at deleted data (docs/decisions.md, 15).
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import grpc
 
 from gateway import replication
 from gateway.cluster_view import ClusterView
-from ringstore.errors import RingstoreError
-from ringstore.v1 import blob_pb2, common_pb2
+from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 _background: set[asyncio.Task[None]] = set()  # discards in flight (kept from collection)
+DISCARD_BATCH = 256  # chunks per DiscardBlobs call
+DISCARD_RETRY_FOR = 120.0  # seconds a discard is retried while the metanode is unreachable
+MAX_DISCARDS_PENDING = 10_000  # discards in flight at most; beyond, the orphan sweep's job
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 async def store_body(
@@ -37,7 +46,9 @@ async def store_body(
     max_concurrent_chunks: int,
 ) -> tuple[int, str]:
     """Store ``body``; ``placement(i)`` gives chunk i's placement hash. Returns (size, MD5 hex)
-    and leaves the stored chunks, in order, in ``written``.
+    and leaves the stored chunks, in order, in ``written``. When it raises, ``written`` holds
+    every chunk that may have reached a datanode (a chunk whose write failed with every node it
+    was sent to), for :func:`discard`.
 
     A chunk is kept as the list of the body's own messages (split only where a message crosses
     a chunk boundary or is larger than one datanode message), so no byte is copied to form it."""
@@ -50,7 +61,9 @@ async def store_body(
     async def spawn(pieces: list[bytes]) -> None:
         await slots.acquire()
         hash_ = placement(len(tasks))
-        tasks.append(asyncio.create_task(_store_chunk(view, pieces, hash_, slots, rpc_timeout)))
+        tasks.append(
+            asyncio.create_task(_store_chunk(view, pieces, hash_, slots, rpc_timeout, written))
+        )
         for task in tasks:  # fail fast: stop reading the body once a chunk failed
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -94,17 +107,16 @@ async def _store_chunk(
     placement_hash: int,
     slots: asyncio.Semaphore,
     rpc_timeout: float,
+    failed: list[common_pb2.ChunkRef],
 ) -> common_pb2.ChunkRef:
+    ref = common_pb2.ChunkRef(blob_id=uuid.uuid4().hex, placement_hash=placement_hash)
+    sent_to: list[str] = []
     try:
         crc = 0
         for piece in pieces:
             crc = google_crc32c.extend(crc, piece)
-        ref = common_pb2.ChunkRef(
-            blob_id=uuid.uuid4().hex,
-            length=sum(len(p) for p in pieces),
-            crc32c=crc,
-            placement_hash=placement_hash,
-        )
+        ref.length = sum(len(p) for p in pieces)
+        ref.crc32c = crc
         nodes = await replication.write_chunk(
             view,
             blob_id=ref.blob_id,
@@ -112,31 +124,62 @@ async def _store_chunk(
             crc32c=crc,
             placement_hash=placement_hash,
             timeout=rpc_timeout,
+            sent_to=sent_to,
         )
         ref.nodes.extend(nodes)
         return ref
+    except BaseException:
+        if sent_to:  # some copies may have landed: the metanode will have them deleted
+            ref.nodes.extend(sent_to)
+            failed.append(ref)
+        raise
     finally:
         slots.release()
 
 
-def discard(view: ClusterView, chunks: list[common_pb2.ChunkRef], *, rpc_timeout: float) -> None:
-    """Delete, in the background and best effort, chunks whose object or part never committed
-    (the metanode's orphan sweep removes whatever this misses)."""
+def discard(
+    meta: meta_pb2_grpc.MetaStub, chunks: list[common_pb2.ChunkRef], *, rpc_timeout: float
+) -> None:
+    """Hand chunks whose write failed to the metanode, in the background: it alone knows whether
+    their commit landed (a commit whose reply was lost did), fences and deletes those no record
+    names, and keeps the others. Never deletes anything itself. While the metanode cannot be
+    reached the call is retried for :data:`DISCARD_RETRY_FOR` seconds; what is still left then
+    (or beyond :data:`MAX_DISCARDS_PENDING`) is swept by the metanode's anti-entropy once
+    older than ``orphan_grace``."""
     if not chunks:
         return
-    task = asyncio.get_running_loop().create_task(_delete(view, list(chunks), rpc_timeout))
+    if len(_background) >= MAX_DISCARDS_PENDING:
+        log.warning(
+            "%d discards pending; leaving %d chunks to the orphan sweep",
+            len(_background),
+            len(chunks),
+        )
+        return
+    task = asyncio.get_running_loop().create_task(_hand_over(meta, list(chunks), rpc_timeout))
     _background.add(task)
     task.add_done_callback(_background.discard)
 
 
-async def _delete(view: ClusterView, chunks: list[common_pb2.ChunkRef], rpc_timeout: float) -> None:
-    for chunk in chunks:
-        for node_id in chunk.nodes:
+async def _hand_over(
+    meta: meta_pb2_grpc.MetaStub, chunks: list[common_pb2.ChunkRef], rpc_timeout: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + DISCARD_RETRY_FOR
+    for start in range(0, len(chunks), DISCARD_BATCH):
+        request = meta_pb2.DiscardBlobsRequest(chunks=chunks[start : start + DISCARD_BATCH])
+        backoff = 0.1
+        while True:
             try:
-                await view.blob_stub(node_id).DeleteBlob(
-                    blob_pb2.DeleteBlobRequest(blob_id=chunk.blob_id), timeout=rpc_timeout
-                )
-            except (grpc.aio.AioRpcError, RingstoreError) as exc:
-                log.info(
-                    "leaving blob %s on %s to the orphan sweep: %s", chunk.blob_id, node_id, exc
-                )
+                await meta.DiscardBlobs(request, timeout=rpc_timeout)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE or loop.time() + backoff > give_up_at:
+                    log.warning(
+                        "leaving %d chunks to the orphan sweep: DiscardBlobs failed: %s %s",
+                        len(chunks) - start,
+                        exc.code().name,
+                        exc.details(),
+                    )
+                    return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)

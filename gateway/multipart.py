@@ -1,7 +1,8 @@
 """Multipart upload at the gateway: parts are chunked and replicated like any object body.
 
-A part's bytes are stored first and recorded second (CommitPart), so a part that fails, or whose
-upload was aborted meanwhile, leaves no record and its chunks are discarded. Completing stitches
+A part's bytes are stored first and recorded second (CommitPart). A part that fails, or whose
+upload was aborted meanwhile, hands its chunks to the metanode, which deletes them unless the
+CommitPart landed after all (see :mod:`gateway.ingest`). Completing stitches
 the parts' chunks into the object in one metanode transaction, without copying a byte.
 """
 
@@ -81,7 +82,7 @@ class MultipartService:
             )
             return (await self.objects.call_meta(self.meta.CommitPart, commit)).etag
         except BaseException:
-            ingest.discard(self.objects.view, written, rpc_timeout=self.objects.rpc_timeout)
+            ingest.discard(self.meta, written, rpc_timeout=self.objects.rpc_timeout)
             raise
 
     async def complete(
@@ -108,7 +109,7 @@ class MultipartService:
         return await self.objects.call_meta(self.meta.ListParts, req)
 
     async def list_uploads(
-        self, bucket: str, prefix: str
+        self, req: objectstore_pb2.ListMultipartUploadsRequest
     ) -> objectstore_pb2.ListMultipartUploadsResponse:
-        req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
+        """One page (the metanode checks the paging fields)."""
         return await self.objects.call_meta(self.meta.ListMultipartUploads, req)

@@ -4,8 +4,9 @@ A put streams the body in, cuts it into chunks of the cluster's chunk size, writ
 to its replicas (at most ``max_concurrent_chunks`` in flight, so memory is bounded by chunk size
 times that, never by the object's size), and then commits the object's record to the metanode:
 that commit is the linearization point, and only after it is the put acknowledged. A put that
-fails before its commit deletes the chunks it wrote (best effort; the metanode's orphan sweep
-catches the rest).
+fails hands the chunks it wrote to the metanode, which deletes them only if no commit landed
+(a commit whose reply was lost did land: the key then reads as the new version, whole); the
+metanode's orphan sweep catches what a dead gateway left.
 
 A get fetches the record, checks conditions and the range, and streams the chunks that overlap
 the range, one after another, each from the first replica that serves it.
@@ -25,12 +26,14 @@ import grpc
 from gateway import ingest, replication
 from gateway.batching import Coalescer, coalesced
 from gateway.cluster_view import ClusterView
-from ringstore import etags, validation
+from ringstore import etags, faults, validation
 from ringstore.errors import (
     InvalidArgument,
     NoSuchBucket,
     NotModified,
     PreconditionFailed,
+    RingstoreError,
+    ServiceUnavailable,
     from_rpc_error,
 )
 from ringstore.ring import placement_hash
@@ -104,16 +107,20 @@ class ObjectService:
     async def call_meta(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
         """One metanode call with a deadline; its error comes back as a RingstoreError."""
         try:
-            return await call(request, timeout=self.rpc_timeout)
+            reply = await call(request, timeout=self.rpc_timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+        _fail_after(getattr(call, "_method", b""))
+        return reply
 
-    async def call_coalesced(self, coalescer: Coalescer[Any, T], request: Any) -> T:
-        """:meth:`call_meta` through a coalescer."""
+    async def call_coalesced(self, coalescer: Coalescer[Any, T], request: Any, method: str) -> T:
+        """:meth:`call_meta` through a coalescer; ``method`` names the single call."""
         try:
-            return await coalescer.call(request, self.rpc_timeout)
+            reply = await coalescer.call(request, self.rpc_timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+        _fail_after(method)
+        return reply
 
     # -- buckets ----------------------------------------------------------------------------
 
@@ -187,11 +194,11 @@ class ObjectService:
                 if_match=req.if_match,
                 if_none_match=req.if_none_match,
             )
-            return await self.call_coalesced(self._commits, commit)
+            return await self.call_coalesced(self._commits, commit, "CommitObject")
         except BaseException as exc:
             if isinstance(exc, NoSuchBucket):
                 self._buckets_seen.pop(req.bucket, None)
-            ingest.discard(self.view, written, rpc_timeout=self.rpc_timeout)
+            ingest.discard(self.meta, written, rpc_timeout=self.rpc_timeout)
             raise
 
     # -- get, head, delete, list --------------------------------------------------------------
@@ -200,7 +207,7 @@ class ObjectService:
         validation.check_bucket_length(bucket)
         validation.check_key(key)
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key, version_id=version_id)
-        return await self.call_coalesced(self._lookups, req)
+        return await self.call_coalesced(self._lookups, req, "GetObjectRecord")
 
     async def head_object(
         self, bucket: str, key: str, version_id: str = ""
@@ -294,8 +301,8 @@ class ObjectService:
         req = objectstore_pb2.NodeRequest(id=node_id)
         return await self.call_meta(self.meta.DrainNode, req)
 
-    async def remove_node(self, node_id: str) -> common_pb2.NodeInfo:
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    async def remove_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return await self.call_meta(self.meta.RemoveNode, req)
 
     async def cluster_status(self) -> objectstore_pb2.ClusterStatusResponse:
@@ -331,17 +338,45 @@ class ObjectService:
         return await self.call_meta(self.meta.CopyObject, req)
 
     async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
-        """Move every object under ``src_prefix``, a batch of metanode transactions at a time."""
+        """Move every object under ``src_prefix``, a batch of metanode transactions at a time.
+
+        First every destination key is checked, a page per call, so a bad one refuses the
+        rename before anything moves. Should a batch still fail (a key written meanwhile, a
+        lost metanode), the error says how many objects had moved: re-running finishes."""
         validation.check_rename_prefixes(src_prefix, dst_prefix)
+        check = meta_pb2.MetaRenamePrefixRequest(
+            bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, check_only=True
+        )
+        while True:
+            checked = await self.call_meta(self.meta.RenamePrefix, check)
+            if not checked.check_next:
+                break
+            check.check_after = checked.check_next
         moved = 0
         req = meta_pb2.MetaRenamePrefixRequest(
             bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, limit=RENAME_BATCH
         )
         while True:
-            resp = await self.call_meta(self.meta.RenamePrefix, req)
+            try:
+                resp = await self.call_meta(self.meta.RenamePrefix, req)
+            except RingstoreError as err:
+                if not moved:
+                    raise
+                raise type(err)(
+                    f"{err.message} (after {moved} objects had moved; running the rename "
+                    "again finishes it)"
+                ) from None
             moved += resp.moved
             if not resp.more:
                 return moved
+
+
+def _fail_after(method: bytes | str) -> None:
+    """The ``fail_after`` fault seam (:mod:`ringstore.faults`): a call that completed fails."""
+    if faults.ACTIVE:
+        name = method.decode() if isinstance(method, bytes) else method
+        if faults.active("fail_after", name.rsplit("/", 1)[-1]):
+            raise ServiceUnavailable(f"fault injected: {name} completed, then failed")
 
 
 def _coalesced_commits(

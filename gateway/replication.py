@@ -79,10 +79,12 @@ async def write_chunk(
     crc32c: int,
     placement_hash: int,
     timeout: float,
+    sent_to: list[str] | None = None,
 ) -> list[str]:
     """Store the chunk, given as stream messages of at most :data:`PIECE` bytes each (shared,
     never copied, by every replica's stream), on up to N nodes; return the ids of those that
-    acknowledged (>= W)."""
+    acknowledged (>= W). Every node the chunk was sent to is appended to ``sent_to`` as it is
+    tried, so that a caller whose write fails can have what reached them discarded."""
     candidates = view.write_candidates(placement_hash)
     want = min(view.replicas, len(candidates))
     quorum = view.write_quorum
@@ -103,6 +105,8 @@ async def write_chunk(
             return None
         task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout))
         tasks[task] = node_id
+        if sent_to is not None:
+            sent_to.append(node_id)
         return task
 
     pending = {t for t in (launch() for _ in range(want)) if t is not None}

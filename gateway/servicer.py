@@ -7,6 +7,7 @@ from typing import Any
 
 from grpc import aio
 
+from gateway.intake import Intake, footprint
 from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest
 from ringstore.errors import InvalidArgument
@@ -17,9 +18,14 @@ UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
 
 class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
-    def __init__(self, objects: ObjectService) -> None:
+    def __init__(self, objects: ObjectService, intake: Intake | None = None) -> None:
         self.objects = objects
         self.multipart = MultipartService(objects)
+        self.intake = intake if intake is not None else Intake()
+
+    def _most(self) -> int:
+        """The most body bytes one put or part holds at once."""
+        return footprint(self.objects.view.chunk_size, self.objects.max_concurrent_chunks)
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -40,9 +46,11 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def PutObject(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        header, messages = await _header(request_iterator, "PutObject")
-        body = _body(messages, header.expected_size)
-        return await self.objects.put_object(_put_request(header), body)
+        stream = self.intake.stream(request_iterator, "PutObject")
+        header, messages = await _header(stream, "PutObject")
+        async with self.intake.admit(stream, header.expected_size, self._most()):
+            body = _body(messages, header.expected_size)
+            return await self.objects.put_object(_put_request(header), body)
 
     @handler
     async def PutSmallObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -56,8 +64,10 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def UploadPart(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        header, messages = await _header(request_iterator, "UploadPart")
-        etag = await self.multipart.upload_part(header, _body(messages, header.expected_size))
+        stream = self.intake.stream(request_iterator, "UploadPart")
+        header, messages = await _header(stream, "UploadPart")
+        async with self.intake.admit(stream, header.expected_size, self._most()):
+            etag = await self.multipart.upload_part(header, _body(messages, header.expected_size))
         return objectstore_pb2.UploadPartResponse(etag=etag)
 
     @handler
@@ -83,7 +93,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.multipart.list_uploads(request.bucket, request.prefix)
+        return await self.multipart.list_uploads(request)
 
     @handler
     async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
@@ -165,7 +175,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.objects.remove_node(request.id)
+        return await self.objects.remove_node(request.id, force=request.force)
 
 
 async def _header(request_iterator: Any, rpc: str) -> tuple[Any, AsyncIterator[Any]]:

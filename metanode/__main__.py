@@ -51,6 +51,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes")
     p.add_argument("--orphan-grace", type=float, help="seconds before an uncommitted blob is swept")
     p.add_argument(
+        "--gc-grace", type=float, help="seconds a replaced version's chunks stay readable"
+    )
+    p.add_argument(
         "--upload-expiry-interval",
         type=float,
         help="seconds between multipart-upload expiry passes",
@@ -94,6 +97,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "heartbeat_timeout",
         "gc_interval",
         "orphan_grace",
+        "gc_grace",
         "upload_expiry_interval",
         "upload_max_age",
         "dead_grace",
@@ -123,12 +127,18 @@ def check_metanode(cfg: Config) -> Config:
         raise InvalidArgument(
             f"metanode.repair_rate must be 0 (no limit) or more bytes/s, got {m.repair_rate}"
         )
+    if not m.gc_grace >= 0:
+        raise InvalidArgument(f"metanode.gc_grace must be 0 or more seconds, got {m.gc_grace}")
     return cfg
 
 
 async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks."""
-    server, health, port = make_server(cfg.metanode.listen)
+    server, health, port = make_server(
+        cfg.metanode.listen,
+        max_concurrent_calls=cfg.metanode.max_concurrent_calls,
+        service="metanode",
+    )
     m = cfg.metanode
     blob_client = GrpcBlobClient(timeout=m.rpc_timeout)
     collector = GarbageCollector(
@@ -137,6 +147,7 @@ async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
         interval=m.gc_interval,
         expiry_interval=m.upload_expiry_interval,
         upload_max_age=m.upload_max_age,
+        grace=m.gc_grace,
     )
     activity = Activity()
     repairer = Repairer(

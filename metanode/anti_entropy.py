@@ -6,7 +6,8 @@ For every up node and the slice's ids:
 - **recorded but missing** (the record names the node, the node does not list the blob): the
   node is dropped from the blob's holders and the blob queued for repair.
 - **held but unknown** (no record of the blob at all) and older than ``orphan_grace``: a chunk
-  whose PUT never committed; its copy is deleted. (This is the orphan sweep: one mechanism.)
+  whose PUT never committed; its id is fenced (a commit that still arrives fails, see
+  :mod:`metanode.refs`), then its copy is deleted. (This is the orphan sweep: one mechanism.)
 - **held, known and referenced, but not recorded on the node** (a copy whose record update was
   lost in a crash, a late replica of a write, a dead node's copies after it came back): adopted
   as a holder when the ring wants the blob there or the blob has fewer than N live copies
@@ -103,6 +104,7 @@ def reconcile(
     candidates = list(orphan_candidates)
     known = tx.known_blobs(candidates)
     orphans = [b for b in candidates if b not in known]
+    tx.fence_blobs(orphans, now_ns)  # a commit arriving later fails instead of naming them
     return Verdicts(dropped, adopted, delete, orphans)
 
 

@@ -3,15 +3,21 @@
 Guarantees:
 
 - A queued blob (refs reached 0 in the transaction that released it) is deleted from every
-  node that holds it. A holder's copy is forgotten only once that node confirmed the delete
-  (an already-missing blob counts), or when the node is removed or unknown; a down or failing
-  node is simply retried on a later pass. The blob's rows go when no holder is left, and only
+  node that holds it, but not before ``grace`` seconds have passed since it was queued: a GET
+  that opened the version a moment before it was replaced or deleted reads it whole, as long
+  as it takes less than the grace. Blobs a request discarded (:func:`metanode.refs.discard`)
+  are queued at time 0 and go at once: no record ever named them, so no reader holds them.
+  A holder's copy is forgotten only once that node confirmed the delete (an already-missing
+  blob counts), or when the node is removed or unknown; a down or failing node is simply
+  retried on a later pass. The blob's rows go when no holder is left, and only
   if it is still unreferenced (a copy may have taken a reference meanwhile).
 - Blobs a datanode holds that no record knows (chunks of PUTs that never committed) are swept
   by anti-entropy (:mod:`metanode.anti_entropy`), one slice of the id space at a time, once
   older than ``orphan_grace``: one mechanism compares the datanodes with the records.
 - Multipart uploads open longer than ``upload_max_age`` are aborted (their parts released, so
   their blobs reach the queue above) by the expiry loop, a batch per transaction.
+- Fences (see :mod:`metanode.refs`) are forgotten ``FENCE_RETENTION`` after they were set,
+  far longer than any commit can be in flight.
 - No store transaction is held open across a network call.
 
 The datanodes are reached through the :class:`BlobClient` seam (shared with repair and
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -36,6 +43,7 @@ from ringstore.v1 import blob_pb2, blob_pb2_grpc
 log = logging.getLogger(__name__)
 
 GC_BATCH = 500  # queued blobs handled per pass
+FENCE_RETENTION = 7 * 86400.0  # seconds a fence is kept (commits are in flight for seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +123,11 @@ class GcPassResult:
     retry: int  # copies left for a later pass
 
 
-def _pending(tx: Transaction, limit: int) -> tuple[list[BlobRecord], dict[str, NodeRecord]]:
-    blobs = [b for b in (tx.get_blob(i) for i in tx.gc_batch(limit)) if b is not None]
+def _pending(
+    tx: Transaction, limit: int, queued_before_ns: int
+) -> tuple[list[BlobRecord], dict[str, NodeRecord]]:
+    due = tx.gc_batch(limit, queued_before_ns)
+    blobs = [b for b in (tx.get_blob(i) for i in due) if b is not None]
     return blobs, {n.id: n for n in tx.list_nodes()}
 
 
@@ -150,12 +161,14 @@ class GarbageCollector:
         interval: float,
         expiry_interval: float,
         upload_max_age: float = 7 * 86400.0,
+        grace: float = 0.0,
     ) -> None:
         self.store = store
         self.client = client
         self.interval = interval
         self.expiry_interval = expiry_interval  # seconds between upload-expiry passes
         self.upload_max_age = upload_max_age  # seconds an open multipart upload may live
+        self.grace = grace  # seconds a released blob stays readable before it is deleted
 
     async def _delete_copy(self, node: NodeRecord | None, blob_id: str) -> bool:
         """Whether the copy on ``node`` is gone (or the node is gone, so the copy is moot)."""
@@ -170,9 +183,14 @@ class GarbageCollector:
             return False
         return True
 
-    async def collect(self) -> GcPassResult:
-        """Delete queued blobs from their holders; forget what is confirmed gone."""
-        blobs, nodes = await self.store.acall(_pending, GC_BATCH)
+    async def collect(self, now_ns: int | None = None) -> GcPassResult:
+        """Delete queued blobs whose grace has passed from their holders; forget what is
+        confirmed gone, and fences past their retention."""
+        now = time.time_ns() if now_ns is None else now_ns
+        await self.store.acall(
+            lambda tx: tx.drop_fences(now - int(FENCE_RETENTION * 1e9), GC_BATCH)
+        )
+        blobs, nodes = await self.store.acall(_pending, GC_BATCH, now - int(self.grace * 1e9))
         result = GcPassResult([], 0, 0)
         for blob in blobs:
             outcomes = await asyncio.gather(

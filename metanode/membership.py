@@ -19,6 +19,15 @@ Node states and the ring (see docs/repair.md):
   draining node stays draining (the operator's decision survives its restarts); a removed node
   stays removed while it only heartbeats and rejoins when it registers again (a restart).
 - An unknown node's heartbeat, drain or removal is NoSuchKey (NOT_FOUND) naming it.
+
+Building a ring takes a fraction of a second, too long to hold the store's single writer
+thread: :func:`change_membership` runs a change as a transaction that stops (writing nothing)
+when it needs a ring not built yet, builds that ring outside the store's thread, and runs the
+transaction again with it. The ring is stored only if the membership it was built from is still
+the membership when the transaction runs again; if another change got in between, it is built
+again from the new one.
+- A removal that would leave fewer than W up nodes, or lose the last surviving copy of a blob,
+  is refused (PreconditionFailed) unless forced: :func:`check_removal`.
 """
 
 from __future__ import annotations
@@ -30,17 +39,43 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from metanode.store.base import NodeRecord, Store, StoreStats, Transaction
 from ringstore.config import ClusterConfig
-from ringstore.errors import InvalidArgument, NoSuchKey
+from ringstore.errors import InvalidArgument, NoSuchKey, PreconditionFailed
 from ringstore.ring import Ring, RingNode, balance_report, build_ring
 from ringstore.v1 import common_pb2
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 NODE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 RING_STATES = ("up", "down")  # states a ring member can have (down ones only within the grace)
+RING_ATTEMPTS = 3  # builds outside the store's thread before one is built inside the transaction
+
+# Rings built outside the store's thread, by what they were built from: (the previous ring's
+# epoch, the members) -> the serialized RingTable of the next epoch.
+RingBuilds = dict[tuple[int, tuple[RingNode, ...]], bytes]
+
+
+class RingNeeded(Exception):
+    """A membership change run with ``builds`` needs a ring that is not among them: the
+    transaction rolls back and :func:`change_membership` calls :meth:`build` (off the store's
+    thread), then runs the transaction again."""
+
+    def __init__(self, previous: Ring, members: tuple[RingNode, ...], cluster: ClusterConfig):
+        super().__init__(f"ring epoch {previous.epoch + 1} of {len(members)} nodes is not built")
+        self.key = (previous.epoch, members)
+        self.previous = previous
+        self.members = members
+        self.cluster = cluster
+
+    def build(self) -> bytes:
+        table = make_ring(self.previous, self.members, self.cluster).to_proto().SerializeToString()
+        _decode_ring(table)  # the next heartbeats find it decoded
+        return table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,23 +166,11 @@ def ring_members(
     ]
 
 
-def rebuild_ring(
-    tx: Transaction, cluster: ClusterConfig, exclude: frozenset[str] = frozenset()
-) -> int:
-    """Build and store the ring of :func:`ring_members` under the next epoch; return it."""
-    previous = current_ring(tx, cluster)
-    members = ring_members(tx, cluster, exclude)
+def make_ring(previous: Ring, members: tuple[RingNode, ...], cluster: ClusterConfig) -> Ring:
+    """The ring of ``members`` at the epoch after ``previous``, moving little from it."""
     epoch = previous.epoch + 1
-    if members:
-        ring = build_ring(
-            members,
-            replicas=cluster.replicas,
-            partition_power=cluster.partition_power,
-            epoch=epoch,
-            previous=previous if previous.node_ids else None,
-        )
-    else:
-        ring = Ring(
+    if not members:
+        return Ring(
             epoch=epoch,
             partition_power=cluster.partition_power,
             replicas=cluster.replicas,
@@ -155,13 +178,59 @@ def rebuild_ring(
             zones=[],
             rows=[],
         )
-    tx.put_ring(epoch, ring.to_proto().SerializeToString())
+    return build_ring(
+        members,
+        replicas=cluster.replicas,
+        partition_power=cluster.partition_power,
+        epoch=epoch,
+        previous=previous if previous.node_ids else None,
+    )
+
+
+def rebuild_ring(
+    tx: Transaction,
+    cluster: ClusterConfig,
+    exclude: frozenset[str] = frozenset(),
+    builds: RingBuilds | None = None,
+) -> int:
+    """Store the ring of :func:`ring_members` under the next epoch; return it. It is built here,
+    or, when ``builds`` is given, taken from it (built from this very membership), else
+    :class:`RingNeeded` is raised."""
+    previous = current_ring(tx, cluster)
+    members = tuple(ring_members(tx, cluster, exclude))
+    if builds is None:
+        table = make_ring(previous, members, cluster).to_proto().SerializeToString()
+    elif (table_built := builds.get((previous.epoch, members))) is not None:
+        table = table_built
+    else:
+        raise RingNeeded(previous, members, cluster)
+    epoch = previous.epoch + 1
+    tx.put_ring(epoch, table)
     log.info("ring epoch %d: %d nodes", epoch, len(members))
     return epoch
 
 
+async def change_membership(store: Store, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run ``fn(tx, *args, builds=..., **kwargs)`` (a membership change taking ``builds``) in one
+    transaction, with any ring it makes built outside the store's thread, so that commits go on
+    meanwhile. A build that another change made stale is built again; after
+    :data:`RING_ATTEMPTS` the transaction builds its ring itself (slower, never wrong)."""
+    builds: RingBuilds = {}
+    for _ in range(RING_ATTEMPTS):
+        try:
+            return await store.acall(fn, *args, builds=builds, **kwargs)
+        except RingNeeded as need:
+            builds[need.key] = await asyncio.to_thread(need.build)
+    return await store.acall(fn, *args, **kwargs)
+
+
 def register_node(
-    tx: Transaction, reg: Registration, cluster: ClusterConfig, now_ns: int | None = None
+    tx: Transaction,
+    reg: Registration,
+    cluster: ClusterConfig,
+    now_ns: int | None = None,
+    *,
+    builds: RingBuilds | None = None,
 ) -> int:
     """Record the node as up (a draining node stays draining); a new, re-shaped or returning
     node gets a new ring. Returns the epoch."""
@@ -190,7 +259,7 @@ def register_node(
         )
     )
     if reshaped:
-        return rebuild_ring(tx, cluster)
+        return rebuild_ring(tx, cluster, builds=builds)
     return current_ring(tx, cluster).epoch
 
 
@@ -204,6 +273,7 @@ def heartbeat(
     now_ns: int | None = None,
     *,
     disk_full: bool = False,
+    builds: RingBuilds | None = None,
 ) -> int:
     """Refresh the node's usage and liveness. A down node comes back up, and back into the ring
     (a new epoch) if it had left it; a removed one stays removed until it registers again.
@@ -212,8 +282,6 @@ def heartbeat(
     if node is None:
         raise NoSuchKey(f"node {node_id} is not registered")
     state = "up" if node.state == "down" else node.state
-    if node.state == "down":
-        log.info("node %s is up again", node_id)
     tx.put_node(
         dataclasses.replace(
             node,
@@ -225,10 +293,14 @@ def heartbeat(
             disk_full=disk_full,
         )
     )
-    if state == "up" and node_id not in current_ring(tx, cluster).node_ids:
+    rejoins = state == "up" and node_id not in current_ring(tx, cluster).node_ids
+    epoch = rebuild_ring(tx, cluster, builds=builds) if rejoins else current_ring(tx, cluster).epoch
+    # Logged last: a transaction that stops for its ring (RingNeeded) runs again.
+    if node.state == "down":
+        log.info("node %s is up again", node_id)
+    if rejoins:
         log.info("node %s rejoins the ring", node_id)
-        return rebuild_ring(tx, cluster)
-    return current_ring(tx, cluster).epoch
+    return epoch
 
 
 def _known_node(tx: Transaction, node_id: str) -> NodeRecord:
@@ -238,7 +310,9 @@ def _known_node(tx: Transaction, node_id: str) -> NodeRecord:
     return node
 
 
-def drain_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRecord:
+def drain_node(
+    tx: Transaction, node_id: str, cluster: ClusterConfig, *, builds: RingBuilds | None = None
+) -> NodeRecord:
     """Start moving everything off the node: state ``draining`` and out of the ring (a new
     epoch); it keeps serving reads. Draining a draining or removed node changes nothing."""
     node = _known_node(tx, node_id)
@@ -246,21 +320,78 @@ def drain_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRec
         return node
     drained = dataclasses.replace(node, state="draining")
     tx.put_node(drained)
-    rebuild_ring(tx, cluster)
+    rebuild_ring(tx, cluster, builds=builds)
     log.info("node %s is draining", node_id)
     return drained
 
 
-def remove_node(tx: Transaction, node_id: str, cluster: ClusterConfig) -> NodeRecord:
+def sole_copies(tx: Transaction, node_id: str, cluster: ClusterConfig) -> list[str]:
+    """Ids of the live blobs (refs > 0) of which ``node_id`` holds the last surviving copy: no
+    other holder is up, draining (still a repair source) or down within its grace (still a
+    ring member, which may come back). Reads every placement record naming the node, so it
+    costs O(the node's blobs) in one transaction: an operator's call, not a hot path."""
+    states = {n.id: n.state for n in tx.list_nodes()}
+    members = set(current_ring(tx, cluster).node_ids)
+
+    def survives(holder: str) -> bool:
+        state = states.get(holder)
+        return state in ("up", "draining") or (state == "down" and holder in members)
+
+    sole = []
+    for blob_id in tx.node_blobs(node_id):
+        blob = tx.get_blob(blob_id)
+        if blob is None or blob.refs <= 0:
+            continue  # garbage: nothing names it
+        if not any(survives(h) for h in blob.nodes if h != node_id):
+            sole.append(blob_id)
+    return sole
+
+
+def check_removal(tx: Transaction, node: NodeRecord, cluster: ClusterConfig) -> None:
+    """The rules a removal keeps unless forced (:class:`PreconditionFailed` naming the node and
+    the rule): removing an up node leaves at least W up nodes to take writes, and no blob
+    loses its last surviving copy (:func:`sole_copies`). Draining is the safe way out for a
+    node that holds such copies: it copies them off first."""
+    if node.state == "up":
+        live = [n.id for n in tx.list_nodes() if n.state == "up" and n.id != node.id]
+        if len(live) < cluster.write_quorum:
+            raise PreconditionFailed(
+                f"removing node {node.id} would leave {len(live)} up node(s), fewer than the "
+                f"write quorum W={cluster.write_quorum}: writes would fail; add nodes first, "
+                "or force the removal"
+            )
+    sole = sole_copies(tx, node.id, cluster)
+    if sole:
+        raise PreconditionFailed(
+            f"removing node {node.id} would lose the last copy of {len(sole)} blob(s) (first: "
+            f"{sole[0]}): no other up, draining or in-ring node holds them; drain the node "
+            "instead (it copies them off first), or force the removal if its disk is gone"
+        )
+
+
+def remove_node(
+    tx: Transaction,
+    node_id: str,
+    cluster: ClusterConfig,
+    *,
+    force: bool = False,
+    builds: RingBuilds | None = None,
+) -> NodeRecord:
     """Forget the node's copies: state ``removed`` and out of the ring (a new epoch, unless it
-    had already left it); repair re-replicates what it held from the other copies."""
+    had already left it); repair re-replicates what it held from the other copies. Refused
+    when it would break :func:`check_removal`'s rules, unless ``force`` (a node whose disk is
+    gone for good: what only it held is lost anyway)."""
     node = _known_node(tx, node_id)
     if node.state == "removed":
         return node
+    if force:
+        log.warning("node %s: removal forced, the safety checks skipped", node_id)
+    else:
+        check_removal(tx, node, cluster)
     removed = dataclasses.replace(node, state="removed")
     tx.put_node(removed)
     if node_id in current_ring(tx, cluster).node_ids:
-        rebuild_ring(tx, cluster)
+        rebuild_ring(tx, cluster, builds=builds)
     log.info("node %s is removed", node_id)
     return removed
 
@@ -290,7 +421,13 @@ def expire_nodes(tx: Transaction, now_ns: int, timeout_ns: int, since_ns: int) -
 
 
 def retire_dead_nodes(
-    tx: Transaction, now_ns: int, dead_ns: int, since_ns: int, cluster: ClusterConfig
+    tx: Transaction,
+    now_ns: int,
+    dead_ns: int,
+    since_ns: int,
+    cluster: ClusterConfig,
+    *,
+    builds: RingBuilds | None = None,
 ) -> list[str]:
     """Take out of the ring (one new epoch) every down node silent for longer than ``dead_ns``
     (the heartbeat timeout plus the dead grace), counting no earlier than ``since_ns``."""
@@ -303,7 +440,7 @@ def retire_dead_nodes(
         and now_ns - max(n.last_heartbeat_ns, since_ns) > dead_ns
     ]
     if dead:
-        rebuild_ring(tx, cluster, exclude=frozenset(dead))
+        rebuild_ring(tx, cluster, exclude=frozenset(dead), builds=builds)
     return dead
 
 
@@ -314,6 +451,7 @@ def cluster_view(tx: Transaction, known_epoch: int, cluster: ClusterConfig) -> C
 
 
 def cluster_status(tx: Transaction, cluster: ClusterConfig) -> StatusView:
+    """Read-only (run it with :meth:`Store.aread`): its counts scan every version."""
     ring = current_ring(tx, cluster)
     nodes = tx.list_nodes()
     in_ring = set(ring.node_ids)
@@ -364,8 +502,8 @@ class FailureDetector:
         for node_id in expired:
             log.warning("node %s missed heartbeats for %.1fs: down", node_id, self.timeout_ns / 1e9)
         if self.dead_ns is not None:
-            dead = await self.store.acall(
-                retire_dead_nodes, now, self.dead_ns, self.started_ns, self.cluster
+            dead = await change_membership(
+                self.store, retire_dead_nodes, now, self.dead_ns, self.started_ns, self.cluster
             )
             for node_id in dead:
                 log.warning("node %s is down past its grace: out of the ring", node_id)

@@ -26,11 +26,18 @@ import itertools
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from metanode.catalog import ObjectView, bucket_record, write_version
+from metanode.listing import PAST_FOLDER
 from metanode.refs import Chunk, acquire, check_chunks, release
-from metanode.store.base import ManifestEntry, PartRecord, Transaction, UploadRecord
+from metanode.store.base import (
+    ManifestEntry,
+    PartRecord,
+    Transaction,
+    UploadPosition,
+    UploadRecord,
+)
 from ringstore.errors import (
     EntityTooSmall,
     InvalidArgument,
@@ -43,6 +50,8 @@ from ringstore.validation import check_content_type, check_key, check_metadata, 
 MIN_PART_NUMBER = 1
 MAX_PART_NUMBER = 10_000
 EXPIRY_BATCH = 100  # uploads aborted per expiry transaction
+MAX_UPLOADS = 1000  # entries per ListMultipartUploads page (S3's max-uploads)
+END_OF_KEY = 2**63 - 1  # an initiated_ns past every upload: a position after all of a key's
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -125,10 +134,94 @@ def list_parts(tx: Transaction, bucket: str, key: str, upload_id: str) -> list[P
     return tx.list_parts(upload_id)
 
 
-def list_uploads(tx: Transaction, bucket: str, prefix: str = "") -> list[UploadRecord]:
-    """The bucket's open uploads under ``prefix``: by key, then initiation order."""
+@dataclasses.dataclass(frozen=True)
+class UploadPage:
+    """One page of ListMultipartUploads; the markers are set when ``is_truncated``."""
+
+    uploads: list[UploadRecord]
+    common_prefixes: list[str]
+    is_truncated: bool = False
+    next_key_marker: str = ""
+    next_upload_id_marker: str = ""  # empty when the page ended on a common prefix
+
+
+def list_uploads(
+    tx: Transaction,
+    bucket: str,
+    prefix: str = "",
+    *,
+    delimiter: str = "",
+    key_marker: str = "",
+    upload_id_marker: str = "",
+    max_uploads: int = MAX_UPLOADS,
+) -> UploadPage:
+    """One page of the bucket's open uploads under ``prefix`` (S3's ListMultipartUploads): by
+    key, then initiation order; ``max_uploads`` (1..1000) counts uploads and common prefixes.
+
+    ``key_marker`` alone resumes after every upload of that key (and past a common prefix it
+    names); with ``upload_id_marker`` it resumes after that upload of the key. Should that
+    upload be gone meanwhile (completed, aborted), the page starts at the key's first upload:
+    an upload may come twice across pages, none is skipped. Reads O(page), not O(bucket)."""
     bucket_record(tx, bucket)
-    return tx.list_uploads(bucket, prefix.encode())
+    if not 1 <= max_uploads <= MAX_UPLOADS:
+        raise InvalidArgument(f"max_uploads must be between 1 and {MAX_UPLOADS}, got {max_uploads}")
+    after: UploadPosition | None = None
+    if key_marker:
+        after = (key_marker.encode(), END_OF_KEY, "")
+        marker = tx.get_upload(upload_id_marker) if upload_id_marker else None
+        if marker is not None and (marker.bucket, marker.key) == (bucket, key_marker):
+            after = (key_marker.encode(), marker.initiated_ns, marker.upload_id)
+        elif upload_id_marker:
+            after = (key_marker.encode(), -1, "")
+    entries = _upload_entries(
+        tx, bucket, prefix.encode(), delimiter.encode(), after, max_uploads + 1
+    )
+    found = list(itertools.islice(entries, max_uploads + 1))
+    page = found[:max_uploads]
+    result = UploadPage(
+        uploads=[u for _, u in page if u is not None],
+        common_prefixes=[name for name, u in page if u is None],
+    )
+    if len(found) <= max_uploads:
+        return result
+    name, last = page[-1]
+    return dataclasses.replace(
+        result,
+        is_truncated=True,
+        next_key_marker=name,
+        next_upload_id_marker=last.upload_id if last is not None else "",
+    )
+
+
+def _upload_entries(
+    tx: Transaction,
+    bucket: str,
+    prefix: bytes,
+    delimiter: bytes,
+    after: UploadPosition | None,
+    batch: int,
+) -> Iterator[tuple[str, UploadRecord | None]]:
+    """(key, upload) or (common prefix, None) entries after ``after``, ``batch`` uploads per
+    store read; a common prefix costs one seek past it (as ListObjects). A folder up to the
+    starting key was returned by an earlier page and is skipped."""
+    folder_done = after[0] if after is not None else None
+    while True:
+        uploads = tx.list_uploads(bucket, prefix, after=after, limit=batch)
+        for upload in uploads:
+            key = upload.key.encode()
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut < 0:
+                yield upload.key, upload
+                after = (key, upload.initiated_ns, upload.upload_id)
+                continue
+            folder = key[: cut + len(delimiter)]
+            if folder_done is None or folder > folder_done:
+                yield folder.decode(), None
+            after = (folder + PAST_FOLDER, -1, "")
+            break
+        else:
+            if len(uploads) < batch:
+                return
 
 
 def _unquote(etag: str) -> str:

@@ -9,6 +9,11 @@ The invariant every function here keeps, within the transaction that calls it:
   referenced again by a later transaction: the collector may delete it from the datanodes.
   (Within one transaction a count may pass through 0 and back, e.g. an object copied onto
   itself; :func:`acquire` and :func:`retain` take the blob off the queue again.)
+- Only the metanode decides that a chunk nobody committed is garbage (:func:`discard`, and the
+  orphan sweep in :mod:`metanode.anti_entropy`). Both fence the blob id first, in the same
+  transaction, and :func:`acquire` refuses a fenced id: whichever of a commit and a discard
+  reaches the store first wins, so a commit that arrives late fails instead of naming deleted
+  chunks, and a discard that arrives after its commit landed changes nothing.
 
 :func:`check_refs` verifies all of this over the whole store and reports every violation, for
 tests and for repair.
@@ -22,7 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from metanode.store.base import BlobRecord, ManifestEntry, Transaction, VersionRecord
-from ringstore.errors import InvalidArgument
+from ringstore.errors import InvalidArgument, ServiceUnavailable
 
 MAX_BLOB_ID = 128  # characters
 
@@ -58,11 +63,20 @@ def check_chunks(chunks: Sequence[Chunk], size: int) -> None:
 
 
 def acquire(tx: Transaction, chunks: Sequence[Chunk], now: int) -> tuple[ManifestEntry, ...]:
-    """Take one reference per chunk, recording new blobs and the nodes holding them. Returns
-    the manifest of the chunks laid end to end from offset 0."""
+    """Take one reference per chunk of a new write, recording new blobs and the nodes holding
+    them. Returns the manifest of the chunks laid end to end from offset 0.
+
+    :class:`ServiceUnavailable` when a chunk was given up before this commit arrived (fenced,
+    or already garbage): its copies are being deleted, so the write must be retried whole."""
+    fenced = tx.fenced_blobs(c.blob_id for c in chunks)
     manifest, offset = [], 0
     for chunk in chunks:
         blob = tx.get_blob(chunk.blob_id)
+        if chunk.blob_id in fenced or (blob is not None and blob.refs <= 0):
+            raise ServiceUnavailable(
+                f"chunk {chunk.blob_id} was discarded before this commit arrived (its request "
+                "took too long or was abandoned); nothing was written, retry the write"
+            )
         if blob is None:
             blob = BlobRecord(
                 blob_id=chunk.blob_id,
@@ -83,6 +97,47 @@ def acquire(tx: Transaction, chunks: Sequence[Chunk], now: int) -> tuple[Manifes
         manifest.append(ManifestEntry(chunk.blob_id, offset, chunk.length))
         offset += chunk.length
     return tuple(manifest)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscardResult:
+    discarded: list[str]  # fenced and queued for deletion
+    committed: list[str]  # named by a committed record: left alone
+
+
+def discard(tx: Transaction, chunks: Sequence[Chunk], now: int) -> DiscardResult:
+    """Give up chunks that a request wrote but may not have committed (its commit failed, timed
+    out or was never sent): each blob no record knows is fenced, recorded with its holders and
+    ``refs`` 0, and queued for deletion at once (queued at time 0, ahead of any grace: no reader
+    can be reading what no record names). A blob that a record knows is left alone: its commit
+    landed, and what happens to it is decided by the records as for any other blob."""
+    ids = [c.blob_id for c in chunks]
+    known = tx.known_blobs(ids)
+    already = tx.fenced_blobs(ids)
+    discarded, committed = [], []
+    for chunk in chunks:
+        if chunk.blob_id in known:
+            committed.append(chunk.blob_id)
+            continue
+        if chunk.blob_id in already:  # discarded before, perhaps already deleted
+            continue
+        if not chunk.blob_id or len(chunk.blob_id) > MAX_BLOB_ID:
+            raise InvalidArgument(f"blob_id must be 1 to {MAX_BLOB_ID} characters")
+        tx.fence_blobs([chunk.blob_id], now)
+        tx.put_blob(
+            BlobRecord(
+                blob_id=chunk.blob_id,
+                length=chunk.length,
+                crc32c=chunk.crc32c,
+                placement_hash=chunk.placement_hash,
+                refs=0,
+                created_ns=now,
+                nodes=tuple(sorted(set(chunk.nodes))),
+            )
+        )
+        tx.enqueue_gc(chunk.blob_id, 0)
+        discarded.append(chunk.blob_id)
+    return DiscardResult(discarded, committed)
 
 
 def retain(tx: Transaction, manifest: Iterable[ManifestEntry]) -> None:

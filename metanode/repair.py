@@ -50,6 +50,7 @@ from ringstore.ring import Ring
 log = logging.getLogger(__name__)
 
 QUEUE_BATCH = 500  # queued blobs looked at per pass
+CENSUS_SLICE = 2000  # blob records one census transaction reads
 SWEEP_BATCH = 2000  # blob records swept per pass
 MAX_STEPS = 8  # actions on one blob per pass (a copy, then a trim, ...)
 SOURCE_STATES = ("up", "draining")  # nodes a copy may be read from
@@ -212,7 +213,8 @@ def census(blobs: Iterable[BlobRecord], layout: Layout) -> Census:
 
 
 class RingCache:
-    """Decodes the stored ring only when its epoch changed (use on the store's thread)."""
+    """Decodes the stored ring only when its epoch changed. Safe on several threads at once (the
+    store's worker and its readers): two that race decode the same ring twice, no more."""
 
     def __init__(self, cluster: ClusterConfig) -> None:
         self.cluster = cluster
@@ -230,6 +232,47 @@ class RingCache:
 def blob_census(tx: Transaction, rings: RingCache) -> Census:
     """The census of every blob record (one scan)."""
     return census(tx.scan_blobs(), rings.layout(tx))
+
+
+def census_slice(
+    tx: Transaction, rings: RingCache, after: str, limit: int
+) -> tuple[Census, str | None]:
+    """The census of up to ``limit`` blob records after ``after``, and the id to continue after
+    (None at the end)."""
+    blobs = list(islice(tx.scan_blobs(after), limit))
+    found = census(blobs, rings.layout(tx)) if blobs else Census()
+    return found, blobs[-1].blob_id if len(blobs) == limit else None
+
+
+async def store_census(store: Store, rings: RingCache, slice_size: int = CENSUS_SLICE) -> Census:
+    """The census of every blob record, taken in read-only transactions of ``slice_size``
+    records each (off the store's worker thread, so commits go on meanwhile; and no
+    transaction lasts longer than one slice). Not a snapshot: a blob committed or collected
+    during the census may be counted or not."""
+    under = misplaced = lost = 0
+    after: str | None = ""
+    while after is not None:
+        found, after = await store.aread(census_slice, rings, after, slice_size)
+        under += found.under_replicated
+        misplaced += found.misplaced
+        lost += found.lost
+    return Census(under, misplaced, lost)
+
+
+class SharedCensus:
+    """One census at a time: calls that arrive while one is running share its result (a burst
+    of status calls costs one scan of the blobs, not one each). A caller that gives up does not
+    stop the census the others wait for."""
+
+    def __init__(self, store: Store, rings: RingCache) -> None:
+        self.store = store
+        self.rings = rings
+        self._running: asyncio.Future[Census] | None = None
+
+    async def take(self) -> Census:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(store_census(self.store, self.rings))
+        return await asyncio.shield(self._running)
 
 
 def report_damage(tx: Transaction, node_id: str, blob_ids: Iterable[str], now_ns: int) -> list[str]:

@@ -1,16 +1,19 @@
-"""The ``ringstore.v1.Meta`` gRPC service: decode, run the logic in one store transaction on the
-store's thread (never on the event loop), encode. Errors are raised by the logic and mapped to
-statuses by :func:`ringstore.rpc.handler`."""
+"""The ``ringstore.v1.Meta`` gRPC service: decode, run the logic in one store transaction (never
+on the event loop: writes on the store's worker thread, calls that write nothing in read-only
+transactions beside it, so lookups, listings and status never wait behind commits), encode.
+Errors are raised by the logic and mapped to statuses by :func:`ringstore.rpc.handler`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 
+import grpc
 from grpc import aio
 
-from metanode import catalog, membership, multipart, rename, repair, versions
+from metanode import catalog, membership, multipart, refs, rename, repair, versions
 from metanode.anti_entropy import AntiEntropy
 from metanode.refs import Chunk
 from metanode.store.base import (
@@ -23,10 +26,13 @@ from metanode.store.base import (
     UploadRecord,
     VersionRecord,
 )
+from ringstore import faults
 from ringstore.config import Config
-from ringstore.errors import BatchFull, InvalidArgument, RingstoreError
+from ringstore.errors import BatchFull, InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_KEYS = 1000  # a request's max_keys of 0 means "unset" in proto3
 DEFAULT_RENAME_LIMIT = 1000  # objects per RenamePrefix call when the request's limit is 0
@@ -137,6 +143,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.repairer = repairer
         self.anti_entropy = anti_entropy
         self.rings = repair.RingCache(config.cluster)
+        self.census = repair.SharedCensus(store, self.rings)
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -144,11 +151,11 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]
-        return bucket_info(await self.store.acall(catalog.head_bucket, request.name))
+        return bucket_info(await self.store.aread(catalog.head_bucket, request.name))
 
     @handler
     async def ListBuckets(self, request, context):  # type: ignore[no-untyped-def]
-        buckets = await self.store.acall(catalog.list_buckets)
+        buckets = await self.store.aread(catalog.list_buckets)
         return objectstore_pb2.ListBucketsResponse(buckets=[bucket_info(b) for b in buckets])
 
     @handler
@@ -163,7 +170,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def GetObjectRecord(self, request, context):  # type: ignore[no-untyped-def]
-        record = await self.store.acall(
+        record = await self.store.aread(
             catalog.get_object_record, request.bucket, request.key, request.version_id
         )
         return _record_message(record)
@@ -178,16 +185,20 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     async def _commit_one(
         self, request: meta_pb2.CommitObjectRequest
     ) -> meta_pb2.CommitObjectResult:
+        """One commit of a batch: its own transaction, its own outcome. Any failure, expected or
+        not, is this item's error result; it never fails the batch, whose other commits may
+        already be durable."""
         try:
             view = await self.store.acall(catalog.commit_object, decode_commit(request))
-        except RingstoreError as err:
+        except Exception as exc:
+            err = _item_error("CommitObjects", request.bucket, request.key, exc)
             return meta_pb2.CommitObjectResult(error_code=err.code, error_message=err.message)
         return meta_pb2.CommitObjectResult(info=_view_info(view))
 
     @handler
     async def GetObjectRecords(self, request, context):  # type: ignore[no-untyped-def]
         _check_batch("GetObjectRecords", len(request.requests))
-        found = await self.store.acall(_lookup_many, list(request.requests))
+        found = await self.store.aread(_lookup_many, list(request.requests))
         return meta_pb2.GetObjectRecordsResponse(results=_bounded_results(found))
 
     @handler
@@ -203,7 +214,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListObjects(self, request, context):  # type: ignore[no-untyped-def]
-        page, versioned = await self.store.acall(
+        page, versioned = await self.store.aread(
             catalog.list_objects,
             request.bucket,
             prefix=request.prefix,
@@ -226,12 +237,12 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def GetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
-        status = await self.store.acall(catalog.get_bucket_versioning, request.name)
+        status = await self.store.aread(catalog.get_bucket_versioning, request.name)
         return objectstore_pb2.GetBucketVersioningResponse(status=status)
 
     @handler
     async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]
-        page = await self.store.acall(
+        page = await self.store.aread(
             versions.list_object_versions,
             request.bucket,
             prefix=request.prefix,
@@ -264,6 +275,15 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
+        if request.check_only:
+            check_next = await self.store.acall(
+                rename.check_destinations,
+                request.bucket,
+                request.src_prefix,
+                request.dst_prefix,
+                request.check_after,
+            )
+            return meta_pb2.MetaRenamePrefixResponse(check_next=check_next)
         result = await rename.rename_batch(
             self.store,
             request.bucket,
@@ -286,7 +306,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def HeadMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
-        upload = await self.store.acall(
+        upload = await self.store.aread(
             multipart.head_upload, request.bucket, request.key, request.upload_id
         )
         return upload_info(upload)
@@ -326,16 +346,28 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ListParts(self, request, context):  # type: ignore[no-untyped-def]
-        parts = await self.store.acall(
+        parts = await self.store.aread(
             multipart.list_parts, request.bucket, request.key, request.upload_id
         )
         return objectstore_pb2.ListPartsResponse(parts=[part_info(p) for p in parts])
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
-        uploads = await self.store.acall(multipart.list_uploads, request.bucket, request.prefix)
+        page = await self.store.aread(
+            multipart.list_uploads,
+            request.bucket,
+            request.prefix,
+            delimiter=request.delimiter,
+            key_marker=request.key_marker,
+            upload_id_marker=request.upload_id_marker,
+            max_uploads=request.max_uploads or multipart.MAX_UPLOADS,
+        )
         return objectstore_pb2.ListMultipartUploadsResponse(
-            uploads=[upload_info(u) for u in uploads]
+            uploads=[upload_info(u) for u in page.uploads],
+            common_prefixes=page.common_prefixes,
+            is_truncated=page.is_truncated,
+            next_key_marker=page.next_key_marker,
+            next_upload_id_marker=page.next_upload_id_marker,
         )
 
     @handler
@@ -348,12 +380,15 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             capacity=request.capacity_bytes,
             used=request.used_bytes,
         )
-        epoch = await self.store.acall(membership.register_node, registration, self.config.cluster)
+        epoch = await membership.change_membership(
+            self.store, membership.register_node, registration, self.config.cluster
+        )
         return meta_pb2.RegisterNodeResponse(ring_epoch=epoch)
 
     @handler
     async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
-        epoch = await self.store.acall(
+        epoch = await membership.change_membership(
+            self.store,
             membership.heartbeat,
             request.id,
             request.capacity_bytes,
@@ -366,14 +401,18 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
-        node = await self.store.acall(membership.drain_node, request.id, self.config.cluster)
+        node = await membership.change_membership(
+            self.store, membership.drain_node, request.id, self.config.cluster
+        )
         if self.repairer is not None:
             self.repairer.wake()
         return node_info(node)
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
-        node = await self.store.acall(membership.remove_node, request.id, self.config.cluster)
+        node = await membership.change_membership(
+            self.store, membership.remove_node, request.id, self.config.cluster, force=request.force
+        )
         if self.repairer is not None:
             self.repairer.wake()
         return node_info(node)
@@ -390,8 +429,20 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         return meta_pb2.ReportDamageResponse()
 
     @handler
+    async def DiscardBlobs(self, request, context):  # type: ignore[no-untyped-def]
+        if len(request.chunks) > MAX_DISCARD:
+            raise InvalidArgument(
+                f"DiscardBlobs: {len(request.chunks)} chunks is more than one call may carry "
+                f"({MAX_DISCARD})"
+            )
+        result = await self.store.acall(refs.discard, decode_chunks(request.chunks), time.time_ns())
+        return meta_pb2.DiscardBlobsResponse(
+            discarded=len(result.discarded), committed=len(result.committed)
+        )
+
+    @handler
     async def GetCluster(self, request, context):  # type: ignore[no-untyped-def]
-        view = await self.store.acall(
+        view = await self.store.aread(
             membership.cluster_view, request.known_epoch, self.config.cluster
         )
         cluster = self.config.cluster
@@ -407,8 +458,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
-        status = await self.store.acall(membership.cluster_status, self.config.cluster)
-        found = await self.store.acall(repair.blob_census, self.rings)
+        # Both read-only and off the store's worker thread: a status call never holds up commits.
+        status = await self.store.aread(membership.cluster_status, self.config.cluster)
+        found = await self.census.take()
         done = self.repairer.counters if self.repairer else repair.RepairCounters()
         return objectstore_pb2.ClusterStatusResponse(
             ring_epoch=status.epoch,
@@ -441,10 +493,24 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
 
 def add_to_server(servicer: MetaServicer, server: aio.Server) -> None:
+    for point, method in faults.ACTIVE:
+        if point == "drop_reply":
+            setattr(servicer, method, _dropping_reply(getattr(servicer, method)))
     meta_pb2_grpc.add_MetaServicer_to_server(servicer, server)
 
 
+def _dropping_reply(call):  # type: ignore[no-untyped-def]
+    """The ``drop_reply`` fault seam (:mod:`ringstore.faults`): run the call, lose its reply."""
+
+    async def dropped(request, context):  # type: ignore[no-untyped-def]
+        await call(request, context)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "fault injected: reply dropped")
+
+    return dropped
+
+
 MAX_BATCH = 64  # requests one batch call may carry
+MAX_DISCARD = 1000  # chunks one DiscardBlobs call may carry (the gateway sends fewer per call)
 MAX_BATCH_REPLY = 3 * 1024 * 1024  # bytes of results in one batch reply (a message: 4 MiB)
 
 
@@ -465,8 +531,8 @@ def _lookup_many(
     for r in requests:
         try:
             found.append(catalog.get_object_record(tx, r.bucket, r.key, r.version_id))
-        except RingstoreError as err:
-            found.append(err)
+        except Exception as exc:
+            found.append(_item_error("GetObjectRecords", r.bucket, r.key, exc))
     return found
 
 
@@ -491,6 +557,15 @@ def _bounded_results(
         used += result.ByteSize()
         results.append(result)
     return results
+
+
+def _item_error(call: str, bucket: str, key: str, exc: Exception) -> RingstoreError:
+    """The error one item of a batch failed with: what the single call would have sent. An
+    unexpected exception becomes an InternalError, logged here once with its traceback."""
+    if isinstance(exc, RingstoreError):
+        return exc
+    log.error("%s %s/%s failed", call, bucket, key, exc_info=exc)
+    return InternalError(f"{call} {bucket}/{key}: {exc!r}")
 
 
 def _record_message(record: catalog.ObjectRecordView) -> meta_pb2.ObjectRecord:

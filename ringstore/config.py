@@ -43,6 +43,7 @@ class MetanodeConfig:
     heartbeat_timeout: float = 10.0  # seconds without a heartbeat before a node is down
     gc_interval: float = 2.0  # seconds between garbage-collection passes
     orphan_grace: float = 3600.0  # seconds before a blob no record knows is deleted
+    gc_grace: float = 600.0  # seconds a replaced or deleted version stays readable (open GETs)
     upload_expiry_interval: float = 300.0  # seconds between passes aborting expired uploads
     rpc_timeout: float = 10.0  # seconds: deadline of the metanode's calls to datanodes
     upload_max_age: float = 7 * 86400.0  # seconds an open multipart upload lives before abort
@@ -51,6 +52,7 @@ class MetanodeConfig:
     repair_concurrency: int = 4  # blob copies in flight at once
     repair_rate: int = 64 * MiB  # bytes per second repair and rebalancing may copy
     anti_entropy_interval: float = 10.0  # seconds between anti-entropy slices (1/16 of ids each)
+    max_concurrent_calls: int = 1024  # calls served at once; more are refused (UNAVAILABLE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,10 @@ class GatewayConfig:
     rpc_timeout: float = 10.0  # seconds: deadline of every internal call
     ring_refresh: float = 1.0  # seconds between checks for a new ring or node states
     max_concurrent_chunks: int = 2  # chunks in flight per PUT (bounds memory)
+    max_concurrent_calls: int = 256  # calls served at once; more are refused (UNAVAILABLE)
+    stream_idle_timeout: float = 30.0  # seconds a put or part stream may send nothing
+    max_body_bytes: int = 512 * MiB  # body bytes all puts and parts may hold at once
+    body_wait: float = 5.0  # seconds a put waits for room under max_body_bytes before refusal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +87,7 @@ class DatanodeConfig:
     scrub_interval: float = 3600.0  # seconds between the starts of two full scrub passes
     small_blob_max: int = 1 * MiB  # blobs up to this many bytes are packed into volume files
     volume_size: int = 1024 * MiB  # bytes past which a volume file is sealed
+    max_concurrent_calls: int = 1024  # calls served at once; more are refused (UNAVAILABLE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +123,16 @@ class Config:
             )
         if self.datanode.weight <= 0:
             raise InvalidArgument(f"datanode.weight must be positive, got {self.datanode.weight}")
+        for name, value in (
+            ("metanode.max_concurrent_calls", self.metanode.max_concurrent_calls),
+            ("gateway.max_concurrent_calls", self.gateway.max_concurrent_calls),
+            ("datanode.max_concurrent_calls", self.datanode.max_concurrent_calls),
+            ("gateway.stream_idle_timeout", self.gateway.stream_idle_timeout),
+            ("gateway.max_body_bytes", self.gateway.max_body_bytes),
+            ("gateway.body_wait", self.gateway.body_wait),
+        ):
+            if value <= 0:
+                raise InvalidArgument(f"{name} must be positive, got {value}")
         return self
 
 

@@ -151,6 +151,7 @@ class LocalCluster:
     heartbeat_timeout: float = 10.0
     gc_interval: float = 2.0
     orphan_grace: float = 3600.0
+    gc_grace: float = 600.0
     rpc_timeout: float = 10.0
     capacity: int = 0
     min_part_size: int | None = None  # None: the cluster default (5 MiB)
@@ -159,6 +160,7 @@ class LocalCluster:
     meta_args: list[str] = dataclasses.field(default_factory=list)
     datanode_args: list[str] = dataclasses.field(default_factory=list)
     node_capacity: dict[int, int] = dataclasses.field(default_factory=dict)  # i -> bytes
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to every service's
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -193,6 +195,7 @@ class LocalCluster:
             "--heartbeat-timeout", str(self.heartbeat_timeout),
             "--gc-interval", str(self.gc_interval),
             "--orphan-grace", str(self.orphan_grace),
+            "--gc-grace", str(self.gc_grace),
             *self.meta_args,
         ]  # fmt: skip
         if self.min_part_size is not None:
@@ -234,6 +237,7 @@ class LocalCluster:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env[PARENT_ENV] = str(os.getpid())  # the services end with this process
+        env.update(self.env)
         return env
 
     def start(self, timeout: float = 60.0) -> None:

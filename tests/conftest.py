@@ -38,6 +38,7 @@ def make_cluster(tmp: Path, **kwargs: object) -> LocalCluster:
         "chunk_size": TEST_CHUNK,
         "heartbeat_timeout": 3.0,
         "gc_interval": 0.5,
+        "gc_grace": 0.0,  # tests of freed space see it freed at once; grace tests set their own
         "rpc_timeout": 3.0,
     }
     params.update(kwargs)

@@ -8,6 +8,12 @@ Guarantees every engine gives:
   and atomic: if ``fn`` raises, none of its writes remain; if it returns, all of them are
   durable (for the durable engine) before the caller sees the result. ``acall`` never blocks
   the event loop.
+- ``store.read(fn, *args)`` and ``await store.aread(fn, *args)`` run ``fn(tx, *args)`` in one
+  READ-ONLY transaction on one of the store's reader threads (at most :data:`READERS` at once),
+  never on the worker thread: a lookup, a listing or a status census neither waits behind queued
+  commits nor holds up the next one. The transaction sees one consistent committed state, that
+  of every commit whose caller was answered before the read began (and perhaps later ones); a
+  write inside it raises and leaves nothing. Use it for everything that writes nothing.
 - Keys are compared as UTF-8 bytes, so scans come out in S3's order.
 - Stores only store: conditions, listing, reference counting and garbage queueing live in the
   logic modules above, shared by every engine.
@@ -78,6 +84,10 @@ class UploadRecord:
     content_type: str
     metadata: Mapping[str, str]
     initiated_ns: int  # UTC nanoseconds since the epoch
+
+
+# Where an upload stands in a bucket's listing order: (key as UTF-8 bytes, initiated_ns, id).
+UploadPosition = tuple[bytes, int, str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,9 +202,18 @@ class Transaction(abc.ABC):
         """Remove the upload and every part record of it (references are the caller's job)."""
 
     @abc.abstractmethod
-    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: bytes,
+        *,
+        after: UploadPosition | None = None,
+        limit: int | None = None,
+    ) -> list[UploadRecord]:
         """The bucket's uploads whose key starts with ``prefix``: by key (UTF-8 byte order),
-        then initiation time, then upload id."""
+        then initiation time, then upload id; only those whose position (key as UTF-8 bytes,
+        initiated_ns, upload_id) sorts strictly after ``after`` when it is given; at most
+        ``limit`` of them (all when None)."""
 
     @abc.abstractmethod
     def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:
@@ -242,11 +261,28 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def dequeue_gc(self, blob_id: str) -> None: ...
     @abc.abstractmethod
-    def gc_batch(self, limit: int) -> list[str]:
-        """Up to ``limit`` queued blob ids, oldest first."""
+    def gc_batch(self, limit: int, queued_before_ns: int | None = None) -> list[str]:
+        """Up to ``limit`` queued blob ids, oldest first; only those queued at or before
+        ``queued_before_ns`` when it is given."""
 
     @abc.abstractmethod
     def gc_length(self) -> int: ...
+
+    # Fences: blob ids that no commit may ever name, because their copies were discarded (a
+    # request that could not know whether its commit landed gave them up) or swept as
+    # orphans. A commit naming a fenced blob fails, so a late commit can never point at
+    # deleted data. Kept for a retention period far longer than any commit can be in flight.
+    @abc.abstractmethod
+    def fence_blobs(self, blob_ids: Iterable[str], now_ns: int) -> None:
+        """Fence each id (an id already fenced keeps its time)."""
+
+    @abc.abstractmethod
+    def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        """Those of ``blob_ids`` that are fenced."""
+
+    @abc.abstractmethod
+    def drop_fences(self, before_ns: int, limit: int) -> int:
+        """Forget up to ``limit`` fences set before ``before_ns``, oldest first; how many."""
 
     # The repair queue: blobs to look at soon (damage reports); a hint, never the only record.
     @abc.abstractmethod
@@ -283,6 +319,7 @@ class Transaction(abc.ABC):
 
 
 MAX_GROUP = 64  # transactions committed together at most (group commit)
+READERS = 4  # read-only transactions running at once (threads, and connections for SQLite)
 
 
 @dataclasses.dataclass
@@ -310,11 +347,19 @@ class Store(abc.ABC):
             target=self._work, name=f"{type(self).__name__}-worker", daemon=True
         )
         self._thread.start()
+        self._readers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=READERS, thread_name_prefix=f"{type(self).__name__}-reader"
+        )
         self._closed = False
 
     @abc.abstractmethod
     def _run(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
         """Run ``fn(tx, *args)`` in one transaction; called on the worker thread only."""
+
+    @abc.abstractmethod
+    def _read(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        """Run ``fn(tx, *args)`` in one read-only transaction; called on a reader thread,
+        concurrently with the worker thread and other readers."""
 
     def _run_group(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
         """Run several transactions, each atomic, and return for each its result or the
@@ -387,15 +432,36 @@ class Store(abc.ABC):
         call = functools.partial(fn, **kwargs) if kwargs else fn
         return await asyncio.wrap_future(self._submit(call, args))
 
+    def read(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run ``fn(tx, *args, **kwargs)`` in one read-only transaction off the worker thread;
+        return its result (blocking)."""
+        return self._submit_read(fn, args, kwargs).result()
+
+    async def aread(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run ``fn(tx, *args, **kwargs)`` in one read-only transaction off the worker thread,
+        without blocking the event loop."""
+        return await asyncio.wrap_future(self._submit_read(fn, args, kwargs))
+
+    def _submit_read(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> concurrent.futures.Future[R]:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        call = functools.partial(fn, **kwargs) if kwargs else fn
+        return self._readers.submit(self._read, call, args)
+
     def close(self) -> None:
-        """Finish queued transactions, then release the engine. Idempotent."""
+        """Finish running reads and queued transactions, then release the engine.
+        Idempotent."""
         if self._closed:
             return
         self._closed = True
+        self._readers.shutdown(wait=True)
         self._submit_raw(self._close).result()
         self._stop_worker()
 
     def _stop_worker(self) -> None:
+        self._readers.shutdown(wait=True)
         self._jobs.put(None)
         self._thread.join()
 

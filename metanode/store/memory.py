@@ -2,14 +2,18 @@
 
 Atomicity: every mutation pushes its inverse onto an undo log; if the transaction's function
 raises, the log is replayed backwards, so a failed transaction leaves no trace. Isolation: the
-base class runs one transaction at a time on a single worker thread (and a lock guards the
-state besides). Keys of each bucket are kept in a sorted list of UTF-8 bytes for ordered scans.
+base class runs one transaction at a time on a single worker thread, and a lock guards the
+state besides: a read-only transaction (on a reader thread) takes it too, so it sees the state
+between two transactions, never inside one; it waits for the transaction running, never for
+those queued behind it. A write inside a read-only transaction raises. Keys of each bucket are
+kept in a sorted list of UTF-8 bytes for ordered scans.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import heapq
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -22,6 +26,7 @@ from metanode.store.base import (
     Store,
     StoreStats,
     Transaction,
+    UploadPosition,
     UploadRecord,
     VersionRecord,
 )
@@ -39,7 +44,8 @@ class _State:
         self.blobs: dict[str, BlobRecord] = {}
         self.uploads: dict[str, UploadRecord] = {}
         self.parts: dict[str, dict[int, PartRecord]] = {}  # upload id -> part number -> record
-        self.gc: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
+        self.gc: dict[str, int] = {}  # blob id -> queued ns
+        self.fences: dict[str, int] = {}  # blob id -> fenced ns
         self.repair: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
         self.nodes: dict[str, NodeRecord] = {}
         self.rings: dict[int, bytes] = {}
@@ -47,17 +53,24 @@ class _State:
 
 
 class MemoryTransaction(Transaction):
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, *, read_only: bool = False) -> None:
         self._s = state
         self.undo: list[Callable[[], None]] = []
+        self._read_only = read_only
+
+    def _writing(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only transaction may not write")
 
     # Undo-logged mutation of a dict entry.
     def _set(self, d: dict[Any, Any], k: Any, v: Any) -> None:
+        self._writing()
         old = d.get(k, _MISSING)
         d[k] = v
         self.undo.append(lambda: d.__setitem__(k, old) if old is not _MISSING else d.pop(k))
 
     def _pop(self, d: dict[Any, Any], k: Any) -> None:
+        self._writing()
         if k in d:
             old = d.pop(k)
             self.undo.append(lambda: d.__setitem__(k, old))
@@ -78,6 +91,7 @@ class MemoryTransaction(Transaction):
         return bool(self._s.keys.get(bucket))
 
     def next_seq(self) -> int:
+        self._writing()
         old = self._s.seq
         self._s.seq = old + 1
         self.undo.append(lambda: setattr(self._s, "seq", old))
@@ -111,10 +125,12 @@ class MemoryTransaction(Transaction):
         if bucket not in self._s.keys:
             self._set(self._s.keys, bucket, [])
         keys = self._s.keys[bucket]
+        self._writing()
         bisect.insort(keys, key)
         self.undo.append(lambda: keys.remove(key))
 
     def _remove_key(self, bucket: str, key: bytes) -> None:
+        self._writing()
         keys = self._s.keys[bucket]
         keys.pop(bisect.bisect_left(keys, key))
         self.undo.append(lambda: bisect.insort(keys, key))
@@ -154,13 +170,24 @@ class MemoryTransaction(Transaction):
         self._pop(self._s.uploads, upload_id)
         self._pop(self._s.parts, upload_id)
 
-    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
-        found = [
-            u
-            for u in self._s.uploads.values()
-            if u.bucket == bucket and u.key.encode().startswith(prefix)
-        ]
-        return sorted(found, key=lambda u: (u.key.encode(), u.initiated_ns, u.upload_id))
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: bytes,
+        *,
+        after: UploadPosition | None = None,
+        limit: int | None = None,
+    ) -> list[UploadRecord]:
+        found = sorted(
+            (
+                ((u.key.encode(), u.initiated_ns, u.upload_id), u)
+                for u in self._s.uploads.values()
+                if u.bucket == bucket and u.key.encode().startswith(prefix)
+            ),
+            key=lambda pair: pair[0],
+        )
+        ordered = [u for position, u in found if after is None or position > after]
+        return ordered if limit is None else ordered[:limit]
 
     def uploads_initiated_before(self, cutoff_ns: int, limit: int) -> list[UploadRecord]:
         old = [u for u in self._s.uploads.values() if u.initiated_ns < cutoff_ns]
@@ -215,8 +242,29 @@ class MemoryTransaction(Transaction):
     def dequeue_gc(self, blob_id: str) -> None:
         self._pop(self._s.gc, blob_id)
 
-    def gc_batch(self, limit: int) -> list[str]:
-        return list(self._s.gc)[:limit]
+    def gc_batch(self, limit: int, queued_before_ns: int | None = None) -> list[str]:
+        due = (
+            (ns, blob_id)
+            for blob_id, ns in self._s.gc.items()
+            if queued_before_ns is None or ns <= queued_before_ns
+        )
+        return [blob_id for _, blob_id in heapq.nsmallest(limit, due)]
+
+    def fence_blobs(self, blob_ids: Iterable[str], now_ns: int) -> None:
+        for blob_id in blob_ids:
+            if blob_id not in self._s.fences:
+                self._set(self._s.fences, blob_id, now_ns)
+
+    def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        return {b for b in blob_ids if b in self._s.fences}
+
+    def drop_fences(self, before_ns: int, limit: int) -> int:
+        old = heapq.nsmallest(
+            limit, ((ns, b) for b, ns in self._s.fences.items() if ns < before_ns)
+        )
+        for _, blob_id in old:
+            self._pop(self._s.fences, blob_id)
+        return len(old)
 
     def gc_length(self) -> int:
         return len(self._s.gc)
@@ -282,3 +330,7 @@ class MemoryStore(Store):
                 for undo in reversed(tx.undo):
                     undo()
                 raise
+
+    def _read(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        with self._lock:
+            return fn(MemoryTransaction(self._state, read_only=True), *args)

@@ -9,6 +9,10 @@ Durability recipe, and why each step:
 3. One connection on one dedicated thread: transactions are serialized, and each begins with
    ``BEGIN IMMEDIATE`` (takes the write lock up front, so it cannot fail half-way on a lock
    upgrade), ends with ``COMMIT``, or ``ROLLBACK`` if the function raised.
+4. Read-only transactions (:meth:`Store.read`) use other connections, one per reader thread,
+   opened ``query_only``: a plain deferred ``BEGIN`` takes no lock, and WAL gives the reader a
+   snapshot of the last commit as of its first query while the writer goes on appending. A read
+   never waits for the writer, nor the writer for it.
 
 Keys are stored as BLOBs of UTF-8, so ``ORDER BY key`` is UTF-8 byte order (S3's listing order).
 The schema carries a version in ``PRAGMA user_version`` and migrates forward on open; a database
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +39,7 @@ from metanode.store.base import (
     Store,
     StoreStats,
     Transaction,
+    UploadPosition,
     UploadRecord,
     VersionRecord,
 )
@@ -136,6 +143,14 @@ MIGRATIONS: list[str] = [
         queued_ns INTEGER NOT NULL
     );
     CREATE INDEX repair_queue_by_time ON repair_queue (queued_ns, blob_id);
+    """,
+    # 3 -> 4: fences: blob ids no commit may name any more (discarded or swept as orphans).
+    """
+    CREATE TABLE fences (
+        blob_id TEXT PRIMARY KEY,
+        fenced_ns INTEGER NOT NULL
+    );
+    CREATE INDEX fences_by_time ON fences (fenced_ns, blob_id);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -350,11 +365,20 @@ class SqliteTransaction(Transaction):
         self._db.execute("DELETE FROM parts WHERE upload_id = ?", (upload_id,))
         self._db.execute("DELETE FROM uploads WHERE upload_id = ?", (upload_id,))
 
-    def list_uploads(self, bucket: str, prefix: bytes) -> list[UploadRecord]:
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: bytes,
+        *,
+        after: UploadPosition | None = None,
+        limit: int | None = None,
+    ) -> list[UploadRecord]:
+        # The index uploads_by_key serves both the seek and the order; LIMIT -1 means none.
+        start = "AND (key, initiated_ns, upload_id) > (?, ?, ?) " if after is not None else ""
         rows = self._db.execute(
-            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? AND key >= ? "
-            "ORDER BY key, initiated_ns, upload_id",
-            (bucket, prefix),
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE bucket = ? AND key >= ? {start}"
+            "ORDER BY key, initiated_ns, upload_id LIMIT ?",
+            (bucket, prefix, *(after or ()), -1 if limit is None else limit),
         )
         found = []
         for row in rows:
@@ -499,11 +523,37 @@ class SqliteTransaction(Transaction):
     def dequeue_gc(self, blob_id: str) -> None:
         self._db.execute("DELETE FROM gc_queue WHERE blob_id = ?", (blob_id,))
 
-    def gc_batch(self, limit: int) -> list[str]:
+    def gc_batch(self, limit: int, queued_before_ns: int | None = None) -> list[str]:
+        cutoff = queued_before_ns if queued_before_ns is not None else 2**63 - 1
         rows = self._db.execute(
-            "SELECT blob_id FROM gc_queue ORDER BY queued_ns, blob_id LIMIT ?", (limit,)
+            "SELECT blob_id FROM gc_queue WHERE queued_ns <= ? ORDER BY queued_ns, blob_id LIMIT ?",
+            (cutoff, limit),
         )
         return [b for (b,) in rows]
+
+    def fence_blobs(self, blob_ids: Iterable[str], now_ns: int) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO fences (blob_id, fenced_ns) VALUES (?, ?)",
+            [(b, now_ns) for b in blob_ids],
+        )
+
+    def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
+        fenced: set[str] = set()
+        ids = list(blob_ids)
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            batch = ids[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            rows = self._db.execute(f"SELECT blob_id FROM fences WHERE blob_id IN ({marks})", batch)
+            fenced.update(b for (b,) in rows)
+        return fenced
+
+    def drop_fences(self, before_ns: int, limit: int) -> int:
+        cursor = self._db.execute(
+            "DELETE FROM fences WHERE blob_id IN (SELECT blob_id FROM fences "
+            "WHERE fenced_ns < ? ORDER BY fenced_ns, blob_id LIMIT ?)",
+            (before_ns, limit),
+        )
+        return int(cursor.rowcount)
 
     def gc_length(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM gc_queue")[0])
@@ -575,6 +625,9 @@ class SqliteStore(Store):
         super().__init__()
         self.path = Path(data_dir) / DB_NAME
         self._db: sqlite3.Connection | None = None
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         try:
             self._submit_raw(self._open).result()
         except BaseException:
@@ -625,6 +678,31 @@ class SqliteStore(Store):
         db.execute("COMMIT")
         return result
 
+    def _read(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        db = self._reader()
+        try:
+            db.execute("BEGIN")  # deferred: a WAL snapshot from the first query, no lock
+            try:
+                return fn(SqliteTransaction(db), *args)
+            finally:
+                db.execute("ROLLBACK")  # it wrote nothing (query_only): nothing to keep
+        finally:
+            self._idle_readers.put(db)
+
+    def _reader(self) -> sqlite3.Connection:
+        """An idle read connection, or a new one (at most one per reader thread)."""
+        try:
+            return self._idle_readers.get_nowait()
+        except queue.Empty:
+            pass
+        # check_same_thread=False: a connection moves between reader threads (one at a time)
+        # and is closed by the worker thread.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA query_only=ON")
+        with self._readers_lock:
+            self._all_readers.append(db)
+        return db
+
     def _run_group(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
         """Group commit: every transaction runs inside its own SAVEPOINT of one outer
         transaction (a failing one rolls back to its savepoint alone), and one COMMIT, one
@@ -652,6 +730,10 @@ class SqliteStore(Store):
         return outcomes
 
     def _close(self) -> None:
+        with self._readers_lock:
+            readers, self._all_readers = self._all_readers, []
+        for reader in readers:  # the reader threads have stopped (Store.close)
+            reader.close()
         if self._db is not None:
             self._db.close()
             self._db = None

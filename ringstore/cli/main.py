@@ -199,12 +199,20 @@ def node_drain(ctx: click.Context, node_id: str) -> None:
 
 @node.command("remove")
 @click.argument("node_id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="remove even if it leaves fewer than W up nodes or loses the last copy of a chunk",
+)
 @click.pass_context
 @errors
-def node_remove(ctx: click.Context, node_id: str) -> None:
-    """Forget NODE_ID and re-replicate what it held from the other copies."""
+def node_remove(ctx: click.Context, node_id: str, force: bool) -> None:
+    """Forget NODE_ID and re-replicate what it held from the other copies.
+
+    Refused when it would leave fewer than W up nodes, or when NODE_ID holds the last copy of
+    some chunk (drain it instead: that copies everything off first), unless --force."""
     with client(ctx) as c:
-        info = c.remove_node(node_id)
+        info = c.remove_node(node_id, force=force)
     click.echo(f"{info.id} is {info.state}: its chunks are re-replicated in the background")
 
 
@@ -403,10 +411,16 @@ def move_command(ctx: click.Context, src: str, dest: str) -> None:
     """Move a key (bucket/key) or a folder (bucket/prefix/, ending in '/') within a bucket.
 
     A folder moves with rename_prefix: metadata only, each object's move atomic, safe to re-run.
-    A key moves by a metadata-only copy and a delete.
+    A key moves by a metadata-only copy and a delete, so a key moved onto itself is refused
+    before anything is sent: the delete would remove the copy it just made.
     """
     src_bucket, src_key = split_path(src, need_key=True)
     dst_bucket, dst_key = split_path(dest, need_key=True)
+    if (src_bucket, src_key) == (dst_bucket, dst_key):
+        raise click.BadParameter(
+            f"{src_bucket}/{src_key} is both source and destination: a key or folder cannot "
+            "be moved onto itself (nothing was changed)"
+        )
     with client(ctx) as c:
         if src_key.endswith("/"):
             if dst_bucket != src_bucket:

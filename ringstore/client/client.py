@@ -171,6 +171,32 @@ class Client:
             time.sleep(random.uniform(pause / 2, pause))
         raise AssertionError("unreachable")
 
+    def _stream(self, method: Any, messages: Iterator[Any]) -> Any:
+        """A client-streaming call (a put or a part) whose deadline moves with its progress: it
+        is cancelled, as ServiceUnavailable, when gRPC has taken no message for ``timeout``
+        seconds (the gateway stopped reading), or no reply came ``timeout`` seconds after the
+        last one. A body of any size may take as long as it keeps moving, and no call waits
+        forever."""
+        last = [time.monotonic()]  # when gRPC last took a message
+
+        def watched() -> Iterator[Any]:
+            for message in messages:
+                last[0] = time.monotonic()
+                yield message
+            last[0] = time.monotonic()
+
+        call = method.future(watched())
+        while True:
+            try:
+                return call.result(timeout=max(last[0] + self.timeout - time.monotonic(), 0.01))
+            except grpc.FutureTimeoutError:
+                if time.monotonic() - last[0] >= self.timeout:
+                    call.cancel()
+                    raise ServiceUnavailable(
+                        f"the gateway took no body and sent no reply for {self.timeout:g} s "
+                        "(the client's timeout); the upload was cancelled"
+                    ) from None
+
     # -- buckets ----------------------------------------------------------------------------
 
     def create_bucket(self, name: str) -> BucketInfo:
@@ -243,7 +269,7 @@ class Client:
             )
             msg = self._call(lambda s: s.PutSmallObject(small, timeout=self.timeout), safe=safe)
             return ObjectInfo.from_proto(msg)
-        msg = self._call(lambda s: s.PutObject(messages()), safe=safe)
+        msg = self._call(lambda s: self._stream(s.PutObject, messages()), safe=safe)
         return ObjectInfo.from_proto(msg)
 
     def get_object(
@@ -470,7 +496,7 @@ class Client:
             for piece in body.pieces():
                 yield objectstore_pb2.UploadPartRequest(data=piece)
 
-        msg = self._call(lambda s: s.UploadPart(messages()), safe=body.replayable)
+        msg = self._call(lambda s: self._stream(s.UploadPart, messages()), safe=body.replayable)
         return str(msg.etag)
 
     def complete_multipart_upload(
@@ -508,10 +534,21 @@ class Client:
         return [PartInfo(p.part_number, p.etag, p.size) for p in msg.parts]
 
     def list_multipart_uploads(self, bucket: str, *, prefix: str = "") -> list[UploadInfo]:
+        """Every open upload under ``prefix``, by key then initiation; fetched a page of 1,000
+        at a time (an upload met twice, when its page's marker went away meanwhile, once)."""
         check_text("prefix", prefix)
         req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
-        msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
-        return [UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns)) for u in msg.uploads]
+        uploads: dict[str, UploadInfo] = {}
+        while True:
+            msg = self._call(lambda s: s.ListMultipartUploads(req, timeout=self.timeout), safe=True)
+            for u in msg.uploads:
+                uploads.setdefault(
+                    u.upload_id, UploadInfo(u.key, u.upload_id, _utc(u.initiated_ns))
+                )
+            if not msg.is_truncated:
+                return list(uploads.values())
+            req.key_marker = msg.next_key_marker
+            req.upload_id_marker = msg.next_upload_id_marker
 
     def upload_file(
         self,
@@ -552,9 +589,11 @@ class Client:
         req = objectstore_pb2.NodeRequest(id=node_id)
         return self._call(lambda s: s.DrainNode(req, timeout=self.timeout), safe=True)
 
-    def remove_node(self, node_id: str) -> Any:
-        """Forget a datanode and re-replicate what it held (a new ring epoch)."""
-        req = objectstore_pb2.NodeRequest(id=node_id)
+    def remove_node(self, node_id: str, *, force: bool = False) -> Any:
+        """Forget a datanode and re-replicate what it held (a new ring epoch). Refused with
+        :class:`PreconditionFailed` when it would leave fewer than W up nodes or lose the last
+        copy of a chunk (drain the node instead), unless ``force``."""
+        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return self._call(lambda s: s.RemoveNode(req, timeout=self.timeout), safe=True)
 
     # -- cluster ----------------------------------------------------------------------------

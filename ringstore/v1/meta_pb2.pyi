@@ -8,6 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DiscardBlobsRequest(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
+
+class DiscardBlobsResponse(_message.Message):
+    __slots__ = ("discarded", "committed")
+    DISCARDED_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    discarded: int
+    committed: int
+    def __init__(self, discarded: _Optional[int] = ..., committed: _Optional[int] = ...) -> None: ...
+
 class ReportDamageRequest(_message.Message):
     __slots__ = ("node_id", "blob_ids", "reason")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -114,24 +128,30 @@ class ObjectRecord(_message.Message):
     def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
 
 class MetaRenamePrefixRequest(_message.Message):
-    __slots__ = ("bucket", "src_prefix", "dst_prefix", "limit")
+    __slots__ = ("bucket", "src_prefix", "dst_prefix", "limit", "check_only", "check_after")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     SRC_PREFIX_FIELD_NUMBER: _ClassVar[int]
     DST_PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_AFTER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     src_prefix: str
     dst_prefix: str
     limit: int
-    def __init__(self, bucket: _Optional[str] = ..., src_prefix: _Optional[str] = ..., dst_prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    check_only: bool
+    check_after: str
+    def __init__(self, bucket: _Optional[str] = ..., src_prefix: _Optional[str] = ..., dst_prefix: _Optional[str] = ..., limit: _Optional[int] = ..., check_only: _Optional[bool] = ..., check_after: _Optional[str] = ...) -> None: ...
 
 class MetaRenamePrefixResponse(_message.Message):
-    __slots__ = ("moved", "more")
+    __slots__ = ("moved", "more", "check_next")
     MOVED_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_NEXT_FIELD_NUMBER: _ClassVar[int]
     moved: int
     more: bool
-    def __init__(self, moved: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+    check_next: str
+    def __init__(self, moved: _Optional[int] = ..., more: _Optional[bool] = ..., check_next: _Optional[str] = ...) -> None: ...
 
 class HeadMultipartUploadRequest(_message.Message):
     __slots__ = ("bucket", "key", "upload_id")

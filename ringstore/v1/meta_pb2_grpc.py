@@ -181,6 +181,11 @@ class MetaStub:
                 request_serializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageResponse.FromString,
                 _registered_method=True)
+        self.DiscardBlobs = channel.unary_unary(
+                '/ringstore.v1.Meta/DiscardBlobs',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsResponse.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -372,6 +377,15 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DiscardBlobs(self, request, context):
+        """Chunks a gateway wrote for a write whose commit failed, timed out or was never sent: the
+        gateway cannot know whether the commit landed, the metanode can. Chunks no record names
+        are fenced (a commit naming them later fails) and deleted; the others are left alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -519,6 +533,11 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.ReportDamage,
                     request_deserializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_meta__pb2.ReportDamageResponse.SerializeToString,
+            ),
+            'DiscardBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscardBlobs,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1304,6 +1323,33 @@ class Meta:
             '/ringstore.v1.Meta/ReportDamage',
             ringstore_dot_v1_dot_meta__pb2.ReportDamageRequest.SerializeToString,
             ringstore_dot_v1_dot_meta__pb2.ReportDamageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscardBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/DiscardBlobs',
+            ringstore_dot_v1_dot_meta__pb2.DiscardBlobsRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.DiscardBlobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

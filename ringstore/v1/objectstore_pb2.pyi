@@ -8,10 +8,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "force")
     ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class SetBucketVersioningRequest(_message.Message):
     __slots__ = ("name", "status")
@@ -220,12 +222,20 @@ class ListPartsResponse(_message.Message):
     def __init__(self, parts: _Optional[_Iterable[_Union[PartInfo, _Mapping]]] = ...) -> None: ...
 
 class ListMultipartUploadsRequest(_message.Message):
-    __slots__ = ("bucket", "prefix")
+    __slots__ = ("bucket", "prefix", "max_uploads", "key_marker", "upload_id_marker", "delimiter")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MAX_UPLOADS_FIELD_NUMBER: _ClassVar[int]
+    KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_MARKER_FIELD_NUMBER: _ClassVar[int]
+    DELIMITER_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     prefix: str
-    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ...) -> None: ...
+    max_uploads: int
+    key_marker: str
+    upload_id_marker: str
+    delimiter: str
+    def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., max_uploads: _Optional[int] = ..., key_marker: _Optional[str] = ..., upload_id_marker: _Optional[str] = ..., delimiter: _Optional[str] = ...) -> None: ...
 
 class UploadInfo(_message.Message):
     __slots__ = ("key", "upload_id", "initiated_ns")
@@ -238,10 +248,18 @@ class UploadInfo(_message.Message):
     def __init__(self, key: _Optional[str] = ..., upload_id: _Optional[str] = ..., initiated_ns: _Optional[int] = ...) -> None: ...
 
 class ListMultipartUploadsResponse(_message.Message):
-    __slots__ = ("uploads",)
+    __slots__ = ("uploads", "common_prefixes", "is_truncated", "next_key_marker", "next_upload_id_marker")
     UPLOADS_FIELD_NUMBER: _ClassVar[int]
+    COMMON_PREFIXES_FIELD_NUMBER: _ClassVar[int]
+    IS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_KEY_MARKER_FIELD_NUMBER: _ClassVar[int]
+    NEXT_UPLOAD_ID_MARKER_FIELD_NUMBER: _ClassVar[int]
     uploads: _containers.RepeatedCompositeFieldContainer[UploadInfo]
-    def __init__(self, uploads: _Optional[_Iterable[_Union[UploadInfo, _Mapping]]] = ...) -> None: ...
+    common_prefixes: _containers.RepeatedScalarFieldContainer[str]
+    is_truncated: bool
+    next_key_marker: str
+    next_upload_id_marker: str
+    def __init__(self, uploads: _Optional[_Iterable[_Union[UploadInfo, _Mapping]]] = ..., common_prefixes: _Optional[_Iterable[str]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_upload_id_marker: _Optional[str] = ...) -> None: ...
 
 class CreateBucketRequest(_message.Message):
     __slots__ = ("name",)

@@ -300,7 +300,9 @@ class ObjectStoreServicer:
 
     def DrainNode(self, request, context):
         """Operator actions on a datanode: drain moves everything off it, remove forgets it (and
-        re-replicates what it held). Each is a new ring epoch.
+        re-replicates what it held). Each is a new ring epoch. A removal that would leave fewer
+        than W up nodes, or lose the last copy of a chunk, is refused (FAILED_PRECONDITION)
+        unless forced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

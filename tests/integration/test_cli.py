@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ringstore.client import Client
 from ringstore.localcluster import LocalCluster, service_command
 
 pytestmark = pytest.mark.integration
@@ -75,6 +76,24 @@ def test_errors_are_one_line_and_non_zero(cluster: LocalCluster, tmp_path: Path)
     r = rs(cluster, "put", str(tmp_path / "absent"), "b/k")
     assert r.returncode != 0
     assert not (tmp_path / "x").exists()
+
+
+def test_mv_onto_itself_is_refused_and_the_object_stays(cluster: LocalCluster) -> None:
+    assert rs(cluster, "mb", "selfmove").returncode == 0
+    for versioning in ("Unversioned", "Enabled"):
+        if versioning == "Enabled":
+            with Client(cluster.endpoint) as c:
+                c.set_bucket_versioning("selfmove", "Enabled")
+        assert rs(cluster, "put", "-", "selfmove/doc.txt", stdin=b"hi\n").returncode == 0
+        r = rs(cluster, "mv", "selfmove/doc.txt", "selfmove/doc.txt")
+        assert r.returncode == 2 and b"moved" not in r.stdout
+        assert "both source and destination" in r.stderr.decode()
+        assert rs(cluster, "cat", "selfmove/doc.txt").stdout == b"hi\n"
+        r = rs(cluster, "mv", "selfmove/dir/", "selfmove/dir/")  # a folder onto itself
+        assert r.returncode == 2 and "both source and destination" in r.stderr.decode()
+    ok = rs(cluster, "mv", "selfmove/doc.txt", "selfmove/moved.txt")  # a real move still works
+    assert ok.returncode == 0, ok.stderr
+    assert rs(cluster, "cat", "selfmove/moved.txt").stdout == b"hi\n"
 
 
 def test_cluster_status(cluster: LocalCluster) -> None:

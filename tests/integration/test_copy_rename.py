@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import time
@@ -10,7 +11,7 @@ import grpc
 import pytest
 
 from ringstore import Client
-from ringstore.errors import InvalidArgument, NoSuchBucket, NoSuchKey, NoSuchVersion
+from ringstore.errors import InvalidArgument, InvalidKey, NoSuchBucket, NoSuchKey, NoSuchVersion
 from ringstore.localcluster import LocalCluster, service_command
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
 from tests.conftest import TEST_CHUNK
@@ -82,6 +83,20 @@ def test_rename_prefix(client: Client, bucket: str) -> None:
         client.rename_prefix(bucket, "a/", "a/b/")
     with pytest.raises(NoSuchBucket):
         client.rename_prefix("no-such-bucket-r", "a/", "b/")
+
+
+def test_rename_with_one_bad_destination_moves_nothing(client: Client, bucket: str) -> None:
+    # Issue 10 #7: 600 keys, then one whose new key would exceed 1024 bytes. The gateway moves
+    # 500 per batch: the bad key sits past the first batch and must still stop the rename.
+    long_key = "t/" + "z" * 999  # 1,001 bytes; renamed under 30 bytes: 1,029
+    keys = [f"t/{i:04d}" for i in range(600)] + [long_key]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: client.put_object(bucket, k, b"x"), keys))
+    with pytest.raises(InvalidKey, match="1024"):
+        client.rename_prefix(bucket, "t/", "e" * 29 + "/")
+    left = [o.key for o in client.iter_objects(bucket)]
+    assert left == sorted(keys)  # nothing moved
+    assert client.rename_prefix(bucket, "t/", "e/") == 601  # a shorter prefix: all of them
 
 
 def test_rename_in_versioned_bucket_leaves_delete_markers(client: Client, bucket: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from ringstore.errors import (
     NoSuchUpload,
 )
 from ringstore.localcluster import LocalCluster
+from ringstore.v1 import objectstore_pb2
 from tests.conftest import TEST_CHUNK, make_cluster
 
 pytestmark = pytest.mark.integration
@@ -150,6 +152,33 @@ def test_prefix_filter_on_uploads(client: Client, bucket: str) -> None:
     assert [u.upload_id for u in client.list_multipart_uploads(bucket, prefix="logs/")] == [a]
     for key, uid in (("logs/a", a), ("data/b", b)):
         client.abort_multipart_upload(bucket, key, uid)
+
+
+def test_thousands_of_uploads_with_long_keys_list_in_pages_and_empty_the_bucket(
+    client: Client, bucket: str
+) -> None:
+    # Issue 10 #8: 4,200 uploads with 1 KiB keys made one reply of ~4.6 MB, over gRPC's 4 MiB:
+    # every listing failed RESOURCE_EXHAUSTED and the bucket could no longer be emptied.
+    keys = [f"p/{i:05d}-" + "k" * 1010 for i in range(4200)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda k: client.create_multipart_upload(bucket, k), keys))
+    listed = client.list_multipart_uploads(bucket)
+    assert [(u.key, u.upload_id) for u in listed] == list(zip(keys, ids, strict=True))
+    assert len(client.list_multipart_uploads(bucket, prefix="p/01")) == 1000
+    page = client._call(  # one page of the wire API, as an S3 client pages
+        lambda s: s.ListMultipartUploads(
+            objectstore_pb2.ListMultipartUploadsRequest(
+                bucket=bucket, max_uploads=3, key_marker=keys[1], upload_id_marker=ids[1]
+            )
+        ),
+        safe=True,
+    )
+    assert [u.key for u in page.uploads] == keys[2:5] and page.is_truncated
+    assert (page.next_key_marker, page.next_upload_id_marker) == (keys[4], ids[4])
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda u: client.abort_multipart_upload(bucket, u.key, u.upload_id), listed))
+    assert client.list_multipart_uploads(bucket) == []
+    client.delete_bucket(bucket)
 
 
 def test_chunks_of_parts_spread_and_multi_chunk_parts(client: Client, bucket: str) -> None:

@@ -17,6 +17,7 @@ from metanode.membership import Registration
 from metanode.repair import Activity
 from metanode.store import Store
 from metanode.store.memory import MemoryStore
+from ringstore.errors import ServiceUnavailable
 from tests.unit.test_repair import CLUSTER, NODES, FakeCluster, address, holders, set_state
 
 SECOND = 10**9
@@ -79,6 +80,12 @@ def test_orphans_older_than_the_grace_are_deleted(store: Store, fake: FakeCluste
     assert results["dn1"].orphans_deleted == ["b-old"]
     assert set(fake.disks[address("dn1")]) == {"b-new"}  # an in-flight PUT is safe
     assert "dn2" not in results and "b-old2" in fake.disks[address("dn2")]  # only up nodes
+    # The swept id is fenced: a put that still commits it fails instead of naming a deleted
+    # chunk.
+    assert store.call(lambda tx: tx.fenced_blobs(["b-old", "b-new"])) == {"b-old"}
+    late = Commit("bkt", "late", 1, "e", (Chunk("b-old", 1, 0, 0, ("dn1",)),))
+    with pytest.raises(ServiceUnavailable, match="b-old was discarded"):
+        store.call(catalog.commit_object, late)
 
 
 def test_unrecorded_copy_on_a_wanted_node_is_adopted(store: Store, fake: FakeCluster) -> None:

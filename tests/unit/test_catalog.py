@@ -28,6 +28,7 @@ from ringstore.errors import (
     NoSuchKey,
     NoSuchVersion,
     PreconditionFailed,
+    ServiceUnavailable,
 )
 
 
@@ -183,12 +184,16 @@ def test_shared_blob_is_freed_only_at_zero_refs(store: Store) -> None:
     assert refs(store, "shared") == 0 and queued(store) == ["shared"]
 
 
-def test_rereferenced_blob_leaves_the_gc_queue(store: Store) -> None:
+def test_commit_naming_a_queued_blob_is_refused(store: Store) -> None:
+    # A queued blob may be being deleted right now: no new write may name it again.
     put(store, "k", "b1")
     put(store, "k", "b2")
     assert queued(store) == ["b1"]
-    put(store, "other", "b1")
-    assert refs(store, "b1") == 1 and queued(store) == []
+    with pytest.raises(ServiceUnavailable, match="b1 was discarded"):
+        put(store, "other", "b1")
+    assert refs(store, "b1") == 0 and queued(store) == ["b1"]
+    with pytest.raises(NoSuchKey):
+        store.call(catalog.get_object_record, "photos", "other")
 
 
 def test_same_blob_overwriting_itself_keeps_it(store: Store) -> None:

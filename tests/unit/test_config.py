@@ -64,6 +64,9 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
         ("cluster:\n  chunk_size: 10\n", {}, "cluster.chunk_size must be between"),
         ("", {"RINGSTORE_DATANODE_WEIGHT": "0"}, "datanode.weight must be positive"),
         ("", {"RINGSTORE_DATANODE_FSYNC": "maybe"}, "datanode.fsync must be a bool"),
+        ("gateway:\n  max_concurrent_calls: 0\n", {}, "gateway.max_concurrent_calls must be"),
+        ("", {"RINGSTORE_GATEWAY_STREAM_IDLE_TIMEOUT": "0"}, "gateway.stream_idle_timeout must"),
+        ("", {"RINGSTORE_GATEWAY_MAX_BODY_BYTES": "-1"}, "gateway.max_body_bytes must be"),
         ("- a\n- b\n", {}, "the top level must be a mapping"),
     ],
 )

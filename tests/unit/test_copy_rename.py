@@ -191,3 +191,35 @@ def test_rename_rejects_a_too_long_destination_before_moving_anything(store: Sto
     with pytest.raises(InvalidKey, match="1024"):
         run_batch(store, "a/", "b" * 30 + "/")
     assert keys(store, "src") == ["a/1", "a/" + "k" * 1000]
+
+
+def test_moving_a_key_onto_itself_is_refused_and_keeps_the_object(store: Store) -> None:
+    for versioning in ("Unversioned", "Enabled"):
+        if versioning == "Enabled":
+            store.call(catalog.set_bucket_versioning, "src", "Enabled")
+        put(store, "src", "doc.txt", f"b-{versioning}")
+        with pytest.raises(InvalidArgument, match="onto itself"):
+            store.call(rename.move_object, "src", "doc.txt", "doc.txt")
+        record = store.call(catalog.get_object_record, "src", "doc.txt").object.version
+        assert record.etag == "etag-doc.txt" and not record.is_delete_marker
+    assert keys(store, "src") == ["doc.txt"]
+
+
+def test_destinations_are_checked_page_by_page_over_the_whole_prefix(store: Store) -> None:
+    for i in range(5):
+        put(store, "src", f"a/{i}", f"b{i}")
+    put(store, "src", "a/" + "k" * 1000, "long")
+    put(store, "src", "a/x", "bx")
+    store.call(catalog.delete_object, "src", "a/x")  # gone: its key is not moved, not checked
+    check = rename.check_destinations
+    assert store.call(check, "src", "a/", "b/", "", 4) == "a/3"
+    assert store.call(check, "src", "a/", "b/", "a/3", 4) == ""
+    assert store.call(check, "src", "a/", "b/") == ""
+    with pytest.raises(InvalidKey, match=r"renaming 'a/kkk.*\.\.\.' under 'b{30}/': .*1024"):
+        store.call(check, "src", "a/", "b" * 30 + "/", "a/3", 4)  # the long key: second page
+    assert store.call(check, "src", "a/", "b" * 30 + "/", "", 3) == "a/2"  # not reached yet
+    with pytest.raises(NoSuchBucket):
+        store.call(check, "gone", "a/", "b/")
+    with pytest.raises(InvalidArgument, match="overlap"):
+        store.call(check, "src", "a/", "a/b/")
+    assert len(keys(store, "src", "a/")) == 6

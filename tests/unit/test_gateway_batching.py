@@ -10,7 +10,12 @@ import pytest
 
 from gateway import batching
 from gateway.batching import Coalescer, blob_writes
-from ringstore.errors import ERROR_CODE_KEY, InsufficientStorage, InternalError
+from ringstore.errors import (
+    ERROR_CODE_KEY,
+    InsufficientStorage,
+    InternalError,
+    ServiceUnavailable,
+)
 from ringstore.v1 import blob_pb2, common_pb2, meta_pb2
 
 
@@ -147,6 +152,23 @@ def test_a_write_whose_caller_gave_up_while_queued_is_not_sent() -> None:
     assert "gone" not in sent and "kept" in sent
 
 
+def test_a_full_queue_refuses_at_once_and_serves_the_rest() -> None:
+    """Backpressure: one call in flight and ``max_queued`` waiting; a request beyond that is
+    refused with ServiceUnavailable before it is queued, and the queued ones are still served."""
+    node = FakeNode(delay=0.05)
+    writes = blob_writes(lambda: node)  # type: ignore[arg-type,return-value]
+    batcher: Coalescer[Any, Any] = Coalescer(
+        writes._one, writes._many, size=lambda r: len(r.data), max_queued=4
+    )
+    outcomes = asyncio.run(write_all(batcher, 9))
+    assert all_stored(outcomes[:5])  # one in flight at once, four queued
+    refused = outcomes[5:]
+    assert all(isinstance(o, ServiceUnavailable) for o in refused)
+    assert "4 requests already wait" in str(refused[0])
+    sent = sorted(b for call in node.calls for b in call)
+    assert sent == [f"b{i}" for i in range(5)]
+
+
 class FakeMeta:
     """A metanode stub that knows the keys in ``known``; each call takes a moment."""
 
@@ -203,7 +225,9 @@ def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
     async def scenario() -> tuple[list[Any], list[Any]]:
         lookups = [
             service.call_coalesced(
-                service._lookups, meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}")
+                service._lookups,
+                meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}"),
+                "GetObjectRecord",
             )
             for i in range(20)
         ]
@@ -214,6 +238,7 @@ def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
                 meta_pb2.CommitObjectRequest(
                     bucket="bkt", key=f"c{i}", etag=f"e{i}", if_none_match="*" if i == 3 else ""
                 ),
+                "CommitObject",
             )
             for i in range(10)
         ]
@@ -271,7 +296,9 @@ def test_one_lookup_too_big_for_a_batch_never_fails_its_neighbours(room: int, hu
     async def scenario() -> list[Any]:
         lookups = [
             service.call_coalesced(
-                service._lookups, meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}")
+                service._lookups,
+                meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}"),
+                "GetObjectRecord",
             )
             for i in range(12)
         ]

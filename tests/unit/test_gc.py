@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from metanode import catalog, membership, multipart
+from metanode import catalog, membership, multipart, refs
 from metanode.catalog import Chunk, Commit
 from metanode.gc import GarbageCollector, HeldBlob
 from metanode.membership import Registration
 from metanode.store import Store
 from metanode.store.memory import MemoryStore
 from ringstore.config import ClusterConfig
+from ringstore.errors import ServiceUnavailable
 
 CLUSTER = ClusterConfig(replicas=2, write_quorum=1, partition_power=4)
 ADDRESSES = {"dn1": "127.0.0.1:7201", "dn2": "127.0.0.1:7202", "dn3": "127.0.0.1:7203"}
@@ -127,13 +129,69 @@ def test_failing_node_is_retried_and_removed_node_does_not_block(
     assert asyncio.run(gc.collect()).freed == ["old"]
 
 
-def test_blob_referenced_again_is_not_collected(store: Store, client: FakeBlobClient) -> None:
+def test_queued_blob_cannot_be_referenced_again(store: Store, client: FakeBlobClient) -> None:
     put(store, client, "k", "b", ("dn1",))
     store.call(catalog.delete_object, "bkt", "k")
-    put(store, client, "k2", "b", ("dn1",))  # a copy took a reference before GC ran
+    with pytest.raises(ServiceUnavailable):  # a late commit naming garbage is refused
+        put(store, client, "k2", "b", ("dn1",))
     result = asyncio.run(collector(store, client).collect())
-    assert result.freed == [] and client.deletes == []
-    assert "b" in client.blobs[ADDRESSES["dn1"]]
+    assert result.freed == ["b"] and "b" not in client.blobs[ADDRESSES["dn1"]]
+    assert store.call(catalog.check_refs) == []
+
+
+def test_grace_keeps_released_blobs_readable(store: Store, client: FakeBlobClient) -> None:
+    put(store, client, "k", "old", ("dn1",))
+    put(store, client, "k", "new", ("dn1",))  # unversioned: "old" is released now
+    gc = GarbageCollector(store, client, interval=0.01, expiry_interval=0.01, grace=600.0)
+    assert asyncio.run(gc.collect()).freed == []  # inside the grace: a GET may be reading it
+    assert "old" in client.blobs[ADDRESSES["dn1"]]
+    later = time.time_ns() + 601 * 10**9
+    assert asyncio.run(gc.collect(later)).freed == ["old"]
+    assert "old" not in client.blobs[ADDRESSES["dn1"]]
+    assert "new" in client.blobs[ADDRESSES["dn1"]]
+
+
+def test_discarded_chunks_go_at_once_and_are_fenced(store: Store, client: FakeBlobClient) -> None:
+    for n in ("dn1", "dn2"):
+        client.blobs[ADDRESSES[n]].add("lost-put")
+    chunk = Chunk("lost-put", 3, 1, 2, ("dn1", "dn2"))
+    result = store.call(refs.discard, [chunk], time.time_ns())
+    assert result.discarded == ["lost-put"] and result.committed == []
+    gc = GarbageCollector(store, client, interval=0.01, expiry_interval=0.01, grace=600.0)
+    assert asyncio.run(gc.collect()).freed == ["lost-put"]  # no grace for what nobody named
+    assert all("lost-put" not in held for held in client.blobs.values())
+    with pytest.raises(ServiceUnavailable, match="discarded before this commit arrived"):
+        store.call(catalog.commit_object, Commit("bkt", "k", 3, "e", (chunk,)))
+    assert store.call(lambda tx: tx.get_latest("bkt", "k")) is None
+    assert store.call(catalog.check_refs) == []
+    # A second discard of the same chunk (a retry) changes nothing.
+    again = store.call(refs.discard, [chunk], time.time_ns())
+    assert again.discarded == [] and store.call(lambda tx: tx.get_blob("lost-put")) is None
+
+
+def test_discard_after_the_commit_landed_keeps_everything(
+    store: Store, client: FakeBlobClient
+) -> None:
+    # The commit landed but its reply was lost: the gateway discards what it wrote.
+    put(store, client, "k", "old", ("dn1",))
+    put(store, client, "k", "new", ("dn1",))
+    chunk = Chunk("new", 3, 1, 2, ("dn1",))
+    result = store.call(refs.discard, [chunk], time.time_ns())
+    assert result.discarded == [] and result.committed == ["new"]
+    gc = GarbageCollector(store, client, interval=0.01, expiry_interval=0.01, grace=0.0)
+    assert asyncio.run(gc.collect()).freed == ["old"]
+    assert "new" in client.blobs[ADDRESSES["dn1"]]
+    record = store.call(catalog.get_object_record, "bkt", "k")
+    assert [b.blob_id for b in record.chunks] == ["new"]
+
+
+def test_fences_expire_after_their_retention(store: Store, client: FakeBlobClient) -> None:
+    store.call(refs.discard, [Chunk("gone", 3, 1, 2, ("dn1",))], 0)
+    asyncio.run(collector(store, client).collect())
+    assert store.call(lambda tx: tx.fenced_blobs(["gone"])) == set()  # set at time 0: expired
+    store.call(refs.discard, [Chunk("recent", 3, 1, 2, ("dn1",))], time.time_ns())
+    asyncio.run(collector(store, client).collect())
+    assert store.call(lambda tx: tx.fenced_blobs(["recent"])) == {"recent"}
 
 
 def test_background_loop_collects(store: Store, client: FakeBlobClient) -> None:
@@ -174,7 +232,7 @@ def test_expired_uploads_are_aborted_and_their_blobs_collected(
     assert asyncio.run(gc.expire_uploads()) == 0  # all younger than an hour
     initiated = store.call(multipart.head_upload, "bkt", "k2", ids[2]).initiated_ns
     assert asyncio.run(gc.expire_uploads(now_ns=initiated + 3600 * 10**9 + 1)) == 3
-    assert store.call(multipart.list_uploads, "bkt") == []
+    assert store.call(multipart.list_uploads, "bkt").uploads == []
     result = asyncio.run(gc.collect())
     assert result.freed == ["part-blob"] and client.blobs[ADDRESSES["dn1"]] == set()
     assert store.call(catalog.check_refs) == []

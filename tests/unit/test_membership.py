@@ -16,7 +16,7 @@ from metanode.membership import FailureDetector, Registration
 from metanode.store import Store
 from metanode.store.memory import MemoryStore
 from ringstore.config import ClusterConfig
-from ringstore.errors import InvalidArgument, NoSuchKey
+from ringstore.errors import InvalidArgument, NoSuchKey, PreconditionFailed
 from ringstore.ring import Ring
 
 CLUSTER = ClusterConfig(replicas=2, write_quorum=1, partition_power=6)
@@ -244,6 +244,61 @@ def test_remove_then_register_again_rejoins(store: Store) -> None:
     assert node_state(store, "dn2") == "removed" and ring_ids(store) == ["dn1"]
     register(store, "dn2")
     assert node_state(store, "dn2") == "up" and ring_ids(store) == ["dn1", "dn2"]
+
+
+def place(store: Store, key: str, blob_id: str, nodes: tuple[str, ...]) -> None:
+    if store.call(lambda tx: tx.get_bucket("bkt")) is None:
+        store.call(catalog.create_bucket, "bkt")
+    store.call(catalog.commit_object, Commit("bkt", key, 5, "e", (Chunk(blob_id, 5, 1, 2, nodes),)))
+
+
+def test_removals_that_would_break_the_write_quorum_are_refused_unless_forced(
+    store: Store,
+) -> None:
+    # The run: 4 nodes, N=3, W=2; dn2, dn3, then dn1 removed before repair ran.
+    cluster = ClusterConfig(replicas=3, write_quorum=2, partition_power=6)
+    for n in ("dn1", "dn2", "dn3", "dn4"):
+        store.call(membership.register_node, Registration(n, "h:1", n, 1.0), cluster)
+    place(store, "k1", "b1", ("dn1", "dn2", "dn3"))
+    place(store, "k2", "b2", ("dn2", "dn3", "dn4"))
+    store.call(membership.remove_node, "dn2", cluster)
+    store.call(membership.remove_node, "dn3", cluster)  # one copy of each left: not lost yet
+    with pytest.raises(PreconditionFailed, match=r"node dn1 would leave 1 up node.*W=2"):
+        store.call(membership.remove_node, "dn1", cluster)
+    assert node_state(store, "dn1") == "up" and "dn1" in ring_ids(store)
+    forced = store.call(membership.remove_node, "dn1", cluster, force=True)
+    assert forced.state == "removed" and ring_ids(store) == ["dn4"]
+
+
+def test_removing_the_last_surviving_copy_is_refused_unless_forced(store: Store) -> None:
+    for n in ("dn1", "dn2", "dn3", "dn4"):
+        register(store, n)  # N=2, W=1: the quorum rule never bites here
+    place(store, "k1", "b1", ("dn1", "dn2"))
+    place(store, "k2", "b2", ("dn1", "dn3"))
+    place(store, "k3", "b3", ("dn1", "dn4"))
+    store.call(membership.remove_node, "dn2", CLUSTER)  # b1 still has dn1
+    with pytest.raises(
+        PreconditionFailed, match=r"node dn1 .* last copy of 1 blob\(s\) \(first: b1\)"
+    ):
+        store.call(membership.remove_node, "dn1", CLUSTER)
+    assert node_state(store, "dn1") == "up"
+    # Copies that still count: a draining holder (a repair source) and a down one in the ring.
+    store.call(membership.drain_node, "dn3", CLUSTER)
+    store.call(membership.expire_nodes, 10**30, 1, 0)  # everyone silent: down, still in the ring
+    register(store, "dn1")
+    assert node_state(store, "dn4") == "down" and "dn4" in ring_ids(store)
+    assert store.call(membership.sole_copies, "dn1", CLUSTER) == ["b1"]
+    # Garbage does not count: once k1 is deleted, b1 may go.
+    store.call(catalog.delete_object, "bkt", "k1")
+    assert store.call(membership.sole_copies, "dn1", CLUSTER) == []
+    # A down node past its grace (out of the ring) holds no copy that counts.
+    store.call(membership.retire_dead_nodes, 10**30, 1, 0, CLUSTER)
+    assert "dn4" not in ring_ids(store)
+    register(store, "dn5")  # an up node holding nothing: only the copy rule is left to bite
+    with pytest.raises(PreconditionFailed, match="first: b3"):
+        store.call(membership.remove_node, "dn1", CLUSTER)
+    assert store.call(membership.remove_node, "dn1", CLUSTER, force=True).state == "removed"
+    assert store.call(membership.remove_node, "dn1", CLUSTER).state == "removed"  # idempotent
 
 
 @pytest.mark.parametrize("op", [membership.drain_node, membership.remove_node])

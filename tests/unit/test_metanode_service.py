@@ -511,6 +511,52 @@ def test_batched_commits_and_lookups_succeed_or_fail_each_on_their_own() -> None
     run(scenario)
 
 
+def test_an_unexpected_failure_fails_only_its_own_item_of_a_batch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A commit or lookup that raises something other than a RingstoreError (a bug, a store
+    fault) is that item's InternalError, logged with its traceback; its neighbours, already
+    durable, still succeed."""
+    from metanode import catalog
+
+    real_commit, real_lookup = catalog.commit_object, catalog.get_object_record
+
+    def commit_object(tx: Any, commit: Any) -> Any:
+        if commit.key == "boom":
+            raise RuntimeError("injected commit fault")
+        return real_commit(tx, commit)
+
+    def get_object_record(tx: Any, bucket: str, key: str, version_id: str) -> Any:
+        if key == "boom":
+            raise RuntimeError("injected lookup fault")
+        return real_lookup(tx, bucket, key, version_id)
+
+    monkeypatch.setattr(catalog, "commit_object", commit_object)
+    monkeypatch.setattr(catalog, "get_object_record", get_object_record)
+
+    def commit(key: str) -> meta_pb2.CommitObjectRequest:
+        chunk = common_pb2.ChunkRef(blob_id=f"blob-{key}", length=3, crc32c=1, nodes=["dn1"])
+        return meta_pb2.CommitObjectRequest(
+            bucket="bat", key=key, size=3, etag=f"e-{key}", chunks=[chunk]
+        )
+
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="bat"))
+        batch = [commit("a"), commit("boom"), commit("b")]
+        reply = await stub.CommitObjects(meta_pb2.CommitObjectsRequest(commits=batch))
+        assert [r.error_code for r in reply.results] == ["", "InternalError", ""]
+        assert "injected commit fault" in reply.results[1].error_message
+        lookups = [meta_pb2.GetObjectRecordRequest(bucket="bat", key=k) for k in ["a", "boom", "b"]]
+        found = await stub.GetObjectRecords(meta_pb2.GetObjectRecordsRequest(requests=lookups))
+        assert [r.error_code for r in found.results] == ["", "InternalError", ""]
+        assert [r.record.info.etag for r in found.results] == ["e-a", "", "e-b"]
+
+    with caplog.at_level("ERROR"):
+        run(scenario)
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 2  # each fault logged once, with its traceback
+
+
 def test_a_batch_of_lookups_is_bounded_by_bytes_and_names_what_did_not_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

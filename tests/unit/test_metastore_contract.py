@@ -380,6 +380,31 @@ def test_uploads_round_trip_list_and_age(store: Store) -> None:
     assert not store.call(lambda tx: tx.has_uploads("b2"))
 
 
+def test_uploads_list_from_a_position_and_up_to_a_limit(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_upload(upload("u3", "k/b", 30))
+        tx.put_upload(upload("u1", "k/a", 20))
+        tx.put_upload(upload("u2", "k/a", 10))
+        tx.put_upload(upload("u0", "k/a", 20))  # same time as u1: the id decides
+        tx.put_upload(upload("u4", "z", 5))
+        tx.put_upload(upload("u6", "k/\u00e9", 1))  # UTF-8 bytes order: after k/b
+        tx.put_upload(upload("u5", "k/a", 1, bucket="b2"))
+
+    def ids(prefix: bytes, after: tuple[bytes, int, str] | None, limit: int | None) -> list[str]:
+        found = store.call(lambda tx: tx.list_uploads("b1", prefix, after=after, limit=limit))
+        return [u.upload_id for u in found]
+
+    store.call(write)
+    assert ids(b"", None, None) == ["u2", "u0", "u1", "u3", "u6", "u4"]
+    assert ids(b"", None, 2) == ["u2", "u0"]
+    assert ids(b"", (b"k/a", 20, "u0"), 2) == ["u1", "u3"]  # strictly after the position
+    assert ids(b"k/", (b"k/a", 20, "u1"), None) == ["u3", "u6"]
+    assert ids(b"k/", (b"k/a", 2**63 - 1, ""), 10) == ["u3", "u6"]  # past every k/a upload
+    assert ids(b"k/", (b"k/\xc3\xa9", 1, "u6"), None) == []
+    assert ids(b"", (b"a", 0, ""), 1) == ["u2"]  # a position before everything
+    assert ids(b"q", None, 5) == []
+
+
 def test_parts_round_trip_replace_and_go_with_their_upload(store: Store) -> None:
     def write(tx: Transaction) -> None:
         tx.put_upload(upload("u1", "k", 1))
@@ -432,6 +457,39 @@ def test_scan_blobs_in_id_order(store: Store) -> None:
     assert all(b.nodes == ("n1",) for b in found)
 
 
+def test_gc_batch_honours_the_cutoff(store: Store) -> None:
+    def queue(tx: Transaction) -> None:
+        tx.enqueue_gc("late", 300)
+        tx.enqueue_gc("early", 100)
+        tx.enqueue_gc("now", 0)
+        tx.enqueue_gc("early", 999)  # already queued: keeps its time
+
+    store.call(queue)
+    assert store.call(lambda tx: tx.gc_batch(10)) == ["now", "early", "late"]
+    assert store.call(lambda tx: tx.gc_batch(10, 100)) == ["now", "early"]
+    assert store.call(lambda tx: tx.gc_batch(1, 1000)) == ["now"]
+    assert store.call(lambda tx: tx.gc_batch(10, -1)) == []
+
+
+def test_fences(store: Store) -> None:
+    store.call(lambda tx: tx.fence_blobs(["a", "b"], 100))
+    store.call(lambda tx: tx.fence_blobs(["b", "c"], 200))  # "b" keeps its time
+    assert store.call(lambda tx: tx.fenced_blobs(["a", "c", "x"])) == {"a", "c"}
+    many = [f"id{i}" for i in range(1200)]  # more than one query's parameters
+    assert store.call(lambda tx: tx.fenced_blobs(many)) == set()
+
+    def fence_then_fail(tx: Transaction) -> None:
+        tx.fence_blobs(["d"], 300)
+        raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        store.call(fence_then_fail)
+    assert store.call(lambda tx: tx.fenced_blobs(["d"])) == set()
+    assert store.call(lambda tx: tx.drop_fences(150, 10)) == 2  # a and b
+    assert store.call(lambda tx: tx.fenced_blobs(["a", "b", "c"])) == {"c"}
+    assert store.call(lambda tx: tx.drop_fences(1000, 10)) == 1
+
+
 def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
     for statement in MIGRATIONS[0].split(";"):
@@ -447,6 +505,6 @@ def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
         assert engine.call(lambda tx: tx.list_parts("u1")) == [part("u1", 1)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     finally:
         db.close()

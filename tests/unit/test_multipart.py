@@ -173,7 +173,7 @@ def test_complete_stitches_the_listed_parts_and_frees_the_others(store: Store) -
     part(store, upload_id, 2, 11)  # not listed: freed by completion
     e3 = part(store, upload_id, 5, 3)  # the last part may be small
     prefix = upload_id[:6]
-    assert store.call(multipart.list_uploads, "docs") != []
+    assert store.call(multipart.list_uploads, "docs").uploads != []
     view = complete(store, upload_id, [(1, f'"{e1}"'), (5, e3.upper())])
     version = view.version
     expected = hashlib.md5(bytes.fromhex(e1) + bytes.fromhex(e3), usedforsecurity=False)
@@ -193,7 +193,7 @@ def test_complete_stitches_the_listed_parts_and_frees_the_others(store: Store) -
     assert f"{prefix}-p1-c0" not in queued(store)
     with pytest.raises(NoSuchUpload):
         store.call(multipart.head_upload, "docs", "big.bin", upload_id)
-    assert store.call(multipart.list_uploads, "docs") == []
+    assert store.call(multipart.list_uploads, "docs").uploads == []
     record = store.call(catalog.get_object_record, "docs", "big.bin")
     assert record.object.version.etag == version.etag and len(record.chunks) == 3
     with pytest.raises(NoSuchUpload):
@@ -240,18 +240,76 @@ def test_list_uploads_by_key_then_initiation(store: Store) -> None:
     a1 = create(store, "a/1")
     b2 = create(store, "b")
     a2 = create(store, "a/2")
-    listed = store.call(multipart.list_uploads, "docs")
+    listed = store.call(multipart.list_uploads, "docs").uploads
     assert [(u.key, u.upload_id) for u in listed] == [
         ("a/1", a1),
         ("a/2", a2),
         ("b", b1),
         ("b", b2),
     ]
-    assert [u.key for u in store.call(multipart.list_uploads, "docs", "a/")] == ["a/1", "a/2"]
+    assert [u.key for u in store.call(multipart.list_uploads, "docs", "a/").uploads] == [
+        "a/1",
+        "a/2",
+    ]
     with pytest.raises(NoSuchBucket):
         store.call(multipart.list_uploads, "nope")
     for key, uid in (("a/1", a1), ("a/2", a2), ("b", b1), ("b", b2)):
         store.call(multipart.abort_upload, "docs", key, uid)
+
+
+def page_entries(page: multipart.UploadPage) -> list[tuple[str, str]]:
+    return [(u.key, u.upload_id) for u in page.uploads] + [(p, "") for p in page.common_prefixes]
+
+
+def test_list_uploads_pages_with_markers_until_every_upload_came_once(store: Store) -> None:
+    # Issue 10 #8: thousands of uploads with long keys; one reply held them all.
+    expected = []
+    for i in range(7):
+        key = f"k/{i % 3}"
+        expected.append((key, create(store, key)))
+    expected.sort(key=lambda e: e[0])  # by key, then initiation (stable: creation order)
+    seen: list[tuple[str, str]] = []
+    markers = {"key_marker": "", "upload_id_marker": ""}
+    pages = 0
+    while True:
+        page = store.call(multipart.list_uploads, "docs", "k/", max_uploads=2, **markers)
+        pages += 1
+        assert len(page.uploads) == 2 or not page.is_truncated
+        seen += page_entries(page)
+        if not page.is_truncated:
+            break
+        assert (page.next_key_marker, page.next_upload_id_marker) == seen[-1]
+        markers = {
+            "key_marker": page.next_key_marker,
+            "upload_id_marker": page.next_upload_id_marker,
+        }
+    assert seen == expected and pages == 4
+    # A key marker alone resumes after every upload of that key.
+    after_k1 = store.call(multipart.list_uploads, "docs", key_marker="k/1")
+    assert page_entries(after_k1) == [e for e in expected if e[0] > "k/1"]
+    # A marker upload gone meanwhile: its key starts over (repeats, never skips).
+    gone_key, gone_id = expected[1]
+    store.call(multipart.abort_upload, "docs", gone_key, gone_id)
+    resumed = store.call(
+        multipart.list_uploads, "docs", key_marker=gone_key, upload_id_marker=gone_id
+    )
+    assert page_entries(resumed) == [e for e in expected if e[1] != gone_id]
+    for bad in (0, 1001):
+        with pytest.raises(InvalidArgument, match="max_uploads must be between 1 and 1000"):
+            store.call(multipart.list_uploads, "docs", max_uploads=bad)
+
+
+def test_list_uploads_rolls_keys_up_under_a_delimiter(store: Store) -> None:
+    uploads = {key: create(store, key) for key in ("a/1", "a/2", "b", "c/x/1", "c/y", "d")}
+    page = store.call(multipart.list_uploads, "docs", delimiter="/")
+    assert page_entries(page) == [("b", uploads["b"]), ("d", uploads["d"]), ("a/", ""), ("c/", "")]
+    first = store.call(multipart.list_uploads, "docs", delimiter="/", max_uploads=1)
+    assert first.common_prefixes == ["a/"] and first.is_truncated
+    assert (first.next_key_marker, first.next_upload_id_marker) == ("a/", "")
+    rest = store.call(multipart.list_uploads, "docs", delimiter="/", key_marker="a/")
+    assert page_entries(rest) == [("b", uploads["b"]), ("d", uploads["d"]), ("c/", "")]
+    nested = store.call(multipart.list_uploads, "docs", "c/", delimiter="/")
+    assert nested.common_prefixes == ["c/x/"] and [u.key for u in nested.uploads] == ["c/y"]
 
 
 def test_an_open_upload_keeps_the_bucket(store: Store) -> None:
@@ -272,7 +330,7 @@ def test_expiry_aborts_only_old_uploads(store: Store) -> None:
     expired = store.call(multipart.expire_uploads, 60.0, young_at + 60 * 10**9)
     assert [u.upload_id for u in expired] == [old] and initiated < young_at
     assert f"{old[:6]}-p1-c0" in queued(store)
-    assert [u.upload_id for u in store.call(multipart.list_uploads, "docs")] == [young]
+    assert [u.upload_id for u in store.call(multipart.list_uploads, "docs").uploads] == [young]
     assert store.call(multipart.expire_uploads, 3600.0) == []
     store.call(multipart.abort_upload, "docs", "young", young)
 
@@ -287,4 +345,4 @@ def test_create_refuses_an_oversized_or_multiline_content_type(store: Store) -> 
     for bad in ("a/" + "x" * (5 << 19), "text/plain\r\nX-Evil: 1"):
         with pytest.raises(InvalidArgument, match="content_type"):
             create(store, content_type=bad)
-    assert store.call(multipart.list_uploads, "docs", "") == []
+    assert store.call(multipart.list_uploads, "docs", "").uploads == []

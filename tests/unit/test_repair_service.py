@@ -44,6 +44,27 @@ def test_drain_remove_and_unknown_nodes() -> None:
     run(body)
 
 
+def test_remove_node_refuses_to_lose_the_last_copy_unless_forced() -> None:
+    async def body(stub: meta_pb2_grpc.MetaStub) -> None:
+        await register(stub, "dn1", "dn2", "dn3")
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="bkt"))
+        chunk = common_pb2.ChunkRef(
+            blob_id="b1", length=5, crc32c=1, placement_hash=2, nodes=["dn1"]
+        )
+        await stub.CommitObject(
+            meta_pb2.CommitObjectRequest(bucket="bkt", key="k", size=5, etag="e", chunks=[chunk])
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.RemoveNode(objectstore_pb2.NodeRequest(id="dn1"))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "node dn1 would lose the last copy of 1 blob(s)" in (err.value.details() or "")
+        assert error_code(err.value) == "PreconditionFailed"
+        removed = await stub.RemoveNode(objectstore_pb2.NodeRequest(id="dn1", force=True))
+        assert removed.state == "removed"
+
+    run(body)
+
+
 def test_report_damage_and_status_figures() -> None:
     async def body(stub: meta_pb2_grpc.MetaStub) -> None:
         await register(stub, "dn1", "dn2")
