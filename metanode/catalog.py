@@ -49,6 +49,7 @@ from ringstore.errors import (
 from ringstore.validation import (
     check_bucket_name,
     check_content_type,
+    check_etag,
     check_key,
     check_metadata,
     shown,
@@ -312,6 +313,7 @@ def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
     bucket = bucket_record(tx, commit.bucket)
     check_key(commit.key)
     check_content_type(commit.content_type)
+    check_etag(commit.etag)
     metadata = check_metadata(dict(commit.metadata))
     check_chunks(commit.chunks, commit.size)
     _check_conditions(commit, tx.get_latest(commit.bucket, commit.key))

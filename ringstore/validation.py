@@ -15,6 +15,7 @@ from ringstore.errors import InvalidArgument, InvalidBucketName, InvalidKey, Inv
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
 MAX_CONTENT_TYPE_BYTES = 1024  # bytes of UTF-8: a header, not a payload
+MAX_ETAG_BYTES = 128  # an MD5 in hex is 32; room for a part count and foreign formats
 MAX_LIST_KEYS = 1000
 MIN_BUCKET_NAME, MAX_BUCKET_NAME = 3, 63  # characters
 QUOTE_CHARS = 64  # characters of an input an error message quotes at most
@@ -22,6 +23,7 @@ QUOTE_CHARS = 64  # characters of an input an error message quotes at most
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _METADATA_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_ETAG = re.compile(r"[\x21\x23-\x7e]*")  # RFC 9110's etagc, less obs-text
 # Control characters (CR and LF above all) have no place in a header value.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -135,6 +137,19 @@ def check_content_type(content_type: str) -> str:
             f"content_type {shown(content_type)} holds a control character (a header value may not)"
         )
     return content_type
+
+
+def check_etag(etag: str) -> str:
+    """An ETag as the metanode stores it (the gateway computes it: hex MD5, ``-N`` for a
+    multipart object): at most :data:`MAX_ETAG_BYTES` of the characters an HTTP entity tag may
+    hold, so that ``"<etag>"`` is always a valid header value."""
+    check_text("etag", etag)
+    if len(etag) > MAX_ETAG_BYTES or not _ETAG.fullmatch(etag):
+        raise InvalidArgument(
+            f"etag {shown(etag)} must be at most {MAX_ETAG_BYTES} visible ASCII characters "
+            "other than '\"'"
+        )
+    return etag
 
 
 def check_rename_prefixes(src_prefix: str, dst_prefix: str) -> None:

@@ -333,7 +333,7 @@ def test_a_listing_of_big_records_fits_one_reply(store: Store) -> None:
     page may (MAX_PAGE_BYTES), so the listing comes in pages that each fit, and misses none."""
     metadata = {"m": "v" * 2000}
     for i in range(1000):
-        put(store, f"{i:04}" + "k" * 1020, f"b{i}", metadata=metadata)
+        put(store, f"{i:04}" + "k" * 1020, f"b{i}", metadata=metadata, etag=f"e{i}")
     seen, token, pages = [], "", 0
     while True:
         page, _ = store.call(catalog.list_objects, "photos", continuation_token=token)
@@ -344,3 +344,10 @@ def test_a_listing_of_big_records_fits_one_reply(store: Store) -> None:
             break
         token = page.next_continuation_token
     assert len(seen) == 1000 == len(set(seen)) and pages >= 2
+
+
+@pytest.mark.parametrize("etag", ["e" * 129, 'a"b', "a b", "a\nb", "x" * 70000])
+def test_a_commit_never_stores_an_etag_no_header_could_carry(store: Store, etag: str) -> None:
+    with pytest.raises(InvalidArgument, match="etag") as caught:
+        put(store, "k", "b1", etag=etag)
+    assert len(caught.value.message) < 300 and refs(store, "b1") is None
