@@ -23,7 +23,17 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from ringstore.errors import ERRORS, InternalError, RingstoreError, ServiceUnavailable
+import grpc
+
+from ringstore.errors import (
+    ERROR_CODE_KEY,
+    ERRORS,
+    BatchFull,
+    InternalError,
+    RingstoreError,
+    ServiceUnavailable,
+    from_rpc_error,
+)
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
 
 Req = TypeVar("Req")
@@ -162,11 +172,39 @@ def coalesced(
     async def send_one(request: Req, timeout: float) -> Res:
         return await one(request, timeout=timeout)
 
+    async def send_alone(request: Req, timeout: float) -> Res | RingstoreError:
+        try:
+            return await send_one(request, timeout)
+        except RingstoreError as err:
+            return err
+        except grpc.aio.AioRpcError as exc:
+            return from_rpc_error(exc)
+
     async def send_many(requests: list[Req], timeout: float) -> list[Res | RingstoreError]:
-        reply = await many(wrap(requests), timeout=timeout)
-        return [result_error(r.error_code, r.error_message) or unwrap(r) for r in reply.results]
+        # One request's size never fails the others: a reply too big for a message fails the
+        # batch call (retried one by one), a result without room in the reply is BatchFull
+        # (retried alone).
+        try:
+            reply = await many(wrap(requests), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if not _too_large(exc):
+                raise
+            return list(await asyncio.gather(*(send_alone(r, timeout) for r in requests)))
+        results = [result_error(r.error_code, r.error_message) or unwrap(r) for r in reply.results]
+        full = [i for i, result in enumerate(results) if isinstance(result, BatchFull)]
+        alone = await asyncio.gather(*(send_alone(requests[i], timeout) for i in full))
+        for i, result in zip(full, alone, strict=True):
+            results[i] = result
+        return results
 
     return Coalescer(send_one, send_many, size=size)
+
+
+def _too_large(exc: grpc.aio.AioRpcError) -> bool:
+    """gRPC's own RESOURCE_EXHAUSTED (a message over its limit), not a ringstore error's."""
+    trailing: Any = exc.trailing_metadata() or ()
+    carries_code = any(item[0] == ERROR_CODE_KEY for item in trailing)
+    return exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not carries_code
 
 
 def blob_writes(

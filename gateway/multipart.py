@@ -37,6 +37,7 @@ class MultipartService:
         self, bucket: str, key: str, content_type: str, metadata: dict[str, str]
     ) -> str:
         validation.check_key(key)
+        validation.check_content_type(content_type)
         req = objectstore_pb2.CreateMultipartUploadRequest(
             bucket=bucket,
             key=key,

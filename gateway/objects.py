@@ -26,7 +26,7 @@ import grpc
 from gateway import ingest, replication
 from gateway.batching import Coalescer, coalesced
 from gateway.cluster_view import ClusterView
-from ringstore import faults, validation
+from ringstore import etags, faults, validation
 from ringstore.errors import (
     InvalidArgument,
     NoSuchBucket,
@@ -43,6 +43,7 @@ from ringstore.v1 import (
     meta_pb2_grpc,
     objectstore_pb2,
 )
+from ringstore.validation import shown
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class ObjectService:
         )
 
     async def head_bucket(self, name: str) -> common_pb2.BucketInfo:
+        validation.check_bucket_length(name)
         return await self.call_meta(
             self.meta.HeadBucket, objectstore_pb2.HeadBucketRequest(name=name)
         )
@@ -151,6 +153,7 @@ class ObjectService:
         self._buckets_seen[name] = time.monotonic()
 
     async def delete_bucket(self, name: str) -> None:
+        validation.check_bucket_length(name)
         self._buckets_seen.pop(name, None)
         await self.call_meta(self.meta.DeleteBucket, objectstore_pb2.DeleteBucketRequest(name=name))
 
@@ -161,11 +164,13 @@ class ObjectService:
     ) -> common_pb2.ObjectInfo:
         """Store the body and commit the object; see the module docstring for the guarantees."""
         validation.check_key(req.key)
+        validation.check_content_type(req.content_type)
         metadata = validation.check_metadata(req.metadata)
+        etags.check("if_match", req.if_match)  # the commit matches it; refuse a bad one first
         if req.if_none_match not in ("", "*"):
             raise InvalidArgument(
                 "if_none_match on put must be '*' (write only if absent), "
-                f"got {req.if_none_match!r}"
+                f"got {shown(req.if_none_match)}"
             )
         await self._check_bucket(req.bucket)  # reject before any byte is stored
         written: list[common_pb2.ChunkRef] = []
@@ -199,6 +204,7 @@ class ObjectService:
     # -- get, head, delete, list --------------------------------------------------------------
 
     async def _record(self, bucket: str, key: str, version_id: str) -> meta_pb2.ObjectRecord:
+        validation.check_bucket_length(bucket)
         validation.check_key(key)
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key, version_id=version_id)
         return await self.call_coalesced(self._lookups, req, "GetObjectRecord")
@@ -219,14 +225,19 @@ class ObjectService:
         if_none_match: str = "",
     ) -> Reading:
         """Open an object: conditions and range are checked before any byte is sent."""
+        etags.check("if_match", if_match)  # a malformed condition fails before any lookup
+        etags.check("if_none_match", if_none_match)
         record = await self._record(bucket, key, version_id)
         info = record.info
-        if if_match and if_match != info.etag:
+        if not etags.if_match_holds(if_match, info.etag):
             raise PreconditionFailed(
-                f"{bucket}/{key}: if_match {if_match!r} does not match the ETag {info.etag!r}"
+                f"{bucket}/{shown(key)}: if_match {shown(if_match)} does not match the ETag "
+                f"{info.etag!r}"
             )
-        if if_none_match and if_none_match in (info.etag, "*"):
-            raise NotModified(f"{bucket}/{key}: the ETag still matches {if_none_match!r}")
+        if not etags.if_none_match_holds(if_none_match, info.etag):
+            raise NotModified(
+                f"{bucket}/{shown(key)}: the ETag still matches {shown(if_none_match)}"
+            )
         if byte_range is None:
             offset, length = 0, info.size
         else:
@@ -282,6 +293,7 @@ class ObjectService:
     async def list_objects(
         self, req: objectstore_pb2.ListObjectsRequest
     ) -> objectstore_pb2.ListObjectsResponse:
+        validation.check_bucket_length(req.bucket)
         validation.check_max_keys(req.max_keys)
         return await self.call_meta(self.meta.ListObjects, req)
 
@@ -301,7 +313,7 @@ class ObjectService:
     async def set_bucket_versioning(self, name: str, status: str) -> None:
         if status not in ("Enabled", "Suspended"):
             raise InvalidArgument(
-                f"versioning status must be 'Enabled' or 'Suspended', got {status!r}"
+                f"versioning status must be 'Enabled' or 'Suspended', got {shown(status)}"
             )
         req = objectstore_pb2.SetBucketVersioningRequest(name=name, status=status)
         await self.call_meta(self.meta.SetBucketVersioning, req)
@@ -313,6 +325,7 @@ class ObjectService:
     async def list_object_versions(
         self, req: objectstore_pb2.ListObjectVersionsRequest
     ) -> objectstore_pb2.ListObjectVersionsResponse:
+        validation.check_bucket_length(req.bucket)
         validation.check_max_keys(req.max_keys)
         return await self.call_meta(self.meta.ListObjectVersions, req)
 

@@ -14,6 +14,8 @@ from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
 
+UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
+
 
 class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     def __init__(self, objects: ObjectService, intake: Intake | None = None) -> None:
@@ -57,6 +59,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
                 f"PutSmallObject carries {len(request.data)} bytes, more than one message may "
                 f"({MAX_MESSAGE}); stream it with PutObject"
             )
+        _check_size(request.header.expected_size, len(request.data))
         return await self.objects.put_object(_put_request(request.header), _one(request.data))
 
     @handler
@@ -207,14 +210,25 @@ async def _body(
     messages: AsyncIterator[objectstore_pb2.PutObjectRequest], expected_size: int
 ) -> AsyncIterator[bytes]:
     """The body's bytes; a second header, or a size other than the one announced, is an error."""
+    if expected_size < UNKNOWN_SIZE:
+        _check_size(expected_size, 0)  # raises before a byte is stored
     received = 0
     async for msg in messages:
         if msg.WhichOneof("part") != "data":
             raise InvalidArgument("the stream holds a second header")
         received += len(msg.data)
         yield msg.data
-    if expected_size >= 0 and received != expected_size:
-        raise InvalidArgument(f"the stream announced {expected_size} bytes but carried {received}")
+    _check_size(expected_size, received)
+
+
+def _check_size(expected_size: int, received: int) -> None:
+    """A body must carry the size its header announced (:data:`UNKNOWN_SIZE`: any size)."""
+    if expected_size < UNKNOWN_SIZE:
+        raise InvalidArgument(
+            f"expected_size {expected_size} is negative (-1 means unknown; no other is allowed)"
+        )
+    if expected_size != UNKNOWN_SIZE and received != expected_size:
+        raise InvalidArgument(f"the body announced {expected_size} bytes but carried {received}")
 
 
 __all__ = ["ObjectStoreServicer", "aio", "common_pb2"]

@@ -36,6 +36,7 @@ from metanode.store.base import (
     Transaction,
     VersionRecord,
 )
+from ringstore import etags
 from ringstore.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
@@ -45,7 +46,14 @@ from ringstore.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
-from ringstore.validation import check_bucket_name, check_key, check_metadata
+from ringstore.validation import (
+    check_bucket_name,
+    check_content_type,
+    check_etag,
+    check_key,
+    check_metadata,
+    shown,
+)
 
 __all__ = [
     "Chunk",
@@ -137,7 +145,7 @@ def bucket_record(tx: Transaction, name: str) -> BucketRecord:
     """The bucket, or :class:`NoSuchBucket`."""
     bucket = tx.get_bucket(name)
     if bucket is None:
-        raise NoSuchBucket(f"bucket {name!r} does not exist")
+        raise NoSuchBucket(f"bucket {shown(name)} does not exist")
     return bucket
 
 
@@ -180,7 +188,7 @@ def set_bucket_versioning(tx: Transaction, name: str, status: str) -> BucketReco
     bucket = bucket_record(tx, name)
     if status not in SETTABLE_VERSIONING:
         raise InvalidArgument(
-            f"versioning status {status!r} is not one of {', '.join(SETTABLE_VERSIONING)} "
+            f"versioning status {shown(status)} is not one of {', '.join(SETTABLE_VERSIONING)} "
             "(a bucket never returns to Unversioned)"
         )
     updated = dataclasses.replace(bucket, versioning=status)
@@ -284,27 +292,28 @@ def _write_delete_marker(tx: Transaction, bucket: BucketRecord, key: str) -> str
 
 
 def _check_conditions(commit: Commit, latest: VersionRecord | None) -> None:
+    """A write's conditions (:mod:`ringstore.etags`): ``if_none_match`` may only be ``*``."""
     current = latest if latest is not None and not latest.is_delete_marker else None
-    if commit.if_none_match not in ("", "*"):
+    etag = current.etag if current is not None else None
+    where = f"{commit.bucket}/{shown(commit.key)}"
+    if etags.parse("if_none_match", commit.if_none_match) not in ((), None):
         raise InvalidArgument(
-            f"if_none_match {commit.if_none_match!r}: a write accepts only '*' (write only if "
-            "the key does not exist)"
+            f"if_none_match {shown(commit.if_none_match)}: a write accepts only '*' (write only "
+            "if the key does not exist)"
         )
-    if commit.if_none_match == "*" and current is not None:
-        raise PreconditionFailed(
-            f"{commit.bucket}/{commit.key} exists and if_none_match='*' was given"
-        )
-    if commit.if_match and (current is None or current.etag != commit.if_match):
-        found = "does not exist" if current is None else f"has ETag {current.etag!r}"
-        raise PreconditionFailed(
-            f"{commit.bucket}/{commit.key} {found}, not if_match {commit.if_match!r}"
-        )
+    if not etags.if_none_match_holds(commit.if_none_match, etag):
+        raise PreconditionFailed(f"{where} exists and if_none_match='*' was given")
+    if not etags.if_match_holds(commit.if_match, etag):
+        found = "does not exist" if etag is None else f"has ETag {etag!r}"
+        raise PreconditionFailed(f"{where} {found}, not if_match {shown(commit.if_match)}")
 
 
 def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
     """Record a new version of ``commit.key``, checking its conditions in this transaction."""
     bucket = bucket_record(tx, commit.bucket)
     check_key(commit.key)
+    check_content_type(commit.content_type)
+    check_etag(commit.etag)
     metadata = check_metadata(dict(commit.metadata))
     check_chunks(commit.chunks, commit.size)
     _check_conditions(commit, tx.get_latest(commit.bucket, commit.key))
@@ -328,7 +337,7 @@ def find_version(tx: Transaction, bucket: str, key: str, version_id: str) -> Ver
     if version_id:
         version = tx.get_version(bucket, key, version_id)
         if version is None:
-            raise NoSuchVersion(f"{bucket}/{key} has no version {version_id!r}")
+            raise NoSuchVersion(f"{bucket}/{key} has no version {shown(version_id)}")
     else:
         version = tx.get_latest(bucket, key)
         if version is None:
@@ -370,6 +379,7 @@ def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
     metadata = (
         check_metadata(dict(request.metadata)) if request.replace_metadata else source.metadata
     )
+    check_content_type(source.content_type)  # one stored before the limit is not copied
     retain(tx, source.manifest)  # before the destination's null version may release them
     return write_version(
         tx,
@@ -406,6 +416,18 @@ def delete_object(tx: Transaction, bucket: str, key: str, version_id: str = "") 
     return DeleteResult(marker_id, has_version_id=True, delete_marker=True)
 
 
+INFO_OVERHEAD = 64  # bytes of an ObjectInfo besides its strings (numbers, flags, tags)
+
+
+def listed_bytes(version: VersionRecord) -> int:
+    """About the bytes ``version`` takes in a listing's reply: its strings' UTF-8 and a little
+    framing (a record stored before a limit existed is counted as it is)."""
+    strings = [version.bucket, version.key, version.etag, version.version_id, version.content_type]
+    for name, value in version.metadata.items():
+        strings += (name, value)
+    return INFO_OVERHEAD * (1 + len(version.metadata)) + sum(len(s.encode()) for s in strings)
+
+
 def list_objects(
     tx: Transaction,
     bucket: str,
@@ -432,5 +454,6 @@ def list_objects(
         continuation_token=continuation_token,
         max_keys=max_keys,
         visible=lambda v: not v.is_delete_marker,
+        size=listed_bytes,
     )
     return page, record.versioning != "Unversioned"

@@ -6,7 +6,9 @@ Guarantees (S3 ListObjectsV2):
   (after the prefix) holds ``delimiter`` rolled up into one common prefix (up to and including
   the first delimiter). Keys and common prefixes come interleaved in UTF-8 byte order.
 - ``max_keys`` (1..1000) counts both kinds; a page holds exactly ``max_keys`` entries unless it
-  is the last; ``is_truncated`` is true exactly when another entry follows.
+  is the last or its entries reach ``max_bytes`` (a reply must fit one gRPC message whatever
+  its entries hold; a page always holds at least one entry); ``is_truncated`` is true exactly
+  when another entry follows.
 - The continuation token is opaque: ``v1:`` + urlsafe base64 of the last entry returned. A
   token continues after that entry (after the whole folder, for a common prefix); a token this
   service did not issue is an :class:`InvalidArgument` naming it.
@@ -20,18 +22,21 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import itertools
 import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from ringstore.errors import InvalidArgument
-from ringstore.validation import check_max_keys
+from ringstore.validation import MAX_KEY_BYTES, check_max_keys, shown
 
 T = TypeVar("T")
 TOKEN_VERSION = "v1:"
 _TOKEN_PAYLOAD = re.compile(r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$")
+# A token names an entry of at most MAX_KEY_BYTES: its base64 is never longer than this.
+MAX_TOKEN_PAYLOAD = 4 * -(-MAX_KEY_BYTES // 3)
 PAST_FOLDER = b"\xff"  # appended to a common prefix: sorts after every UTF-8 key under it
+
+MAX_PAGE_BYTES = 2 * 1024 * 1024  # bytes of entries one page holds at most (a message: 4 MiB)
 
 # scan(after) yields (key as UTF-8 bytes, item) for keys under the prefix sorting after `after`.
 Scan = Callable[[bytes], Iterator[tuple[bytes, T]]]
@@ -55,17 +60,23 @@ def decode_token(token: str) -> str:
     it."""
     if not token.startswith(TOKEN_VERSION):
         raise InvalidArgument(
-            f"continuation_token {token!r} is not a token this service issued "
+            f"continuation_token {shown(token)} is not a token this service issued "
             f"(it must come from next_continuation_token)"
         )
     payload = token[len(TOKEN_VERSION) :]
+    if len(payload) > MAX_TOKEN_PAYLOAD:
+        raise InvalidArgument(
+            f"continuation_token {shown(token)} is longer than any this service issues "
+            "(it must come from next_continuation_token)"
+        )
     try:
         if not payload or not _TOKEN_PAYLOAD.match(payload):
             raise ValueError(payload)
         return base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidArgument(
-            f"continuation_token {token!r} is corrupt (it must come from next_continuation_token)"
+            f"continuation_token {shown(token)} is corrupt (it must come from "
+            "next_continuation_token)"
         ) from None
 
 
@@ -78,17 +89,27 @@ def list_page(
     continuation_token: str = "",
     max_keys: int = 1000,
     visible: Callable[[T], bool] = lambda _: True,
+    size: Callable[[T], int] = lambda _: 0,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> Page[T]:
-    """One page of a listing. ``scan`` must honour its contract (see :data:`Scan`)."""
+    """One page of a listing. ``scan`` must honour its contract (see :data:`Scan`); ``size``
+    is an item's bytes in the reply (a common prefix costs its UTF-8)."""
     check_max_keys(max_keys)
     resume = decode_token(continuation_token) if continuation_token else None
     after = (resume if resume is not None else start_after).encode()
     folder_done = resume.encode() if resume is not None else None
     found = _entries(scan, after, prefix.encode(), delimiter.encode(), folder_done, visible)
     # One entry past the page tells whether the listing is truncated.
-    entries = list(itertools.islice(found, max_keys + 1))
-    truncated = len(entries) > max_keys
-    page = entries[:max_keys]
+    page: list[tuple[str, T | None]] = []
+    used = 0
+    truncated = False
+    for name, item in found:
+        cost = size(item) if item is not None else len(name.encode())
+        if len(page) == max_keys or (page and used + cost > max_bytes):
+            truncated = True
+            break
+        page.append((name, item))
+        used += cost
     return Page(
         items=[item for _, item in page if item is not None],
         common_prefixes=[name for name, item in page if item is None],

@@ -45,7 +45,7 @@ from ringstore.errors import (
     InvalidPartOrder,
     NoSuchUpload,
 )
-from ringstore.validation import check_key, check_metadata
+from ringstore.validation import check_content_type, check_key, check_metadata, shown
 
 MIN_PART_NUMBER = 1
 MAX_PART_NUMBER = 10_000
@@ -82,6 +82,7 @@ def create_upload(
     """Open an upload of ``bucket``/``key`` with a fresh, unique id."""
     bucket_record(tx, bucket)
     check_key(key)
+    check_content_type(content_type)
     checked = check_metadata(dict(metadata or {}))
     upload_id = os.urandom(16).hex()
     while tx.get_upload(upload_id) is not None:  # 128 random bits: never, but be sure
@@ -96,7 +97,7 @@ def head_upload(tx: Transaction, bucket: str, key: str, upload_id: str) -> Uploa
     upload = tx.get_upload(upload_id) if upload_id else None
     if upload is None or (upload.bucket, upload.key) != (bucket, key):
         raise NoSuchUpload(
-            f"upload {upload_id!r} of {bucket}/{key} does not exist (completed, aborted, "
+            f"upload {shown(upload_id)} of {bucket}/{key} does not exist (completed, aborted, "
             "expired or never created)"
         )
     return upload
@@ -115,7 +116,7 @@ def commit_part(tx: Transaction, part: PartCommit) -> PartRecord:
     head_upload(tx, part.bucket, part.key, part.upload_id)
     etag = part.etag.lower()
     if not _MD5_HEX.match(etag):
-        raise InvalidArgument(f"part {part.part_number}: etag {part.etag!r} is not a hex MD5")
+        raise InvalidArgument(f"part {part.part_number}: etag {shown(part.etag)} is not a hex MD5")
     check_chunks(part.chunks, part.size)
     now = _now()
     manifest = acquire(tx, part.chunks, now)
@@ -243,9 +244,11 @@ def _chosen_parts(
     for number, etag in parts:
         part = tx.get_part(upload_id, number)
         if part is None:
-            raise InvalidPart(f"part {number} was not uploaded to upload {upload_id!r}")
+            raise InvalidPart(f"part {number} was not uploaded to upload {shown(upload_id)}")
         if _unquote(etag) != part.etag:
-            raise InvalidPart(f"part {number}: etag {etag!r} does not match its ETag {part.etag!r}")
+            raise InvalidPart(
+                f"part {number}: etag {shown(etag)} does not match its ETag {part.etag!r}"
+            )
         chosen.append(part)
     for part in chosen[:-1]:
         if part.size < min_part_size:

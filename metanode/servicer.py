@@ -28,7 +28,7 @@ from metanode.store.base import (
 )
 from ringstore import faults
 from ringstore.config import Config
-from ringstore.errors import InternalError, InvalidArgument, RingstoreError
+from ringstore.errors import BatchFull, InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
@@ -199,16 +199,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     async def GetObjectRecords(self, request, context):  # type: ignore[no-untyped-def]
         _check_batch("GetObjectRecords", len(request.requests))
         found = await self.store.aread(_lookup_many, list(request.requests))
-        results = []
-        for outcome in found:
-            if isinstance(outcome, RingstoreError):
-                failed = meta_pb2.ObjectRecordResult(
-                    error_code=outcome.code, error_message=outcome.message
-                )
-                results.append(failed)
-            else:
-                results.append(meta_pb2.ObjectRecordResult(record=_record_message(outcome)))
-        return meta_pb2.GetObjectRecordsResponse(results=results)
+        return meta_pb2.GetObjectRecordsResponse(results=_bounded_results(found))
 
     @handler
     async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -520,6 +511,7 @@ def _dropping_reply(call):  # type: ignore[no-untyped-def]
 
 MAX_BATCH = 64  # requests one batch call may carry
 MAX_DISCARD = 1000  # chunks one DiscardBlobs call may carry (the gateway sends fewer per call)
+MAX_BATCH_REPLY = 3 * 1024 * 1024  # bytes of results in one batch reply (a message: 4 MiB)
 
 
 def _check_batch(call: str, count: int) -> None:
@@ -542,6 +534,29 @@ def _lookup_many(
         except Exception as exc:
             found.append(_item_error("GetObjectRecords", r.bucket, r.key, exc))
     return found
+
+
+def _bounded_results(
+    found: list[catalog.ObjectRecordView | RingstoreError],
+) -> list[meta_pb2.ObjectRecordResult]:
+    """One result per lookup, in at most MAX_BATCH_REPLY bytes: a record that would not fit
+    is answered :class:`BatchFull` (the caller asks for it alone), so one big record never
+    fails the lookups that share its batch."""
+    results = []
+    used = 0
+    for outcome in found:
+        if isinstance(outcome, RingstoreError):
+            result = meta_pb2.ObjectRecordResult(
+                error_code=outcome.code, error_message=outcome.message
+            )
+        else:
+            result = meta_pb2.ObjectRecordResult(record=_record_message(outcome))
+        if used + result.ByteSize() > MAX_BATCH_REPLY:
+            full = BatchFull(f"{result.ByteSize()} bytes do not fit in this batch's reply")
+            result = meta_pb2.ObjectRecordResult(error_code=full.code, error_message=full.message)
+        used += result.ByteSize()
+        results.append(result)
+    return results
 
 
 def _item_error(call: str, bucket: str, key: str, exc: Exception) -> RingstoreError:

@@ -10,19 +10,20 @@ Guarantees (S3 ListObjectVersions):
   still resumes at its place when its id encodes its write sequence (every id the metanode
   issues does); a vanished "null" marker resumes at the top of its key (entries may repeat,
   none is skipped).
-- ``max_keys`` (1..1000) counts versions; a page holds exactly ``max_keys`` unless it is the last,
-  and when truncated ``next_key_marker`` / ``next_version_id_marker`` name its last entry.
+- ``max_keys`` (1..1000) counts versions; a page holds exactly ``max_keys`` unless it is the last
+  or its versions reach ``max_bytes`` (see :mod:`metanode.listing`), and when truncated
+  ``next_key_marker`` / ``next_version_id_marker`` name its last entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
-from metanode.catalog import bucket_record, seq_of_version_id
+from metanode.catalog import bucket_record, listed_bytes, seq_of_version_id
+from metanode.listing import MAX_PAGE_BYTES
 from metanode.store.base import Transaction, VersionRecord
 from ringstore.errors import InvalidArgument
-from ringstore.validation import check_max_keys
+from ringstore.validation import check_max_keys, shown
 
 AFTER_KEY = b"\x00"  # appended to a key: the smallest key that sorts after it
 
@@ -48,7 +49,8 @@ def _start(
     """(key_from, seq_below) for :meth:`Transaction.scan_versions`."""
     if version_id_marker and not key_marker:
         raise InvalidArgument(
-            f"version_id_marker {version_id_marker!r} needs a key_marker to say whose version it is"
+            f"version_id_marker {shown(version_id_marker)} needs a key_marker to say whose "
+            "version it is"
         )
     if not key_marker:
         return b"", None
@@ -58,7 +60,7 @@ def _start(
     seq = marker.seq if marker is not None else seq_of_version_id(version_id_marker)
     if seq is None and version_id_marker != "null":
         raise InvalidArgument(
-            f"version_id_marker {version_id_marker!r} is not a version id this service issued"
+            f"version_id_marker {shown(version_id_marker)} is not a version id this service issued"
         )
     return key_marker.encode(), seq
 
@@ -71,15 +73,23 @@ def list_object_versions(
     key_marker: str = "",
     version_id_marker: str = "",
     max_keys: int = 1000,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> VersionPage:
     """One page of the bucket's versions; NoSuchBucket, InvalidArgument for bad markers."""
     record = bucket_record(tx, bucket)
     check_max_keys(max_keys)
     key_from, seq_below = _start(tx, bucket, key_marker, version_id_marker)
     found = tx.scan_versions(bucket, prefix.encode(), key_from, seq_below)
-    versions = list(itertools.islice(found, max_keys + 1))
-    truncated = len(versions) > max_keys
-    versions = versions[:max_keys]
+    versions: list[VersionRecord] = []
+    used = 0
+    truncated = False
+    for version in found:  # one version past the page tells whether it is truncated
+        cost = listed_bytes(version)
+        if len(versions) == max_keys or (versions and used + cost > max_bytes):
+            truncated = True
+            break
+        versions.append(version)
+        used += cost
     entries, last_key = [], None
     for version in versions:
         if version.key != last_key:  # the first seen of a key is its latest, unless resumed

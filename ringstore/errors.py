@@ -11,6 +11,9 @@ from __future__ import annotations
 import grpc
 
 ERROR_CODE_KEY = "ringstore-error-code"
+# Bytes of an error message a status carries at most. gRPC percent-encodes the message into the
+# trailers (up to 3 bytes per byte), and drops trailers above its limit (8-16 KiB).
+MAX_DETAILS_BYTES = 2048
 
 
 class RingstoreError(Exception):
@@ -124,6 +127,13 @@ class InsufficientStorage(RingstoreError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class BatchFull(RingstoreError):
+    """A batch reply had no room left for this result: ask for it alone."""
+
+    code = "BatchFull"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class InternalError(RingstoreError):
     code = "InternalError"
     status = grpc.StatusCode.INTERNAL
@@ -151,14 +161,25 @@ ERRORS: dict[str, type[RingstoreError]] = {
         BlobNotFound,
         BlobCorrupt,
         InsufficientStorage,
+        BatchFull,
         InternalError,
     )
 }
 
 
 def grpc_status(err: RingstoreError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
-    """The (status code, details, trailing metadata) a server sends for ``err``."""
-    return err.status, err.message, ((ERROR_CODE_KEY, err.code),)
+    """The (status code, details, trailing metadata) a server sends for ``err``. The details
+    are cut to :data:`MAX_DETAILS_BYTES`: gRPC sends them in the trailers, and trailers above
+    its limit are dropped whole, the error's code with them."""
+    return err.status, bounded(err.message), ((ERROR_CODE_KEY, err.code),)
+
+
+def bounded(message: str, limit: int = MAX_DETAILS_BYTES) -> str:
+    """``message`` cut to at most ``limit`` bytes of UTF-8, marked with "…" when cut."""
+    data = message.encode("utf-8", "backslashreplace")
+    if len(data) <= limit:
+        return message
+    return data[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
 def from_rpc_error(exc: grpc.RpcError) -> RingstoreError:

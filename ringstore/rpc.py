@@ -6,6 +6,9 @@ Servicers decorate each handler with :func:`handler`; deep code only raises.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -13,11 +16,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
-from ringstore.errors import InternalError, RingstoreError, ServiceUnavailable, grpc_status
+from ringstore.errors import (
+    InternalError,
+    InvalidArgument,
+    RingstoreError,
+    ServiceUnavailable,
+    grpc_status,
+)
+from ringstore.validation import shown
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +60,27 @@ async def _abort(context: aio.ServicerContext, err: RingstoreError) -> None:
 
 
 def handler(fn: F) -> F:
-    """Map errors raised by a servicer method (unary or streaming) to gRPC statuses."""
+    """Map errors raised by a servicer method (unary or streaming) to gRPC statuses.
+
+    A streaming method is an async generator; its messages are written here, one by one, so
+    that a write to a client that has gone (it cancelled, its connection dropped) ends the call
+    quietly instead of as an error with a traceback in the log: see :func:`send`."""
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
-        async def stream_wrapper(self: Any, request: Any, context: aio.ServicerContext) -> Any:
+        async def stream_wrapper(self: Any, request: Any, context: aio.ServicerContext) -> None:
             try:
-                async for item in fn(self, request, context):
-                    yield item
+                # Closed at once when the stream ends early (its finally blocks run now).
+                async with contextlib.aclosing(fn(self, request, context)) as items:
+                    async for item in items:
+                        await send(context, item)
             except RingstoreError as err:
                 await _abort(context, err)
             except aio.AbortError:
                 raise
             except Exception as exc:
                 log.exception("%s failed", fn.__name__)
-                await _abort(context, InternalError(f"{fn.__name__}: {exc!r}"))
+                await _abort(context, InternalError(f"{fn.__name__}: {shown(exc)}"))
 
         return stream_wrapper  # type: ignore[return-value]
 
@@ -77,9 +94,126 @@ def handler(fn: F) -> F:
             raise
         except Exception as exc:
             log.exception("%s failed", fn.__name__)
-            await _abort(context, InternalError(f"{fn.__name__}: {exc!r}"))
+            await _abort(context, InternalError(f"{fn.__name__}: {shown(exc)}"))
 
     return unary_wrapper  # type: ignore[return-value]
+
+
+async def send(context: aio.ServicerContext, message: Any) -> None:
+    """Write one message of a response stream. A write that fails means the stream is broken
+    (gRPC raises its internal ``ExecuteBatchError`` when the client cancelled before gRPC
+    noticed): the call ends as cancelled, which gRPC logs at DEBUG, not as an error."""
+    try:
+        await context.write(message)
+    except (aio.AbortError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        log.debug("a response stream broke (the client went away): %r", exc)
+        raise asyncio.CancelledError from exc
+
+
+# -- requests that do not decode ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Undecodable:
+    """What a request's deserializer returns for bytes that are not the message (a string
+    field holding invalid UTF-8, a truncated field): the handler answers InvalidArgument."""
+
+    method: str
+    reason: str
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument(
+            f"{self.method}: the request does not decode ({shown(self.reason)}); strings "
+            "must be valid UTF-8"
+        )
+
+
+def _tolerant(method: str, deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as exc:
+            return _Undecodable(method, str(exc))
+
+    return decode
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            raise request.error()  # inside the servicer's @handler: an InvalidArgument status
+        yield request
+
+
+def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    """``rpc`` with a deserializer that never raises, and a behaviour that answers a request
+    that did not decode with InvalidArgument. Without this gRPC answers UNKNOWN and logs a
+    traceback for every malformed request a client sends."""
+    if rpc is None or rpc.request_deserializer is None:
+        return rpc
+    decode = _tolerant(method.rsplit("/", 1)[-1], rpc.request_deserializer)
+    kind = (
+        ("stream" if rpc.request_streaming else "unary")
+        + "_"
+        + ("stream" if rpc.response_streaming else "unary")
+    )
+    behaviour = getattr(rpc, kind)
+    streaming = rpc.request_streaming
+
+    async def admit(request: Any, context: aio.ServicerContext) -> Any:
+        """The request (or request stream) to hand on; aborts for one that did not decode."""
+        if streaming:
+            return _checked(request)  # raises in the servicer, whose @handler answers it
+        if isinstance(request, _Undecodable):
+            await _abort(context, request.error())
+        return request
+
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def generated(request: Any, context: aio.ServicerContext) -> Any:
+            async for item in behaviour(await admit(request, context), context):
+                yield item
+
+        guarded: Any = generated
+    else:
+
+        async def called(request: Any, context: aio.ServicerContext) -> Any:
+            return await behaviour(await admit(request, context), context)
+
+        guarded = called
+    return rpc._replace(request_deserializer=decode, **{kind: guarded})  # type: ignore[attr-defined]
+
+
+class _GuardedHandlers(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = details.method  # type: ignore[attr-defined]
+        found = self._cache.get(method)
+        if found is None:
+            found = _guarded(method, self._inner.service(details))
+            if found is not None:  # only methods that exist: a caller picks the names
+                self._cache[method] = found
+        return found
+
+
+def _guard_decoding(server: aio.Server) -> None:
+    """Every service later added to ``server`` gets :func:`_guarded` handlers."""
+    add_generic = server.add_generic_rpc_handlers
+    add_registered = server.add_registered_method_handlers  # type: ignore[attr-defined]
+
+    def generic(handlers: Any) -> None:
+        add_generic(tuple(_GuardedHandlers(h) for h in handlers))
+
+    def registered(service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        add_registered(service, {m: _guarded(m, h) for m, h in handlers.items()})
+
+    server.add_generic_rpc_handlers = generic  # type: ignore[method-assign, assignment]
+    server.add_registered_method_handlers = registered  # type: ignore[attr-defined]
 
 
 class CallLimit(aio.ServerInterceptor):
@@ -160,6 +294,7 @@ def make_server(
     if max_concurrent_calls is not None:
         interceptors.append(CallLimit(max_concurrent_calls, service))
     server = aio.server(options=CHANNEL_OPTIONS, interceptors=interceptors)
+    _guard_decoding(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)

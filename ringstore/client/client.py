@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ringstore import validation
+from ringstore import etags, validation
 from ringstore.client import transfer
 from ringstore.client.body import PIECE, Body
 from ringstore.client.models import (
@@ -34,18 +34,21 @@ from ringstore.client.models import (
 )
 from ringstore.errors import (
     InvalidArgument,
+    InvalidRange,
     RingstoreError,
     ServiceUnavailable,
     from_rpc_error,
 )
 from ringstore.rpc import sync_channel
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
+from ringstore.validation import check_text, is_int, shown
 
 T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "127.0.0.1:7000"
 BACKOFF_BASE = 0.05  # seconds before the first retry
 BACKOFF_MAX = 2.0  # seconds: the longest pause between tries
+MAX_OFFSET = 2**63 - 1  # bytes: the largest offset a range carries (int64)
 
 
 class ObjectReader:
@@ -203,6 +206,7 @@ class Client:
         return BucketInfo.from_proto(msg)
 
     def head_bucket(self, name: str) -> BucketInfo:
+        validation.check_bucket_length(name)
         req = objectstore_pb2.HeadBucketRequest(name=name)
         msg = self._call(lambda s: s.HeadBucket(req, timeout=self.timeout), safe=True)
         return BucketInfo.from_proto(msg)
@@ -213,6 +217,7 @@ class Client:
         return [BucketInfo.from_proto(b) for b in msg.buckets]
 
     def delete_bucket(self, name: str) -> None:
+        validation.check_bucket_length(name)
         req = objectstore_pb2.DeleteBucketRequest(name=name)
         self._call(lambda s: s.DeleteBucket(req, timeout=self.timeout), safe=False)
 
@@ -230,11 +235,15 @@ class Client:
         if_none_match: str | None = None,
     ) -> ObjectInfo:
         """Store ``data`` under ``bucket/key``, streamed in messages of at most 1 MiB."""
+        validation.check_bucket_length(bucket)
         validation.check_key(key)
+        validation.check_content_type(content_type or "")
         metadata = validation.check_metadata(metadata)
+        etags.check("if_match", if_match or "")
         if if_none_match not in (None, "*"):
             raise InvalidArgument(
-                f"if_none_match on put must be '*' (write only if absent), got {if_none_match!r}"
+                "if_none_match on put must be '*' (write only if absent), "
+                f"got {shown(if_none_match)}"
             )
         body = Body(data)
         size = body.size
@@ -274,12 +283,14 @@ class Client:
         if_none_match: str | None = None,
     ) -> ObjectReader:
         """Open the object for reading; errors (NoSuchKey, InvalidRange, ...) raise here."""
+        validation.check_bucket_length(bucket)
+        validation.check_key(key)
         req = objectstore_pb2.GetObjectRequest(
             bucket=bucket,
             key=key,
-            version_id=version_id or "",
-            if_match=if_match or "",
-            if_none_match=if_none_match or "",
+            version_id=_text("version_id", version_id),
+            if_match=etags.check("if_match", if_match or ""),
+            if_none_match=etags.check("if_none_match", if_none_match or ""),
             accept_first_data=True,
         )
         if range is not None:
@@ -300,15 +311,21 @@ class Client:
         return self._call(start, safe=True)
 
     def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
-        req = objectstore_pb2.HeadObjectRequest(bucket=bucket, key=key, version_id=version_id or "")
+        validation.check_bucket_length(bucket)
+        validation.check_key(key)
+        req = objectstore_pb2.HeadObjectRequest(
+            bucket=bucket, key=key, version_id=_text("version_id", version_id)
+        )
         msg = self._call(lambda s: s.HeadObject(req, timeout=self.timeout), safe=True)
         return ObjectInfo.from_proto(msg)
 
     def delete_object(
         self, bucket: str, key: str, *, version_id: str | None = None
     ) -> DeleteResult:
+        validation.check_bucket_length(bucket)
+        validation.check_key(key)
         req = objectstore_pb2.DeleteObjectRequest(
-            bucket=bucket, key=key, version_id=version_id or ""
+            bucket=bucket, key=key, version_id=_text("version_id", version_id)
         )
         msg = self._call(lambda s: s.DeleteObject(req, timeout=self.timeout), safe=True)
         return DeleteResult(
@@ -326,13 +343,14 @@ class Client:
         continuation_token: str | None = None,
         max_keys: int = 1000,
     ) -> ListPage:
+        validation.check_bucket_length(bucket)
         validation.check_max_keys(max_keys)
         req = objectstore_pb2.ListObjectsRequest(
             bucket=bucket,
-            prefix=prefix,
-            delimiter=delimiter,
-            start_after=start_after,
-            continuation_token=continuation_token or "",
+            prefix=check_text("prefix", prefix),
+            delimiter=check_text("delimiter", delimiter),
+            start_after=check_text("start_after", start_after),
+            continuation_token=_text("continuation_token", continuation_token),
             max_keys=max_keys,
         )
         msg = self._call(lambda s: s.ListObjects(req, timeout=self.timeout), safe=True)
@@ -359,7 +377,7 @@ class Client:
         """Turn versioning "Enabled" or "Suspended" (never back to Unversioned)."""
         if status not in ("Enabled", "Suspended"):
             raise InvalidArgument(
-                f"versioning status must be 'Enabled' or 'Suspended', got {status!r}"
+                f"versioning status must be 'Enabled' or 'Suspended', got {shown(status)}"
             )
         req = objectstore_pb2.SetBucketVersioningRequest(name=name, status=status)
         self._call(lambda s: s.SetBucketVersioning(req, timeout=self.timeout), safe=True)
@@ -378,12 +396,13 @@ class Client:
         version_id_marker: str = "",
         max_keys: int = 1000,
     ) -> VersionPage:
+        validation.check_bucket_length(bucket)
         validation.check_max_keys(max_keys)
         req = objectstore_pb2.ListObjectVersionsRequest(
             bucket=bucket,
-            prefix=prefix,
-            key_marker=key_marker,
-            version_id_marker=version_id_marker,
+            prefix=check_text("prefix", prefix),
+            key_marker=check_text("key_marker", key_marker),
+            version_id_marker=check_text("version_id_marker", version_id_marker),
             max_keys=max_keys,
         )
         msg = self._call(lambda s: s.ListObjectVersions(req, timeout=self.timeout), safe=True)
@@ -412,7 +431,7 @@ class Client:
             src_key=src_key,
             dst_bucket=dst_bucket,
             dst_key=dst_key,
-            src_version_id=src_version_id or "",
+            src_version_id=_text("src_version_id", src_version_id),
             replace_metadata=metadata is not None,
             metadata=validation.check_metadata(metadata),
         )
@@ -422,6 +441,8 @@ class Client:
     def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
         """Move every object under ``src_prefix`` to ``dst_prefix``; returns how many moved.
         Safe to run again after a failure: it finishes the job."""
+        check_text("src_prefix", src_prefix)
+        check_text("dst_prefix", dst_prefix)
         validation.check_rename_prefixes(src_prefix, dst_prefix)
         req = objectstore_pb2.RenamePrefixRequest(
             bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix
@@ -444,7 +465,7 @@ class Client:
         req = objectstore_pb2.CreateMultipartUploadRequest(
             bucket=bucket,
             key=key,
-            content_type=content_type or "",
+            content_type=validation.check_content_type(content_type or ""),
             metadata=validation.check_metadata(metadata),
         )
         msg = self._call(lambda s: s.CreateMultipartUpload(req, timeout=self.timeout), safe=False)
@@ -454,8 +475,12 @@ class Client:
         self, bucket: str, key: str, upload_id: str, part_number: int, data: Any
     ) -> str:
         """Store one part (re-uploading a number replaces it); returns the part's ETag."""
-        if not isinstance(part_number, int) or not 1 <= part_number <= 10_000:
-            raise InvalidArgument(f"part_number must be between 1 and 10000, got {part_number!r}")
+        validation.check_key(key)
+        check_text("upload_id", upload_id)
+        if not is_int(part_number) or not 1 <= part_number <= 10_000:
+            raise InvalidArgument(
+                f"part_number must be between 1 and 10000, got {shown(part_number)}"
+            )
         body = Body(data)
         size = body.size
         header = objectstore_pb2.UploadPartHeader(
@@ -477,22 +502,33 @@ class Client:
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
     ) -> ObjectInfo:
+        validation.check_key(key)
+        for number, etag in parts:
+            if not is_int(number) or not 1 <= number <= 10_000:
+                raise InvalidArgument(
+                    f"part numbers must be between 1 and 10000, got {shown(number)}"
+                )
+            check_text(f"etag of part {number}", etag)
         req = objectstore_pb2.CompleteMultipartUploadRequest(
             bucket=bucket,
             key=key,
-            upload_id=upload_id,
+            upload_id=check_text("upload_id", upload_id),
             parts=[objectstore_pb2.CompletedPart(part_number=n, etag=e) for n, e in parts],
         )
         msg = self._call(lambda s: s.CompleteMultipartUpload(req, timeout=self.timeout), safe=False)
         return ObjectInfo.from_proto(msg)
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        validation.check_key(key)
+        check_text("upload_id", upload_id)
         req = objectstore_pb2.AbortMultipartUploadRequest(
             bucket=bucket, key=key, upload_id=upload_id
         )
         self._call(lambda s: s.AbortMultipartUpload(req, timeout=self.timeout), safe=False)
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        validation.check_key(key)
+        check_text("upload_id", upload_id)
         req = objectstore_pb2.ListPartsRequest(bucket=bucket, key=key, upload_id=upload_id)
         msg = self._call(lambda s: s.ListParts(req, timeout=self.timeout), safe=True)
         return [PartInfo(p.part_number, p.etag, p.size) for p in msg.parts]
@@ -500,6 +536,7 @@ class Client:
     def list_multipart_uploads(self, bucket: str, *, prefix: str = "") -> list[UploadInfo]:
         """Every open upload under ``prefix``, by key then initiation; fetched a page of 1,000
         at a time (an upload met twice, when its page's marker went away meanwhile, once)."""
+        check_text("prefix", prefix)
         req = objectstore_pb2.ListMultipartUploadsRequest(bucket=bucket, prefix=prefix)
         uploads: dict[str, UploadInfo] = {}
         while True:
@@ -573,18 +610,26 @@ def _range_proto(rng: tuple[int, int | None]) -> objectstore_pb2.ByteRange:
     try:
         first, last = rng
     except (TypeError, ValueError):
-        raise InvalidArgument(f"range must be a (first, last) pair, got {rng!r}") from None
-    if not isinstance(first, int) or (last is not None and not isinstance(last, int)):
-        raise InvalidArgument(f"range offsets must be integers, got {rng!r}")
+        raise InvalidArgument(f"range must be a (first, last) pair, got {shown(rng)}") from None
+    if not is_int(first) or (last is not None and not is_int(last)):
+        raise InvalidArgument(f"range offsets must be integers, got {shown(rng)}")
     if first < 0:
         if last is not None:
-            raise InvalidArgument(f"a suffix range (-n, None) takes no end, got {rng!r}")
-        return objectstore_pb2.ByteRange(first=-first, suffix=True)
+            raise InvalidArgument(f"a suffix range (-n, None) takes no end, got {shown(rng)}")
+        # The last n bytes, n past any size: the whole object.
+        return objectstore_pb2.ByteRange(first=min(-first, MAX_OFFSET), suffix=True)
+    if first > MAX_OFFSET:
+        raise InvalidRange(f"range start {first} is past the size of any object")
     msg = objectstore_pb2.ByteRange(first=first)
     if last is not None:
-        msg.last = last
+        msg.last = min(last, MAX_OFFSET)  # an end past any object's size reads to its end
         msg.has_last = True
     return msg
+
+
+def _text(field: str, value: str | None) -> str:
+    """An optional string parameter as the request carries it ("" for None)."""
+    return "" if value is None else check_text(field, value)
 
 
 __all__ = ["Client", "ObjectReader", "RingstoreError", "common_pb2"]

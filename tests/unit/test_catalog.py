@@ -14,6 +14,7 @@ import pytest
 
 from metanode import catalog
 from metanode.catalog import Chunk, Commit
+from metanode.listing import MAX_PAGE_BYTES
 from metanode.store import BucketRecord, Store
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
@@ -292,3 +293,61 @@ def test_put_if_absent_race_has_exactly_one_winner(store: Store) -> None:
 def test_commit_is_frozen_input() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Commit("b", "k", 0, "e").key = "x"  # type: ignore[misc]
+
+
+def test_a_commit_never_stores_an_oversized_content_type(store: Store) -> None:
+    with pytest.raises(InvalidArgument, match="content_type"):
+        put(store, "k", "b1", content_type="a/" + "x" * (5 << 19))
+    with pytest.raises(InvalidArgument, match="control"):
+        put(store, "k", "b1", content_type="text/plain\nX: y")
+    assert refs(store, "b1") is None
+
+
+def test_a_copy_never_stores_an_oversized_content_type(store: Store) -> None:
+    """One stored before the limit (written here behind the rules' back) is not copied."""
+    view = put(store, "old", "b1")
+    legacy = dataclasses.replace(view.version, content_type="a/" + "x" * 5000)
+    store.call(lambda tx: tx.put_version(legacy))
+    with pytest.raises(InvalidArgument, match="content_type"):
+        store.call(catalog.copy_object, catalog.CopyRequest("photos", "old", "photos", "new"))
+    assert refs(store, "b1") == 1
+
+
+def test_conditions_follow_rfc_9110(store: Store) -> None:
+    etag = put(store, "k", "b1").version.etag
+    put(store, "k", "b2", if_match=f'"{etag}"', etag="e2")  # quoted, as HTTP sends it
+    put(store, "k", "b3", if_match="*", etag="e3")
+    put(store, "k", "b4", if_match='"other", "e3"', etag="e4")
+    with pytest.raises(PreconditionFailed):
+        put(store, "k", "b5", if_match='W/"e4"')  # a weak tag never matches strongly
+    with pytest.raises(PreconditionFailed, match="does not exist"):
+        put(store, "absent", "b5", if_match="*")
+    with pytest.raises(InvalidArgument, match="if_match"):
+        put(store, "k", "b5", if_match='"unterminated')
+    with pytest.raises(InvalidArgument, match="if_none_match"):
+        put(store, "k", "b5", if_none_match='"e4"')
+
+
+def test_a_listing_of_big_records_fits_one_reply(store: Store) -> None:
+    """1,000 keys of 1 KiB with 2 KiB of metadata each hold ~3 MiB of strings: more than a
+    page may (MAX_PAGE_BYTES), so the listing comes in pages that each fit, and misses none."""
+    metadata = {"m": "v" * 2000}
+    for i in range(1000):
+        put(store, f"{i:04}" + "k" * 1020, f"b{i}", metadata=metadata, etag=f"e{i}")
+    seen, token, pages = [], "", 0
+    while True:
+        page, _ = store.call(catalog.list_objects, "photos", continuation_token=token)
+        assert sum(catalog.listed_bytes(v) for v in page.items) <= MAX_PAGE_BYTES
+        seen += [v.key for v in page.items]
+        pages += 1
+        if not page.is_truncated:
+            break
+        token = page.next_continuation_token
+    assert len(seen) == 1000 == len(set(seen)) and pages >= 2
+
+
+@pytest.mark.parametrize("etag", ["e" * 129, 'a"b', "a b", "a\nb", "x" * 70000])
+def test_a_commit_never_stores_an_etag_no_header_could_carry(store: Store, etag: str) -> None:
+    with pytest.raises(InvalidArgument, match="etag") as caught:
+        put(store, "k", "b1", etag=etag)
+    assert len(caught.value.message) < 300 and refs(store, "b1") is None

@@ -75,9 +75,9 @@ def test_a_gateway_that_stops_reading_the_body_is_given_up_on(call: str) -> None
     stub = FakeStub(stall_after=2)
     with client_with(stub, timeout=0.05) as client, pytest.raises(ServiceUnavailable) as err:
         if call == "put":
-            client.put_object("b", "k", BODY)
+            client.put_object("bkt", "k", BODY)
         else:
-            client.upload_part("b", "k", "u1", 1, BODY)
+            client.upload_part("bkt", "k", "u1", 1, BODY)
     assert "took no body and sent no reply for 0.05 s" in err.value.message
     method = stub.PutObject if call == "put" else stub.UploadPart
     assert method.taken == 2
@@ -86,6 +86,6 @@ def test_a_gateway_that_stops_reading_the_body_is_given_up_on(call: str) -> None
 def test_a_body_that_keeps_moving_is_not_cut() -> None:
     stub = FakeStub(stall_after=None)
     with client_with(stub, timeout=5) as client:
-        info = client.put_object("b", "k", BODY)
+        info = client.put_object("bkt", "k", BODY)
     assert info.size == len(BODY)
     assert stub.PutObject.taken == 6  # the header and five messages of body

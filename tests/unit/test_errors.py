@@ -68,3 +68,15 @@ def test_transport_failures_become_service_unavailable() -> None:
     err = errors.from_rpc_error(FakeRpcError(grpc.StatusCode.UNKNOWN, "boom"))
     assert isinstance(err, errors.InternalError)
     assert "boom" in str(err)
+
+
+def test_status_details_are_bounded_so_the_code_survives() -> None:
+    """gRPC drops trailers above its limit, the error code with them: a status carries at most
+    MAX_DETAILS_BYTES of message, cut on a character boundary."""
+    code, details, trailing = errors.grpc_status(errors.InvalidKey("k" * 20000))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(details.encode()) <= errors.MAX_DETAILS_BYTES and details.endswith("…")
+    assert trailing == ((errors.ERROR_CODE_KEY, "InvalidKey"),)
+    _, wide, _ = errors.grpc_status(errors.InvalidKey("日" * 5000))
+    assert len(wide.encode()) <= errors.MAX_DETAILS_BYTES and wide.startswith("日")
+    assert errors.grpc_status(errors.InvalidKey("short"))[1] == "short"

@@ -10,7 +10,12 @@ import pytest
 
 from gateway import batching
 from gateway.batching import Coalescer, blob_writes
-from ringstore.errors import InsufficientStorage, InternalError, ServiceUnavailable
+from ringstore.errors import (
+    ERROR_CODE_KEY,
+    InsufficientStorage,
+    InternalError,
+    ServiceUnavailable,
+)
 from ringstore.v1 import blob_pb2, common_pb2, meta_pb2
 
 
@@ -250,3 +255,77 @@ def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
         f"e{i}" for i in range(10) if i != 3
     ]
     assert len(meta.calls) < 30 and sum(meta.calls) == 30  # 30 requests in fewer calls
+
+
+class CrowdedMeta(FakeMeta):
+    """A metanode whose batch replies have room for ``room`` records: the rest are BatchFull,
+    and a batch holding ``huge`` fails whole, as gRPC fails a reply over its message limit."""
+
+    def __init__(self, known: set[str], room: int, huge: str = "") -> None:
+        super().__init__(known)
+        self.room = room
+        self.huge = huge
+
+    async def GetObjectRecord(self, request: Any, timeout: float) -> Any:
+        if request.key in self.known:
+            return await super().GetObjectRecord(request, timeout)
+        trailing = grpc.aio.Metadata((ERROR_CODE_KEY, "NoSuchKey"))
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), trailing, request.key
+        )
+
+    async def GetObjectRecords(self, request: Any, timeout: float) -> Any:
+        if any(r.key == self.huge for r in request.requests):
+            self.calls.append(len(request.requests))
+            raise rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED)  # no ringstore error code
+        reply = await super().GetObjectRecords(request, timeout)
+        for result in reply.results[self.room :]:
+            result.Clear()
+            result.error_code, result.error_message = "BatchFull", "no room"
+        return reply
+
+
+@pytest.mark.parametrize(("room", "huge"), [(2, ""), (0, ""), (32, "k4")])
+def test_one_lookup_too_big_for_a_batch_never_fails_its_neighbours(room: int, huge: str) -> None:
+    from gateway.objects import ObjectService
+    from ringstore.errors import NoSuchKey
+
+    meta = CrowdedMeta({f"k{i}" for i in range(0, 12, 2)}, room=room, huge=huge)
+    service = ObjectService(meta, view=None, rpc_timeout=5)  # type: ignore[arg-type]
+
+    async def scenario() -> list[Any]:
+        lookups = [
+            service.call_coalesced(
+                service._lookups,
+                meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}"),
+                "GetObjectRecord",
+            )
+            for i in range(12)
+        ]
+        return await asyncio.gather(*lookups, return_exceptions=True)
+
+    found = asyncio.run(scenario())
+    for i, outcome in enumerate(found):
+        if i % 2:
+            assert isinstance(outcome, NoSuchKey), outcome
+        else:
+            assert outcome.chunks[0].blob_id == f"blob-k{i}", outcome
+    assert max(meta.calls) > 1  # the lookups did go out in batches
+
+
+def test_a_batch_error_that_is_not_about_size_still_fails_the_batch() -> None:
+    async def many(batch: Any, timeout: float) -> Any:
+        raise rpc_error(grpc.StatusCode.UNAVAILABLE)
+
+    async def one(request: Any, timeout: float) -> Any:
+        raise AssertionError("an UNAVAILABLE batch must not be retried one by one")
+
+    coalescer = batching.coalesced(
+        one, many, wrap=lambda r: r, unwrap=lambda r: r, size=lambda r: 0
+    )
+
+    async def scenario() -> list[Any]:
+        return list(await coalescer._many(["a", "b"], 1.0))
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        asyncio.run(scenario())

@@ -152,3 +152,32 @@ def test_pagination_matches_the_model(
             break
         token = page.next_continuation_token
     assert seen == expected
+
+
+def test_a_token_longer_than_any_issued_is_refused_briefly() -> None:
+    longest = encode_token("é" * 512)  # the longest key: 1024 bytes of UTF-8
+    assert decode_token(longest) == "é" * 512
+    with pytest.raises(InvalidArgument, match="longer than any") as caught:
+        decode_token("v1:" + "A" * (64 << 10))  # valid base64 of 48 KiB of NULs
+    assert len(caught.value.message) < 300
+    with pytest.raises(InvalidArgument, match="not a token") as foreign:
+        decode_token("x" * (64 << 10))
+    assert len(foreign.value.message) < 300
+
+
+def test_pages_stop_at_max_bytes_and_always_hold_one_entry() -> None:
+    """A page ends early when its entries reach max_bytes (a reply must fit one message);
+    an entry bigger than the budget still comes, alone, so the listing always moves on."""
+    keys = Keys(["a", "big", "c", "d", "e/1", "e/2"])
+    sizes = {"a": 10, "big": 500, "c": 10, "d": 10}
+    pages, token = [], ""
+    while True:
+        page = keys.page(
+            delimiter="/", max_keys=10, size=lambda k: sizes[k], max_bytes=100,
+            continuation_token=token,
+        )  # fmt: skip
+        pages.append((page.items, page.common_prefixes))
+        if not page.is_truncated:
+            break
+        token = page.next_continuation_token
+    assert pages == [(["a"], []), (["big"], []), (["c", "d"], ["e/"])]

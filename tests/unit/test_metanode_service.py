@@ -555,3 +555,35 @@ def test_an_unexpected_failure_fails_only_its_own_item_of_a_batch(
         run(scenario)
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 2  # each fault logged once, with its traceback
+
+
+def test_a_batch_of_lookups_is_bounded_by_bytes_and_names_what_did_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records that together would not fit one reply: those past the budget are answered
+    BatchFull (the gateway asks for them alone), never a failed reply for all."""
+    from metanode import servicer
+
+    def commit(key: str, chunks: int) -> meta_pb2.CommitObjectRequest:
+        refs = [
+            common_pb2.ChunkRef(blob_id=f"{key}-{i:05}", length=1, crc32c=1, nodes=["dn1"])
+            for i in range(chunks)
+        ]
+        return meta_pb2.CommitObjectRequest(
+            bucket="bat", key=key, size=chunks, etag=f"e-{key}", chunks=refs
+        )
+
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="bat"))
+        for key in ("big1", "big2", "small"):
+            await stub.CommitObject(commit(key, 2000 if key.startswith("big") else 1))
+        one = await stub.GetObjectRecord(meta_pb2.GetObjectRecordRequest(bucket="bat", key="big1"))
+        monkeypatch.setattr(servicer, "MAX_BATCH_REPLY", int(one.ByteSize() * 1.5))
+        keys = ["big1", "big2", "small", "missing"]
+        lookups = [meta_pb2.GetObjectRecordRequest(bucket="bat", key=k) for k in keys]
+        found = await stub.GetObjectRecords(meta_pb2.GetObjectRecordsRequest(requests=lookups))
+        assert [r.error_code for r in found.results] == ["", "BatchFull", "", "NoSuchKey"]
+        assert found.ByteSize() <= servicer.MAX_BATCH_REPLY + 64
+        assert [r.record.info.key for r in found.results if not r.error_code] == ["big1", "small"]
+
+    run(scenario)

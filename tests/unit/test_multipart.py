@@ -339,3 +339,10 @@ def test_multipart_etag_matches_s3() -> None:
     parts = [md5("a"), md5("b"), md5("c")]
     digest = hashlib.md5(b"".join(bytes.fromhex(p) for p in parts), usedforsecurity=False)
     assert multipart.multipart_etag(parts) == digest.hexdigest() + "-3"
+
+
+def test_create_refuses_an_oversized_or_multiline_content_type(store: Store) -> None:
+    for bad in ("a/" + "x" * (5 << 19), "text/plain\r\nX-Evil: 1"):
+        with pytest.raises(InvalidArgument, match="content_type"):
+            create(store, content_type=bad)
+    assert store.call(multipart.list_uploads, "docs", "").uploads == []

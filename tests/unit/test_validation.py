@@ -100,3 +100,103 @@ def test_ranges(
 def test_unsatisfiable_ranges(first: int, last: int | None, suffix: bool, size: int) -> None:
     with pytest.raises(InvalidRange):
         v.resolve_range(first, last, size, suffix=suffix)
+
+
+# -- every pattern matches the whole input (issue 10 #9) ------------------------------------
+
+
+@pytest.mark.parametrize("name", ["abcd\n", "abc\n", "my-bucket\n", "\nabcd", "abcd\r\n"])
+def test_bucket_names_with_a_newline_are_refused(name: str) -> None:
+    with pytest.raises(InvalidBucketName):
+        v.check_bucket_name(name)
+
+
+def test_ipv4_shape_is_matched_whole() -> None:
+    with pytest.raises(InvalidBucketName, match="IPv4"):
+        v.check_bucket_name("192.168.1.1")
+    with pytest.raises(InvalidBucketName):  # refused for the newline, not taken for an address
+        v.check_bucket_name("192.168.1.1\n")
+
+
+@pytest.mark.parametrize("name", ["owner\n", "owner\r\n", "\nowner", "own er", ""])
+def test_metadata_names_are_matched_whole(name: str) -> None:
+    with pytest.raises(InvalidArgument, match="metadata name"):
+        v.check_metadata({name: "me"})
+
+
+def test_metadata_values_must_be_utf8() -> None:
+    with pytest.raises(InvalidArgument, match="UTF-8"):
+        v.check_metadata({"owner": "bad\udc80"})
+
+
+# -- bounded quotes and the right error class for oversized input (#10) ---------------------
+
+
+def test_shown_quotes_a_bounded_prefix() -> None:
+    assert v.shown("abc") == "'abc'"
+    long = v.shown("b" * 20000)
+    assert len(long) < 100 and "20000 characters" in long
+    assert len(v.shown(list(range(10000)))) <= 2 * v.QUOTE_CHARS + 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: v.check_bucket_name("b" * 20000),
+        lambda: v.check_bucket_length("b" * 20000),
+        lambda: v.check_key("k" * 20000),
+        lambda: v.check_key("k" * 20000 + "\udc80"),
+        lambda: v.check_metadata({"n" * 20000: "v"}),
+        lambda: v.check_content_type("t" * 20000),
+        lambda: v.check_rename_prefixes("a" * 20000, "a" * 20001),
+        lambda: v.check_max_keys("1" * 20000),  # type: ignore[arg-type]
+        lambda: v.check_text("prefix", "p" * 20000 + "\udc80"),
+    ],
+)
+def test_errors_quote_at_most_a_prefix_of_the_input(call: object) -> None:
+    with pytest.raises((InvalidArgument, InvalidBucketName, InvalidKey)) as caught:
+        call()  # type: ignore[operator]
+    assert len(caught.value.message) < 400
+
+
+def test_bucket_length_is_the_rule_every_bucket_met() -> None:
+    assert v.check_bucket_length("abcd\n") == "abcd\n"  # may exist from before: looked up
+    for bad in ("ab", "b" * 64, "bü" * 3, 7):
+        with pytest.raises(InvalidBucketName):
+            v.check_bucket_length(bad)  # type: ignore[arg-type]
+
+
+# -- content types are bounded headers (#1) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "good", ["", "text/plain", "multipart/form-data; boundary=x", "a/" + "x" * 1022]
+)
+def test_good_content_types(good: str) -> None:
+    assert v.check_content_type(good) == good
+
+
+@pytest.mark.parametrize(
+    ("bad", "rule"),
+    [
+        ("a/" + "x" * 1023, "1024"),
+        ("a/" + "x" * (5 << 19), "limit"),
+        ("text/plain\r\nX-Evil: 1", "control"),
+        ("text/plain\n", "control"),
+        ("text/\x00", "control"),
+        ("text/\udc80", "UTF-8"),
+        (b"text/plain", "str"),
+    ],
+)
+def test_bad_content_types(bad: str, rule: str) -> None:
+    with pytest.raises(InvalidArgument, match=rule):
+        v.check_content_type(bad)
+
+
+# -- numbers are ints, not bools (#13) ------------------------------------------------------
+
+
+def test_a_bool_is_not_a_count() -> None:
+    assert v.is_int(3) and not v.is_int(True) and not v.is_int(3.0)
+    with pytest.raises(InvalidArgument, match="max_keys"):
+        v.check_max_keys(True)

@@ -259,3 +259,26 @@ def test_delete_markers_keep_the_bucket(store: Store) -> None:
         store.call(catalog.delete_bucket, "vers")
     store.call(catalog.delete_object, "vers", "k", marker)
     store.call(catalog.delete_bucket, "vers")
+
+
+def test_version_pages_stop_at_max_bytes_and_miss_nothing(store: Store) -> None:
+    enable(store)
+    for i in range(6):
+        put(store, "k" * 1000, f"b{i}")
+    sizes = {
+        catalog.listed_bytes(v)
+        for v in store.call(lambda tx: list(tx.scan_versions("vers", b"", b"", None)))
+    }
+    budget = 2 * max(sizes) + 1  # two versions per page
+    seen, key, vid = [], "", ""
+    while True:
+        page = store.call(
+            versions.list_object_versions, "vers", key_marker=key, version_id_marker=vid,
+            max_bytes=budget,
+        )  # fmt: skip
+        assert len(page.entries) <= 2
+        seen += [e.version.version_id for e in page.entries]
+        if not page.is_truncated:
+            break
+        key, vid = page.next_key_marker, page.next_version_id_marker
+    assert len(seen) == 6 == len(set(seen))
