@@ -78,14 +78,7 @@ def acquire(tx: Transaction, chunks: Sequence[Chunk], now: int) -> tuple[Manifes
                 "took too long or was abandoned); nothing was written, retry the write"
             )
         if blob is None:
-            blob = BlobRecord(
-                blob_id=chunk.blob_id,
-                length=chunk.length,
-                crc32c=chunk.crc32c,
-                placement_hash=chunk.placement_hash,
-                refs=0,
-                created_ns=now,
-            )
+            blob = _unreferenced(chunk, now, nodes=())
         elif (blob.length, blob.crc32c) != (chunk.length, chunk.crc32c):
             raise InvalidArgument(
                 f"blob {chunk.blob_id!r} is recorded with length {blob.length} and CRC32C "
@@ -97,6 +90,19 @@ def acquire(tx: Transaction, chunks: Sequence[Chunk], now: int) -> tuple[Manifes
         manifest.append(ManifestEntry(chunk.blob_id, offset, chunk.length))
         offset += chunk.length
     return tuple(manifest)
+
+
+def _unreferenced(chunk: Chunk, now: int, nodes: tuple[str, ...]) -> BlobRecord:
+    """A new record of the chunk's blob, held by ``nodes``, with no reference yet."""
+    return BlobRecord(
+        blob_id=chunk.blob_id,
+        length=chunk.length,
+        crc32c=chunk.crc32c,
+        placement_hash=chunk.placement_hash,
+        refs=0,
+        created_ns=now,
+        nodes=nodes,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,17 +130,7 @@ def discard(tx: Transaction, chunks: Sequence[Chunk], now: int) -> DiscardResult
         if not chunk.blob_id or len(chunk.blob_id) > MAX_BLOB_ID:
             raise InvalidArgument(f"blob_id must be 1 to {MAX_BLOB_ID} characters")
         tx.fence_blobs([chunk.blob_id], now)
-        tx.put_blob(
-            BlobRecord(
-                blob_id=chunk.blob_id,
-                length=chunk.length,
-                crc32c=chunk.crc32c,
-                placement_hash=chunk.placement_hash,
-                refs=0,
-                created_ns=now,
-                nodes=tuple(sorted(set(chunk.nodes))),
-            )
-        )
+        tx.put_blob(_unreferenced(chunk, now, nodes=tuple(sorted(set(chunk.nodes)))))
         tx.enqueue_gc(chunk.blob_id, 0)
         discarded.append(chunk.blob_id)
     return DiscardResult(discarded, committed)

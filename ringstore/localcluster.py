@@ -253,13 +253,15 @@ class LocalCluster:
         for i in range(1, self.datanodes + 1):
             proc = self.processes[self.datanode_id(i)]
             wait_healthy(proc.address, "ringstore.v1.Blob", timeout, proc)
+        # The ring first: a gateway's first view of the cluster then holds every datanode (one
+        # started earlier could see a single node up until its next refresh).
+        self.wait_ring(self.datanodes, timeout)
         for index in range(self.gateways):
             gw = self._gateway(index)
             self.processes[gw.name] = gw
             gw.start(env)
         for gw in self.gateway_processes():
             wait_healthy(gw.address, "ringstore.v1.ObjectStore", timeout, gw)
-        self.wait_ring(self.datanodes, timeout)
 
     def gateway_processes(self) -> list[Process]:
         return [p for name, p in self.processes.items() if name.startswith("gateway")]

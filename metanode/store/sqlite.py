@@ -464,14 +464,20 @@ class SqliteTransaction(Transaction):
         self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
 
     def known_blobs(self, blob_ids: Iterable[str]) -> set[str]:
-        known: set[str] = set()
+        return self._ids_in("blobs", blob_ids)
+
+    def _ids_in(self, table: str, blob_ids: Iterable[str]) -> set[str]:
+        """Those of ``blob_ids`` that have a row in ``table`` (keyed by blob_id)."""
+        found: set[str] = set()
         ids = list(blob_ids)
         for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
             batch = ids[start : start + 500]
             marks = ", ".join("?" * len(batch))
-            rows = self._db.execute(f"SELECT blob_id FROM blobs WHERE blob_id IN ({marks})", batch)
-            known.update(b for (b,) in rows)
-        return known
+            rows = self._db.execute(
+                f"SELECT blob_id FROM {table} WHERE blob_id IN ({marks})", batch
+            )
+            found.update(b for (b,) in rows)
+        return found
 
     def scan_blobs(self, after: str = "") -> Iterator[BlobRecord]:
         # A batch of blob rows, then their replica rows in one query.
@@ -538,14 +544,7 @@ class SqliteTransaction(Transaction):
         )
 
     def fenced_blobs(self, blob_ids: Iterable[str]) -> set[str]:
-        fenced: set[str] = set()
-        ids = list(blob_ids)
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-            batch = ids[start : start + 500]
-            marks = ", ".join("?" * len(batch))
-            rows = self._db.execute(f"SELECT blob_id FROM fences WHERE blob_id IN ({marks})", batch)
-            fenced.update(b for (b,) in rows)
-        return fenced
+        return self._ids_in("fences", blob_ids)
 
     def drop_fences(self, before_ns: int, limit: int) -> int:
         cursor = self._db.execute(
