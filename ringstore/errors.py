@@ -111,6 +111,33 @@ class ServiceUnavailable(RingstoreError):
     status = grpc.StatusCode.UNAVAILABLE
 
 
+class AccessDenied(RingstoreError):
+    """The caller is not allowed to do this (no valid credentials, or beyond its grants)."""
+
+    code = "AccessDenied"
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class InvalidAccessKeyId(AccessDenied):
+    code = "InvalidAccessKeyId"
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class SignatureDoesNotMatch(AccessDenied):
+    code = "SignatureDoesNotMatch"
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class RequestTimeTooSkewed(AccessDenied):
+    code = "RequestTimeTooSkewed"
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class NoSuchAccessKey(RingstoreError):
+    code = "NoSuchAccessKey"
+    status = grpc.StatusCode.NOT_FOUND
+
+
 # Internal errors: never part of the SDK contract, but mapped the same way.
 class BlobNotFound(RingstoreError):
     code = "BlobNotFound"
@@ -158,6 +185,11 @@ ERRORS: dict[str, type[RingstoreError]] = {
         PreconditionFailed,
         NotModified,
         ServiceUnavailable,
+        AccessDenied,
+        InvalidAccessKeyId,
+        SignatureDoesNotMatch,
+        RequestTimeTooSkewed,
+        NoSuchAccessKey,
         BlobNotFound,
         BlobCorrupt,
         InsufficientStorage,

@@ -8,6 +8,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class LookupKeyRequest(_message.Message):
+    __slots__ = ("access_key_id",)
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    def __init__(self, access_key_id: _Optional[str] = ...) -> None: ...
+
+class GetBucketAccessRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class BucketAccess(_message.Message):
+    __slots__ = ("bucket", "anonymous_read")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_READ_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    anonymous_read: bool
+    def __init__(self, bucket: _Optional[str] = ..., anonymous_read: _Optional[bool] = ...) -> None: ...
+
 class DiscardBlobsRequest(_message.Message):
     __slots__ = ("chunks",)
     CHUNKS_FIELD_NUMBER: _ClassVar[int]

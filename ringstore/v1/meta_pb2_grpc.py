@@ -186,6 +186,46 @@ class MetaStub:
                 request_serializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsResponse.FromString,
                 _registered_method=True)
+        self.CreateKey = channel.unary_unary(
+                '/ringstore.v1.Meta/CreateKey',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/ringstore.v1.Meta/ListKeys',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/ringstore.v1.Meta/DeleteKey',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyResponse.FromString,
+                _registered_method=True)
+        self.Grant = channel.unary_unary(
+                '/ringstore.v1.Meta/Grant',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GrantRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GrantResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/ringstore.v1.Meta/Revoke',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeResponse.FromString,
+                _registered_method=True)
+        self.SetBucketAnonymousRead = channel.unary_unary(
+                '/ringstore.v1.Meta/SetBucketAnonymousRead',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadResponse.FromString,
+                _registered_method=True)
+        self.LookupKey = channel.unary_unary(
+                '/ringstore.v1.Meta/LookupKey',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.LookupKeyRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.FromString,
+                _registered_method=True)
+        self.GetBucketAccess = channel.unary_unary(
+                '/ringstore.v1.Meta/GetBucketAccess',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.GetBucketAccessRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.BucketAccess.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -386,6 +426,58 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateKey(self, request, context):
+        """Identity. The gateway authenticates and authorizes callers; the metanode keeps the keys
+        (secrets encrypted at rest under the master key) and the grants. LookupKey returns the
+        decrypted secret to the gateway, which needs it to verify signatures; NoSuchAccessKey when
+        the id is unknown. GetBucketAccess says whether the bucket allows anonymous reads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Grant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBucketAnonymousRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketAccess(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -538,6 +630,46 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.DiscardBlobs,
                     request_deserializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_meta__pb2.DiscardBlobsResponse.SerializeToString,
+            ),
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CreateKeyRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyResponse.SerializeToString,
+            ),
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GrantRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.GrantResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeResponse.SerializeToString,
+            ),
+            'SetBucketAnonymousRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBucketAnonymousRead,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadResponse.SerializeToString,
+            ),
+            'LookupKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupKey,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.LookupKeyRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.SerializeToString,
+            ),
+            'GetBucketAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketAccess,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.GetBucketAccessRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.BucketAccess.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1350,6 +1482,222 @@ class Meta:
             '/ringstore.v1.Meta/DiscardBlobs',
             ringstore_dot_v1_dot_meta__pb2.DiscardBlobsRequest.SerializeToString,
             ringstore_dot_v1_dot_meta__pb2.DiscardBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/CreateKey',
+            ringstore_dot_v1_dot_objectstore__pb2.CreateKeyRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/ListKeys',
+            ringstore_dot_v1_dot_objectstore__pb2.ListKeysRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/DeleteKey',
+            ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/Grant',
+            ringstore_dot_v1_dot_objectstore__pb2.GrantRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.GrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/Revoke',
+            ringstore_dot_v1_dot_objectstore__pb2.RevokeRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.RevokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBucketAnonymousRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/SetBucketAnonymousRead',
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/LookupKey',
+            ringstore_dot_v1_dot_meta__pb2.LookupKeyRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/GetBucketAccess',
+            ringstore_dot_v1_dot_meta__pb2.GetBucketAccessRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.BucketAccess.FromString,
             options,
             channel_credentials,
             insecure,

@@ -262,10 +262,12 @@ class ListMultipartUploadsResponse(_message.Message):
     def __init__(self, uploads: _Optional[_Iterable[_Union[UploadInfo, _Mapping]]] = ..., common_prefixes: _Optional[_Iterable[str]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_upload_id_marker: _Optional[str] = ...) -> None: ...
 
 class CreateBucketRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "owner_access_key_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    owner_access_key_id: str
+    def __init__(self, name: _Optional[str] = ..., owner_access_key_id: _Optional[str] = ...) -> None: ...
 
 class HeadBucketRequest(_message.Message):
     __slots__ = ("name",)
@@ -493,3 +495,105 @@ class ClusterStatusResponse(_message.Message):
     repairs_failed: int
     lost_blobs: int
     def __init__(self, ring_epoch: _Optional[int] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[ZoneStatus, _Mapping]]] = ..., balance: _Optional[float] = ..., balance_note: _Optional[str] = ..., buckets: _Optional[int] = ..., objects: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., pending_gc_blobs: _Optional[int] = ..., under_replicated_blobs: _Optional[int] = ..., misplaced_blobs: _Optional[int] = ..., repairs_done: _Optional[int] = ..., repair_bytes: _Optional[int] = ..., repairs_failed: _Optional[int] = ..., lost_blobs: _Optional[int] = ...) -> None: ...
+
+class BucketGrant(_message.Message):
+    __slots__ = ("bucket", "read", "write", "owner")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    READ_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    read: bool
+    write: bool
+    owner: bool
+    def __init__(self, bucket: _Optional[str] = ..., read: _Optional[bool] = ..., write: _Optional[bool] = ..., owner: _Optional[bool] = ...) -> None: ...
+
+class KeyInfo(_message.Message):
+    __slots__ = ("access_key_id", "name", "admin", "create_buckets", "created_ns", "grants", "secret_access_key")
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    name: str
+    admin: bool
+    create_buckets: bool
+    created_ns: int
+    grants: _containers.RepeatedCompositeFieldContainer[BucketGrant]
+    secret_access_key: str
+    def __init__(self, access_key_id: _Optional[str] = ..., name: _Optional[str] = ..., admin: _Optional[bool] = ..., create_buckets: _Optional[bool] = ..., created_ns: _Optional[int] = ..., grants: _Optional[_Iterable[_Union[BucketGrant, _Mapping]]] = ..., secret_access_key: _Optional[str] = ...) -> None: ...
+
+class CreateKeyRequest(_message.Message):
+    __slots__ = ("name", "admin", "create_buckets")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    admin: bool
+    create_buckets: bool
+    def __init__(self, name: _Optional[str] = ..., admin: _Optional[bool] = ..., create_buckets: _Optional[bool] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[KeyInfo]
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ...) -> None: ...
+
+class DeleteKeyRequest(_message.Message):
+    __slots__ = ("access_key_id",)
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    def __init__(self, access_key_id: _Optional[str] = ...) -> None: ...
+
+class DeleteKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GrantRequest(_message.Message):
+    __slots__ = ("bucket", "access_key_id", "read", "write", "owner")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    READ_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    access_key_id: str
+    read: bool
+    write: bool
+    owner: bool
+    def __init__(self, bucket: _Optional[str] = ..., access_key_id: _Optional[str] = ..., read: _Optional[bool] = ..., write: _Optional[bool] = ..., owner: _Optional[bool] = ...) -> None: ...
+
+class GrantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RevokeRequest(_message.Message):
+    __slots__ = ("bucket", "access_key_id")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    access_key_id: str
+    def __init__(self, bucket: _Optional[str] = ..., access_key_id: _Optional[str] = ...) -> None: ...
+
+class RevokeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetBucketAnonymousReadRequest(_message.Message):
+    __slots__ = ("bucket", "enabled")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    enabled: bool
+    def __init__(self, bucket: _Optional[str] = ..., enabled: _Optional[bool] = ...) -> None: ...
+
+class SetBucketAnonymousReadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -155,6 +155,36 @@ class ObjectStoreStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
                 _registered_method=True)
+        self.CreateKey = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/CreateKey',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/ListKeys',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/DeleteKey',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyResponse.FromString,
+                _registered_method=True)
+        self.Grant = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/Grant',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GrantRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GrantResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/Revoke',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeResponse.FromString,
+                _registered_method=True)
+        self.SetBucketAnonymousRead = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/SetBucketAnonymousRead',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadResponse.FromString,
+                _registered_method=True)
 
 
 class ObjectStoreServicer:
@@ -314,6 +344,44 @@ class ObjectStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateKey(self, request, context):
+        """Identity (shared/SDK.md "Identity"): admin calls need an admin key, except that the owner of
+        a bucket may grant, revoke and set anonymous read on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Grant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBucketAnonymousRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -436,6 +504,36 @@ def add_ObjectStoreServicer_to_server(servicer, server):
                     servicer.RemoveNode,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_common__pb2.NodeInfo.SerializeToString,
+            ),
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.CreateKeyRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyResponse.SerializeToString,
+            ),
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GrantRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.GrantResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.RevokeResponse.SerializeToString,
+            ),
+            'SetBucketAnonymousRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBucketAnonymousRead,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1086,6 +1184,168 @@ class ObjectStore:
             '/ringstore.v1.ObjectStore/RemoveNode',
             ringstore_dot_v1_dot_objectstore__pb2.NodeRequest.SerializeToString,
             ringstore_dot_v1_dot_common__pb2.NodeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/CreateKey',
+            ringstore_dot_v1_dot_objectstore__pb2.CreateKeyRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.KeyInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/ListKeys',
+            ringstore_dot_v1_dot_objectstore__pb2.ListKeysRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/DeleteKey',
+            ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.DeleteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/Grant',
+            ringstore_dot_v1_dot_objectstore__pb2.GrantRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.GrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/Revoke',
+            ringstore_dot_v1_dot_objectstore__pb2.RevokeRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.RevokeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBucketAnonymousRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/SetBucketAnonymousRead',
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.SetBucketAnonymousReadResponse.FromString,
             options,
             channel_credentials,
             insecure,
