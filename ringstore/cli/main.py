@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 from tqdm import tqdm
 
+from ringstore import credentials_file
 from ringstore.client import Client
 from ringstore.errors import RingstoreError
 from ringstore.localcluster import LocalCluster
@@ -129,6 +130,9 @@ def cluster_up(data_dir: str, port: int, datanodes: int, replicas: int, write_qu
         gw = lc.processes["gateway"]
         click.echo(f"gateway    {gw.address}  pid {gw.pid}")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
+        access_key_id, secret = lc.credentials()
+        click.echo(f"root credentials ({lc.credentials_path}); paste these into your shell:")
+        click.echo(credentials_file.export_lines(access_key_id, secret), nl=False)
         click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
         while not stopping:
             for proc in lc.processes.values():
