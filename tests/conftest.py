@@ -11,10 +11,12 @@ import random
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ringstore import Client
+from ringstore.client.credentials import resolve, signing_channel
 from ringstore.credentials_file import (
     ACCESS_KEY_ENV,
     ROOT_ACCESS_KEY_ENV,
@@ -22,6 +24,7 @@ from ringstore.credentials_file import (
     SECRET_KEY_ENV,
 )
 from ringstore.localcluster import LocalCluster, free_port_block
+from ringstore.rpc import sync_channel
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -40,6 +43,11 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"missing in CI: {reason}")
     pytest.skip(reason)
+
+
+def signed_channel(endpoint: str) -> Any:
+    """A raw gRPC channel to a gateway whose calls are signed as the SDK's are (root key)."""
+    return signing_channel(sync_channel(endpoint), resolve(None, None))
 
 
 TEST_CHUNK = 256 * 1024  # bytes: small chunks so that modest objects span several
