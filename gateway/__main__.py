@@ -10,7 +10,9 @@ import logging
 import signal
 import sys
 
+from gateway.auth import Authorizer
 from gateway.cluster_view import ClusterView
+from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
 from gateway.objects import ObjectService
 from gateway.servicer import ObjectStoreServicer
@@ -56,12 +58,16 @@ async def serve(cfg: config_mod.Config) -> None:
     objects = ObjectService(
         meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
     )
+    authorizer = Authorizer(meta, rpc_timeout=gw.rpc_timeout)
     server, health, port = make_server(
-        gw.listen, max_concurrent_calls=gw.max_concurrent_calls, service="gateway"
+        gw.listen,
+        max_concurrent_calls=gw.max_concurrent_calls,
+        service="gateway",
+        interceptors=[Authenticator(authorizer)],
     )
     intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
     objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(
-        ObjectStoreServicer(objects, intake), server
+        ObjectStoreServicer(objects, intake, authorizer=authorizer), server
     )
     await server.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard

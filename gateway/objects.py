@@ -124,10 +124,12 @@ class ObjectService:
 
     # -- buckets ----------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str) -> common_pb2.BucketInfo:
+    async def create_bucket(self, name: str, *, owner: str = "") -> common_pb2.BucketInfo:
+        """Create bucket ``name``, owned by the key ``owner`` (the metanode records the grant)."""
         validation.check_bucket_name(name)
         return await self.call_meta(
-            self.meta.CreateBucket, objectstore_pb2.CreateBucketRequest(name=name)
+            self.meta.CreateBucket,
+            objectstore_pb2.CreateBucketRequest(name=name, owner_access_key_id=owner),
         )
 
     async def head_bucket(self, name: str) -> common_pb2.BucketInfo:

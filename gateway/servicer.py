@@ -1,4 +1,11 @@
-"""The public ``ringstore.v1.ObjectStore`` service: decode, call :class:`ObjectService`, encode."""
+"""The public ``ringstore.v1.ObjectStore`` service: decode, authorize, call
+:class:`ObjectService`, encode.
+
+Every call arrives verified (:mod:`gateway.grpc_auth`); each handler asks the authorizer
+(:mod:`gateway.auth`) for each action it performs on behalf of :func:`caller` before it does
+anything: a refused put or part is refused after its header and before any of its body is read.
+The identity calls check the caller's powers here and are then carried out by the metanode.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,9 @@ from typing import Any
 
 from grpc import aio
 
+from gateway import auth
+from gateway.auth import Authorizer
+from gateway.grpc_auth import caller
 from gateway.intake import Intake, footprint
 from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest
@@ -18,8 +28,11 @@ UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
 
 class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
-    def __init__(self, objects: ObjectService, intake: Intake | None = None) -> None:
+    def __init__(
+        self, objects: ObjectService, intake: Intake | None = None, *, authorizer: Authorizer
+    ) -> None:
         self.objects = objects
+        self.auth = authorizer
         self.multipart = MultipartService(objects)
         self.intake = intake if intake is not None else Intake()
 
@@ -29,25 +42,37 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.objects.create_bucket(request.name)
+        who = caller()
+        await self.auth.check(who, auth.CREATE_BUCKET)
+        owner = who.access_key_id or ""
+        info = await self.objects.create_bucket(request.name, owner=owner)
+        self.auth.forget_key(owner)  # it now owns the bucket
+        return info
 
     @handler
     async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.READ, request.name)
         return await self.objects.head_bucket(request.name)
 
     @handler
     async def ListBuckets(self, request, context):  # type: ignore[no-untyped-def]
-        return objectstore_pb2.ListBucketsResponse(buckets=await self.objects.list_buckets())
+        who = caller()
+        await self.auth.check(who, auth.LIST_BUCKETS)
+        buckets = [b for b in await self.objects.list_buckets() if self.auth.visible(who, b.name)]
+        return objectstore_pb2.ListBucketsResponse(buckets=buckets)
 
     @handler
     async def DeleteBucket(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.OWNER, request.name)
         await self.objects.delete_bucket(request.name)
+        self.auth.forget_bucket(request.name)
         return objectstore_pb2.DeleteBucketResponse()
 
     @handler
     async def PutObject(self, request_iterator, context):  # type: ignore[no-untyped-def]
         stream = self.intake.stream(request_iterator, "PutObject")
         header, messages = await _header(stream, "PutObject")
+        await self.auth.check(caller(), auth.WRITE, header.bucket)
         async with self.intake.admit(stream, header.expected_size, self._most()):
             body = _body(messages, header.expected_size)
             return await self.objects.put_object(_put_request(header), body)
@@ -60,18 +85,21 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
                 f"({MAX_MESSAGE}); stream it with PutObject"
             )
         _check_size(request.header.expected_size, len(request.data))
+        await self.auth.check(caller(), auth.WRITE, request.header.bucket)
         return await self.objects.put_object(_put_request(request.header), _one(request.data))
 
     @handler
     async def UploadPart(self, request_iterator, context):  # type: ignore[no-untyped-def]
         stream = self.intake.stream(request_iterator, "UploadPart")
         header, messages = await _header(stream, "UploadPart")
+        await self.auth.check(caller(), auth.WRITE, header.bucket)
         async with self.intake.admit(stream, header.expected_size, self._most()):
             etag = await self.multipart.upload_part(header, _body(messages, header.expected_size))
         return objectstore_pb2.UploadPartResponse(etag=etag)
 
     @handler
     async def CreateMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         upload_id = await self.multipart.create(
             request.bucket, request.key, request.content_type, dict(request.metadata)
         )
@@ -79,44 +107,55 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def CompleteMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         parts = [(p.part_number, p.etag) for p in request.parts]
         return await self.multipart.complete(request.bucket, request.key, request.upload_id, parts)
 
     @handler
     async def AbortMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         await self.multipart.abort(request.bucket, request.key, request.upload_id)
         return objectstore_pb2.AbortMultipartUploadResponse()
 
     @handler
     async def ListParts(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         return await self.multipart.list_parts(request.bucket, request.key, request.upload_id)
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         return await self.multipart.list_uploads(request)
 
     @handler
     async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.OWNER, request.name)
         await self.objects.set_bucket_versioning(request.name, request.status)
         return objectstore_pb2.SetBucketVersioningResponse()
 
     @handler
     async def GetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.READ, request.name)
         status = await self.objects.get_bucket_versioning(request.name)
         return objectstore_pb2.GetBucketVersioningResponse(status=status)
 
     @handler
     async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.READ, request.bucket)
         if request.max_keys == 0:
             request.max_keys = 1000  # absent means S3's default
         return await self.objects.list_object_versions(request)
 
     @handler
     async def CopyObject(self, request, context):  # type: ignore[no-untyped-def]
+        who = caller()
+        await self.auth.check(who, auth.READ, request.src_bucket)
+        await self.auth.check(who, auth.WRITE, request.dst_bucket)
         return await self.objects.copy_object(request)
 
     @handler
     async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         moved = await self.objects.rename_prefix(
             request.bucket, request.src_prefix, request.dst_prefix
         )
@@ -124,6 +163,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def GetObject(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.READ, request.bucket)
         byte_range = None
         if request.has_range:
             r = request.range
@@ -153,29 +193,75 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.READ, request.bucket)
         return await self.objects.head_object(request.bucket, request.key, request.version_id)
 
     @handler
     async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.WRITE, request.bucket)
         return await self.objects.delete_object(request.bucket, request.key, request.version_id)
 
     @handler
     async def ListObjects(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.READ, request.bucket)
         if request.max_keys == 0:
             request.max_keys = 1000  # absent means S3's default
         return await self.objects.list_objects(request)
 
     @handler
     async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.ADMIN)
         return await self.objects.cluster_status()
 
     @handler
     async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.ADMIN)
         return await self.objects.drain_node(request.id, force=request.force)
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.ADMIN)
         return await self.objects.remove_node(request.id, force=request.force)
+
+    # -- identity: the caller's powers are checked here, the metanode keeps keys and grants --
+
+    @handler
+    async def CreateKey(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.ADMIN)
+        return await self.objects.call_meta(self.objects.meta.CreateKey, request)
+
+    @handler
+    async def ListKeys(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.ADMIN)
+        return await self.objects.call_meta(self.objects.meta.ListKeys, request)
+
+    @handler
+    async def DeleteKey(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.ADMIN)
+        reply = await self.objects.call_meta(self.objects.meta.DeleteKey, request)
+        self.auth.forget_key(request.access_key_id)
+        return reply
+
+    @handler
+    async def Grant(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.OWNER, request.bucket)
+        reply = await self.objects.call_meta(self.objects.meta.Grant, request)
+        self.auth.forget_key(request.access_key_id)
+        return reply
+
+    @handler
+    async def Revoke(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.OWNER, request.bucket)
+        reply = await self.objects.call_meta(self.objects.meta.Revoke, request)
+        self.auth.forget_key(request.access_key_id)
+        return reply
+
+    @handler
+    async def SetBucketAnonymousRead(self, request, context):  # type: ignore[no-untyped-def]
+        await self.auth.check(caller(), auth.OWNER, request.bucket)
+        reply = await self.objects.call_meta(self.objects.meta.SetBucketAnonymousRead, request)
+        self.auth.forget_bucket(request.bucket)
+        return reply
 
 
 async def _header(request_iterator: Any, rpc: str) -> tuple[Any, AsyncIterator[Any]]:

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -284,16 +284,22 @@ class CallLimit(aio.ServerInterceptor):
 
 
 def make_server(
-    listen: str, *, max_concurrent_calls: int | None = None, service: str = "server"
+    listen: str,
+    *,
+    max_concurrent_calls: int | None = None,
+    service: str = "server",
+    interceptors: Sequence[aio.ServerInterceptor] = (),
 ) -> tuple[aio.Server, health_aio.HealthServicer, int]:
     """An asyncio gRPC server bound to ``listen`` (port 0 picks a free one), with the standard
     health service registered and, when ``max_concurrent_calls`` is given, at most that many
     calls running at once (see :class:`CallLimit`; ``service`` names it in the refusal).
-    Returns the server, its health servicer and the bound port."""
-    interceptors = []
+    ``interceptors`` run inside the call limit (the gateway's authentication). Returns the
+    server, its health servicer and the bound port."""
+    chain: list[aio.ServerInterceptor] = []
     if max_concurrent_calls is not None:
-        interceptors.append(CallLimit(max_concurrent_calls, service))
-    server = aio.server(options=CHANNEL_OPTIONS, interceptors=interceptors)
+        chain.append(CallLimit(max_concurrent_calls, service))
+    chain.extend(interceptors)
+    server = aio.server(options=CHANNEL_OPTIONS, interceptors=chain)
     _guard_decoding(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

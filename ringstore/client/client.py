@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 import grpc
 
 from ringstore import etags, validation
-from ringstore.client import transfer
+from ringstore.client import credentials, transfer
 from ringstore.client.body import PIECE, Body
 from ringstore.client.models import (
     BucketInfo,
     DeleteResult,
+    KeyInfo,
     ListPage,
     ObjectInfo,
     ObjectVersion,
@@ -112,8 +113,17 @@ class Client:
     """A connection to one or more ringstore gateways."""
 
     def __init__(
-        self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 30.0, retries: int = 3
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
     ) -> None:
+        """``access_key_id`` and ``secret_access_key`` sign every call; when neither is given,
+        ``RINGSTORE_ACCESS_KEY_ID`` and ``RINGSTORE_SECRET_ACCESS_KEY`` do; without any, calls
+        are anonymous (the gateway refuses them except reads of anonymous-read buckets)."""
         endpoints = [e.strip() for e in endpoint.split(",") if e.strip()]
         if not endpoints:
             raise InvalidArgument(f"endpoint {endpoint!r} names no gateway (want host:port)")
@@ -128,14 +138,20 @@ class Client:
         self.endpoints = endpoints
         self.timeout = timeout
         self.retries = retries
+        signer = credentials.resolve(access_key_id, secret_access_key)
+        self.access_key_id = signer[0] if signer else None
         self._channels = [sync_channel(e) for e in endpoints]
-        self._stubs = [objectstore_pb2_grpc.ObjectStoreStub(c) for c in self._channels]
+        self._stubs = [
+            objectstore_pb2_grpc.ObjectStoreStub(credentials.signing_channel(c, signer))
+            for c in self._channels
+        ]
         self._next = itertools.count(random.randrange(len(endpoints)))
         self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> Client:
-        """A client for ``RINGSTORE_ENDPOINT`` (default 127.0.0.1:7000)."""
+        """A client for ``RINGSTORE_ENDPOINT`` (default 127.0.0.1:7000), signing with
+        ``RINGSTORE_ACCESS_KEY_ID`` and ``RINGSTORE_SECRET_ACCESS_KEY`` unless given."""
         return cls(os.environ.get("RINGSTORE_ENDPOINT", DEFAULT_ENDPOINT), **kwargs)
 
     def close(self) -> None:
@@ -597,6 +613,68 @@ class Client:
         copy of a chunk (drain the node instead), unless ``force``."""
         req = objectstore_pb2.NodeRequest(id=node_id, force=force)
         return self._call(lambda s: s.RemoveNode(req, timeout=self.timeout), safe=True)
+
+    # -- identity (admin calls; the owner of a bucket may grant and revoke on it) ----------
+
+    def create_key(
+        self, name: str, *, admin: bool = False, create_buckets: bool = False
+    ) -> KeyInfo:
+        """A new access key; its ``secret_access_key`` is shown here and never again."""
+        check_text("name", name)
+        if not name:
+            raise InvalidArgument("a key's name must not be empty")
+        req = objectstore_pb2.CreateKeyRequest(
+            name=name, admin=bool(admin), create_buckets=bool(create_buckets)
+        )
+        msg = self._call(lambda s: s.CreateKey(req, timeout=self.timeout), safe=False)
+        return KeyInfo.from_proto(msg)
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Every key, by access key id, without secrets."""
+        req = objectstore_pb2.ListKeysRequest()
+        msg = self._call(lambda s: s.ListKeys(req, timeout=self.timeout), safe=True)
+        return [KeyInfo.from_proto(k) for k in msg.keys]
+
+    def delete_key(self, access_key_id: str) -> None:
+        req = objectstore_pb2.DeleteKeyRequest(
+            access_key_id=check_text("access_key_id", access_key_id)
+        )
+        self._call(lambda s: s.DeleteKey(req, timeout=self.timeout), safe=False)
+
+    def grant(
+        self,
+        bucket: str,
+        access_key_id: str,
+        *,
+        read: bool = False,
+        write: bool = False,
+        owner: bool = False,
+    ) -> None:
+        """Replace ``access_key_id``'s grant on ``bucket`` (all False removes it)."""
+        validation.check_bucket_length(bucket)
+        req = objectstore_pb2.GrantRequest(
+            bucket=bucket,
+            access_key_id=check_text("access_key_id", access_key_id),
+            read=bool(read),
+            write=bool(write),
+            owner=bool(owner),
+        )
+        self._call(lambda s: s.Grant(req, timeout=self.timeout), safe=True)
+
+    def revoke(self, bucket: str, access_key_id: str) -> None:
+        validation.check_bucket_length(bucket)
+        req = objectstore_pb2.RevokeRequest(
+            bucket=bucket, access_key_id=check_text("access_key_id", access_key_id)
+        )
+        self._call(lambda s: s.Revoke(req, timeout=self.timeout), safe=True)
+
+    def set_bucket_anonymous_read(self, bucket: str, enabled: bool) -> None:
+        """Let anyone, without credentials, read ``bucket`` (or no longer)."""
+        validation.check_bucket_length(bucket)
+        if not isinstance(enabled, bool):
+            raise InvalidArgument(f"enabled must be True or False, got {shown(enabled)}")
+        req = objectstore_pb2.SetBucketAnonymousReadRequest(bucket=bucket, enabled=enabled)
+        self._call(lambda s: s.SetBucketAnonymousRead(req, timeout=self.timeout), safe=True)
 
     # -- cluster ----------------------------------------------------------------------------
 

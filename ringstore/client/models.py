@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from ringstore.v1 import common_pb2
+from ringstore.v1 import common_pb2, objectstore_pb2
 
 
 def _utc(ns: int) -> datetime:
@@ -105,3 +105,37 @@ class UploadInfo:
     key: str
     upload_id: str
     initiated: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """An access key: its powers and grants; ``secret_access_key`` only when just created."""
+
+    access_key_id: str
+    name: str
+    admin: bool
+    create_buckets: bool
+    created: datetime
+    grants: dict[str, frozenset[str]]  # bucket -> subset of {"read", "write", "owner"}
+    secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def from_proto(cls, msg: objectstore_pb2.KeyInfo) -> KeyInfo:
+        grants = {}
+        for g in msg.grants:
+            held = frozenset(
+                name
+                for name, on in (("read", g.read), ("write", g.write), ("owner", g.owner))
+                if on
+            )
+            if held:
+                grants[g.bucket] = held
+        return cls(
+            access_key_id=msg.access_key_id,
+            name=msg.name,
+            admin=msg.admin,
+            create_buckets=msg.create_buckets,
+            created=_utc(msg.created_ns),
+            grants=grants,
+            secret_access_key=msg.secret_access_key or None,
+        )

@@ -28,10 +28,14 @@ def _children(pid: int) -> list[str]:
 
 def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port_block()
+    # No root key given (the tests' own is): the metanode generates one.
+    without_root = {
+        k: v for k, v in os.environ.items() if k not in (ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV)
+    }
     proc = subprocess.Popen(
         [*service_command("ringstore"), "cluster", "up", "--data-dir", str(tmp_path),
          "--port", str(port), "--datanodes", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=without_root,
     )  # fmt: skip
     assert proc.stdout is not None
     lines: list[str] = []
@@ -57,7 +61,7 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert any("ringstore-metanode" in c for c in children)
         assert any("ringstore-gateway" in c for c in children)
         assert any("--id dn2" in c for c in children)
-        with Client(f"127.0.0.1:{port}") as c:
+        with Client(f"127.0.0.1:{port}", access_key_id=key_id, secret_access_key=secret) as c:
             c.create_bucket("upb")
             c.put_object("upb", "k", b"v")
             assert c.get_object("upb", "k").read() == b"v"

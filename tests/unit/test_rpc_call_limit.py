@@ -40,13 +40,23 @@ class StuckObjects:
         return []
 
 
+class Everyone:
+    """An authorizer that allows every call (this test is about the call limit)."""
+
+    async def check(self, identity: Any, action: str, bucket: str | None = None) -> None:
+        return None
+
+    def visible(self, identity: Any, bucket: str) -> bool:
+        return True
+
+
 def test_an_overloaded_gateway_refuses_the_excess_and_serves_the_rest() -> None:
     async def scenario() -> None:
         objects = StuckObjects()
         server, health, port = make_server(
             "127.0.0.1:0", max_concurrent_calls=LIMIT, service="gateway"
         )
-        servicer = ObjectStoreServicer(objects)  # type: ignore[arg-type]
+        servicer = ObjectStoreServicer(objects, authorizer=Everyone())  # type: ignore[arg-type]
         objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(servicer, server)
         await server.start()
         await set_serving(health, "ringstore.v1.ObjectStore")
