@@ -3,6 +3,9 @@ rebalancing, anti-entropy and garbage collection.
 
 Once serving, it reports SERVING for ``ringstore.v1.Meta`` on the health service and prints one
 line to stdout: ``ringstore-metanode serving on <host:port> data <dir>``. Logs go to stderr.
+Before serving it loads (or creates) the master key ``<data-dir>/master.key`` and makes sure
+the cluster has its root key (RINGSTORE_ROOT_ACCESS_KEY_ID / RINGSTORE_ROOT_SECRET_ACCESS_KEY
+when set, else generated when no admin key exists), writing it to the root credentials file.
 SIGINT or SIGTERM stops the background tasks, stops the server with a 2 s grace, closes the
 store and exits 0. Restarted on the same data directory, every committed record is back.
 """
@@ -14,13 +17,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from metanode import identity, masterkey
 from metanode.anti_entropy import AntiEntropy
 from metanode.gc import GarbageCollector, GrpcBlobClient
+from metanode.masterkey import MasterKey
 from metanode.membership import FailureDetector
 from metanode.repair import Activity, Repairer
 from metanode.servicer import MetaServicer, add_to_server
@@ -28,6 +35,7 @@ from metanode.store.base import Store
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
 from ringstore import config as config_module
+from ringstore import credentials_file
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.lifecycle import die_with_parent, tune_malloc
@@ -37,6 +45,7 @@ log = logging.getLogger("metanode")
 
 SERVICE_NAME = "ringstore.v1.Meta"
 STOP_GRACE = 2.0  # seconds given to in-flight calls on shutdown
+CREDENTIALS_NAME = "credentials"  # the root credentials file in the data dir, unless configured
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -76,6 +85,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="age at which an open multipart upload is aborted",
     )
+    p.add_argument(
+        "--root-credentials-file",
+        metavar="PATH",
+        help="write the root key's export lines here (mode 0600) when generated or given",
+    )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p.parse_args(argv)
@@ -105,6 +119,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "repair_concurrency",
         "repair_rate",
         "anti_entropy_interval",
+        "root_credentials_file",
     )
     metanode = dataclasses.replace(cfg.metanode, **_overrides(args, meta_names))
     return check_metanode(dataclasses.replace(cfg, cluster=cluster, metanode=metanode).validate())
@@ -132,7 +147,36 @@ def check_metanode(cfg: Config) -> Config:
     return cfg
 
 
-async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
+def prepare_identity(
+    cfg: Config, store: Store, *, memory: bool, env: Mapping[str, str]
+) -> MasterKey:
+    """The master key (``<data_dir>/master.key``, created on first start; a fresh one held in
+    memory with ``--memory``), checked against the stored secrets; then the root key made sure
+    of (:func:`metanode.identity.bootstrap_root`) and, when it was generated or given, its
+    credentials written to the root credentials file. Never logs a secret."""
+    m = cfg.metanode
+    master = MasterKey.ephemeral() if memory else masterkey.load_or_create(m.data_dir)
+    root = store.call(identity.bootstrap_root, master, identity.root_from_env(env))
+    if root is None:
+        return master
+    how = "generated" if root.generated else "set from the environment"
+    log.info("root access key %s %s", root.access_key_id, how)
+    path = m.root_credentials_file or ("" if memory else str(Path(m.data_dir) / CREDENTIALS_NAME))
+    if path:
+        credentials_file.write(path, root.access_key_id, root.secret_access_key)
+        log.info("root credentials written to %s (mode 0600)", path)
+    elif root.generated:
+        log.warning(
+            "root access key %s was generated but no root credentials file is set: its secret "
+            "is shown nowhere (use --root-credentials-file)",
+            root.access_key_id,
+        )
+    return master
+
+
+async def serve(
+    cfg: Config, store: Store, stop: asyncio.Event, *, master: MasterKey | None = None
+) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks."""
     server, health, port = make_server(
         cfg.metanode.listen,
@@ -168,7 +212,8 @@ async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
         activity=activity,
         on_damage=repairer.wake,
     )
-    add_to_server(MetaServicer(store, cfg, repairer=repairer, anti_entropy=anti_entropy), server)
+    servicer = MetaServicer(store, cfg, repairer=repairer, anti_entropy=anti_entropy, master=master)
+    add_to_server(servicer, server)
     detector = FailureDetector(
         store, m.heartbeat_timeout, dead_grace=m.dead_grace, cluster=cfg.cluster
     )
@@ -196,12 +241,12 @@ async def serve(cfg: Config, store: Store, stop: asyncio.Event) -> None:
         await blob_client.close()
 
 
-async def _main(cfg: Config, store: Store) -> None:
+async def _main(cfg: Config, store: Store, master: MasterKey) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve(cfg, store, stop)
+    await serve(cfg, store, stop, master=master)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,7 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ringstore-metanode: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_main(cfg, store))
+        master = prepare_identity(cfg, store, memory=args.memory, env=os.environ)
+    except (RingstoreError, OSError, RuntimeError) as exc:
+        store.close()
+        print(f"ringstore-metanode: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_main(cfg, store, master))
     finally:
         store.close()
     return 0

@@ -32,6 +32,7 @@ from metanode.store.base import (
     NULL_VERSION,
     BlobRecord,
     BucketRecord,
+    GrantRecord,
     ManifestEntry,
     Transaction,
     VersionRecord,
@@ -41,6 +42,7 @@ from ringstore.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
     InvalidArgument,
+    NoSuchAccessKey,
     NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
@@ -152,12 +154,19 @@ def bucket_record(tx: Transaction, name: str) -> BucketRecord:
 # Buckets.
 
 
-def create_bucket(tx: Transaction, name: str) -> BucketRecord:
+def create_bucket(tx: Transaction, name: str, owner_access_key_id: str = "") -> BucketRecord:
+    """A new bucket; the key that creates it (when given) owns it, from the same transaction."""
     check_bucket_name(name)
     if tx.get_bucket(name) is not None:
         raise BucketAlreadyExists(f"bucket {name!r} already exists")
+    if owner_access_key_id and tx.get_access_key(owner_access_key_id) is None:
+        raise NoSuchAccessKey(
+            f"access key {shown(owner_access_key_id)} does not exist: it cannot own bucket {name!r}"
+        )
     bucket = BucketRecord(name=name, created_ns=_now(), versioning="Unversioned")
     tx.put_bucket(bucket)
+    if owner_access_key_id:
+        tx.put_grant(GrantRecord(name, owner_access_key_id, read=False, write=False, owner=True))
     return bucket
 
 
@@ -180,7 +189,9 @@ def delete_bucket(tx: Transaction, name: str) -> None:
         raise BucketNotEmpty(
             f"bucket {name!r} has open multipart uploads: complete or abort them first"
         )
-    tx.delete_bucket(name)
+    for grant in tx.bucket_grants(name):  # a bucket made again later starts with no grants
+        tx.delete_grant(name, grant.access_key_id)
+    tx.delete_bucket(name)  # its anonymous-read flag goes with it
 
 
 def set_bucket_versioning(tx: Transaction, name: str, status: str) -> BucketRecord:

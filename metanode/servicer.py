@@ -13,8 +13,9 @@ from collections.abc import Iterable
 import grpc
 from grpc import aio
 
-from metanode import catalog, membership, multipart, refs, rename, repair, versions
+from metanode import catalog, identity, membership, multipart, refs, rename, repair, versions
 from metanode.anti_entropy import AntiEntropy
+from metanode.masterkey import MasterKey
 from metanode.refs import Chunk
 from metanode.store.base import (
     BlobRecord,
@@ -106,6 +107,23 @@ def part_info(part: PartRecord) -> objectstore_pb2.PartInfo:
     )
 
 
+def key_info(key: identity.Key) -> objectstore_pb2.KeyInfo:
+    """The key as the API shows it; the secret only when ``key`` carries it (CreateKey's and
+    LookupKey's replies)."""
+    return objectstore_pb2.KeyInfo(
+        access_key_id=key.access_key_id,
+        name=key.name,
+        admin=key.admin,
+        create_buckets=key.create_buckets,
+        created_ns=key.created_ns,
+        grants=[
+            objectstore_pb2.BucketGrant(bucket=g.bucket, read=g.read, write=g.write, owner=g.owner)
+            for g in key.grants
+        ],
+        secret_access_key=key.secret_access_key or "",
+    )
+
+
 def decode_chunks(chunks: Iterable[common_pb2.ChunkRef]) -> tuple[Chunk, ...]:
     return tuple(
         Chunk(c.blob_id, c.length, c.crc32c, c.placement_hash, tuple(c.nodes)) for c in chunks
@@ -128,7 +146,9 @@ def decode_commit(request: meta_pb2.CommitObjectRequest) -> catalog.Commit:
 
 class MetaServicer(meta_pb2_grpc.MetaServicer):
     """``repairer`` and ``anti_entropy`` are the background healers, when running: damage
-    reports wake them, ClusterStatus shows the repairer's counters."""
+    reports wake them, ClusterStatus shows the repairer's counters. ``master`` seals and opens
+    access-key secrets (when not given: a fresh key held in memory, for a store that persists
+    nothing)."""
 
     def __init__(
         self,
@@ -137,8 +157,10 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         *,
         repairer: repair.Repairer | None = None,
         anti_entropy: AntiEntropy | None = None,
+        master: MasterKey | None = None,
     ) -> None:
         self.store = store
+        self.master = master if master is not None else MasterKey.ephemeral()
         self.config = config
         self.repairer = repairer
         self.anti_entropy = anti_entropy
@@ -147,7 +169,65 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
-        return bucket_info(await self.store.acall(catalog.create_bucket, request.name))
+        bucket = await self.store.acall(
+            catalog.create_bucket, request.name, request.owner_access_key_id
+        )
+        return bucket_info(bucket)
+
+    # Identity: the gateway decides who may call these; the metanode keeps the records.
+
+    @handler
+    async def CreateKey(self, request, context):  # type: ignore[no-untyped-def]
+        key = await self.store.acall(
+            identity.create_key,
+            self.master,
+            request.name,
+            admin=request.admin,
+            create_buckets=request.create_buckets,
+        )
+        return key_info(key)
+
+    @handler
+    async def ListKeys(self, request, context):  # type: ignore[no-untyped-def]
+        keys = await self.store.aread(identity.list_keys)
+        return objectstore_pb2.ListKeysResponse(keys=[key_info(k) for k in keys])
+
+    @handler
+    async def DeleteKey(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(identity.delete_key, request.access_key_id)
+        return objectstore_pb2.DeleteKeyResponse()
+
+    @handler
+    async def Grant(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(
+            identity.grant,
+            request.bucket,
+            request.access_key_id,
+            read=request.read,
+            write=request.write,
+            owner=request.owner,
+        )
+        return objectstore_pb2.GrantResponse()
+
+    @handler
+    async def Revoke(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(identity.revoke, request.bucket, request.access_key_id)
+        return objectstore_pb2.RevokeResponse()
+
+    @handler
+    async def SetBucketAnonymousRead(self, request, context):  # type: ignore[no-untyped-def]
+        await self.store.acall(identity.set_bucket_anonymous_read, request.bucket, request.enabled)
+        return objectstore_pb2.SetBucketAnonymousReadResponse()
+
+    @handler
+    async def LookupKey(self, request, context):  # type: ignore[no-untyped-def]
+        key = await self.store.aread(identity.lookup_key, self.master, request.access_key_id)
+        return key_info(key)
+
+    @handler
+    async def GetBucketAccess(self, request, context):  # type: ignore[no-untyped-def]
+        anonymous = await self.store.aread(identity.get_bucket_access, request.bucket)
+        return meta_pb2.BucketAccess(bucket=request.bucket, anonymous_read=anonymous)
 
     @handler
     async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]

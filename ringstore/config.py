@@ -53,6 +53,7 @@ class MetanodeConfig:
     repair_rate: int = 64 * MiB  # bytes per second repair and rebalancing may copy
     anti_entropy_interval: float = 10.0  # seconds between anti-entropy slices (1/16 of ids each)
     max_concurrent_calls: int = 1024  # calls served at once; more are refused (UNAVAILABLE)
+    root_credentials_file: str = ""  # root key's export lines; "": <data_dir>/credentials
 
 
 @dataclasses.dataclass(frozen=True)

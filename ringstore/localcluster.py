@@ -24,12 +24,14 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ringstore import credentials_file
 from ringstore.errors import ServiceUnavailable
 from ringstore.lifecycle import PARENT_ENV
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
 HOST = "127.0.0.1"
+CREDENTIALS_NAME = "credentials"  # in the cluster's data dir: the root key's export lines
 
 
 def _port_free(port: int) -> bool:
@@ -191,6 +193,31 @@ class LocalCluster:
     def datanode_id(self, i: int) -> str:
         return f"dn{i}"
 
+    @property
+    def credentials_path(self) -> Path:
+        """Where the metanode writes the root key's export lines (mode 0600)."""
+        return self.data_dir / CREDENTIALS_NAME
+
+    def credentials(self, timeout: float = 30.0) -> tuple[str, str]:
+        """The root key (access key id, secret) from :attr:`credentials_path`, waiting until the
+        metanode has written it (on first start, or when the root key came from
+        RINGSTORE_ROOT_ACCESS_KEY_ID / RINGSTORE_ROOT_SECRET_ACCESS_KEY)."""
+        deadline = time.monotonic() + timeout
+        while not self.credentials_path.exists():
+            meta = self.processes.get("metanode")
+            if meta is not None and meta.popen is not None and not meta.alive():
+                raise ServiceUnavailable(
+                    f"the metanode exited before writing {self.credentials_path}; "
+                    f"see {meta.log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"the metanode wrote no root credentials to {self.credentials_path} in "
+                    f"{timeout}s"
+                )
+            time.sleep(0.05)
+        return credentials_file.read(self.credentials_path)
+
     def _log(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
@@ -206,6 +233,7 @@ class LocalCluster:
             "--gc-interval", str(self.gc_interval),
             "--orphan-grace", str(self.orphan_grace),
             "--gc-grace", str(self.gc_grace),
+            "--root-credentials-file", str(self.credentials_path),
             *self.meta_args,
         ]  # fmt: skip
         if self.min_part_size is not None:

@@ -5,8 +5,10 @@ engine, :mod:`.memory` its in-memory twin. One contract test suite runs against 
 """
 
 from metanode.store.base import (
+    AccessKeyRecord,
     BlobRecord,
     BucketRecord,
+    GrantRecord,
     ManifestEntry,
     NodeRecord,
     PartRecord,
@@ -18,8 +20,10 @@ from metanode.store.base import (
 )
 
 __all__ = [
+    "AccessKeyRecord",
     "BlobRecord",
     "BucketRecord",
+    "GrantRecord",
     "ManifestEntry",
     "NodeRecord",
     "PartRecord",

@@ -45,6 +45,31 @@ class BucketRecord:
     name: str
     created_ns: int  # UTC nanoseconds since the epoch
     versioning: str = "Unversioned"  # one of VERSIONING_STATES
+    anonymous_read: bool = False  # anyone, signed or not, may read its objects
+
+
+@dataclasses.dataclass(frozen=True)
+class AccessKeyRecord:
+    """An access key. The secret is stored only sealed under the master key (see
+    :mod:`metanode.keyfiles`), never in clear; ``repr`` leaves it out."""
+
+    access_key_id: str
+    name: str
+    sealed_secret: bytes = dataclasses.field(repr=False)
+    admin: bool
+    create_buckets: bool
+    created_ns: int  # UTC nanoseconds since the epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class GrantRecord:
+    """What one key may do in one bucket (a record with all three false is never stored)."""
+
+    bucket: str
+    access_key_id: str
+    read: bool
+    write: bool
+    owner: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,6 +338,39 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def put_ring(self, epoch: int, table: bytes) -> None: ...
+
+    # Identity: access keys and their per-bucket grants.
+    @abc.abstractmethod
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
+    @abc.abstractmethod
+    def put_access_key(self, key: AccessKeyRecord) -> None:
+        """Insert or replace (by access_key_id)."""
+
+    @abc.abstractmethod
+    def delete_access_key(self, access_key_id: str) -> None:
+        """Remove the key and every grant it holds."""
+
+    @abc.abstractmethod
+    def list_access_keys(self) -> list[AccessKeyRecord]:
+        """Every key, sorted by access key id."""
+
+    @abc.abstractmethod
+    def put_grant(self, grant: GrantRecord) -> None:
+        """Insert or replace (by bucket, access_key_id)."""
+
+    @abc.abstractmethod
+    def delete_grant(self, bucket: str, access_key_id: str) -> None: ...
+    @abc.abstractmethod
+    def key_grants(self, access_key_id: str) -> list[GrantRecord]:
+        """The grants the key holds, sorted by bucket."""
+
+    @abc.abstractmethod
+    def bucket_grants(self, bucket: str) -> list[GrantRecord]:
+        """The grants on the bucket, sorted by access key id."""
+
+    @abc.abstractmethod
+    def list_grants(self) -> list[GrantRecord]:
+        """Every grant, sorted by access key id, then bucket."""
 
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...

@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from metanode.store.base import (
+    AccessKeyRecord,
     BlobRecord,
     BucketRecord,
+    GrantRecord,
     NodeRecord,
     PartRecord,
     Store,
@@ -49,6 +51,8 @@ class _State:
         self.repair: dict[str, int] = {}  # blob id -> queued ns; insertion order is queue order
         self.nodes: dict[str, NodeRecord] = {}
         self.rings: dict[int, bytes] = {}
+        self.access_keys: dict[str, AccessKeyRecord] = {}
+        self.grants: dict[tuple[str, str], GrantRecord] = {}  # (bucket, access key id) -> grant
         self.seq = 0
 
 
@@ -299,6 +303,37 @@ class MemoryTransaction(Transaction):
 
     def put_ring(self, epoch: int, table: bytes) -> None:
         self._set(self._s.rings, epoch, table)
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
+        return self._s.access_keys.get(access_key_id)
+
+    def put_access_key(self, key: AccessKeyRecord) -> None:
+        self._set(self._s.access_keys, key.access_key_id, key)
+
+    def delete_access_key(self, access_key_id: str) -> None:
+        for grant in self.key_grants(access_key_id):
+            self._pop(self._s.grants, (grant.bucket, access_key_id))
+        self._pop(self._s.access_keys, access_key_id)
+
+    def list_access_keys(self) -> list[AccessKeyRecord]:
+        return [self._s.access_keys[k] for k in sorted(self._s.access_keys)]
+
+    def put_grant(self, grant: GrantRecord) -> None:
+        self._set(self._s.grants, (grant.bucket, grant.access_key_id), grant)
+
+    def delete_grant(self, bucket: str, access_key_id: str) -> None:
+        self._pop(self._s.grants, (bucket, access_key_id))
+
+    def key_grants(self, access_key_id: str) -> list[GrantRecord]:
+        found = [g for g in self._s.grants.values() if g.access_key_id == access_key_id]
+        return sorted(found, key=lambda g: g.bucket)
+
+    def bucket_grants(self, bucket: str) -> list[GrantRecord]:
+        found = [g for g in self._s.grants.values() if g.bucket == bucket]
+        return sorted(found, key=lambda g: g.access_key_id)
+
+    def list_grants(self) -> list[GrantRecord]:
+        return sorted(self._s.grants.values(), key=lambda g: (g.access_key_id, g.bucket))
 
     def stats(self) -> StoreStats:
         live = [

@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from metanode.store.base import (
+    AccessKeyRecord,
     BlobRecord,
     BucketRecord,
+    GrantRecord,
     ManifestEntry,
     NodeRecord,
     PartRecord,
@@ -152,6 +154,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX fences_by_time ON fences (fenced_ns, blob_id);
     """,
+    # 4 -> 5: identity: access keys (secrets sealed under the master key), per-bucket grants,
+    # and a bucket's anonymous-read flag.
+    """
+    ALTER TABLE buckets ADD COLUMN anonymous_read INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        sealed_secret BLOB NOT NULL,     -- AES-GCM under master.key, the key id as associated data
+        admin INTEGER NOT NULL,
+        create_buckets INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE grants (
+        bucket TEXT NOT NULL,
+        access_key_id TEXT NOT NULL,
+        can_read INTEGER NOT NULL,
+        can_write INTEGER NOT NULL,
+        is_owner INTEGER NOT NULL,
+        PRIMARY KEY (bucket, access_key_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX grants_by_key ON grants (access_key_id, bucket);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -162,6 +186,9 @@ _VERSION_COLUMNS = (
 _VERSION_COLUMNS_NO_MANIFEST = _VERSION_COLUMNS.replace("manifest", "'[]'")
 
 
+_BUCKET_COLUMNS = "name, created_ns, versioning, anonymous_read"
+_KEY_COLUMNS = "access_key_id, name, sealed_secret, admin, create_buckets, created_ns"
+_GRANT_COLUMNS = "bucket, access_key_id, can_read, can_write, is_owner"
 _NODE_COLUMNS = (
     "id, address, zone, weight, state, capacity, used, blob_count, last_heartbeat_ns, disk_full"
 )
@@ -183,6 +210,23 @@ def _metadata(text: str) -> dict[str, str]:
     if text == "{}":  # most objects carry no user metadata: skip the JSON parser
         return {}
     return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _bucket(row: tuple[Any, ...]) -> BucketRecord:
+    name, created_ns, versioning, anonymous_read = row
+    return BucketRecord(name, created_ns, versioning, bool(anonymous_read))
+
+
+def _access_key(row: tuple[Any, ...]) -> AccessKeyRecord:
+    key_id, name, sealed, admin, create_buckets, created_ns = row
+    return AccessKeyRecord(
+        key_id, name, bytes(sealed), bool(admin), bool(create_buckets), created_ns
+    )
+
+
+def _grant(row: tuple[Any, ...]) -> GrantRecord:
+    bucket, key_id, read, write, owner = row
+    return GrantRecord(bucket, key_id, bool(read), bool(write), bool(owner))
 
 
 def _upload(row: tuple[Any, ...]) -> UploadRecord:
@@ -229,21 +273,21 @@ class SqliteTransaction(Transaction):
         return self._db.execute(sql, params).fetchone()
 
     def get_bucket(self, name: str) -> BucketRecord | None:
-        row = self._one("SELECT name, created_ns, versioning FROM buckets WHERE name = ?", name)
-        return BucketRecord(*row) if row else None
+        row = self._one(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", name)
+        return _bucket(row) if row else None
 
     def put_bucket(self, bucket: BucketRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO buckets (name, created_ns, versioning) VALUES (?, ?, ?)",
-            (bucket.name, bucket.created_ns, bucket.versioning),
+            f"INSERT OR REPLACE INTO buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?)",
+            (bucket.name, bucket.created_ns, bucket.versioning, int(bucket.anonymous_read)),
         )
 
     def delete_bucket(self, name: str) -> None:
         self._db.execute("DELETE FROM buckets WHERE name = ?", (name,))
 
     def list_buckets(self) -> list[BucketRecord]:
-        rows = self._db.execute("SELECT name, created_ns, versioning FROM buckets ORDER BY name")
-        return [BucketRecord(*row) for row in rows]
+        rows = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets ORDER BY name")
+        return [_bucket(row) for row in rows]
 
     def has_versions(self, bucket: str) -> bool:
         return self._one("SELECT 1 FROM versions WHERE bucket = ? LIMIT 1", bucket) is not None
@@ -608,6 +652,70 @@ class SqliteTransaction(Transaction):
         self._db.execute(
             "INSERT OR REPLACE INTO rings (epoch, ring_table) VALUES (?, ?)", (epoch, table)
         )
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
+        row = self._one(
+            f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE access_key_id = ?", access_key_id
+        )
+        return _access_key(row) if row else None
+
+    def put_access_key(self, key: AccessKeyRecord) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO access_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key.access_key_id,
+                key.name,
+                key.sealed_secret,
+                int(key.admin),
+                int(key.create_buckets),
+                key.created_ns,
+            ),
+        )
+
+    def delete_access_key(self, access_key_id: str) -> None:
+        self._db.execute("DELETE FROM grants WHERE access_key_id = ?", (access_key_id,))
+        self._db.execute("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,))
+
+    def list_access_keys(self) -> list[AccessKeyRecord]:
+        rows = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM access_keys ORDER BY access_key_id")
+        return [_access_key(row) for row in rows]
+
+    def put_grant(self, grant: GrantRecord) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO grants ({_GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+            (
+                grant.bucket,
+                grant.access_key_id,
+                int(grant.read),
+                int(grant.write),
+                int(grant.owner),
+            ),
+        )
+
+    def delete_grant(self, bucket: str, access_key_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM grants WHERE bucket = ? AND access_key_id = ?", (bucket, access_key_id)
+        )
+
+    def key_grants(self, access_key_id: str) -> list[GrantRecord]:
+        rows = self._db.execute(
+            f"SELECT {_GRANT_COLUMNS} FROM grants WHERE access_key_id = ? ORDER BY bucket",
+            (access_key_id,),
+        )
+        return [_grant(row) for row in rows]
+
+    def bucket_grants(self, bucket: str) -> list[GrantRecord]:
+        rows = self._db.execute(
+            f"SELECT {_GRANT_COLUMNS} FROM grants WHERE bucket = ? ORDER BY access_key_id",
+            (bucket,),
+        )
+        return [_grant(row) for row in rows]
+
+    def list_grants(self) -> list[GrantRecord]:
+        rows = self._db.execute(
+            f"SELECT {_GRANT_COLUMNS} FROM grants ORDER BY access_key_id, bucket"
+        )
+        return [_grant(row) for row in rows]
 
     def stats(self) -> StoreStats:
         buckets = self._one("SELECT COUNT(*) FROM buckets")[0]

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 from tqdm import tqdm
 
+from ringstore import credentials_file
 from ringstore.client import Client
 from ringstore.errors import RingstoreError
 from ringstore.localcluster import LocalCluster
@@ -139,6 +140,9 @@ def cluster_up(
         click.echo(f"gateway    {gw.address}  pid {gw.pid}")
         click.echo(f"s3         {lc.s3_endpoint}  (AWS SigV4; --endpoint-url for the AWS CLI)")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
+        access_key_id, secret = lc.credentials()
+        click.echo(f"root credentials ({lc.credentials_path}); paste these into your shell:")
+        click.echo(credentials_file.export_lines(access_key_id, secret), nl=False)
         click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
         click.echo(f"       S3 endpoint {lc.s3_endpoint}")
         while not stopping:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from ringstore import Client
+from ringstore import Client, credentials_file
+from ringstore.credentials_file import ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV
 from ringstore.localcluster import service_command
 from tests.conftest import free_port_block
 
@@ -43,6 +45,13 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             if line.startswith("ready:"):
                 break
         assert lines and lines[-1].startswith("ready:"), "".join(lines)
+        # The root key was generated on first start; its export lines are printed to paste.
+        creds = tmp_path / "credentials"
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+        key_id, secret = credentials_file.read(creds)
+        assert key_id.startswith("RK") and len(secret) == 40
+        assert credentials_file.export_lines(key_id, secret) in "".join(lines)
+        assert any("paste" in line for line in lines)
         children = _children(proc.pid)
         assert sum("ringstore-datanode" in c for c in children) == 3, children
         assert any("ringstore-metanode" in c for c in children)
@@ -70,16 +79,23 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_services_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     port = free_port_block()
+    root = {ROOT_ACCESS_KEY_ENV: "ROOTFROMTHEENV", ROOT_SECRET_KEY_ENV: "root-secret-given"}
     proc = subprocess.Popen(
         [*service_command("ringstore"), "cluster", "up", "--data-dir", str(tmp_path),
          "--port", str(port), "--datanodes", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **root},
     )  # fmt: skip
     assert proc.stdout is not None
     try:
+        lines = []
         for line in proc.stdout:
+            lines.append(line)
             if line.startswith("ready:"):
                 break
+        # A root key given to `cluster up` reaches the metanode and is the one printed.
+        assert credentials_file.export_lines("ROOTFROMTHEENV", "root-secret-given") in "".join(
+            lines
+        )
         children = subprocess.run(
             ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
         ).stdout.split()

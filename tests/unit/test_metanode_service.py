@@ -587,3 +587,56 @@ def test_a_batch_of_lookups_is_bounded_by_bytes_and_names_what_did_not_fit(
         assert [r.record.info.key for r in found.results if not r.error_code] == ["big1", "small"]
 
     run(scenario)
+
+
+def test_keys_grants_and_anonymous_reads_over_the_wire() -> None:
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        created = await stub.CreateKey(
+            objectstore_pb2.CreateKeyRequest(name="ci", create_buckets=True)
+        )
+        key_id, secret = created.access_key_id, created.secret_access_key
+        assert key_id.startswith("RK") and len(secret) == 40
+        assert (created.name, created.admin, created.create_buckets) == ("ci", False, True)
+        await stub.CreateBucket(
+            objectstore_pb2.CreateBucketRequest(name="owned", owner_access_key_id=key_id)
+        )
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="shared"))
+        await stub.Grant(
+            objectstore_pb2.GrantRequest(bucket="shared", access_key_id=key_id, read=True)
+        )
+        found = await stub.LookupKey(meta_pb2.LookupKeyRequest(access_key_id=key_id))
+        assert found.secret_access_key == secret
+        assert [(g.bucket, g.read, g.write, g.owner) for g in found.grants] == [
+            ("owned", False, False, True),
+            ("shared", True, False, False),
+        ]
+        listed = await stub.ListKeys(objectstore_pb2.ListKeysRequest())
+        assert [k.access_key_id for k in listed.keys] == [key_id]
+        assert listed.keys[0].secret_access_key == "" and len(listed.keys[0].grants) == 2
+        await stub.Revoke(objectstore_pb2.RevokeRequest(bucket="shared", access_key_id=key_id))
+        access = await stub.GetBucketAccess(meta_pb2.GetBucketAccessRequest(bucket="shared"))
+        assert (access.bucket, access.anonymous_read) == ("shared", False)
+        await stub.SetBucketAnonymousRead(
+            objectstore_pb2.SetBucketAnonymousReadRequest(bucket="shared", enabled=True)
+        )
+        access = await stub.GetBucketAccess(meta_pb2.GetBucketAccessRequest(bucket="shared"))
+        assert access.anonymous_read
+        await stub.DeleteKey(objectstore_pb2.DeleteKeyRequest(access_key_id=key_id))
+        for call, code in (
+            (stub.LookupKey(meta_pb2.LookupKeyRequest(access_key_id=key_id)), "NoSuchAccessKey"),
+            (
+                stub.DeleteKey(objectstore_pb2.DeleteKeyRequest(access_key_id=key_id)),
+                "NoSuchAccessKey",
+            ),
+            (stub.GetBucketAccess(meta_pb2.GetBucketAccessRequest(bucket="nope")), "NoSuchBucket"),
+            (stub.CreateKey(objectstore_pb2.CreateKeyRequest(name="")), "InvalidArgument"),
+            (
+                stub.Grant(objectstore_pb2.GrantRequest(bucket="shared", access_key_id=key_id)),
+                "NoSuchAccessKey",
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert error_code(err.value) == code
+
+    run(scenario)

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from metanode.store import (
+    AccessKeyRecord,
     BlobRecord,
     BucketRecord,
+    GrantRecord,
     ManifestEntry,
     NodeRecord,
     PartRecord,
@@ -505,6 +507,107 @@ def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
         assert engine.call(lambda tx: tx.list_parts("u1")) == [part("u1", 1)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     finally:
         db.close()
+
+
+def access_key(key_id: str, **kw) -> AccessKeyRecord:  # type: ignore[no-untyped-def]
+    fields = dict(
+        access_key_id=key_id,
+        name=f"name of {key_id}",
+        sealed_secret=b"\x01sealed" + key_id.encode(),
+        admin=False,
+        create_buckets=True,
+        created_ns=9,
+    )
+    fields.update(kw)
+    return AccessKeyRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_access_keys_round_trip_replace_and_list_sorted(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        for key_id in ("RKZ", "RKA", "RKM"):
+            tx.put_access_key(access_key(key_id))
+
+    store.call(write)
+    assert store.read(lambda tx: tx.get_access_key("RKA")) == access_key("RKA")
+    assert store.read(lambda tx: tx.get_access_key("RKQ")) is None
+    store.call(lambda tx: tx.put_access_key(access_key("RKM", admin=True, name="new")))
+    got = store.read(lambda tx: tx.list_access_keys())
+    assert [k.access_key_id for k in got] == ["RKA", "RKM", "RKZ"]
+    assert got[1] == access_key("RKM", admin=True, name="new")
+    assert "sealed" not in repr(got[1])  # the sealed secret stays out of logs
+
+
+def test_grants_by_key_and_by_bucket_replace_and_go_with_their_key(store: Store) -> None:
+    def write(tx: Transaction) -> None:
+        tx.put_access_key(access_key("RK1"))
+        tx.put_access_key(access_key("RK2"))
+        tx.put_grant(GrantRecord("zeta", "RK1", True, False, False))
+        tx.put_grant(GrantRecord("alpha", "RK1", False, True, False))
+        tx.put_grant(GrantRecord("alpha", "RK2", True, True, True))
+
+    store.call(write)
+    by_key = store.read(lambda tx: tx.key_grants("RK1"))
+    assert [g.bucket for g in by_key] == ["alpha", "zeta"]
+    by_bucket = store.read(lambda tx: tx.bucket_grants("alpha"))
+    assert [g.access_key_id for g in by_bucket] == ["RK1", "RK2"]
+    assert by_bucket[1] == GrantRecord("alpha", "RK2", True, True, True)
+    store.call(lambda tx: tx.put_grant(GrantRecord("alpha", "RK1", True, False, True)))
+    assert store.read(lambda tx: tx.key_grants("RK1"))[0] == GrantRecord(
+        "alpha", "RK1", True, False, True
+    )
+    everything = store.read(lambda tx: tx.list_grants())
+    assert [(g.access_key_id, g.bucket) for g in everything] == [
+        ("RK1", "alpha"),
+        ("RK1", "zeta"),
+        ("RK2", "alpha"),
+    ]
+    store.call(lambda tx: tx.delete_grant("zeta", "RK1"))
+    store.call(lambda tx: tx.delete_grant("zeta", "RK1"))  # already gone: no error
+    assert [g.bucket for g in store.read(lambda tx: tx.key_grants("RK1"))] == ["alpha"]
+    store.call(lambda tx: tx.delete_access_key("RK1"))
+    assert store.read(lambda tx: tx.get_access_key("RK1")) is None
+    assert store.read(lambda tx: tx.key_grants("RK1")) == []
+    assert [g.access_key_id for g in store.read(lambda tx: tx.list_grants())] == ["RK2"]
+
+
+def test_bucket_anonymous_read_flag_round_trips(store: Store) -> None:
+    store.call(lambda tx: tx.put_bucket(BucketRecord("pub", 1, "Enabled", anonymous_read=True)))
+    store.call(lambda tx: tx.put_bucket(BucketRecord("priv", 1)))
+    assert store.read(lambda tx: tx.get_bucket("pub")) == BucketRecord("pub", 1, "Enabled", True)
+    assert [b.anonymous_read for b in store.read(lambda tx: tx.list_buckets())] == [False, True]
+
+
+def test_failed_transaction_leaves_no_key_or_grant(store: Store) -> None:
+    store.call(lambda tx: tx.put_access_key(access_key("RKKEEP")))
+    store.call(lambda tx: tx.put_grant(GrantRecord("b", "RKKEEP", True, False, False)))
+
+    def fail(tx: Transaction) -> None:
+        tx.put_access_key(access_key("RKGONE"))
+        tx.put_grant(GrantRecord("b", "RKGONE", True, True, True))
+        tx.delete_access_key("RKKEEP")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        store.call(fail)
+    assert [k.access_key_id for k in store.read(lambda tx: tx.list_access_keys())] == ["RKKEEP"]
+    assert store.read(lambda tx: tx.list_grants()) == [
+        GrantRecord("b", "RKKEEP", True, False, False)
+    ]
+
+
+def test_sqlite_migrates_schema_4_to_5_keeping_buckets_private(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    for migration in MIGRATIONS[:4]:
+        for statement in migration.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    db.execute("INSERT INTO buckets VALUES ('old', 1, 'Enabled')")
+    db.execute("PRAGMA user_version = 4")
+    db.close()
+    with SqliteStore(tmp_path) as engine:
+        assert engine.read(lambda tx: tx.get_bucket("old")) == BucketRecord("old", 1, "Enabled")
+        engine.call(lambda tx: tx.put_access_key(access_key("RK1")))
+        assert engine.read(lambda tx: tx.get_access_key("RK1")) == access_key("RK1")
