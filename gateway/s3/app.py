@@ -49,6 +49,7 @@ class S3App:
         req: Request | None = None
         try:
             req = Request.from_scope(scope, receive)
+            resp.request = req
             await self._serve(req, resp)
         except RingstoreError as err:
             await self._fail(resp, err, req, scope)

@@ -25,13 +25,29 @@ Send = Callable[[Message], Awaitable[None]]
 class Request:
     method: str
     path: str  # decoded
+    raw_path: str  # as sent
     raw_query: str
     query: list[tuple[str, str]]
     headers: dict[str, str]  # lower-case names; a repeated header's values joined with ","
-    receive: Receive
+    raw_receive: Receive
     bucket: str = ""
     key: str = ""
     params: dict[str, str] = field(default_factory=dict)  # first value of each query name
+    body_done: bool = False  # the whole body has been received
+
+    async def receive(self) -> Message:
+        message = await self.raw_receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
+        return message
+
+    def unread_body(self) -> bool:
+        """Whether the client may still send body bytes nobody read (a response now must close
+        the connection: the next request would be read from the middle of the body)."""
+        if self.body_done:
+            return False
+        length = self.headers.get("content-length", "")
+        return (length not in ("", "0")) or "chunked" in self.headers.get("transfer-encoding", "")
 
     @classmethod
     def from_scope(cls, scope: Scope, receive: Receive) -> Request:
@@ -47,20 +63,24 @@ class Request:
             params.setdefault(name, value)
         path = scope["path"]
         bucket, _, key = path.lstrip("/").partition("/")
+        raw_path = scope.get("raw_path") or path.encode()
         return cls(
             method=scope["method"],
             path=path,
+            raw_path=raw_path.decode("latin-1").partition("?")[0],
             raw_query=raw_query,
             query=query,
             headers=headers,
-            receive=receive,
+            raw_receive=receive,
             bucket=bucket,
             key=key,
             params=params,
         )
 
     def signed(self) -> sigv4.SignedRequest:
-        return sigv4.SignedRequest(self.method, self.path, self.query, self.headers)
+        return sigv4.SignedRequest(
+            self.method, self.path, self.query, self.headers, raw_path=self.raw_path
+        )
 
     async def read(self, limit: int) -> bytes:
         """A small body (XML) whole; more than ``limit`` bytes is refused."""
@@ -85,6 +105,7 @@ class Responder:
         self.request_id = request_id
         self.head_only = method == "HEAD"
         self.started = False
+        self.request: Request | None = None
 
     def _headers(self, headers: Mapping[str, str], length: int | None) -> list[tuple[bytes, bytes]]:
         out = [
@@ -95,6 +116,8 @@ class Responder:
         ]
         if length is not None:
             out.append((b"content-length", str(length).encode()))
+        if self.request is not None and self.request.unread_body():
+            out.append((b"connection", b"close"))
         for name, value in headers.items():
             out.append((name.lower().encode("latin-1"), value.encode("utf-8")))
         return out

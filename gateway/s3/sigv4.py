@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from gateway.s3 import sigv2
 from gateway.s3.errors import AuthorizationHeaderMalformed, AuthorizationQueryParametersError
 from ringstore.errors import AccessDenied, RequestTimeTooSkewed, SignatureDoesNotMatch
 
@@ -54,6 +55,7 @@ class SignedRequest:
     path: str
     query: Sequence[tuple[str, str]]
     headers: Mapping[str, str]
+    raw_path: str = ""  # as sent (percent-encoded): what Signature Version 2 signs
 
 
 @dataclass(frozen=True)
@@ -191,23 +193,51 @@ def parse_authorization(header: str) -> tuple[Credential, list[str], str]:
     return cred, fields["SignedHeaders"].split(";"), fields["Signature"]
 
 
-def is_signed(req: SignedRequest) -> bool:
-    return "authorization" in req.headers or any(k == "X-Amz-Signature" for k, _ in req.query)
-
-
 async def verify(req: SignedRequest, secret_of: SecretLookup, now: dt.datetime) -> Verified:
     """Authenticate ``req``; see the module docstring for the rules. Raises
     :class:`AccessDenied` or one of its subclasses (S3's error codes)."""
     has_header = "authorization" in req.headers
     params = dict(req.query)
     has_query = "X-Amz-Signature" in params or "X-Amz-Algorithm" in params
-    if has_header and has_query:
+    has_v2_query = "Signature" in params or "AWSAccessKeyId" in params
+    if has_header + has_query + has_v2_query > 1:
         raise AccessDenied("a request is signed in its header or in its query string, not both")
     if has_header:
+        if req.headers["authorization"].startswith("AWS "):
+            return await _verify_v2_header(req, secret_of, now)
         return await _verify_header(req, secret_of, now)
     if has_query:
         return await _verify_query(req, params, secret_of, now)
+    if has_v2_query:
+        return await _verify_v2_query(req, params, secret_of, now)
     return ANONYMOUS_REQUEST
+
+
+async def _verify_v2_header(
+    req: SignedRequest, secret_of: SecretLookup, now: dt.datetime
+) -> Verified:
+    key_id, colon, signature = req.headers["authorization"].removeprefix("AWS ").partition(":")
+    if not colon or not key_id or not signature:
+        raise AuthorizationHeaderMalformed("an AWS (V2) Authorization header is AWS <id>:<sig>")
+    date = sigv2.header_date(req.headers, now, MAX_SKEW)
+    secret = await secret_of(key_id.strip())
+    to_sign = sigv2.string_to_sign(req.method, req.raw_path, req.query, req.headers, date)
+    sigv2.check(secret, to_sign, signature.strip())
+    return Verified(key_id.strip(), req.headers.get("x-amz-content-sha256") or UNSIGNED_PAYLOAD)
+
+
+async def _verify_v2_query(
+    req: SignedRequest, params: dict[str, str], secret_of: SecretLookup, now: dt.datetime
+) -> Verified:
+    if not params.get("AWSAccessKeyId") or not params.get("Signature"):
+        raise AuthorizationQueryParametersError(
+            "a V2 presigned URL needs AWSAccessKeyId, Signature and Expires"
+        )
+    expires = sigv2.query_expiry(params, now, MAX_EXPIRES)
+    secret = await secret_of(params["AWSAccessKeyId"])
+    to_sign = sigv2.string_to_sign(req.method, req.raw_path, req.query, req.headers, expires)
+    sigv2.check(secret, to_sign, params["Signature"])
+    return Verified(params["AWSAccessKeyId"], UNSIGNED_PAYLOAD)
 
 
 async def _verify_header(req: SignedRequest, secret_of: SecretLookup, now: dt.datetime) -> Verified:
