@@ -77,7 +77,7 @@ async def serve(cfg: config_mod.Config) -> None:
     await server.start()
     s3 = None
     if gw.s3_listen:
-        s3 = S3Server(S3App(objects, authorizer, region=gw.s3_region), gw.s3_listen)
+        s3 = S3Server(S3App(objects, authorizer, region=gw.s3_region, intake=intake), gw.s3_listen)
         await s3.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
     # from the metanode (it knows no ring), not when its ring has been stale for long.

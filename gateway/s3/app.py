@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable
 
 from gateway import auth
+from gateway.intake import Intake
 from gateway.objects import ObjectService
 from gateway.s3 import errors, router, sigv4
 from gateway.s3.handlers import Call, Handlers
@@ -32,10 +33,11 @@ class S3App:
         authorizer: auth.Authorizer,
         *,
         region: str = "us-east-1",
+        intake: Intake | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.auth = authorizer
-        self.handlers = Handlers(objects, authorizer, region)
+        self.handlers = Handlers(objects, authorizer, region, intake)
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

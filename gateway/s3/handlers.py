@@ -8,12 +8,14 @@ only for a request that may proceed).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from gateway import auth
+from gateway.intake import Intake, footprint
 from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
 from gateway.s3 import body, sigv4
@@ -61,9 +63,14 @@ class Call:
 
 class Handlers:
     def __init__(
-        self, objects: ObjectService, authorizer: auth.Authorizer, region: str = "us-east-1"
+        self,
+        objects: ObjectService,
+        authorizer: auth.Authorizer,
+        region: str = "us-east-1",
+        intake: Intake | None = None,
     ) -> None:
         self.objects = objects
+        self.intake = intake if intake is not None else Intake()
         self.multipart = MultipartService(objects)
         self.auth = authorizer
         self.region = region
@@ -256,6 +263,15 @@ class Handlers:
             raise MissingContentLength("a body needs Content-Length or chunked transfer encoding")
         return body.decoded(c.req.receive, h, c.verified)
 
+    @contextlib.asynccontextmanager
+    async def _admitted(self, c: Call, operation: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The body of a put or part, under the gateway's intake bounds (the byte budget the
+        gRPC door's bodies share, and the idle timeout)."""
+        stream = self.intake.stream(self._body(c), operation)
+        most = footprint(self.objects.view.chunk_size, self.objects.max_concurrent_chunks)
+        async with self.intake.admit(stream, _announced_size(c), most):
+            yield stream
+
     async def PutObject(self, c: Call) -> None:
         h = c.req.headers
         put = PutRequest(
@@ -266,7 +282,8 @@ class Handlers:
             if_match=h.get("if-match", ""),
             if_none_match=h.get("if-none-match", ""),
         )
-        info = await self.objects.put_object(put, self._body(c))
+        async with self._admitted(c, "PutObject") as stream:
+            info = await self.objects.put_object(put, stream)
         headers = {"ETag": x.quoted_etag(info.etag), **_version_header(info)}
         algorithm = body.checksum_algorithm(h)
         if algorithm and body.CHECKSUM_HEADER + algorithm in h:
@@ -411,7 +428,8 @@ class Handlers:
             part_number=min(int(number), 2**32 - 1),
             expected_size=-1,
         )
-        etag = await self.multipart.upload_part(header, self._body(c))
+        async with self._admitted(c, "UploadPart") as stream:
+            etag = await self.multipart.upload_part(header, stream)
         headers = {"ETag": x.quoted_etag(etag)}
         algorithm = body.checksum_algorithm(c.req.headers)
         if algorithm and body.CHECKSUM_HEADER + algorithm in c.req.headers:
@@ -512,6 +530,17 @@ class Handlers:
 
 
 # -- decoding helpers ---------------------------------------------------------------------------
+
+
+def _announced_size(c: Call) -> int:
+    """The object bytes the request announces (-1: unknown): the decoded length of an
+    aws-chunked body, else Content-Length."""
+    h = c.req.headers
+    if c.verified.payload_hash in sigv4.STREAMING_MODES:
+        value = h.get("x-amz-decoded-content-length", "")
+    else:
+        value = "" if "chunked" in h.get("transfer-encoding", "") else h.get("content-length", "")
+    return int(value) if value.isdigit() else -1
 
 
 def _owner(identity: auth.Identity) -> str:
