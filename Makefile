@@ -47,6 +47,7 @@ image: $(STAMP)
 up: image
 	$(COMPOSE) up --detach --wait
 	@echo "ready: export RINGSTORE_ENDPOINT=$$($(COMPOSE) port gateway 7000)"
+	@echo "       S3 endpoint http://$$($(COMPOSE) port gateway 9000)"
 
 down:
 	$(COMPOSE) down
