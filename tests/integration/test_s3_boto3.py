@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -406,4 +407,18 @@ def test_a_refused_upload_gets_no_100_continue(
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
     assert b"100 Continue" not in reply
+    assert keys(s3, bucket) == []
+
+
+def test_keys_that_need_encoding(s3: Any, bucket: str) -> None:
+    odd = ["a b/ü+%25~*'()!.txt", "dir//double", "sp ace?x=y&z", "t\u00e9st/\u4e2d\u6587"]
+    for key in odd:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
+    assert sorted(keys(s3, bucket)) == sorted(odd)
+    # boto3 asks for encoding-type=url on its own and decodes; asked for explicitly, it does not.
+    encoded = s3.list_objects_v2(Bucket=bucket, EncodingType="url")["Contents"]
+    assert sorted(urllib.parse.unquote(o["Key"]) for o in encoded) == sorted(odd)
+    assert "a%20b/%C3%BC%2B%2525~%2A%27%28%29%21.txt" in [o["Key"] for o in encoded]
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in odd]})
     assert keys(s3, bucket) == []
