@@ -46,6 +46,8 @@ image: $(STAMP)
 
 up: image
 	$(COMPOSE) up --detach --wait
+	@echo "root credentials; paste these into your shell:"
+	@$(COMPOSE) exec -T metanode cat /data/credentials
 	@echo "ready: export RINGSTORE_ENDPOINT=$$($(COMPOSE) port gateway 7000)"
 	@echo "       S3 endpoint http://$$($(COMPOSE) port gateway 9000)"
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import peak_rss
+from bench.run import peak_rss, sign_as_root
 from ringstore.localcluster import LocalCluster, free_port_block, service_command
 
 MiB = 1024 * 1024
@@ -64,6 +64,7 @@ def main() -> None:
         src, dst = root / "src.bin", root / "dst.bin"
         digest = write_file(src, size)
         with LocalCluster(root / "cluster", port=free_port_block()) as lc:
+            sign_as_root(lc)
             cli(lc.endpoint, "mb", "big")
             up, up_rss = cli(lc.endpoint, "put", str(src), "big/file.bin")
             down, down_rss = cli(lc.endpoint, "get", "big/file.bin", str(dst))

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.run import root_client
 from metanode import catalog
 from metanode.store.base import VersionRecord
 from metanode.store.sqlite import SqliteStore
@@ -91,7 +92,7 @@ def main() -> None:
         root = Path(tmp)
         loaded = load(root / "meta", args.keys)
         with LocalCluster(root, port=free_port_block(), datanodes=1, replicas=1,
-                          write_quorum=1) as lc, Client(lc.endpoint) as c:  # fmt: skip
+                          write_quorum=1) as lc, root_client(lc) as c:  # fmt: skip
             folder, folder_s = list_all(c, f"dir{FOLDERS // 2:04d}/", "/")
             top, top_s = list_all(c, "", "/")
             first = page_ms(c, "")

@@ -24,9 +24,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import limits
 from ringstore import Client
+from ringstore.credentials_file import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from ringstore.localcluster import LocalCluster, free_port_block
 
 KiB, MiB = 1024, 1024 * 1024
@@ -148,11 +150,23 @@ def run(endpoint: str, workloads: list[Workload]) -> list[str]:
     return rows
 
 
+def sign_as_root(lc: LocalCluster) -> None:
+    """Make the clients and CLIs this process starts sign with ``lc``'s root key."""
+    os.environ[ACCESS_KEY_ENV], os.environ[SECRET_KEY_ENV] = lc.credentials()
+
+
+def root_client(lc: LocalCluster, **kwargs: Any) -> Client:
+    """A client of ``lc`` signing with its root key."""
+    key_id, secret = lc.credentials()
+    return Client(lc.endpoint, access_key_id=key_id, secret_access_key=secret, **kwargs)
+
+
 @contextlib.contextmanager
 def own_cluster(datanodes: int = 3, gateways: int = 1) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringstore-bench-") as tmp:
         lc = LocalCluster(Path(tmp), port=free_port_block(), datanodes=datanodes, gateways=gateways)
         with lc:
+            sign_as_root(lc)
             yield lc
 
 

@@ -8,15 +8,32 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ringstore import Client
+from ringstore.client.credentials import resolve, signing_channel
+from ringstore.credentials_file import (
+    ACCESS_KEY_ENV,
+    ROOT_ACCESS_KEY_ENV,
+    ROOT_SECRET_KEY_ENV,
+    SECRET_KEY_ENV,
+)
 from ringstore.localcluster import LocalCluster, free_port_block
+from ringstore.rpc import sync_channel
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Every cluster the tests start has this root key (its metanode reads RINGSTORE_ROOT_*), and
+# every client and CLI the tests run signs with it (RINGSTORE_ACCESS_KEY_ID/SECRET): known in
+# advance, so that `Client(endpoint)` works anywhere, as a user's shell with the exports pasted.
+TEST_ROOT_KEY = ("RKTESTROOTKEY0000001", secrets.token_urlsafe(30))
+os.environ[ROOT_ACCESS_KEY_ENV], os.environ[ROOT_SECRET_KEY_ENV] = TEST_ROOT_KEY
+os.environ[ACCESS_KEY_ENV], os.environ[SECRET_KEY_ENV] = TEST_ROOT_KEY
 
 
 def need(condition: bool, reason: str) -> None:
@@ -26,6 +43,11 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"missing in CI: {reason}")
     pytest.skip(reason)
+
+
+def signed_channel(endpoint: str) -> Any:
+    """A raw gRPC channel to a gateway whose calls are signed as the SDK's are (root key)."""
+    return signing_channel(sync_channel(endpoint), resolve(None, None))
 
 
 TEST_CHUNK = 256 * 1024  # bytes: small chunks so that modest objects span several

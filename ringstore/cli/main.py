@@ -1,6 +1,7 @@
 """``ringstore``: the command line for a ringstore cluster.
 
 Every command talks to a gateway through the SDK (``--endpoint`` or ``RINGSTORE_ENDPOINT``),
+signing its calls with ``RINGSTORE_ACCESS_KEY_ID`` and ``RINGSTORE_SECRET_ACCESS_KEY``,
 except ``cluster up``, which starts a local cluster. Errors print one line and exit non-zero.
 """
 
@@ -233,6 +234,108 @@ def node_remove(ctx: click.Context, node_id: str, force: bool) -> None:
     with client(ctx) as c:
         info = c.remove_node(node_id, force=force)
     click.echo(f"{info.id} is {info.state}: its chunks are re-replicated in the background")
+
+
+# -- identity -----------------------------------------------------------------------------
+
+
+@cli.group()
+def key() -> None:
+    """Access keys (admin only): create, list, delete."""
+
+
+@key.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="the key may do everything, keys included")
+@click.option("--create-buckets", is_flag=True, help="the key may create buckets (and owns them)")
+@click.pass_context
+@errors
+def key_create(ctx: click.Context, name: str, admin: bool, create_buckets: bool) -> None:
+    """Create a key named NAME; prints its secret, the only time it is shown."""
+    with client(ctx) as c:
+        made = c.create_key(name, admin=admin, create_buckets=create_buckets)
+    click.echo(f"created key {made.access_key_id} ({made.name}); its secret is shown only now:")
+    click.echo(f"export RINGSTORE_ACCESS_KEY_ID={made.access_key_id}")
+    click.echo(f"export RINGSTORE_SECRET_ACCESS_KEY={made.secret_access_key}")
+
+
+def _powers(admin: bool, create_buckets: bool) -> str:
+    return ",".join(p for p, on in (("admin", admin), ("create-buckets", create_buckets)) if on)
+
+
+@key.command("list")
+@click.pass_context
+@errors
+def key_list(ctx: click.Context) -> None:
+    """Every key: id, name, powers, grants (never secrets)."""
+    with client(ctx) as c:
+        keys = c.list_keys()
+    click.echo(f"{'ACCESS KEY ID':<24} {'NAME':<16} {'POWERS':<22} {'CREATED':<20} GRANTS")
+    for k in keys:
+        grants = " ".join(f"{b}:{'+'.join(sorted(held))}" for b, held in sorted(k.grants.items()))
+        created = k.created.strftime("%Y-%m-%d %H:%M:%S")
+        powers = _powers(k.admin, k.create_buckets) or "-"
+        click.echo(f"{k.access_key_id:<24} {k.name:<16} {powers:<22} {created:<20} {grants}")
+
+
+@key.command("delete")
+@click.argument("access_key_id")
+@click.pass_context
+@errors
+def key_delete(ctx: click.Context, access_key_id: str) -> None:
+    """Delete a key: calls signed with it are refused (within seconds on every gateway)."""
+    with client(ctx) as c:
+        c.delete_key(access_key_id)
+    click.echo(f"deleted key {access_key_id}")
+
+
+@cli.command("grant")
+@click.argument("bucket")
+@click.argument("access_key_id")
+@click.option("--read", is_flag=True, help="get, head, list objects and versions")
+@click.option("--write", is_flag=True, help="put, delete, multipart, copy into, rename within")
+@click.option("--owner", is_flag=True, help="read, write, versioning, grants, delete the bucket")
+@click.pass_context
+@errors
+def grant_command(
+    ctx: click.Context, bucket: str, access_key_id: str, read: bool, write: bool, owner: bool
+) -> None:
+    """Set ACCESS_KEY_ID's grant on BUCKET (replacing the one it had)."""
+    if not (read or write or owner):
+        fail("grant needs at least one of --read, --write, --owner (revoke removes a grant)", 2)
+    with client(ctx) as c:
+        c.grant(bucket, access_key_id, read=read, write=write, owner=owner)
+    held = "+".join(n for n, on in (("read", read), ("write", write), ("owner", owner)) if on)
+    click.echo(f"granted {held} on {bucket} to {access_key_id}")
+
+
+@cli.command("revoke")
+@click.argument("bucket")
+@click.argument("access_key_id")
+@click.pass_context
+@errors
+def revoke_command(ctx: click.Context, bucket: str, access_key_id: str) -> None:
+    """Remove ACCESS_KEY_ID's grant on BUCKET."""
+    with client(ctx) as c:
+        c.revoke(bucket, access_key_id)
+    click.echo(f"revoked {access_key_id}'s grant on {bucket}")
+
+
+@cli.group()
+def bucket() -> None:
+    """Settings of a bucket."""
+
+
+@bucket.command("anonymous-read")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.pass_context
+@errors
+def bucket_anonymous_read(ctx: click.Context, name: str, state: str) -> None:
+    """Let anyone, without credentials, read bucket NAME (on), or no longer (off)."""
+    with client(ctx) as c:
+        c.set_bucket_anonymous_read(name, state == "on")
+    click.echo(f"anonymous read of {name} is {state}")
 
 
 # -- buckets ------------------------------------------------------------------------------

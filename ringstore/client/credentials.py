@@ -49,6 +49,8 @@ class _Details(
 
 
 def _deterministic(message: Any) -> bytes:
+    if isinstance(message, bytes):  # a caller that serializes its own requests
+        return message
     return message.SerializeToString(deterministic=True)  # type: ignore[no-any-return]
 
 
@@ -107,6 +109,12 @@ class _DeterministicChannel:
             return make(method, _deterministic, *a, **kw)
 
         return multicallable
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._channel.close()
 
     def __getattr__(self, name: str) -> Any:
         if name in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):

@@ -183,6 +183,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
         f"RINGSTORE_IMAGE={IMAGE}\n"
         f"RINGSTORE_BIND={HOST}\n"
         f"RINGSTORE_GATEWAY_PORTS={base}-{base + 9}\n"
+        # The tests' root key (tests/conftest.py), which every client signs with.
+        f"RINGSTORE_ROOT_ACCESS_KEY_ID={os.environ['RINGSTORE_ROOT_ACCESS_KEY_ID']}\n"
+        f"RINGSTORE_ROOT_SECRET_ACCESS_KEY={os.environ['RINGSTORE_ROOT_SECRET_ACCESS_KEY']}\n"
     )
     compose = DockerCompose(
         DEPLOY, compose_file_name=COMPOSE_FILES, env_file=str(env_file), wait=True

@@ -20,7 +20,7 @@ import pytest
 from ringstore import Client
 from ringstore.localcluster import LocalCluster
 from ringstore.v1 import blob_pb2, blob_pb2_grpc, objectstore_pb2, objectstore_pb2_grpc
-from tests.conftest import TEST_CHUNK, make_cluster
+from tests.conftest import TEST_CHUNK, make_cluster, signed_channel
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_abandoned_put_is_reclaimed_promptly(rs: Client, graced: LocalCluster) -
         sent.set()
         stall.wait(30)
 
-    with grpc.insecure_channel(graced.endpoint) as ch:
+    with signed_channel(graced.endpoint) as ch:
         call = objectstore_pb2_grpc.ObjectStoreStub(ch).PutObject.future(messages())
         assert sent.wait(30)
         deadline = time.monotonic() + RECLAIM_WITHIN

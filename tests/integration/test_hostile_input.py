@@ -21,7 +21,7 @@ from ringstore.errors import (
 )
 from ringstore.localcluster import LocalCluster
 from ringstore.v1 import meta_pb2, meta_pb2_grpc, objectstore_pb2, objectstore_pb2_grpc
-from tests.conftest import make_cluster
+from tests.conftest import make_cluster, signed_channel
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ HUGE_CONTENT_TYPE = "a/" + "x" * (5 << 19)
 
 @pytest.fixture
 def stub(cluster: LocalCluster) -> Iterator[objectstore_pb2_grpc.ObjectStoreStub]:
-    with grpc.insecure_channel(cluster.endpoint) as ch:
+    with signed_channel(cluster.endpoint) as ch:
         yield objectstore_pb2_grpc.ObjectStoreStub(ch)
 
 
@@ -189,7 +189,7 @@ def test_invalid_utf8_is_invalid_argument_without_a_traceback(cluster: LocalClus
     before = _log_tail(cluster, "gateway")
     # HeadBucketRequest{name = b"\xff\xfe\xfd"}: field 1, length 3, not UTF-8.
     raw = b"\x0a\x03\xff\xfe\xfd"
-    with grpc.insecure_channel(cluster.endpoint) as ch:
+    with signed_channel(cluster.endpoint) as ch:
         call = ch.unary_unary(
             "/ringstore.v1.ObjectStore/HeadBucket",
             request_serializer=lambda b: b,

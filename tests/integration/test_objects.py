@@ -26,7 +26,7 @@ from ringstore.errors import (
 )
 from ringstore.localcluster import LocalCluster
 from ringstore.v1 import meta_pb2_grpc, objectstore_pb2
-from tests.conftest import TEST_CHUNK
+from tests.conftest import TEST_CHUNK, signed_channel
 
 pytestmark = pytest.mark.integration
 
@@ -245,13 +245,13 @@ def test_put_into_a_bucket_deleted_through_another_gateway(cluster, client: Clie
 def test_a_small_body_comes_with_the_info_only_when_the_caller_accepts_it(
     cluster: LocalCluster, client: Client, bucket: str
 ) -> None:
-    from ringstore.rpc import MAX_MESSAGE, sync_channel
+    from ringstore.rpc import MAX_MESSAGE
     from ringstore.v1 import objectstore_pb2_grpc
 
     small, large = os.urandom(3000), os.urandom(MAX_MESSAGE + 1)
     client.put_object(bucket, "small", small)
     client.put_object(bucket, "large", large)
-    with sync_channel(cluster.endpoint) as channel:
+    with signed_channel(cluster.endpoint) as channel:
         stub = objectstore_pb2_grpc.ObjectStoreStub(channel)
 
         def get(key: str, accept: bool) -> list[objectstore_pb2.GetObjectResponse]:

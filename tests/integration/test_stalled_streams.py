@@ -12,9 +12,8 @@ import pytest
 
 from ringstore.client import Client
 from ringstore.errors import ERROR_CODE_KEY, NoSuchKey
-from ringstore.rpc import sync_channel
 from ringstore.v1 import objectstore_pb2, objectstore_pb2_grpc
-from tests.conftest import make_cluster
+from tests.conftest import make_cluster, signed_channel
 
 IDLE = 1.0  # seconds: the gateway's stream_idle_timeout in this test
 MiB = 1024 * 1024
@@ -37,7 +36,7 @@ def test_a_stalled_put_stream_is_cut_and_stores_nothing(
 
     with make_cluster(tmp_path) as cluster, Client(cluster.endpoint, timeout=15) as client:
         client.create_bucket("stall")
-        channel = sync_channel(cluster.endpoint)
+        channel = signed_channel(cluster.endpoint)
         try:
             stub = objectstore_pb2_grpc.ObjectStoreStub(channel)
             call = stub.PutObject.future(messages(), timeout=30)
