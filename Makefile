@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_DIR ?= $(HOME)/.local/share/ringstore
 PORT ?= 7000
+S3_PORT ?= 9000
 DATANODES ?= 3
 
 .PHONY: run test lint protos bench clean venv image up down
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/ringstore cluster up --data-dir $(DATA_DIR) --port $(PORT) --datanodes $(DATANODES)
+	$(VENV)/bin/ringstore cluster up --data-dir $(DATA_DIR) --port $(PORT) --s3-port $(S3_PORT) --datanodes $(DATANODES)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -48,6 +49,7 @@ up: image
 	@echo "root credentials; paste these into your shell:"
 	@$(COMPOSE) exec -T metanode cat /data/credentials
 	@echo "ready: export RINGSTORE_ENDPOINT=$$($(COMPOSE) port gateway 7000)"
+	@echo "       S3 endpoint http://$$($(COMPOSE) port gateway 9000)"
 
 down:
 	$(COMPOSE) down

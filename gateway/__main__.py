@@ -15,6 +15,8 @@ from gateway.cluster_view import ClusterView
 from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
 from gateway.objects import ObjectService
+from gateway.s3.app import S3App
+from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
@@ -29,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ringstore-gateway", description=__doc__)
     p.add_argument("--config", help="cluster.yaml (defaults apply without it)")
     p.add_argument("--listen", help="host:port to serve on (gateway.listen)")
+    p.add_argument("--s3-listen", help="host:port of the S3 door (gateway.s3_listen); '' for none")
     p.add_argument("--metanode", help="host:port of the metanode (metanode.address)")
     p.add_argument("--rpc-timeout", type=float, help="seconds: deadline of internal calls")
     p.add_argument("--ring-refresh", type=float, help="seconds between cluster-view refreshes")
@@ -40,6 +43,8 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
     gw = cfg.gateway
     if args.listen:
         gw = dataclasses.replace(gw, listen=args.listen)
+    if args.s3_listen is not None:
+        gw = dataclasses.replace(gw, s3_listen=args.s3_listen)
     if args.rpc_timeout:
         gw = dataclasses.replace(gw, rpc_timeout=args.rpc_timeout)
     if args.ring_refresh:
@@ -70,6 +75,10 @@ async def serve(cfg: config_mod.Config) -> None:
         ObjectStoreServicer(objects, intake, authorizer=authorizer), server
     )
     await server.start()
+    s3 = None
+    if gw.s3_listen:
+        s3 = S3Server(S3App(objects, authorizer, region=gw.s3_region, intake=intake), gw.s3_listen)
+        await s3.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
     # from the metanode (it knows no ring), not when its ring has been stale for long.
     follower = asyncio.create_task(
@@ -81,7 +90,11 @@ async def serve(cfg: config_mod.Config) -> None:
     while not view.synced:
         await asyncio.sleep(0.05)
     host = gw.listen.rpartition(":")[0]
-    print(f"ringstore-gateway serving on {host}:{port} metanode {cfg.metanode.address}", flush=True)
+    s3_note = f" s3 {gw.s3_listen.rpartition(':')[0]}:{s3.port}" if s3 is not None else ""
+    print(
+        f"ringstore-gateway serving on {host}:{port}{s3_note} metanode {cfg.metanode.address}",
+        flush=True,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -92,6 +105,8 @@ async def serve(cfg: config_mod.Config) -> None:
     follower.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await follower
+    if s3 is not None:
+        await s3.stop()
     await server.stop(grace=2)
     await channel.close(grace=None)
 

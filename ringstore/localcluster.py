@@ -159,6 +159,7 @@ class LocalCluster:
     min_part_size: int | None = None  # None: the cluster default (5 MiB)
     fsync: bool = True
     gateways: int = 1
+    s3_port: int | None = None  # the first gateway's S3 door; None: PORT+40 (one more per gateway)
     meta_args: list[str] = dataclasses.field(default_factory=list)
     datanode_args: list[str] = dataclasses.field(default_factory=list)
     node_capacity: dict[int, int] = dataclasses.field(default_factory=dict)  # i -> bytes
@@ -175,6 +176,15 @@ class LocalCluster:
     def gateway_address(self, index: int = 0) -> str:
         # Extra gateways sit well above the datanodes' ports, leaving room for nodes added later.
         return f"{HOST}:{self.port + 50 + index}" if index else f"{HOST}:{self.port}"
+
+    def s3_address(self, index: int = 0) -> str:
+        base = self.s3_port if self.s3_port is not None else self.port + 40
+        return f"{HOST}:{base + index}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        """The first gateway's S3 door as a URL (what boto3's endpoint_url takes)."""
+        return f"http://{self.s3_address(0)}"
 
     @property
     def metanode_address(self) -> str:
@@ -255,6 +265,7 @@ class LocalCluster:
         argv = [
             *service_command("ringstore-gateway"),
             "--listen", address,
+            "--s3-listen", self.s3_address(index),
             "--metanode", self.metanode_address,
             "--rpc-timeout", str(self.rpc_timeout),
             "--ring-refresh", "0.5",

@@ -99,10 +99,15 @@ def cluster() -> None:
     "--data-dir", required=True, type=click.Path(file_okay=False), help="where all data lives"
 )
 @click.option("--port", default=7000, show_default=True, help="the gateway's port on 127.0.0.1")
+@click.option(
+    "--s3-port", type=int, default=None, help="the S3 door's port on 127.0.0.1 [default: PORT+40]"
+)
 @click.option("--datanodes", default=3, show_default=True, help="datanodes to start (over 3 zones)")
 @click.option("--replicas", default=3, show_default=True, help="N: copies of every chunk")
 @click.option("--write-quorum", default=2, show_default=True, help="W: copies before an ack")
-def cluster_up(data_dir: str, port: int, datanodes: int, replicas: int, write_quorum: int) -> None:
+def cluster_up(
+    data_dir: str, port: int, s3_port: int | None, datanodes: int, replicas: int, write_quorum: int
+) -> None:
     """Run a metanode, DATANODES datanodes and a gateway as local processes, in the foreground.
 
     Ctrl-C (or SIGTERM) stops them all. Started again on the same --data-dir, every object is back.
@@ -110,7 +115,12 @@ def cluster_up(data_dir: str, port: int, datanodes: int, replicas: int, write_qu
     if datanodes < 1:
         fail(f"--datanodes must be at least 1, got {datanodes}", 2)
     lc = LocalCluster(
-        Path(data_dir), port=port, datanodes=datanodes, replicas=replicas, write_quorum=write_quorum
+        Path(data_dir),
+        port=port,
+        s3_port=s3_port,
+        datanodes=datanodes,
+        replicas=replicas,
+        write_quorum=write_quorum,
     )
     stopping = False
 
@@ -129,11 +139,13 @@ def cluster_up(data_dir: str, port: int, datanodes: int, replicas: int, write_qu
             click.echo(f"{p.name:<10} {p.address}  pid {p.pid}  data {lc.data_dir / p.name}")
         gw = lc.processes["gateway"]
         click.echo(f"gateway    {gw.address}  pid {gw.pid}")
+        click.echo(f"s3         {lc.s3_endpoint}  (AWS SigV4; --endpoint-url for the AWS CLI)")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
         access_key_id, secret = lc.credentials()
         click.echo(f"root credentials ({lc.credentials_path}); paste these into your shell:")
         click.echo(credentials_file.export_lines(access_key_id, secret), nl=False)
         click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
+        click.echo(f"       S3 endpoint {lc.s3_endpoint}")
         while not stopping:
             for proc in lc.processes.values():
                 if proc.popen is not None and not proc.alive():

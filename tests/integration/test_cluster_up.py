@@ -28,13 +28,14 @@ def _children(pid: int) -> list[str]:
 
 def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port_block()
+    s3_port = port + 45  # not the default (PORT+40): the option is what decides
     # No root key given (the tests' own is): the metanode generates one.
     without_root = {
         k: v for k, v in os.environ.items() if k not in (ROOT_ACCESS_KEY_ENV, ROOT_SECRET_KEY_ENV)
     }
     proc = subprocess.Popen(
         [*service_command("ringstore"), "cluster", "up", "--data-dir", str(tmp_path),
-         "--port", str(port), "--datanodes", "3"],
+         "--port", str(port), "--s3-port", str(s3_port), "--datanodes", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=without_root,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -65,6 +66,14 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
             c.create_bucket("upb")
             c.put_object("upb", "k", b"v")
             assert c.get_object("upb", "k").read() == b"v"
+        # The S3 door serves on --s3-port, printed before "ready:", signed with the root key.
+        assert any(f"http://127.0.0.1:{s3_port}" in line for line in lines), "".join(lines)
+        boto3 = pytest.importorskip("boto3")
+        s3 = boto3.client(
+            "s3", endpoint_url=f"http://127.0.0.1:{s3_port}", region_name="us-east-1",
+            aws_access_key_id=key_id, aws_secret_access_key=secret,
+        )  # fmt: skip
+        assert s3.get_object(Bucket="upb", Key="k")["Body"].read() == b"v"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         assert _children(proc.pid) == []

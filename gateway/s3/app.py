@@ -1,0 +1,95 @@
+"""The S3 door as a raw ASGI application: authenticate, authorize, dispatch, answer errors.
+
+Every request goes the same way: :func:`sigv4.verify` (the one verifier) names the caller or
+finds it anonymous; :func:`router.route` names the operation and the action it needs;
+:meth:`Authorizer.check` allows it or raises; only then does the handler run and read the body
+(uvicorn answers ``Expect: 100-continue`` at the first read, so a refused upload sends no
+body). Every :class:`RingstoreError` becomes S3's error XML in :mod:`gateway.s3.errors`; every
+response carries ``x-amz-request-id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+
+from gateway import auth
+from gateway.intake import Intake
+from gateway.objects import ObjectService
+from gateway.s3 import errors, router, sigv4
+from gateway.s3.handlers import Call, Handlers
+from gateway.s3.http import Receive, Request, Responder, Scope, Send
+from ringstore.errors import InternalError, RingstoreError
+
+log = logging.getLogger("ringstore.gateway.s3")
+
+
+class S3App:
+    def __init__(
+        self,
+        objects: ObjectService,
+        authorizer: auth.Authorizer,
+        *,
+        region: str = "us-east-1",
+        intake: Intake | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.auth = authorizer
+        self.handlers = Handlers(objects, authorizer, region, intake)
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = secrets.token_hex(8).upper()
+        resp = Responder(send, request_id, scope["method"])
+        req: Request | None = None
+        try:
+            req = Request.from_scope(scope, receive)
+            resp.request = req
+            await self._serve(req, resp)
+        except RingstoreError as err:
+            await self._fail(resp, err, req, scope)
+        except Exception:
+            log.exception("S3 request %s %s failed", request_id, scope.get("path"))
+            await self._fail(resp, InternalError(), req, scope)
+
+    async def _serve(self, req: Request, resp: Responder) -> None:
+        identity = auth.ANONYMOUS
+
+        async def secret_of(access_key_id: str) -> str:
+            nonlocal identity
+            identity, secret = await self.auth.key(access_key_id)
+            return secret
+
+        verified = await sigv4.verify(req.signed(), secret_of, self.clock())
+        route = router.route(req.method, req.bucket, req.key, req.params, req.headers)
+        await self.auth.check(identity, route.action, route.bucket)
+        handler = getattr(self.handlers, route.operation)
+        await handler(Call(req, resp, identity, verified))
+
+    async def _fail(
+        self, resp: Responder, err: RingstoreError, req: Request | None, scope: Scope
+    ) -> None:
+        status, code, message = errors.status_of(err)
+        if status >= 500:
+            log.warning("S3 %s %s: %s", scope.get("method"), scope.get("path"), err)
+        if resp.started:
+            raise err  # the body was under way: the connection is cut, the client sees it short
+        resource = scope.get("path", "")
+        await resp.send(status, errors.error_xml(code, message, resource, resp.request_id))
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,282 @@
+"""Request bodies of the S3 door: decoded, and every digest the client sent checked, as they
+stream into the core.
+
+Guarantees:
+
+- Bounded memory: bytes pass through as they arrive; ``aws-chunked`` decoding holds at most one
+  chunk header line and the bytes of one network read.
+- Every check the request asks for runs over the decoded bytes: the signed payload hash
+  (``x-amz-content-sha256`` as hex), the chunk signatures of a signed streaming body,
+  ``Content-MD5``, an ``x-amz-checksum-*`` value in a header or in the trailer, and
+  ``x-amz-decoded-content-length``. A failed check raises *before the last byte is handed
+  on*, so the core never sees a complete body and stores nothing (its put discards the chunks
+  it wrote).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Protocol
+
+import google_crc32c
+
+from gateway.s3 import sigv4
+from gateway.s3.errors import (
+    BadDigest,
+    IncompleteBody,
+    InvalidDigest,
+    InvalidRequest,
+    XAmzContentSHA256Mismatch,
+)
+from ringstore.errors import SignatureDoesNotMatch
+
+MAX_CHUNK_LINE = 4096  # bytes an aws-chunked size line or trailer line may hold
+MAX_TRAILER_BYTES = 16 * 1024  # bytes of trailing headers in an aws-chunked body
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> Any: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+class _Crc32c:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = google_crc32c.extend(self.value, data)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+CHECKSUMS: dict[str, Callable[[], Digest]] = {
+    "crc32": _Crc32,
+    "crc32c": _Crc32c,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+}
+CHECKSUM_HEADER = "x-amz-checksum-"
+
+
+Receiver = Callable[[], Awaitable[MutableMapping[str, Any]]]  # ASGI's receive
+
+
+async def raw_body(receive: Receiver) -> AsyncIterator[bytes]:
+    """The bytes of an ASGI request body, message by message."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise IncompleteBody("the client closed the connection before the body ended")
+        data = message.get("body", b"")
+        if data:
+            yield data
+        if not message.get("more_body", False):
+            return
+
+
+class _Bytes:
+    """A pull reader over a stream of byte strings: lines and exact counts."""
+
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        self._stream = stream
+        self._buf = b""
+
+    async def _fill(self) -> bool:
+        try:
+            self._buf += await self._stream.__anext__()
+        except StopAsyncIteration:
+            return False
+        return True
+
+    async def line(self) -> bytes:
+        while b"\r\n" not in self._buf:
+            if len(self._buf) > MAX_CHUNK_LINE:
+                raise IncompleteBody("an aws-chunked line is longer than any valid one")
+            if not await self._fill():
+                raise IncompleteBody("the aws-chunked body ended inside a line")
+        line, _, self._buf = self._buf.partition(b"\r\n")
+        return line
+
+    async def pieces(self, count: int) -> AsyncIterator[bytes]:
+        """Exactly ``count`` bytes, as they arrive."""
+        while count:
+            if not self._buf and not await self._fill():
+                raise IncompleteBody("the aws-chunked body ended inside a chunk")
+            piece, self._buf = self._buf[:count], self._buf[count:]
+            count -= len(piece)
+            yield piece
+
+    async def at_end(self) -> bool:
+        return not self._buf and not await self._fill()
+
+
+async def aws_chunked(
+    stream: AsyncIterator[bytes],
+    signer: sigv4.ChunkSigner | None,
+    trailers: dict[str, str],
+) -> AsyncIterator[bytes]:
+    """Decode an ``aws-chunked`` body; with ``signer``, check each chunk's signature (and the
+    trailer's). Trailing headers are put in ``trailers`` before the last byte is yielded."""
+    reader = _Bytes(stream)
+    while True:
+        line = (await reader.line()).decode("latin-1")
+        size_text, _, ext = line.partition(";")
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise IncompleteBody(f"aws-chunked size line {line[:80]!r} is not hex") from None
+        signature = ""
+        if ext.startswith("chunk-signature="):
+            signature = ext.removeprefix("chunk-signature=")
+        if signer is not None and not signature:
+            raise SignatureDoesNotMatch("a chunk of a signed streaming body has no signature")
+        digest = hashlib.sha256() if signer is not None else None
+        held: list[bytes] = []
+        async for piece in reader.pieces(size):
+            if digest is not None:
+                digest.update(piece)
+                held.append(piece)  # a signed chunk is checked before its bytes go on
+            else:
+                yield piece
+        if signer is not None and digest is not None:
+            signer.check_chunk(signature, digest.hexdigest())
+            for piece in held:
+                yield piece
+        if size == 0:
+            await _trailer(reader, signer, trailers)
+            return
+        if await reader.line() != b"":
+            raise IncompleteBody("an aws-chunked chunk is longer than its size line says")
+
+
+async def _trailer(
+    reader: _Bytes, signer: sigv4.ChunkSigner | None, trailers: dict[str, str]
+) -> None:
+    canonical = ""
+    total = 0
+    while True:
+        if await reader.at_end():
+            break  # a body may end right after the last chunk's line
+        line = (await reader.line()).decode("latin-1")
+        total += len(line)
+        if not line or total > MAX_TRAILER_BYTES:
+            break
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "x-amz-trailer-signature":
+            if signer is None:
+                raise InvalidRequest("a trailer signature in an unsigned body")
+            signer.check_trailer(value.strip(), canonical)
+            continue
+        trailers[name] = value.strip()
+        canonical += f"{name}:{value.strip()}\n"
+
+
+async def checked(
+    stream: AsyncIterator[bytes],
+    headers: Mapping[str, str],
+    payload_hash: str,
+    trailers: Mapping[str, str],
+) -> AsyncIterator[bytes]:
+    """``stream`` with every digest the request declares checked at its end (module docstring).
+    ``trailers`` is filled by the decoder by the time the stream ends."""
+    sha256 = hashlib.sha256() if _is_hex_sha256(payload_hash) else None
+    md5_expected = _content_md5(headers.get("content-md5"))
+    md5 = hashlib.md5() if md5_expected is not None else None
+    algorithm = checksum_algorithm(headers)
+    checksum = CHECKSUMS[algorithm]() if algorithm else None
+    decoded_length = headers.get("x-amz-decoded-content-length")
+    size = 0
+    held = b""  # the last piece waits until every check has passed
+    async for piece in stream:
+        if held:
+            yield held
+        for d in (sha256, md5, checksum):
+            if d is not None:
+                d.update(piece)
+        size += len(piece)
+        held = piece
+    if sha256 is not None and sha256.hexdigest() != payload_hash:
+        raise XAmzContentSHA256Mismatch(
+            f"the body's SHA-256 {sha256.hexdigest()} is not the x-amz-content-sha256 signed, "
+            f"{payload_hash}"
+        )
+    if md5 is not None and md5.digest() != md5_expected:
+        raise BadDigest("the Content-MD5 you specified did not match what we received")
+    if algorithm and checksum is not None:
+        name = CHECKSUM_HEADER + algorithm
+        expected = headers.get(name) or trailers.get(name)
+        if expected is None:
+            raise InvalidRequest(f"{name} was announced but neither sent as a header nor trailer")
+        if base64.b64encode(checksum.digest()).decode() != expected:
+            raise BadDigest(f"the {name} you specified did not match what we received")
+    if decoded_length is not None and decoded_length.isdigit() and int(decoded_length) != size:
+        raise IncompleteBody(
+            f"x-amz-decoded-content-length says {decoded_length} bytes, the body held {size}"
+        )
+    if held:
+        yield held
+
+
+def checksum_algorithm(headers: Mapping[str, str]) -> str:
+    """The x-amz-checksum-* algorithm a request declares (in a header or in x-amz-trailer), or
+    "" for none; an algorithm we cannot verify is refused rather than stored unchecked."""
+    names = [h.removeprefix(CHECKSUM_HEADER) for h in headers if h.startswith(CHECKSUM_HEADER)]
+    names = [n for n in names if n not in ("algorithm", "type", "mode")]
+    trailer = headers.get("x-amz-trailer", "").strip().lower()
+    if trailer.startswith(CHECKSUM_HEADER):
+        names.append(trailer.removeprefix(CHECKSUM_HEADER))
+    if not names:
+        return ""
+    if len(set(names)) > 1:
+        raise InvalidRequest("a request may carry one x-amz-checksum-* value, not several")
+    if names[0] not in CHECKSUMS:
+        raise InvalidRequest(
+            f"x-amz-checksum-{names[0]} is not supported; use one of {', '.join(sorted(CHECKSUMS))}"
+        )
+    return names[0]
+
+
+def _is_hex_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _content_md5(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 16:
+        raise InvalidDigest(f"Content-MD5 {value[:60]!r} is not the base64 of 16 bytes")
+    return digest
+
+
+def decoded(
+    receive: Receiver, headers: Mapping[str, str], verified: sigv4.Verified
+) -> AsyncIterator[bytes]:
+    """The request's body as the object's bytes, every declared digest checked."""
+    stream = raw_body(receive)
+    trailers: dict[str, str] = {}
+    if verified.payload_hash in sigv4.STREAMING_MODES:
+        if verified.payload_hash != sigv4.STREAMING_UNSIGNED_TRAILER and verified.signer is None:
+            raise InvalidRequest("a signed streaming body needs a header-signed request")
+        stream = aws_chunked(stream, verified.signer, trailers)
+    return checked(stream, headers, verified.payload_hash, trailers)

@@ -1,0 +1,644 @@
+"""The S3 operations: decode the HTTP request, call the core (:class:`ObjectService`,
+:class:`MultipartService`), encode S3's answer. No storage logic lives here.
+
+Each handler runs only after :mod:`gateway.s3.app` has authenticated the request and
+authorized its action, and reads the body only then (so ``Expect: 100-continue`` is answered
+only for a request that may proceed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from gateway import auth
+from gateway.intake import Intake, footprint
+from gateway.multipart import MultipartService
+from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
+from gateway.s3 import body, sigv4
+from gateway.s3 import xml as x
+from gateway.s3.errors import InvalidRequest, MissingContentLength
+from gateway.s3.http import Request, Responder
+from ringstore.errors import (
+    InvalidArgument,
+    NoSuchKey,
+    NotModified,
+    PreconditionFailed,
+    RingstoreError,
+)
+from ringstore.v1 import common_pb2, objectstore_pb2
+
+META_PREFIX = "x-amz-meta-"
+MAX_LIST_KEYS = 1000
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+@dataclass
+class Call:
+    """One authorized request."""
+
+    req: Request
+    resp: Responder
+    identity: auth.Identity
+    verified: sigv4.Verified
+
+    @property
+    def bucket(self) -> str:
+        return self.req.bucket
+
+    @property
+    def key(self) -> str:
+        return self.req.key
+
+
+class Handlers:
+    def __init__(
+        self,
+        objects: ObjectService,
+        authorizer: auth.Authorizer,
+        region: str = "us-east-1",
+        intake: Intake | None = None,
+    ) -> None:
+        self.objects = objects
+        self.intake = intake if intake is not None else Intake()
+        self.multipart = MultipartService(objects)
+        self.auth = authorizer
+        self.region = region
+
+    # -- service and buckets ---------------------------------------------------------------
+
+    async def ListBuckets(self, c: Call) -> None:
+        buckets = [
+            b for b in await self.objects.list_buckets() if self.auth.visible(c.identity, b.name)
+        ]
+        owner = _owner(c.identity)
+        entries = x.join(
+            x.element(
+                "Bucket", x.leaf("Name", b.name), x.leaf("CreationDate", x.timestamp(b.created_ns))
+            )
+            for b in buckets
+        )
+        await c.resp.send(
+            200, x.document("ListAllMyBucketsResult", owner, x.element("Buckets", entries))
+        )
+
+    async def CreateBucket(self, c: Call) -> None:
+        x.location_constraint(await c.req.read(x.MAX_XML_BYTES))
+        await self.objects.create_bucket(c.bucket, owner=c.identity.access_key_id or "")
+        await c.resp.send(200, headers={"Location": f"/{c.bucket}"})
+
+    async def HeadBucket(self, c: Call) -> None:
+        await self.objects.head_bucket(c.bucket)
+        await c.resp.send(200, headers={"x-amz-bucket-region": self.region})
+
+    async def DeleteBucket(self, c: Call) -> None:
+        await self.objects.delete_bucket(c.bucket)
+        await c.resp.send(204)
+
+    async def GetBucketLocation(self, c: Call) -> None:
+        await self.objects.head_bucket(c.bucket)
+        region = "" if self.region == "us-east-1" else self.region
+        await c.resp.send(200, x.document("LocationConstraint", x.join([region])))
+
+    async def PutBucketVersioning(self, c: Call) -> None:
+        status = x.versioning_status(await c.req.read(x.MAX_XML_BYTES))
+        await self.objects.set_bucket_versioning(c.bucket, status)
+        await c.resp.send(200)
+
+    async def GetBucketVersioning(self, c: Call) -> None:
+        status = await self.objects.get_bucket_versioning(c.bucket)
+        shown = x.leaf("Status", status) if status in ("Enabled", "Suspended") else None
+        await c.resp.send(200, x.document("VersioningConfiguration", shown))
+
+    # -- listing ----------------------------------------------------------------------------
+
+    async def _list(
+        self, c: Call, start_after: str, token: str
+    ) -> tuple[objectstore_pb2.ListObjectsResponse, int]:
+        max_keys = _max_keys(c.req.params.get("max-keys"))
+        if max_keys == 0:
+            return objectstore_pb2.ListObjectsResponse(), 0
+        page = await self.objects.list_objects(
+            objectstore_pb2.ListObjectsRequest(
+                bucket=c.bucket,
+                prefix=c.req.params.get("prefix", ""),
+                delimiter=c.req.params.get("delimiter", ""),
+                start_after=start_after,
+                continuation_token=token,
+                max_keys=max_keys,
+            )
+        )
+        return page, max_keys
+
+    def _listing(
+        self, c: Call, page: objectstore_pb2.ListObjectsResponse, max_keys: int
+    ) -> list[str | None]:
+        p = c.req.params
+        enc = p.get("encoding-type", "")
+        owner = (
+            _owner(c.identity) if p.get("fetch-owner") == "true" or "list-type" not in p else None
+        )
+        contents = [
+            x.element(
+                "Contents",
+                x.leaf("Key", x.encode_key(o.key, enc)),
+                x.leaf("LastModified", x.timestamp(o.last_modified_ns)),
+                x.leaf("ETag", x.quoted_etag(o.etag)),
+                x.leaf("Size", o.size),
+                x.leaf("StorageClass", "STANDARD"),
+                owner,
+            )
+            for o in page.objects
+        ]
+        prefixes = [
+            x.element("CommonPrefixes", x.leaf("Prefix", x.encode_key(cp, enc)))
+            for cp in page.common_prefixes
+        ]
+        return [
+            x.leaf("Name", c.bucket),
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.optional("Delimiter", x.encode_key(p.get("delimiter", ""), enc)),
+            x.leaf("MaxKeys", max_keys if "max-keys" in p else MAX_LIST_KEYS),
+            x.optional("EncodingType", enc),
+            x.leaf("IsTruncated", page.is_truncated),
+            *contents,
+            *prefixes,
+        ]
+
+    async def ListObjects(self, c: Call) -> None:
+        marker = c.req.params.get("marker", "")
+        page, max_keys = await self._list(c, marker, "")
+        last = max([o.key for o in page.objects] + list(page.common_prefixes), default="")
+        enc = c.req.params.get("encoding-type", "")
+        doc = x.document(
+            "ListBucketResult",
+            *self._listing(c, page, max_keys),
+            x.leaf("Marker", x.encode_key(marker, enc)),
+            x.optional("NextMarker", x.encode_key(last, enc) if page.is_truncated else ""),
+        )
+        await c.resp.send(200, doc)
+
+    async def ListObjectsV2(self, c: Call) -> None:
+        p = c.req.params
+        token = p.get("continuation-token", "")
+        page, max_keys = await self._list(c, p.get("start-after", ""), token)
+        enc = p.get("encoding-type", "")
+        doc = x.document(
+            "ListBucketResult",
+            *self._listing(c, page, max_keys),
+            x.leaf("KeyCount", len(page.objects) + len(page.common_prefixes)),
+            x.optional("ContinuationToken", token),
+            x.optional("NextContinuationToken", page.next_continuation_token),
+            x.optional("StartAfter", x.encode_key(p.get("start-after", ""), enc)),
+        )
+        await c.resp.send(200, doc)
+
+    async def ListObjectVersions(self, c: Call) -> None:
+        p = c.req.params
+        if p.get("delimiter"):
+            raise InvalidArgument("ListObjectVersions with a delimiter is not supported yet")
+        max_keys = _max_keys(p.get("max-keys"))
+        page = await self.objects.list_object_versions(
+            objectstore_pb2.ListObjectVersionsRequest(
+                bucket=c.bucket,
+                prefix=p.get("prefix", ""),
+                key_marker=p.get("key-marker", ""),
+                version_id_marker=p.get("version-id-marker", ""),
+                max_keys=max(max_keys, 1),
+            )
+        )
+        enc = p.get("encoding-type", "")
+        owner = _owner(c.identity)
+        entries = []
+        for v in page.versions:
+            common = [
+                x.leaf("Key", x.encode_key(v.key, enc)),
+                x.leaf("VersionId", v.version_id or "null"),
+                x.leaf("IsLatest", v.is_latest),
+                x.leaf("LastModified", x.timestamp(v.last_modified_ns)),
+            ]
+            if v.is_delete_marker:
+                entries.append(x.element("DeleteMarker", *common, owner))
+            else:
+                entries.append(
+                    x.element(
+                        "Version",
+                        *common,
+                        x.leaf("ETag", x.quoted_etag(v.etag)),
+                        x.leaf("Size", v.size),
+                        x.leaf("StorageClass", "STANDARD"),
+                        owner,
+                    )
+                )
+        doc = x.document(
+            "ListVersionsResult",
+            x.leaf("Name", c.bucket),
+            x.leaf("Prefix", p.get("prefix", "")),
+            x.leaf("KeyMarker", p.get("key-marker", "")),
+            x.leaf("VersionIdMarker", p.get("version-id-marker", "")),
+            x.leaf("MaxKeys", max_keys),
+            x.optional("EncodingType", enc),
+            x.leaf("IsTruncated", page.is_truncated),
+            x.optional("NextKeyMarker", page.next_key_marker),
+            x.optional("NextVersionIdMarker", page.next_version_id_marker),
+            *entries,
+        )
+        await c.resp.send(200, doc)
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def _body(self, c: Call) -> AsyncIterator[bytes]:
+        h = c.req.headers
+        if "content-length" not in h and "chunked" not in h.get("transfer-encoding", ""):
+            raise MissingContentLength("a body needs Content-Length or chunked transfer encoding")
+        return body.decoded(c.req.receive, h, c.verified)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, c: Call, operation: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The body of a put or part, under the gateway's intake bounds (the byte budget the
+        gRPC door's bodies share, and the idle timeout)."""
+        stream = self.intake.stream(self._body(c), operation)
+        most = footprint(self.objects.view.chunk_size, self.objects.max_concurrent_chunks)
+        async with self.intake.admit(stream, _announced_size(c), most):
+            yield stream
+
+    async def PutObject(self, c: Call) -> None:
+        h = c.req.headers
+        put = PutRequest(
+            bucket=c.bucket,
+            key=c.key,
+            content_type=h.get("content-type", ""),
+            metadata=_metadata(h),
+            if_match=h.get("if-match", ""),
+            if_none_match=h.get("if-none-match", ""),
+        )
+        async with self._admitted(c, "PutObject") as stream:
+            info = await self.objects.put_object(put, stream)
+        headers = {"ETag": x.quoted_etag(info.etag), **_version_header(info)}
+        algorithm = body.checksum_algorithm(h)
+        if algorithm and body.CHECKSUM_HEADER + algorithm in h:
+            headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
+        await c.resp.send(200, headers=headers)
+
+    async def _open(self, c: Call) -> Reading:
+        h = c.req.headers
+        reading = await self.objects.get_object(
+            c.bucket,
+            c.key,
+            version_id=c.req.params.get("versionId", ""),
+            byte_range=_range(h.get("range", "")),
+            if_match=h.get("if-match", ""),
+            if_none_match=h.get("if-none-match", ""),
+        )
+        try:
+            _check_dates(h, reading.info)
+        except RingstoreError:
+            await reading.body.aclose()  # type: ignore[attr-defined]
+            raise
+        return reading
+
+    async def GetObject(self, c: Call) -> None:
+        reading = await self._open(c)
+        info = reading.info
+        headers = _object_headers(info)
+        status = 200
+        if "range" in c.req.headers and _range(c.req.headers["range"]) is not None:
+            status = 206
+            last = reading.offset + reading.length - 1
+            headers["Content-Range"] = f"bytes {reading.offset}-{last}/{info.size}"
+        for param, header in RESPONSE_OVERRIDES.items():
+            if param in c.req.params:
+                headers[header] = c.req.params[param]
+        await c.resp.stream(status, reading.length, reading.body, headers)
+
+    async def HeadObject(self, c: Call) -> None:
+        info = await self.objects.head_object(c.bucket, c.key, c.req.params.get("versionId", ""))
+        _check_conditions(c.req.headers, info)
+        await c.resp.stream(200, info.size, _nothing(), _object_headers(info))
+
+    async def DeleteObject(self, c: Call) -> None:
+        resp = await self.objects.delete_object(c.bucket, c.key, c.req.params.get("versionId", ""))
+        headers = {}
+        if resp.has_version_id:
+            headers["x-amz-version-id"] = resp.version_id or "null"
+        if resp.delete_marker:
+            headers["x-amz-delete-marker"] = "true"
+        await c.resp.send(204, headers=headers)
+
+    async def DeleteObjects(self, c: Call) -> None:
+        if "content-md5" not in c.req.headers and not body.checksum_algorithm(c.req.headers):
+            raise InvalidRequest("DeleteObjects needs Content-MD5 or an x-amz-checksum-* header")
+        data = b"".join([piece async for piece in self._body(c)])
+        items, quiet = x.delete_request(data)
+        results = []
+        for key, version_id in items:
+            try:
+                resp = await self.objects.delete_object(c.bucket, key, version_id)
+            except NoSuchKey:
+                resp = objectstore_pb2.DeleteObjectResponse()
+            except RingstoreError as err:
+                results.append(
+                    x.element(
+                        "Error",
+                        x.leaf("Key", key),
+                        x.optional("VersionId", version_id),
+                        x.leaf("Code", err.code),
+                        x.leaf("Message", err.message),
+                    )
+                )
+                continue
+            if not quiet:
+                results.append(
+                    x.element(
+                        "Deleted",
+                        x.leaf("Key", key),
+                        x.optional("VersionId", version_id),
+                        x.leaf("DeleteMarker", True) if resp.delete_marker else None,
+                        x.optional(
+                            "DeleteMarkerVersionId",
+                            resp.version_id if resp.delete_marker else "",
+                        ),
+                    )
+                )
+        await c.resp.send(200, x.document("DeleteResult", *results))
+
+    async def CopyObject(self, c: Call) -> None:
+        h = c.req.headers
+        src_bucket, src_key, src_version = _copy_source(h["x-amz-copy-source"])
+        await self.auth.check(c.identity, auth.READ, src_bucket)
+        directive = h.get("x-amz-metadata-directive", "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise InvalidArgument(
+                f"x-amz-metadata-directive must be COPY or REPLACE, got {directive[:20]!r}"
+            )
+        info = await self.objects.copy_object(
+            objectstore_pb2.CopyObjectRequest(
+                src_bucket=src_bucket,
+                src_key=src_key,
+                src_version_id=src_version,
+                dst_bucket=c.bucket,
+                dst_key=c.key,
+                replace_metadata=directive == "REPLACE",
+                metadata=_metadata(h) if directive == "REPLACE" else {},
+            )
+        )
+        headers = _version_header(info)
+        if src_version:
+            headers["x-amz-copy-source-version-id"] = src_version
+        doc = x.document(
+            "CopyObjectResult",
+            x.leaf("LastModified", x.timestamp(info.last_modified_ns)),
+            x.leaf("ETag", x.quoted_etag(info.etag)),
+        )
+        await c.resp.send(200, doc, headers)
+
+    # -- multipart --------------------------------------------------------------------------
+
+    async def CreateMultipartUpload(self, c: Call) -> None:
+        h = c.req.headers
+        upload_id = await self.multipart.create(
+            c.bucket, c.key, h.get("content-type", ""), _metadata(h)
+        )
+        doc = x.document(
+            "InitiateMultipartUploadResult",
+            x.leaf("Bucket", c.bucket),
+            x.leaf("Key", c.key),
+            x.leaf("UploadId", upload_id),
+        )
+        await c.resp.send(200, doc)
+
+    async def UploadPart(self, c: Call) -> None:
+        number = c.req.params["partNumber"]
+        if not number.isdigit():
+            raise InvalidArgument(f"partNumber {number[:20]!r} is not a number")
+        header = objectstore_pb2.UploadPartHeader(
+            bucket=c.bucket,
+            key=c.key,
+            upload_id=c.req.params["uploadId"],
+            part_number=min(int(number), 2**32 - 1),
+            expected_size=-1,
+        )
+        async with self._admitted(c, "UploadPart") as stream:
+            etag = await self.multipart.upload_part(header, stream)
+        headers = {"ETag": x.quoted_etag(etag)}
+        algorithm = body.checksum_algorithm(c.req.headers)
+        if algorithm and body.CHECKSUM_HEADER + algorithm in c.req.headers:
+            name = body.CHECKSUM_HEADER + algorithm
+            headers[name] = c.req.headers[name]
+        await c.resp.send(200, headers=headers)
+
+    async def CompleteMultipartUpload(self, c: Call) -> None:
+        parts = x.completed_parts(await c.req.read(x.MAX_XML_BYTES))
+        info = await self.multipart.complete(c.bucket, c.key, c.req.params["uploadId"], parts)
+        doc = x.document(
+            "CompleteMultipartUploadResult",
+            x.leaf("Location", f"/{c.bucket}/{c.key}"),
+            x.leaf("Bucket", c.bucket),
+            x.leaf("Key", c.key),
+            x.leaf("ETag", x.quoted_etag(info.etag)),
+        )
+        await c.resp.send(200, doc, _version_header(info))
+
+    async def AbortMultipartUpload(self, c: Call) -> None:
+        await self.multipart.abort(c.bucket, c.key, c.req.params["uploadId"])
+        await c.resp.send(204)
+
+    async def ListParts(self, c: Call) -> None:
+        p = c.req.params
+        resp = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
+        marker = int(p["part-number-marker"]) if p.get("part-number-marker", "").isdigit() else 0
+        max_parts = _max_keys(p.get("max-parts"))
+        after = [part for part in resp.parts if part.part_number > marker]
+        page, truncated = after[:max_parts], len(after) > max_parts
+        parts = [
+            x.element(
+                "Part",
+                x.leaf("PartNumber", part.part_number),
+                x.leaf("LastModified", x.timestamp(part.last_modified_ns)),
+                x.leaf("ETag", x.quoted_etag(part.etag)),
+                x.leaf("Size", part.size),
+            )
+            for part in page
+        ]
+        doc = x.document(
+            "ListPartsResult",
+            x.leaf("Bucket", c.bucket),
+            x.leaf("Key", c.key),
+            x.leaf("UploadId", p["uploadId"]),
+            x.leaf("PartNumberMarker", marker),
+            x.leaf("NextPartNumberMarker", page[-1].part_number if page else marker),
+            x.leaf("MaxParts", max_parts),
+            x.leaf("IsTruncated", truncated),
+            x.leaf("StorageClass", "STANDARD"),
+            *parts,
+        )
+        await c.resp.send(200, doc)
+
+    async def ListMultipartUploads(self, c: Call) -> None:
+        p = c.req.params
+        resp = await self.multipart.list_uploads(
+            objectstore_pb2.ListMultipartUploadsRequest(
+                bucket=c.bucket,
+                prefix=p.get("prefix", ""),
+                max_uploads=max(_max_keys(p.get("max-uploads")), 1),
+                key_marker=p.get("key-marker", ""),
+                upload_id_marker=p.get("upload-id-marker", ""),
+                delimiter=p.get("delimiter", ""),
+            )
+        )
+        enc = p.get("encoding-type", "")
+        uploads = [
+            x.element(
+                "Upload",
+                x.leaf("Key", x.encode_key(u.key, enc)),
+                x.leaf("UploadId", u.upload_id),
+                x.leaf("Initiated", x.timestamp(u.initiated_ns)),
+                x.leaf("StorageClass", "STANDARD"),
+            )
+            for u in resp.uploads
+        ]
+        prefixes = [
+            x.element("CommonPrefixes", x.leaf("Prefix", x.encode_key(cp, enc)))
+            for cp in resp.common_prefixes
+        ]
+        doc = x.document(
+            "ListMultipartUploadsResult",
+            x.leaf("Bucket", c.bucket),
+            x.leaf("KeyMarker", p.get("key-marker", "")),
+            x.leaf("UploadIdMarker", p.get("upload-id-marker", "")),
+            x.optional("NextKeyMarker", resp.next_key_marker),
+            x.optional("NextUploadIdMarker", resp.next_upload_id_marker),
+            x.leaf("Prefix", p.get("prefix", "")),
+            x.optional("Delimiter", p.get("delimiter", "")),
+            x.leaf("MaxUploads", _max_keys(p.get("max-uploads"))),
+            x.optional("EncodingType", enc),
+            x.leaf("IsTruncated", resp.is_truncated),
+            *uploads,
+            *prefixes,
+        )
+        await c.resp.send(200, doc)
+
+
+# -- decoding helpers ---------------------------------------------------------------------------
+
+
+def _announced_size(c: Call) -> int:
+    """The object bytes the request announces (-1: unknown): the decoded length of an
+    aws-chunked body, else Content-Length."""
+    h = c.req.headers
+    if c.verified.payload_hash in sigv4.STREAMING_MODES:
+        value = h.get("x-amz-decoded-content-length", "")
+    else:
+        value = "" if "chunked" in h.get("transfer-encoding", "") else h.get("content-length", "")
+    return int(value) if value.isdigit() else -1
+
+
+def _owner(identity: auth.Identity) -> str:
+    who = identity.access_key_id or "anonymous"
+    return x.element("Owner", x.leaf("ID", who), x.leaf("DisplayName", who))
+
+
+def _max_keys(value: str | None) -> int:
+    if value is None or value == "":
+        return MAX_LIST_KEYS
+    if not value.isdigit():
+        raise InvalidArgument(f"max-keys {value[:20]!r} is not a whole number")
+    return min(int(value), MAX_LIST_KEYS)
+
+
+def _metadata(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        name.removeprefix(META_PREFIX): value
+        for name, value in headers.items()
+        if name.startswith(META_PREFIX)
+    }
+
+
+def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
+    return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
+
+
+def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
+    headers = {
+        "ETag": x.quoted_etag(info.etag),
+        "Last-Modified": x.http_date(info.last_modified_ns),
+        "Content-Type": info.content_type or "binary/octet-stream",
+        "Accept-Ranges": "bytes",
+        **_version_header(info),
+    }
+    for name, value in info.metadata.items():
+        headers[META_PREFIX + name] = value
+    return headers
+
+
+def _range(header: str) -> ByteRange | None:
+    """One byte range (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``); anything else, including
+    several ranges, is ignored as HTTP allows (the whole object is served)."""
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    if not first:
+        return ByteRange(int(last), suffix=True) if last.isdigit() else None
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    return ByteRange(int(first), int(last) if last else None)
+
+
+def _date(value: str) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_dates(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
+    """If-Unmodified-Since (unless If-Match decided) and If-Modified-Since (unless If-None-Match
+    decided), at one-second resolution as Last-Modified carries."""
+    modified = info.last_modified_ns // 1_000_000_000
+    since = _date(headers.get("if-unmodified-since", ""))
+    if "if-match" not in headers and since is not None and modified > since:
+        raise PreconditionFailed(f"{info.key!r} was modified after If-Unmodified-Since")
+    since = _date(headers.get("if-modified-since", ""))
+    if "if-none-match" not in headers and since is not None and modified <= since:
+        raise NotModified(f"{info.key!r} was not modified since If-Modified-Since")
+
+
+def _check_conditions(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
+    from ringstore import etags
+
+    if_match = headers.get("if-match", "")
+    if if_match and not etags.if_match_holds(if_match, info.etag):
+        raise PreconditionFailed(f"{info.key!r}: If-Match does not match the ETag")
+    if_none = headers.get("if-none-match", "")
+    if if_none and not etags.if_none_match_holds(if_none, info.etag):
+        raise NotModified(f"{info.key!r}: the ETag still matches If-None-Match")
+    _check_dates(headers, info)
+
+
+def _copy_source(value: str) -> tuple[str, str, str]:
+    source, _, query = value.partition("?")
+    version = ""
+    if query.startswith("versionId="):
+        version = unquote(query.removeprefix("versionId="))
+    bucket, _, key = unquote(source).lstrip("/").partition("/")
+    if not bucket or not key:
+        raise InvalidArgument(f"x-amz-copy-source {value[:200]!r} must be <bucket>/<key>")
+    return bucket, key, version
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""

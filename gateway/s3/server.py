@@ -1,0 +1,58 @@
+"""Serve the S3 door with uvicorn (httptools) inside the gateway's own event loop, beside gRPC.
+
+Chosen by measurement (the lead's docs/decisions.md): a raw ASGI app under uvicorn+httptools
+answered small GETs and PUTs faster than aiohttp on this machine, and uvicorn sends
+``100 Continue`` only when the app first reads the body, after authentication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+
+from gateway.s3.app import S3App
+
+
+class S3Server:
+    def __init__(self, app: S3App, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        config = uvicorn.Config(
+            app,
+            host=host or "127.0.0.1",
+            port=int(port),
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            date_header=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        config = self._server.config
+        if not config.loaded:
+            config.load()
+        self._server.lifespan = config.lifespan_class(config)
+        await self._server.startup()
+        if self._server.should_exit:
+            raise OSError(f"the S3 door could not listen on {config.host}:{config.port}")
+        self._loop_task = asyncio.create_task(self._server.main_loop())
+
+    @property
+    def port(self) -> int:
+        for server in getattr(self._server, "servers", []):
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return int(self._server.config.port)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        await self._server.shutdown()

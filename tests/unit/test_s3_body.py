@@ -1,0 +1,158 @@
+"""Request bodies of the S3 door: aws-chunked bodies as botocore encodes them (unsigned, with a
+checksum trailer) and as AWS's published example signs them, and every digest checked before
+the last byte reaches the core."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+botocore = pytest.importorskip("botocore")
+from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum, Sha256Checksum  # noqa: E402
+
+from gateway.s3 import body, sigv4  # noqa: E402
+from gateway.s3.errors import (  # noqa: E402
+    BadDigest,
+    IncompleteBody,
+    InvalidDigest,
+    InvalidRequest,
+    XAmzContentSHA256Mismatch,
+)
+from ringstore.errors import SignatureDoesNotMatch  # noqa: E402
+from tests.unit.test_s3_sigv4 import (  # noqa: E402
+    EXAMPLE_SIGNATURES,
+    example_secret,
+    example_streaming_request,
+)
+
+DATA = bytes(range(256)) * 300  # 76,800 bytes: several botocore chunks
+
+
+def receiver(raw: bytes, piece: int = 1000) -> Any:
+    """ASGI's receive over ``raw``, in pieces of ``piece`` bytes."""
+    pieces = [raw[i : i + piece] for i in range(0, len(raw), piece)] or [b""]
+
+    async def receive() -> dict[str, Any]:
+        data = pieces.pop(0)
+        return {"type": "http.request", "body": data, "more_body": bool(pieces)}
+
+    return receive
+
+
+def drain(stream: AsyncIterator[bytes], seen: list[bytes]) -> None:
+    """Read ``stream`` to its end, keeping in ``seen`` what it handed on before any error."""
+
+    async def run() -> None:
+        async for piece in stream:
+            seen.append(piece)
+
+    asyncio.run(run())
+
+
+def decode(raw: bytes, headers: dict[str, str], verified: sigv4.Verified) -> bytes:
+    seen: list[bytes] = []
+    drain(body.decoded(receiver(raw), headers, verified), seen)
+    return b"".join(seen)
+
+
+def botocore_trailer_body(data: bytes, checksum: Any = Crc32Checksum) -> bytes:
+    name = "x-amz-checksum-" + ("crc32" if checksum is Crc32Checksum else "sha256")
+    wrapped = AwsChunkedWrapper(io.BytesIO(data), checksum_cls=checksum, checksum_name=name)
+    return wrapped.read()
+
+
+UNSIGNED_TRAILER = sigv4.Verified("k", sigv4.STREAMING_UNSIGNED_TRAILER)
+
+
+@pytest.mark.parametrize(
+    ("checksum", "name"), [(Crc32Checksum, "crc32"), (Sha256Checksum, "sha256")]
+)
+def test_botocore_unsigned_trailer_bodies_decode(checksum: Any, name: str) -> None:
+    raw = botocore_trailer_body(DATA, checksum)
+    headers = {
+        "content-encoding": "aws-chunked",
+        "x-amz-trailer": f"x-amz-checksum-{name}",
+        "x-amz-decoded-content-length": str(len(DATA)),
+    }
+    assert decode(raw, headers, UNSIGNED_TRAILER) == DATA
+
+
+def test_a_trailer_checksum_mismatch_hands_on_no_complete_body() -> None:
+    raw = botocore_trailer_body(DATA)
+    corrupt = raw.replace(DATA[1000:1010], b"X" * 10, 1)
+    headers = {"x-amz-trailer": "x-amz-checksum-crc32"}
+    seen: list[bytes] = []
+    with pytest.raises(BadDigest):
+        drain(body.decoded(receiver(corrupt), headers, UNSIGNED_TRAILER), seen)
+    assert len(b"".join(seen)) < len(DATA)
+
+
+def test_a_wrong_decoded_length_is_refused() -> None:
+    raw = botocore_trailer_body(DATA)
+    headers = {"x-amz-trailer": "x-amz-checksum-crc32", "x-amz-decoded-content-length": "7"}
+    with pytest.raises(IncompleteBody, match="7 bytes"):
+        decode(raw, headers, UNSIGNED_TRAILER)
+
+
+def test_a_truncated_chunked_body_is_refused() -> None:
+    raw = botocore_trailer_body(DATA)
+    with pytest.raises(IncompleteBody):
+        decode(raw[: len(raw) // 2], {"x-amz-trailer": "x-amz-checksum-crc32"}, UNSIGNED_TRAILER)
+
+
+def example_signed_body(data: bytes = b"a" * 66560) -> bytes:
+    sizes = (65536, 1024, 0)
+    out, offset = b"", 0
+    for size, signature in zip(sizes, EXAMPLE_SIGNATURES, strict=True):
+        out += f"{size:x};chunk-signature={signature}\r\n".encode()
+        out += data[offset : offset + size] + b"\r\n"
+        offset += size
+    return out
+
+
+def example_verified() -> sigv4.Verified:
+    import datetime as dt
+
+    now = dt.datetime(2013, 5, 24, tzinfo=dt.UTC)
+    return asyncio.run(sigv4.verify(example_streaming_request(), example_secret, now))
+
+
+def test_aws_signed_streaming_example_decodes() -> None:
+    headers = dict(example_streaming_request().headers)
+    assert decode(example_signed_body(), headers, example_verified()) == b"a" * 66560
+
+
+def test_a_changed_byte_in_a_signed_chunk_is_refused_before_it_is_handed_on() -> None:
+    headers = dict(example_streaming_request().headers)
+    raw = bytearray(example_signed_body())
+    raw[200] ^= 1  # inside the first chunk
+    seen: list[bytes] = []
+    with pytest.raises(SignatureDoesNotMatch):
+        drain(body.decoded(receiver(bytes(raw)), headers, example_verified()), seen)
+    assert seen == []  # a signed chunk goes on only once its signature holds
+
+
+def test_signed_payload_hash_md5_and_checksum_headers() -> None:
+    signed = sigv4.Verified("k", hashlib.sha256(DATA).hexdigest())
+    md5 = base64.b64encode(hashlib.md5(DATA).digest()).decode()
+    crc = base64.b64encode(zlib.crc32(DATA).to_bytes(4, "big")).decode()
+    headers = {"content-md5": md5, "x-amz-checksum-crc32": crc}
+    assert decode(DATA, headers, signed) == DATA
+    with pytest.raises(XAmzContentSHA256Mismatch):
+        decode(DATA + b"!", {}, signed)
+    unsigned = sigv4.Verified("k", sigv4.UNSIGNED_PAYLOAD)
+    with pytest.raises(BadDigest, match="Content-MD5"):
+        decode(DATA + b"!", {"content-md5": md5}, unsigned)
+    with pytest.raises(BadDigest, match="crc32"):
+        decode(DATA + b"!", {"x-amz-checksum-crc32": crc}, unsigned)
+    with pytest.raises(InvalidDigest):
+        decode(DATA, {"content-md5": "not base64"}, unsigned)
+    with pytest.raises(InvalidRequest, match="crc64nvme"):
+        decode(DATA, {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="}, unsigned)
