@@ -1,0 +1,70 @@
+"""The S3 door's less common operations, as boto3 (or plain HTTP, where boto3 cannot say it)
+meets them: listing pages that end on a folder, conditional and in-place copies, part reads
+and part copies, stored content headers, CORS, virtual-hosted addressing, and SlowDown."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+from botocore.exceptions import ClientError  # noqa: E402
+
+from ringstore.localcluster import LocalCluster  # noqa: E402
+from tests.conftest import make_cluster  # noqa: E402
+
+pytestmark = pytest.mark.integration
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def s3cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    lc = make_cluster(tmp_path_factory.mktemp("s3ops"), fsync=False)
+    with lc:
+        yield lc
+
+
+@pytest.fixture(scope="module")
+def s3(s3cluster: LocalCluster) -> Any:
+    key_id, secret = s3cluster.credentials()
+    return boto3.client(
+        "s3",
+        endpoint_url=s3cluster.s3_endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name=REGION,
+    )
+
+
+@pytest.fixture
+def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
+    name = "ops-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
+    name = name.strip("-") + f"-{random.randrange(10**6)}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def test_a_v1_page_ending_on_a_folder_is_not_repeated(s3: Any, bucket: str) -> None:
+    for key in ("a", "b/1", "b/2", "c", "d/1"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    first = s3.list_objects(Bucket=bucket, Delimiter="/", MaxKeys=2)
+    assert first["IsTruncated"] and first["NextMarker"] == "b/"
+    second = s3.list_objects(Bucket=bucket, Delimiter="/", MaxKeys=2, Marker=first["NextMarker"])
+    assert [o["Key"] for o in second["Contents"]] == ["c"]
+    assert [p["Prefix"] for p in second["CommonPrefixes"]] == ["d/"]
+    pages = s3.get_paginator("list_objects").paginate(
+        Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1}
+    )
+    entries = [
+        e.get("Key") or e.get("Prefix")
+        for page in pages
+        for e in page.get("Contents", []) + page.get("CommonPrefixes", [])
+    ]
+    assert entries == ["a", "b/", "c", "d/"]
