@@ -4,6 +4,7 @@ and part copies, stored content headers, CORS, virtual-hosted addressing, and Sl
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -68,3 +69,46 @@ def test_a_v1_page_ending_on_a_folder_is_not_repeated(s3: Any, bucket: str) -> N
         for e in page.get("Contents", []) + page.get("CommonPrefixes", [])
     ]
     assert entries == ["a", "b/", "c", "d/"]
+
+
+def test_copy_source_conditions(s3: Any, bucket: str) -> None:
+    etag = s3.put_object(Bucket=bucket, Key="src", Body=b"data")["ETag"]
+    src = {"Bucket": bucket, "Key": "src"}
+    past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    refused = [
+        {"CopySourceIfMatch": '"0000"'},
+        {"CopySourceIfNoneMatch": etag},
+        {"CopySourceIfModifiedSince": future},
+        {"CopySourceIfUnmodifiedSince": past},
+    ]
+    for conditions in refused:
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, **conditions)
+        assert error_code(exc) == "PreconditionFailed", conditions
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="dst")
+    allowed = [
+        {"CopySourceIfMatch": etag},
+        {"CopySourceIfNoneMatch": '"0000"'},
+        {"CopySourceIfModifiedSince": past},
+        {"CopySourceIfUnmodifiedSince": future},
+        {"CopySourceIfMatch": etag, "CopySourceIfUnmodifiedSince": past},  # If-Match decides
+    ]
+    for n, conditions in enumerate(allowed):
+        s3.copy_object(Bucket=bucket, Key=f"dst{n}", CopySource=src, **conditions)
+        assert s3.get_object(Bucket=bucket, Key=f"dst{n}")["Body"].read() == b"data"
+
+
+def test_copy_onto_itself(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v", ContentType="text/plain", Metadata={"a": "1"})
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="k", CopySource={"Bucket": bucket, "Key": "k"})
+    assert error_code(exc) == "InvalidRequest"
+    s3.copy_object(
+        Bucket=bucket, Key="k", CopySource={"Bucket": bucket, "Key": "k"},
+        MetadataDirective="REPLACE", ContentType="application/json", Metadata={"b": "2"},
+    )  # fmt: skip
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert (got["Body"].read(), got["ContentType"], got["Metadata"]) == (
+        b"v", "application/json", {"b": "2"}
+    )  # fmt: skip
