@@ -5,6 +5,7 @@ and part copies, stored content headers, CORS, virtual-hosted addressing, and Sl
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 
 boto3 = pytest.importorskip("boto3")
+from botocore.auth import S3SigV4Auth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+from botocore.credentials import Credentials  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from ringstore.localcluster import LocalCluster  # noqa: E402
@@ -19,11 +23,14 @@ from tests.conftest import make_cluster  # noqa: E402
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
+DOMAIN = "s3.ringstore.test"  # never resolved: requests go to the door's address with this Host
 
 
 @pytest.fixture(scope="module")
 def s3cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    lc = make_cluster(tmp_path_factory.mktemp("s3ops"), fsync=False)
+    lc = make_cluster(
+        tmp_path_factory.mktemp("s3ops"), fsync=False, gateway_args=["--s3-domain", DOMAIN]
+    )
     with lc:
         yield lc
 
@@ -112,3 +119,36 @@ def test_copy_onto_itself(s3: Any, bucket: str) -> None:
     assert (got["Body"].read(), got["ContentType"], got["Metadata"]) == (
         b"v", "application/json", {"b": "2"}
     )  # fmt: skip
+
+
+def signed(cluster: LocalCluster, method: str, host: str, path: str, data: bytes = b"") -> Any:
+    """A SigV4-signed request sent to the door with ``host`` as its Host header."""
+    key_id, secret = cluster.credentials()
+    url = f"http://{host}{path}"
+    request = AWSRequest(
+        method=method, url=url, data=data, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    )
+    S3SigV4Auth(Credentials(key_id, secret), "s3", REGION).add_auth(request)
+    address, port = cluster.s3_address().split(":")
+    conn = http.client.HTTPConnection(address, int(port), timeout=15)
+    try:
+        headers = {"Host": host, **dict(request.headers.items())}
+        conn.request(method, path, body=data or None, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_virtual_hosted_style_names_the_bucket_in_the_host(
+    s3cluster: LocalCluster, s3: Any, bucket: str
+) -> None:
+    port = s3cluster.s3_address().split(":")[1]
+    host = f"{bucket}.{DOMAIN}:{port}"
+    assert signed(s3cluster, "PUT", host, "/dir/k%20ey", b"hosted")[0] == 200
+    assert s3.get_object(Bucket=bucket, Key="dir/k ey")["Body"].read() == b"hosted"
+    assert signed(s3cluster, "GET", host, "/dir/k%20ey") == (200, b"hosted")
+    status, listing = signed(s3cluster, "GET", host, "/?list-type=2")
+    assert status == 200 and b"<Key>dir/k ey</Key>" in listing
+    status, _ = signed(s3cluster, "GET", f"{DOMAIN}:{port}", f"/{bucket}/dir/k%20ey")
+    assert status == 200  # the domain itself: path-style
