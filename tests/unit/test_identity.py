@@ -242,10 +242,15 @@ def test_unreadable_master_key_is_refused(tmp_path: Path) -> None:
         masterkey.load_or_create(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_master_key_without_read_permission_is_refused(tmp_path: Path) -> None:
+def test_master_key_without_read_permission_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     masterkey.load_or_create(tmp_path)
-    (tmp_path / masterkey.MASTER_KEY_NAME).chmod(0o200)
+
+    def denied(self: Path) -> bytes:  # what a non-root reader of a 0200 file gets (root reads it)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(MasterKeyError, match="cannot be read: Permission denied"):
         masterkey.load_or_create(tmp_path)
 
