@@ -83,10 +83,17 @@ def read_file(path: str | Path) -> bytes:
     """The secret in the file at ``path``; InvalidArgument naming the file otherwise."""
     try:
         text = Path(path).read_text()
+        mode = os.stat(path).st_mode
     except OSError as exc:
         raise InvalidArgument(
             f"cluster secret file {path} cannot be read: {exc.strerror or exc}"
         ) from None
+    if mode & 0o077:
+        log.warning(
+            "cluster secret file %s is readable by others (mode %o): make it 0600",
+            path,
+            mode & 0o777,
+        )
     return parse(text, f"cluster secret file {path}")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -23,6 +24,7 @@ from datanode.servicer import BlobService
 from metanode.servicer import MetaServicer, add_to_server
 from metanode.store.memory import MemoryStore
 from ringstore import cluster_auth
+from ringstore.cli.main import cli
 from ringstore.config import ClusterConfig, Config
 from ringstore.errors import ERROR_CODE_KEY, AccessDenied, BlobNotFound, InvalidArgument
 from ringstore.rpc import insecure_channel, internal_channel, make_server
@@ -206,3 +208,19 @@ def test_a_datanode_refuses_a_call_without_a_valid_proof_and_stores_nothing(
             store.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_the_cli_makes_a_secret_file_and_never_shows_the_secret(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.secret"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["cluster", "secret", str(path)], env={cluster_auth.SECRET_ENV: ""})
+    assert made.exit_code == 0, made.output
+    secret = cluster_auth.read_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert secret.hex() not in made.output
+    again = runner.invoke(
+        cli, ["cluster", "secret", str(path)], env={cluster_auth.SECRET_ENV: OTHER.hex()}
+    )
+    assert again.exit_code == 2
+    assert "differs from the cluster secret already in" in again.output
+    assert cluster_auth.read_file(path) == secret
