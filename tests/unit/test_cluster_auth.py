@@ -82,7 +82,7 @@ def test_load_or_create_writes_once_mode_0600_and_keeps_it(tmp_path: Path) -> No
 
 
 def test_check_accepts_a_proof_and_names_each_broken_rule() -> None:
-    now = time.time()
+    now = float(int(time.time()))  # whole seconds: a proof's date has no fraction
     good = cluster_auth.prove(SECRET, CREATE, now)
     cluster_auth.check(SECRET, good, CREATE, now)
     cluster_auth.check(SECRET, good, CREATE, now + cluster_auth.MAX_SKEW - 5)
