@@ -53,6 +53,7 @@ PROOF_HEADER = "x-rs-cluster"
 DATE_HEADER = "x-rs-cluster-date"
 MAX_SKEW = 15 * 60.0  # seconds a proof's date may differ from the server's clock
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings of refused calls (a stray node retries)
 OPEN_PREFIXES = ("/grpc.health.",)  # services any caller may reach, with or without a proof
 
 # -- the secret ----------------------------------------------------------------------------
@@ -220,6 +221,8 @@ class ClusterGuard(aio.ServerInterceptor):
         self.secret = secret
         self.clock = clock
         self.refused = 0  # calls refused since start
+        self._logged_at = -REFUSAL_LOG_INTERVAL  # monotonic time of the last warning
+        self._logged_count = 0  # self.refused at the last warning
 
     async def intercept_service(
         self,
@@ -235,9 +238,19 @@ class ClusterGuard(aio.ServerInterceptor):
             check(self.secret, metadata, method, self.clock())
         except AccessDenied as err:
             self.refused += 1
-            log.warning("refused %s", err.message)
+            self._warn(err)
             return _refusing(handler, err)
         return handler
+
+    def _warn(self, err: AccessDenied) -> None:
+        """Log a refusal, at most one line per REFUSAL_LOG_INTERVAL with the count between."""
+        now = time.monotonic()
+        if now - self._logged_at < REFUSAL_LOG_INTERVAL:
+            return
+        others = self.refused - self._logged_count - 1
+        more = f" ({others} more refused since the last warning)" if others > 0 else ""
+        log.warning("refused %s%s", err.message, more)
+        self._logged_at, self._logged_count = now, self.refused
 
 
 def _refusing(handler: grpc.RpcMethodHandler, err: AccessDenied) -> grpc.RpcMethodHandler:
