@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", help="cluster.yaml (defaults apply without it)")
     p.add_argument("--listen", help="host:port to serve on (gateway.listen)")
     p.add_argument("--s3-listen", help="host:port of the S3 door (gateway.s3_listen); '' for none")
+    p.add_argument(
+        "--s3-domain", help="virtual-hosted style: Host <bucket>.<domain> (gateway.s3_domain)"
+    )
     p.add_argument("--metanode", help="host:port of the metanode (metanode.address)")
     p.add_argument("--rpc-timeout", type=float, help="seconds: deadline of internal calls")
     p.add_argument("--ring-refresh", type=float, help="seconds between cluster-view refreshes")
@@ -52,6 +55,8 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
         gw = dataclasses.replace(gw, listen=args.listen)
     if args.s3_listen is not None:
         gw = dataclasses.replace(gw, s3_listen=args.s3_listen)
+    if args.s3_domain is not None:
+        gw = dataclasses.replace(gw, s3_domain=args.s3_domain)
     if args.rpc_timeout:
         gw = dataclasses.replace(gw, rpc_timeout=args.rpc_timeout)
     if args.ring_refresh:
@@ -93,7 +98,8 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
     await server.start()
     s3 = None
     if gw.s3_listen:
-        s3 = S3Server(S3App(objects, authorizer, region=gw.s3_region, intake=intake), gw.s3_listen)
+        app = S3App(objects, authorizer, region=gw.s3_region, domain=gw.s3_domain, intake=intake)
+        s3 = S3Server(app, gw.s3_listen)
         await s3.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
     # from the metanode (it knows no ring), not when its ring has been stale for long.

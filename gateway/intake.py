@@ -11,8 +11,8 @@ Two bounds, whatever clients do:
   hold at once (the chunk being filled plus ``max_concurrent_chunks`` being written, see
   :mod:`gateway.ingest`). The reservation is taken whole or not at all (a partial share could
   deadlock puts that each wait for the rest), waits at most ``wait`` seconds for room, and is
-  then refused with ServiceUnavailable: under overload the gateway refuses early instead of
-  growing.
+  then refused with SlowDown (a ServiceUnavailable): under overload the gateway refuses early
+  instead of growing.
 
 A single-message PutSmallObject is not counted here: its body (at most one message) is already
 in memory when the call starts, and the server's call limit bounds how many run at once.
@@ -26,7 +26,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ringstore.errors import InvalidArgument, ServiceUnavailable
+from ringstore.errors import InvalidArgument, SlowDown
 
 IDLE_TIMEOUT = 30.0  # seconds a body stream may send nothing (gateway.stream_idle_timeout)
 MAX_BODY_BYTES = 512 * 1024 * 1024  # bytes all bodies may hold at once (gateway.max_body_bytes)
@@ -51,8 +51,8 @@ class ByteBudget:
 
     async def reserve(self, nbytes: int, what: str) -> int:
         """Reserve ``nbytes`` (at most the whole budget) for ``what``; returns the bytes
-        reserved, to :meth:`release` later. Raises ServiceUnavailable after ``wait`` seconds
-        without room."""
+        reserved, to :meth:`release` later. Raises SlowDown (a ServiceUnavailable) after
+        ``wait`` seconds without room."""
         nbytes = min(nbytes, self.limit)
         if not self._waiters and self.used + nbytes <= self.limit:
             self.used += nbytes
@@ -69,7 +69,7 @@ class ByteBudget:
             else:
                 entry[1].cancel()
             if isinstance(exc, TimeoutError):
-                raise ServiceUnavailable(
+                raise SlowDown(
                     f"{what}: the gateway holds {self.used} body bytes of its limit of "
                     f"{self.limit} (gateway.max_body_bytes) and found no room for {nbytes} "
                     f"within {self.wait:g} s; try again later"

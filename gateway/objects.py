@@ -335,6 +335,8 @@ class ObjectService:
         """A metadata operation: the copy shares the source's chunks."""
         validation.check_key(req.src_key)
         validation.check_key(req.dst_key)
+        validation.check_content_type(req.content_type)
+        etags.check("src_if_match", req.src_if_match)
         if req.replace_metadata:
             validation.check_metadata(dict(req.metadata))
         return await self.call_meta(self.meta.CopyObject, req)

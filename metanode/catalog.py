@@ -113,6 +113,8 @@ class CopyRequest:
     src_version_id: str = ""
     replace_metadata: bool = False
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    content_type: str = ""  # with replace_metadata: replaces the source's when non-empty
+    src_if_match: str = ""  # the source's ETag must be this one (empty: any)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,15 +384,25 @@ def get_object_record(
 def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
     """A new version of the destination sharing the source version's blobs (no data copied):
     same size and ETag; metadata and content type copied unless ``replace_metadata`` (then
-    the metadata is replaced and the content type kept). Written as a put would be."""
+    the metadata is replaced, and the content type too when the request names one). Written
+    as a put would be. ``src_if_match`` makes the copy conditional on the source's ETag, in
+    this transaction, so the version checked is the version copied."""
     bucket_record(tx, request.src_bucket)
     source = find_version(tx, request.src_bucket, request.src_key, request.src_version_id)
+    if request.src_if_match and not etags.if_match_holds(request.src_if_match, source.etag):
+        raise PreconditionFailed(
+            f"{request.src_bucket}/{shown(request.src_key)}: the source's ETag is not "
+            f"{shown(request.src_if_match)}"
+        )
     dst_bucket = bucket_record(tx, request.dst_bucket)
     check_key(request.dst_key)
     metadata = (
         check_metadata(dict(request.metadata)) if request.replace_metadata else source.metadata
     )
-    check_content_type(source.content_type)  # one stored before the limit is not copied
+    content_type = source.content_type
+    if request.replace_metadata and request.content_type:
+        content_type = request.content_type
+    check_content_type(content_type)  # one stored before the limit is not copied
     retain(tx, source.manifest)  # before the destination's null version may release them
     return write_version(
         tx,
@@ -398,7 +410,7 @@ def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
         request.dst_key,
         size=source.size,
         etag=source.etag,
-        content_type=source.content_type,
+        content_type=content_type,
         metadata=metadata,
         manifest=source.manifest,
     )

@@ -12,6 +12,8 @@ Guarantees (S3 ListObjectsV2):
 - The continuation token is opaque: ``v1:`` + urlsafe base64 of the last entry returned. A
   token continues after that entry (after the whole folder, for a common prefix); a token this
   service did not issue is an :class:`InvalidArgument` naming it.
+- A ``start_after`` that is itself a common prefix (S3 v1's ``NextMarker`` of a page that ended
+  on a folder) continues after the whole folder, as a token does: the folder is not repeated.
 - A common prefix costs one seek, however many keys it holds: the scan restarts at
   ``common_prefix + b"\\xff"``, past every key under it, because UTF-8 never contains 0xFF.
 - Hidden entries (delete markers) are skipped and never form a common prefix on their own.
@@ -97,7 +99,10 @@ def list_page(
     check_max_keys(max_keys)
     resume = decode_token(continuation_token) if continuation_token else None
     after = (resume if resume is not None else start_after).encode()
+    # Folders up to the token's entry were returned; a start_after naming a folder was too.
     folder_done = resume.encode() if resume is not None else None
+    if folder_done is None and _is_folder(start_after, prefix, delimiter):
+        folder_done = after
     found = _entries(scan, after, prefix.encode(), delimiter.encode(), folder_done, visible)
     # One entry past the page tells whether the listing is truncated.
     page: list[tuple[str, T | None]] = []
@@ -116,6 +121,14 @@ def list_page(
         is_truncated=truncated,
         next_continuation_token=encode_token(page[-1][0]) if truncated else "",
     )
+
+
+def _is_folder(name: str, prefix: str, delimiter: str) -> bool:
+    """Whether ``name`` is a common prefix this listing could return."""
+    if not delimiter or not name.startswith(prefix):
+        return False
+    cut = name.find(delimiter, len(prefix))
+    return cut >= 0 and cut + len(delimiter) == len(name)
 
 
 def _entries(

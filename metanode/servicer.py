@@ -350,6 +350,8 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             src_version_id=request.src_version_id,
             replace_metadata=request.replace_metadata,
             metadata=dict(request.metadata),
+            content_type=request.content_type,
+            src_if_match=request.src_if_match,
         )
         return _view_info(await self.store.acall(catalog.copy_object, copy))
 

@@ -111,6 +111,13 @@ class ServiceUnavailable(RingstoreError):
     status = grpc.StatusCode.UNAVAILABLE
 
 
+class SlowDown(ServiceUnavailable):
+    """A server refused the call because it is overloaded (its call limit or its body-byte
+    budget): the caller should back off and retry. S3 calls this ``SlowDown``."""
+
+    code = "SlowDown"
+
+
 class AccessDenied(RingstoreError):
     """The caller is not allowed to do this (no valid credentials, or beyond its grants)."""
 
@@ -185,6 +192,7 @@ ERRORS: dict[str, type[RingstoreError]] = {
         PreconditionFailed,
         NotModified,
         ServiceUnavailable,
+        SlowDown,
         AccessDenied,
         InvalidAccessKeyId,
         SignatureDoesNotMatch,

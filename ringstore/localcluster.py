@@ -168,6 +168,7 @@ class LocalCluster:
     s3_port: int | None = None  # the first gateway's S3 door; None: PORT+40 (one more per gateway)
     meta_args: list[str] = dataclasses.field(default_factory=list)
     datanode_args: list[str] = dataclasses.field(default_factory=list)
+    gateway_args: list[str] = dataclasses.field(default_factory=list)  # added to each gateway's
     node_capacity: dict[int, int] = dataclasses.field(default_factory=dict)  # i -> bytes
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to every service's
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
@@ -311,6 +312,7 @@ class LocalCluster:
             "--rpc-timeout", str(self.rpc_timeout),
             "--ring-refresh", "0.5",
             *self._secret_args(),
+            *self.gateway_args,
         ]  # fmt: skip
         return Process(name, argv, self._log(name), address)
 

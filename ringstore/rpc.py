@@ -26,7 +26,7 @@ from ringstore.errors import (
     InternalError,
     InvalidArgument,
     RingstoreError,
-    ServiceUnavailable,
+    SlowDown,
     grpc_status,
 )
 from ringstore.validation import shown
@@ -219,7 +219,8 @@ def _guard_decoding(server: aio.Server) -> None:
 
 class CallLimit(aio.ServerInterceptor):
     """Backpressure at the door: at most ``limit`` calls run at once; a call beyond that is
-    refused at once with UNAVAILABLE (``ServiceUnavailable``, which clients retry with backoff)
+    refused at once with UNAVAILABLE (``SlowDown``, a ``ServiceUnavailable`` that clients retry
+    with backoff)
     instead of queueing and holding memory. The health service is never limited, so that an
     overloaded server still answers its probes."""
 
@@ -251,7 +252,7 @@ class CallLimit(aio.ServerInterceptor):
             self.refused += 1
             await _abort(
                 context,
-                ServiceUnavailable(
+                SlowDown(
                     f"{self._service} is overloaded: {self.active} calls are running, the limit "
                     f"is {self.limit}; {method} refused, try again later"
                 ),

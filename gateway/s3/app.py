@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 from collections.abc import Callable
 
@@ -33,10 +34,12 @@ class S3App:
         authorizer: auth.Authorizer,
         *,
         region: str = "us-east-1",
+        domain: str = "",
         intake: Intake | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.auth = authorizer
+        self.domain = check_domain(domain)
         self.handlers = Handlers(objects, authorizer, region, intake)
         self.clock = clock
 
@@ -50,7 +53,7 @@ class S3App:
         resp = Responder(send, request_id, scope["method"])
         req: Request | None = None
         try:
-            req = Request.from_scope(scope, receive)
+            req = Request.from_scope(scope, receive, self.domain)
             resp.request = req
             await self._serve(req, resp)
         except RingstoreError as err:
@@ -83,6 +86,17 @@ class S3App:
             raise err  # the body was under way: the connection is cut, the client sees it short
         resource = scope.get("path", "")
         await resp.send(status, errors.error_xml(code, message, resource, resp.request_id))
+
+
+def check_domain(domain: str) -> str:
+    """The S3 domain of virtual-hosted-style addressing, lower case, without a port."""
+    domain = domain.strip().lower().rstrip(".")
+    if domain and not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain):
+        raise ValueError(
+            f"gateway.s3_domain {domain[:100]!r} must be a DNS name (letters, digits, dots and "
+            "hyphens, no port), e.g. s3.example.com"
+        )
+    return domain
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

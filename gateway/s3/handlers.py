@@ -22,6 +22,7 @@ from gateway.s3 import body, sigv4
 from gateway.s3 import xml as x
 from gateway.s3.errors import InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
+from ringstore import etags
 from ringstore.errors import (
     InvalidArgument,
     NoSuchKey,
@@ -32,6 +33,7 @@ from ringstore.errors import (
 from ringstore.v1 import common_pb2, objectstore_pb2
 
 META_PREFIX = "x-amz-meta-"
+COPY_SOURCE_IF = "x-amz-copy-source-if-"
 MAX_LIST_KEYS = 1000
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -381,6 +383,13 @@ class Handlers:
             raise InvalidArgument(
                 f"x-amz-metadata-directive must be COPY or REPLACE, got {directive[:20]!r}"
             )
+        replace = directive == "REPLACE"
+        if not replace and not src_version and (src_bucket, src_key) == (c.bucket, c.key):
+            raise InvalidRequest(
+                "This copy request is illegal because it is trying to copy an object to itself "
+                "without changing the object's metadata (use x-amz-metadata-directive: REPLACE)"
+            )
+        src_etag = await self._copy_source_conditions(h, src_bucket, src_key, src_version)
         info = await self.objects.copy_object(
             objectstore_pb2.CopyObjectRequest(
                 src_bucket=src_bucket,
@@ -388,8 +397,10 @@ class Handlers:
                 src_version_id=src_version,
                 dst_bucket=c.bucket,
                 dst_key=c.key,
-                replace_metadata=directive == "REPLACE",
-                metadata=_metadata(h) if directive == "REPLACE" else {},
+                replace_metadata=replace,
+                metadata=_metadata(h) if replace else {},
+                content_type=h.get("content-type", "") if replace else "",
+                src_if_match=src_etag,
             )
         )
         headers = _version_header(info)
@@ -401,6 +412,31 @@ class Handlers:
             x.leaf("ETag", x.quoted_etag(info.etag)),
         )
         await c.resp.send(200, doc, headers)
+
+    async def _copy_source_conditions(
+        self, h: dict[str, str], bucket: str, key: str, version_id: str
+    ) -> str:
+        """Check the ``x-amz-copy-source-if-*`` headers against the source; returns the ETag
+        they were checked against ("" when there are none), which the copy then requires, so
+        the version checked is the version copied. Every failure is 412, as S3 answers."""
+        if not any(name.startswith(COPY_SOURCE_IF) for name in h):
+            return ""
+        info = await self.objects.head_object(bucket, key, version_id)
+        if_match = h.get(COPY_SOURCE_IF + "match", "")
+        if_none = h.get(COPY_SOURCE_IF + "none-match", "")
+        source = f"the copy source {bucket}/{key}"
+        if if_match and not etags.if_match_holds(if_match, info.etag):
+            raise PreconditionFailed(f"{source}: x-amz-copy-source-if-match does not match")
+        if if_none and not etags.if_none_match_holds(if_none, info.etag):
+            raise PreconditionFailed(f"{source}: x-amz-copy-source-if-none-match matches")
+        modified = info.last_modified_ns // 1_000_000_000
+        since = _date(h.get(COPY_SOURCE_IF + "unmodified-since", ""))
+        if not if_match and since is not None and modified > since:
+            raise PreconditionFailed(f"{source} was modified after the unmodified-since date")
+        since = _date(h.get(COPY_SOURCE_IF + "modified-since", ""))
+        if not if_none and since is not None and modified <= since:
+            raise PreconditionFailed(f"{source} was not modified since the modified-since date")
+        return info.etag
 
     # -- multipart --------------------------------------------------------------------------
 
@@ -617,8 +653,6 @@ def _check_dates(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
 
 
 def _check_conditions(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
-    from ringstore import etags
-
     if_match = headers.get("if-match", "")
     if if_match and not etags.if_match_holds(if_match, info.etag):
         raise PreconditionFailed(f"{info.key!r}: If-Match does not match the ETag")

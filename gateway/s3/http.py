@@ -50,7 +50,9 @@ class Request:
         return (length not in ("", "0")) or "chunked" in self.headers.get("transfer-encoding", "")
 
     @classmethod
-    def from_scope(cls, scope: Scope, receive: Receive) -> Request:
+    def from_scope(cls, scope: Scope, receive: Receive, domain: str = "") -> Request:
+        """The request of an ASGI scope; with ``domain``, a Host of ``<bucket>.<domain>``
+        names the bucket (virtual-hosted style) and the path is all key."""
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
@@ -63,6 +65,9 @@ class Request:
             params.setdefault(name, value)
         path = scope["path"]
         bucket, _, key = path.lstrip("/").partition("/")
+        hosted = virtual_bucket(headers.get("host", ""), domain)
+        if hosted:
+            bucket, key = hosted, path[1:] if path.startswith("/") else path
         raw_path = scope.get("raw_path") or path.encode()
         return cls(
             method=scope["method"],
@@ -95,6 +100,19 @@ class Request:
             parts.append(data)
             if not message.get("more_body", False):
                 return b"".join(parts)
+
+
+def virtual_bucket(host: str, domain: str) -> str:
+    """The bucket a Host header names under ``domain`` ("" when it names none)."""
+    if not domain:
+        return ""
+    name = host.strip().lower()
+    if name.startswith("["):  # an IPv6 literal never names a bucket
+        return ""
+    name = name.rpartition(":")[0] if ":" in name else name
+    name = name.rstrip(".")
+    suffix = "." + domain
+    return name[: -len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else ""
 
 
 class Responder:

@@ -66,7 +66,7 @@ class ListObjectVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[_common_pb2.ObjectInfo, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_version_id_marker: _Optional[str] = ...) -> None: ...
 
 class CopyObjectRequest(_message.Message):
-    __slots__ = ("src_bucket", "src_key", "dst_bucket", "dst_key", "src_version_id", "replace_metadata", "metadata")
+    __slots__ = ("src_bucket", "src_key", "dst_bucket", "dst_key", "src_version_id", "replace_metadata", "metadata", "content_type", "src_if_match")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,8 @@ class CopyObjectRequest(_message.Message):
     SRC_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     REPLACE_METADATA_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SRC_IF_MATCH_FIELD_NUMBER: _ClassVar[int]
     src_bucket: str
     src_key: str
     dst_bucket: str
@@ -88,7 +90,9 @@ class CopyObjectRequest(_message.Message):
     src_version_id: str
     replace_metadata: bool
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, src_bucket: _Optional[str] = ..., src_key: _Optional[str] = ..., dst_bucket: _Optional[str] = ..., dst_key: _Optional[str] = ..., src_version_id: _Optional[str] = ..., replace_metadata: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    content_type: str
+    src_if_match: str
+    def __init__(self, src_bucket: _Optional[str] = ..., src_key: _Optional[str] = ..., dst_bucket: _Optional[str] = ..., dst_key: _Optional[str] = ..., src_version_id: _Optional[str] = ..., replace_metadata: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_type: _Optional[str] = ..., src_if_match: _Optional[str] = ...) -> None: ...
 
 class RenamePrefixRequest(_message.Message):
     __slots__ = ("bucket", "src_prefix", "dst_prefix")

@@ -131,6 +131,14 @@ class ComposeCluster:
     def endpoint(self) -> str:
         return f"{HOST}:{self.gateway_port()}"
 
+    @property
+    def s3_endpoint(self) -> str:
+        """The first gateway's S3 door, as published on the host (http://127.0.0.1:PORT)."""
+        out = self.compose_cmd("port", "gateway", "9000").strip()
+        host, _, port = out.rpartition(":")
+        assert host == HOST, f"the S3 door is published on {out}, not on {HOST}"
+        return f"http://{HOST}:{port}"
+
     # -- readiness ----------------------------------------------------------------------------
 
     def wait_serving(self, timeout: float = 90.0) -> None:
@@ -176,13 +184,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
     from testcontainers.compose import DockerCompose
 
     project = f"rstest-{uuid.uuid4().hex[:10]}"
-    base = free_port_block(12)
+    base = free_port_block(24)  # gateways' gRPC ports, then their S3 ports
     env_file = tmp_path_factory.mktemp("compose") / "test.env"
     env_file.write_text(
         f"COMPOSE_PROJECT_NAME={project}\n"
         f"RINGSTORE_IMAGE={IMAGE}\n"
         f"RINGSTORE_BIND={HOST}\n"
         f"RINGSTORE_GATEWAY_PORTS={base}-{base + 9}\n"
+        f"RINGSTORE_S3_PORTS={base + 10}-{base + 19}\n"
         # The tests' root key (tests/conftest.py), which every client signs with.
         f"RINGSTORE_ROOT_ACCESS_KEY_ID={os.environ['RINGSTORE_ROOT_ACCESS_KEY_ID']}\n"
         f"RINGSTORE_ROOT_SECRET_ACCESS_KEY={os.environ['RINGSTORE_ROOT_SECRET_ACCESS_KEY']}\n"

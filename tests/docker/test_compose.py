@@ -113,6 +113,46 @@ def test_sdk_workload_through_the_published_port(
         client.head_object(BUCKET, "scratch")
 
 
+def test_boto3_through_the_published_s3_port(
+    cluster: ComposeCluster, client: Client, ledger: Ledger
+) -> None:
+    """The S3 door answers on its published port, signed with the root key the compose file was
+    given; what boto3 stores the SDK reads (and the ledger keeps checking through the faults)."""
+    boto3 = pytest.importorskip("boto3")
+    from botocore.exceptions import ClientError
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=cluster.s3_endpoint,
+        aws_access_key_id=os.environ["RINGSTORE_ROOT_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["RINGSTORE_ROOT_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    assert BUCKET in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    for i, size in enumerate([0, 5, 3 * CHUNK + 17]):
+        data = os.urandom(size)
+        put = s3.put_object(Bucket=BUCKET, Key=f"s3/{i}", Body=data)
+        assert put["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+        assert s3.get_object(Bucket=BUCKET, Key=f"s3/{i}")["Body"].read() == data
+        assert client.get_object(BUCKET, f"s3/{i}").read() == data
+        with ledger._lock:
+            ledger.acked[f"s3/{i}"] = data
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="s3/")
+    assert [o["Key"] for o in listed["Contents"]] == ["s3/0", "s3/1", "s3/2"]
+    stranger = boto3.client(
+        "s3",
+        endpoint_url=cluster.s3_endpoint,
+        aws_access_key_id=os.environ["RINGSTORE_ROOT_ACCESS_KEY_ID"],
+        aws_secret_access_key="not-the-secret",
+        region_name="us-east-1",
+    )
+    with pytest.raises(ClientError) as exc:
+        stranger.put_object(Bucket=BUCKET, Key="s3/forged", Body=b"x")
+    assert exc.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    with pytest.raises(NoSuchKey):
+        client.head_object(BUCKET, "s3/forged")
+
+
 def test_cli_cluster_status_shows_six_datanodes_in_three_zones(cluster: ComposeCluster) -> None:
     cli = Path(sys.executable).parent / "ringstore"
     argv = [str(cli)] if cli.exists() else [sys.executable, "-m", "ringstore.cli.main"]

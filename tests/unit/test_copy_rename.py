@@ -21,6 +21,7 @@ from ringstore.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
+    PreconditionFailed,
 )
 
 
@@ -79,6 +80,20 @@ def test_copy_can_replace_the_metadata_but_keeps_the_content_type(store: Store) 
     assert dict(view.version.metadata) == {"new": "2"} and view.version.content_type == "text/csv"
     with pytest.raises(InvalidArgument, match="metadata"):
         copy(store, "src", "a", "src", "c", replace_metadata=True, metadata={"bad name": "x"})
+
+
+def test_copy_replacing_may_name_a_content_type_and_may_require_the_source_etag(
+    store: Store,
+) -> None:
+    put(store, "src", "a", "b1", content_type="text/csv")
+    view = copy(store, "src", "a", "dst", "a", replace_metadata=True, content_type="text/html")
+    assert view.version.content_type == "text/html"
+    kept = copy(store, "src", "a", "dst", "b", content_type="text/html")  # COPY: ignored
+    assert kept.version.content_type == "text/csv"
+    with pytest.raises(PreconditionFailed, match="ETag"):
+        copy(store, "src", "a", "dst", "c", src_if_match="other")
+    assert keys(store, "dst") == ["a", "b"]
+    assert copy(store, "src", "a", "dst", "c", src_if_match="etag-a").version.etag == "etag-a"
 
 
 def test_copy_source_resolution_errors(store: Store) -> None:

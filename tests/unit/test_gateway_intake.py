@@ -79,6 +79,7 @@ def test_a_full_budget_makes_a_put_wait_then_refuses_it() -> None:
         budget.wait = TINY
         with pytest.raises(ServiceUnavailable) as err:
             await budget.reserve(60, "UploadPart")
+        assert err.value.code == "SlowDown"  # overload: the S3 door answers 503 SlowDown
         assert (
             "UploadPart: the gateway holds 50 body bytes of its limit of 100" in err.value.message
         )

@@ -71,6 +71,16 @@ def test_start_after_and_prefix() -> None:
     assert keys.page(prefix="b/", start_after="a/9").items == ["b/1"]
 
 
+def test_a_start_after_naming_a_folder_continues_past_it() -> None:
+    # S3 v1: a page ending on a folder returns it as NextMarker; the next page must not repeat it.
+    keys = Keys(["a", "b/1", "b/2", "c"])
+    first = keys.page(delimiter="/", max_keys=2)
+    assert (first.items, first.common_prefixes) == (["a"], ["b/"])
+    second = keys.page(delimiter="/", max_keys=2, start_after="b/")
+    assert (second.items, second.common_prefixes) == (["c"], [])
+    assert keys.page(start_after="b/").items == ["b/1", "b/2", "c"]  # no delimiter: keys after
+
+
 def test_hidden_keys_never_form_a_folder() -> None:
     keys = Keys(["a/gone", "b/gone", "b/live", "c"], hidden=frozenset({"a/gone", "b/gone"}))
     page = keys.page(delimiter="/")
@@ -111,6 +121,7 @@ def model(keys: list[str], prefix: str, delimiter: str, start_after: str) -> lis
             entries.add(prefix + rest[: rest.index(delimiter) + len(delimiter)])
         else:
             entries.add(key)
+    entries.discard(start_after)  # a start_after naming a folder continues past it
     return sorted(entries, key=lambda e: e.encode())
 
 

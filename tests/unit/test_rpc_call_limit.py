@@ -83,6 +83,7 @@ def test_an_overloaded_gateway_refuses_the_excess_and_serves_the_rest() -> None:
             )
             errors = [from_rpc_error(e) for e in excess if isinstance(e, grpc.RpcError)]
             assert len(errors) == 5 and all(isinstance(e, ServiceUnavailable) for e in errors)
+            assert all(e.code == "SlowDown" for e in errors)  # overload, kept across gRPC
             assert "gateway is overloaded" in errors[0].message
             assert f"the limit is {LIMIT}" in errors[0].message
             probe = health_pb2_grpc.HealthStub(channel)
