@@ -26,8 +26,9 @@ from pathlib import Path
 from gateway.objects import _coalesced_commits
 from metanode.store import BlobRecord, BucketRecord, ManifestEntry, Transaction, VersionRecord
 from metanode.store.sqlite import SqliteStore
+from ringstore import cluster_auth
 from ringstore.localcluster import Process, free_port_block, service_command, wait_healthy
-from ringstore.rpc import insecure_channel
+from ringstore.rpc import internal_channel
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
 
@@ -58,9 +59,9 @@ async def status_loop(stub: meta_pb2_grpc.MetaStub, deadline: float) -> list[flo
 
 
 async def drive(
-    address: str, clients: int, seconds: float, coalesce: bool, status: bool = False
+    address: str, secret: bytes, clients: int, seconds: float, coalesce: bool, status: bool = False
 ) -> tuple[int, list[float], list[float]]:
-    channel = insecure_channel(address)
+    channel = internal_channel(address, secret)
     stub = meta_pb2_grpc.MetaStub(channel)
     commits = _coalesced_commits(stub)
     await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="commits"))
@@ -106,11 +107,19 @@ def main() -> None:
         argv = [*service_command("ringstore-metanode"), "--listen", address,
                 "--data-dir", str(Path(tmp) / "meta")]  # fmt: skip
         proc = Process("metanode", argv, Path(tmp) / "metanode.log", address)
-        proc.start(dict(os.environ))
+        secret = cluster_auth.generate()
+        proc.start({**os.environ, cluster_auth.SECRET_ENV: secret})
         try:
             wait_healthy(address, "ringstore.v1.Meta", 30, proc)
             count, lat, took = asyncio.run(
-                drive(address, args.clients, args.seconds, args.coalesce, args.status)
+                drive(
+                    address,
+                    bytes.fromhex(secret),
+                    args.clients,
+                    args.seconds,
+                    args.coalesce,
+                    args.status,
+                )
             )
         finally:
             proc.stop()

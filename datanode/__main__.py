@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import logging
 import signal
 import socket
@@ -27,11 +28,12 @@ from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
+from ringstore import cluster_auth
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.lifecycle import die_with_parent, tune_malloc
-from ringstore.rpc import insecure_channel, make_server, set_serving
+from ringstore.rpc import internal_channel, make_server, set_serving
 from ringstore.v1 import blob_pb2_grpc, meta_pb2_grpc
 
 log = logging.getLogger("datanode")
@@ -96,6 +98,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="bytes past which a volume file is sealed (datanode.volume_size)",
     )
     parser.add_argument(
+        "--cluster-secret-file",
+        metavar="PATH",
+        help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
+    )
+    parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
     return parser.parse_args(argv)
@@ -126,7 +133,10 @@ def build_config(args: argparse.Namespace) -> Config:
     metanode = cfg.metanode
     if args.metanode:
         metanode = dataclasses.replace(metanode, address=args.metanode)
-    cfg = dataclasses.replace(cfg, datanode=datanode, metanode=metanode).validate()
+    cluster = cfg.cluster
+    if args.cluster_secret_file:
+        cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    cfg = dataclasses.replace(cfg, datanode=datanode, metanode=metanode, cluster=cluster).validate()
     _check_datanode(cfg)
     return cfg
 
@@ -160,13 +170,15 @@ def advertised_address(listen: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def serve(cfg: Config, stop: asyncio.Event) -> None:
-    """Run the datanode until ``stop`` is set."""
+async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None:
+    """Run the datanode until ``stop`` is set. It serves only callers that prove
+    ``cluster_secret`` (health checks excepted) and proves it in its own calls (to the
+    metanode, and to the datanodes it copies blobs from)."""
     dn = cfg.datanode
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
     data_dir = Path(dn.data_dir).resolve()
-    channel = insecure_channel(cfg.metanode.address)
+    channel = internal_channel(cfg.metanode.address, cluster_secret)
     meta = meta_pb2_grpc.MetaStub(channel)
     reporter = DamageReporter(meta, dn.id)
     store = await asyncio.to_thread(
@@ -181,9 +193,16 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     )
     scrubber = Scrubber(store, rate=dn.scrub_rate, interval=dn.scrub_interval)
     server, health, port = make_server(
-        dn.listen, max_concurrent_calls=dn.max_concurrent_calls, service=f"datanode {dn.id}"
+        dn.listen,
+        max_concurrent_calls=dn.max_concurrent_calls,
+        service=f"datanode {dn.id}",
+        cluster_secret=cluster_secret,
     )
-    service = BlobService(store, scrubbed_bytes=lambda: scrubber.scrubbed_bytes)
+    service = BlobService(
+        store,
+        scrubbed_bytes=lambda: scrubber.scrubbed_bytes,
+        connect=functools.partial(internal_channel, secret=cluster_secret),
+    )
     blob_pb2_grpc.add_BlobServicer_to_server(service, server)
     await server.start()
     await set_serving(health, SERVICE)
@@ -227,12 +246,12 @@ async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERV
             log.info("compaction freed %d bytes", freed)
 
 
-async def _run(cfg: Config) -> None:
+async def _run(cfg: Config, cluster_secret: bytes) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(cfg, stop)
+    await serve(cfg, stop, cluster_secret)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         cfg = build_config(args)
-        asyncio.run(_run(cfg))
+        cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
+        asyncio.run(_run(cfg, cluster_secret))
     except RingstoreError as err:
         print(f"ringstore-datanode: error: {err.message}", file=sys.stderr)
         return 2

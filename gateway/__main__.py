@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 import sys
@@ -18,10 +19,11 @@ from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
+from ringstore import cluster_auth
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import die_with_parent, tune_malloc
-from ringstore.rpc import insecure_channel, make_server, set_serving
+from ringstore.rpc import internal_channel, make_server, set_serving
 from ringstore.v1 import meta_pb2_grpc, objectstore_pb2_grpc
 
 log = logging.getLogger("ringstore.gateway")
@@ -38,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--metanode", help="host:port of the metanode (metanode.address)")
     p.add_argument("--rpc-timeout", type=float, help="seconds: deadline of internal calls")
     p.add_argument("--ring-refresh", type=float, help="seconds between cluster-view refreshes")
+    p.add_argument(
+        "--cluster-secret-file",
+        metavar="PATH",
+        help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
+    )
     return p.parse_args(argv)
 
 
@@ -57,14 +64,23 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
     meta = cfg.metanode
     if args.metanode:
         meta = dataclasses.replace(meta, address=args.metanode)
-    return dataclasses.replace(cfg, gateway=gw, metanode=meta)
+    cluster = cfg.cluster
+    if args.cluster_secret_file:
+        cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    return dataclasses.replace(cfg, gateway=gw, metanode=meta, cluster=cluster)
 
 
-async def serve(cfg: config_mod.Config) -> None:
+async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
+    """Serve until SIGINT or SIGTERM. ``cluster_secret`` proves the gateway's calls to the
+    metanode and the datanodes; the public ports check callers' own keys instead."""
     gw = cfg.gateway
-    channel = insecure_channel(cfg.metanode.address)
+    channel = internal_channel(cfg.metanode.address, cluster_secret)
     meta = meta_pb2_grpc.MetaStub(channel)
-    view = ClusterView(meta, rpc_timeout=gw.rpc_timeout)
+    view = ClusterView(
+        meta,
+        rpc_timeout=gw.rpc_timeout,
+        connect=functools.partial(internal_channel, secret=cluster_secret),
+    )
     objects = ObjectService(
         meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
     )
@@ -128,9 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     tune_malloc()
     try:
         cfg = load_config(args)
+        secret = cluster_auth.resolve(cfg.cluster.secret_file)
     except (RingstoreError, OSError) as exc:
         sys.exit(f"ringstore-gateway: {exc}")
-    asyncio.run(serve(cfg))
+    asyncio.run(serve(cfg, secret))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ class ClusterView:
         rpc_timeout: float,
         stale_after: float = STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        connect: Callable[[str], grpc.aio.Channel] = insecure_channel,
     ) -> None:
         self._meta = meta
+        self._connect = connect  # internal_channel with the cluster secret, in the service
         self._rpc_timeout = rpc_timeout
         self._stale_after = stale_after
         self._clock = clock
@@ -210,7 +212,7 @@ class ClusterView:
             raise ServiceUnavailable(f"datanode {node_id} is not known to the cluster")
         cached = self._channels.get(node_id)
         if cached is None or cached[0] != node.address:
-            channel = insecure_channel(node.address)
+            channel = self._connect(node.address)
             cached = (node.address, blob_pb2_grpc.BlobStub(channel))
             self._channels[node_id] = cached
         return cached[1]  # type: ignore[return-value]

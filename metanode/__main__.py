@@ -3,6 +3,8 @@ rebalancing, anti-entropy and garbage collection.
 
 Once serving, it reports SERVING for ``ringstore.v1.Meta`` on the health service and prints one
 line to stdout: ``ringstore-metanode serving on <host:port> data <dir>``. Logs go to stderr.
+It serves only callers that prove the cluster secret (``RINGSTORE_CLUSTER_SECRET`` or
+``cluster.secret_file``; see :mod:`ringstore.cluster_auth`) and refuses to start without one.
 Before serving it loads (or creates) the master key ``<data-dir>/master.key`` and makes sure
 the cluster has its root key (RINGSTORE_ROOT_ACCESS_KEY_ID / RINGSTORE_ROOT_SECRET_ACCESS_KEY
 when set, else generated when no admin key exists), writing it to the root credentials file.
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -34,12 +37,12 @@ from metanode.servicer import MetaServicer, add_to_server
 from metanode.store.base import Store
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
+from ringstore import cluster_auth, credentials_file
 from ringstore import config as config_module
-from ringstore import credentials_file
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.lifecycle import die_with_parent, tune_malloc
-from ringstore.rpc import make_server, set_serving
+from ringstore.rpc import internal_channel, make_server, set_serving
 
 log = logging.getLogger("metanode")
 
@@ -90,6 +93,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="write the root key's export lines here (mode 0600) when generated or given",
     )
+    p.add_argument(
+        "--cluster-secret-file",
+        metavar="PATH",
+        help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
+    )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return p.parse_args(argv)
@@ -102,9 +110,10 @@ def _overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]
 def build_config(args: argparse.Namespace) -> Config:
     """The configuration file and environment, then the flags on top."""
     cfg = config_module.load(args.config)
-    cluster = dataclasses.replace(
-        cfg.cluster, **_overrides(args, ("replicas", "write_quorum", "chunk_size", "min_part_size"))
-    )
+    cluster_names = ("replicas", "write_quorum", "chunk_size", "min_part_size")
+    cluster = dataclasses.replace(cfg.cluster, **_overrides(args, cluster_names))
+    if args.cluster_secret_file:
+        cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
     meta_names = (
         "listen",
         "data_dir",
@@ -175,16 +184,26 @@ def prepare_identity(
 
 
 async def serve(
-    cfg: Config, store: Store, stop: asyncio.Event, *, master: MasterKey | None = None
+    cfg: Config,
+    store: Store,
+    stop: asyncio.Event,
+    *,
+    cluster_secret: bytes,
+    master: MasterKey | None = None,
 ) -> None:
-    """Serve until ``stop`` is set, then shut down the server and background tasks."""
+    """Serve until ``stop`` is set, then shut down the server and background tasks. Only
+    callers proving ``cluster_secret`` are served (health checks excepted), and the metanode's
+    own calls to datanodes prove it."""
     server, health, port = make_server(
         cfg.metanode.listen,
         max_concurrent_calls=cfg.metanode.max_concurrent_calls,
         service="metanode",
+        cluster_secret=cluster_secret,
     )
     m = cfg.metanode
-    blob_client = GrpcBlobClient(timeout=m.rpc_timeout)
+    blob_client = GrpcBlobClient(
+        timeout=m.rpc_timeout, connect=functools.partial(internal_channel, secret=cluster_secret)
+    )
     collector = GarbageCollector(
         store,
         blob_client,
@@ -241,12 +260,12 @@ async def serve(
         await blob_client.close()
 
 
-async def _main(cfg: Config, store: Store, master: MasterKey) -> None:
+async def _main(cfg: Config, store: Store, master: MasterKey, cluster_secret: bytes) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve(cfg, store, stop, master=master)
+    await serve(cfg, store, stop, cluster_secret=cluster_secret, master=master)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         cfg = build_config(args)
+        cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
         store: Store = MemoryStore() if args.memory else SqliteStore(cfg.metanode.data_dir)
     except (RingstoreError, OSError, RuntimeError) as exc:
         print(f"ringstore-metanode: {exc}", file=sys.stderr)
@@ -271,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ringstore-metanode: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_main(cfg, store, master))
+        asyncio.run(_main(cfg, store, master, cluster_secret))
     finally:
         store.close()
     return 0

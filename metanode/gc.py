@@ -30,7 +30,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import grpc
@@ -77,14 +77,21 @@ class GrpcBlobClient:
     """:class:`BlobClient` over the datanodes' Blob service, one channel per address.
     ``timeout`` bounds every call; a replication gets ``replicate_timeout``."""
 
-    def __init__(self, timeout: float, replicate_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        replicate_timeout: float | None = None,
+        *,
+        connect: Callable[[str], grpc.aio.Channel] = insecure_channel,
+    ) -> None:
         self.timeout = timeout
         self.replicate_timeout = replicate_timeout or max(timeout, 60.0)
+        self._connect = connect  # internal_channel with the cluster secret, in the service
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, address: str) -> blob_pb2_grpc.BlobStub:
         if address not in self._channels:
-            self._channels[address] = insecure_channel(address)
+            self._channels[address] = self._connect(address)
         return blob_pb2_grpc.BlobStub(self._channels[address])
 
     async def delete_blob(self, address: str, blob_id: str) -> bool:

@@ -31,6 +31,7 @@ class ClusterConfig:
     chunk_size: int = 8 * MiB  # bytes per chunk
     partition_power: int = 14  # the ring has 2**partition_power partitions
     min_part_size: int = 5 * MiB  # bytes: every multipart part but the last is at least this
+    secret_file: str = ""  # file of the cluster secret (hex); "": RINGSTORE_CLUSTER_SECRET
 
 
 @dataclasses.dataclass(frozen=True)

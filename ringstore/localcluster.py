@@ -5,6 +5,11 @@ Each service runs as its own command (``ringstore-metanode``, ``ringstore-datano
 ``ringstore-gateway``) so that ``ps`` tells them apart. Ports are fixed from the gateway's: the
 metanode listens on PORT+1 and datanode i on PORT+1+i, so a cluster started again on the same
 data directory finds everything where it was. Datanodes are spread over three zones.
+
+The services share a cluster secret (see :mod:`ringstore.cluster_auth`): RINGSTORE_CLUSTER_SECRET
+when it is set, else ``<data-dir>/cluster.secret``, made (mode 0600) on first start and handed to
+every service with ``--cluster-secret-file``. :meth:`LocalCluster.internal_channel` is a channel
+to the metanode or a datanode whose calls prove it.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ringstore import credentials_file
+from ringstore import cluster_auth, credentials_file
 from ringstore.errors import ServiceUnavailable
 from ringstore.lifecycle import PARENT_ENV
+from ringstore.rpc import internal_sync_channel
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
@@ -195,6 +201,39 @@ class LocalCluster:
         return f"dn{i}"
 
     @property
+    def secret_path(self) -> Path:
+        """The cluster secret's file (when RINGSTORE_CLUSTER_SECRET does not give it)."""
+        return self.data_dir / cluster_auth.SECRET_FILE_NAME
+
+    def _secret_from_env(self) -> str:
+        return self._env().get(cluster_auth.SECRET_ENV, "")
+
+    @property
+    def uses_env_secret(self) -> bool:
+        """Whether RINGSTORE_CLUSTER_SECRET gives the secret (then no file is made)."""
+        return bool(self._secret_from_env())
+
+    @property
+    def cluster_secret(self) -> bytes:
+        """The secret the services share: from the environment, else its file (made on the
+        first start)."""
+        value = self._secret_from_env()
+        if value:
+            return cluster_auth.parse(value, cluster_auth.SECRET_ENV)
+        return cluster_auth.load_or_create(self.secret_path)
+
+    def _secret_args(self) -> list[str]:
+        if self.uses_env_secret:
+            return []
+        cluster_auth.load_or_create(self.secret_path)
+        return ["--cluster-secret-file", str(self.secret_path)]
+
+    def internal_channel(self, address: str) -> grpc.Channel:
+        """A blocking channel to ``address`` (the metanode's or a datanode's) whose calls prove
+        the cluster secret, as the services' own calls do."""
+        return internal_sync_channel(address, self.cluster_secret)
+
+    @property
     def credentials_path(self) -> Path:
         """Where the metanode writes the root key's export lines (mode 0600)."""
         return self.data_dir / CREDENTIALS_NAME
@@ -235,6 +274,7 @@ class LocalCluster:
             "--orphan-grace", str(self.orphan_grace),
             "--gc-grace", str(self.gc_grace),
             "--root-credentials-file", str(self.credentials_path),
+            *self._secret_args(),
             *self.meta_args,
         ]  # fmt: skip
         if self.min_part_size is not None:
@@ -251,6 +291,7 @@ class LocalCluster:
             "--zone", ZONES[(i - 1) % len(ZONES)],
             "--data-dir", str(self.data_dir / node_id),
             "--metanode", self.metanode_address,
+            *self._secret_args(),
         ]  # fmt: skip
         capacity = self.node_capacity.get(i, self.capacity)
         if capacity:
@@ -270,6 +311,7 @@ class LocalCluster:
             "--metanode", self.metanode_address,
             "--rpc-timeout", str(self.rpc_timeout),
             "--ring-refresh", "0.5",
+            *self._secret_args(),
             *self.gateway_args,
         ]  # fmt: skip
         return Process(name, argv, self._log(name), address)
@@ -329,7 +371,7 @@ class LocalCluster:
         return old
 
     def cluster_state(self) -> meta_pb2.GetClusterResponse:
-        with grpc.insecure_channel(self.metanode_address) as channel:
+        with self.internal_channel(self.metanode_address) as channel:
             stub = meta_pb2_grpc.MetaStub(channel)
             return stub.GetCluster(meta_pb2.GetClusterRequest(known_epoch=0), timeout=5)
 

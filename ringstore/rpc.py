@@ -21,6 +21,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
+from ringstore.cluster_auth import ClusterGuard, ProvingChannel
 from ringstore.errors import (
     InternalError,
     InvalidArgument,
@@ -290,13 +291,19 @@ def make_server(
     max_concurrent_calls: int | None = None,
     service: str = "server",
     interceptors: Sequence[aio.ServerInterceptor] = (),
+    cluster_secret: bytes | None = None,
 ) -> tuple[aio.Server, health_aio.HealthServicer, int]:
     """An asyncio gRPC server bound to ``listen`` (port 0 picks a free one), with the standard
     health service registered and, when ``max_concurrent_calls`` is given, at most that many
     calls running at once (see :class:`CallLimit`; ``service`` names it in the refusal).
-    ``interceptors`` run inside the call limit (the gateway's authentication). Returns the
-    server, its health servicer and the bound port."""
+    ``interceptors`` run inside the call limit (the gateway's authentication). With a
+    ``cluster_secret`` (an internal port: the metanode's, a datanode's) every call but the
+    health service's must prove it (:class:`~ringstore.cluster_auth.ClusterGuard`), checked
+    before the call limit so that a refused call takes no slot. Returns the server, its health
+    servicer and the bound port."""
     chain: list[aio.ServerInterceptor] = []
+    if cluster_secret is not None:
+        chain.append(ClusterGuard(cluster_secret))
     if max_concurrent_calls is not None:
         chain.append(CallLimit(max_concurrent_calls, service))
     chain.extend(interceptors)
@@ -322,8 +329,21 @@ async def set_serving(
 
 
 def insecure_channel(address: str) -> aio.Channel:
-    """An asyncio channel to another ringstore service."""
+    """An asyncio channel to another ringstore service, its calls proving nothing: for the
+    gateway's public port and the health service. Internal ports want :func:`internal_channel`."""
     return aio.insecure_channel(address, options=CLIENT_OPTIONS)
+
+
+def internal_channel(address: str, secret: bytes) -> aio.Channel:
+    """An asyncio channel to an internal port (the metanode's, a datanode's) whose every call
+    proves the cluster ``secret`` (see :mod:`ringstore.cluster_auth`)."""
+    return ProvingChannel(insecure_channel(address), secret)  # type: ignore[return-value]
+
+
+def internal_sync_channel(address: str, secret: bytes) -> grpc.Channel:
+    """A blocking channel to an internal port whose every call proves the cluster ``secret``
+    (tools and tests that talk to the metanode or a datanode directly)."""
+    return ProvingChannel(sync_channel(address), secret)  # type: ignore[return-value]
 
 
 def sync_channel(address: str) -> grpc.Channel:

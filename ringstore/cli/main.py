@@ -8,6 +8,7 @@ except ``cluster up``, which starts a local cluster. Errors print one line and e
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 from tqdm import tqdm
 
-from ringstore import credentials_file
+from ringstore import cluster_auth, credentials_file
 from ringstore.client import Client
 from ringstore.errors import RingstoreError
 from ringstore.localcluster import LocalCluster
@@ -141,6 +142,8 @@ def cluster_up(
         click.echo(f"gateway    {gw.address}  pid {gw.pid}")
         click.echo(f"s3         {lc.s3_endpoint}  (AWS SigV4; --endpoint-url for the AWS CLI)")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
+        if not lc.uses_env_secret:
+            click.echo(f"secret     {lc.secret_path}  (the cluster secret internal ports check)")
         access_key_id, secret = lc.credentials()
         click.echo(f"root credentials ({lc.credentials_path}); paste these into your shell:")
         click.echo(credentials_file.export_lines(access_key_id, secret), nl=False)
@@ -162,6 +165,22 @@ def cluster_up(
     click.echo("stopping ...")
     lc.stop()
     click.echo("stopped")
+
+
+@cluster.command("secret")
+@click.argument("path", type=click.Path(dir_okay=False))
+def cluster_secret(path: str) -> None:
+    """Make sure PATH holds a cluster secret (mode 0600): RINGSTORE_CLUSTER_SECRET's when set,
+    else a new random one; a secret already there is kept. Shows the path, never the secret.
+
+    Every metanode, datanode and gateway of a cluster is then given the file
+    (--cluster-secret-file or cluster.secret_file)."""
+    value = os.environ.get(cluster_auth.SECRET_ENV) or None
+    try:
+        cluster_auth.load_or_create(path, value)
+    except (RingstoreError, OSError) as err:
+        fail(str(err), 2)
+    click.echo(f"cluster secret in {path}")
 
 
 @cluster.command("status")

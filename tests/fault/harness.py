@@ -122,7 +122,7 @@ class Reader(threading.Thread):
 
 
 def status(lc: LocalCluster) -> objectstore_pb2.ClusterStatusResponse:
-    with grpc.insecure_channel(lc.metanode_address) as ch:
+    with lc.internal_channel(lc.metanode_address) as ch:
         return meta_pb2_grpc.MetaStub(ch).ClusterStatus(
             objectstore_pb2.ClusterStatusRequest(), timeout=10
         )
@@ -147,7 +147,7 @@ def wait_repaired(lc: LocalCluster, timeout: float = 120.0, *, misplaced_ok: boo
 
 
 def record(lc: LocalCluster, bucket: str, key: str) -> meta_pb2.ObjectRecord:
-    with grpc.insecure_channel(lc.metanode_address) as ch:
+    with lc.internal_channel(lc.metanode_address) as ch:
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key)
         return meta_pb2_grpc.MetaStub(ch).GetObjectRecord(req, timeout=10)
 
@@ -161,7 +161,7 @@ def check_copies(lc: LocalCluster, bucket: str, keys: list[str], replicas: int =
             if len(set(chunk.nodes)) != replicas:
                 problems.append(f"{key} {chunk.blob_id}: holders {list(chunk.nodes)}")
             for node_id in chunk.nodes:
-                with grpc.insecure_channel(addresses[node_id]) as ch:
+                with lc.internal_channel(addresses[node_id]) as ch:
                     try:
                         got = b"".join(
                             m.data

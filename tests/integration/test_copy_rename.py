@@ -7,7 +7,6 @@ import os
 import subprocess
 import time
 
-import grpc
 import pytest
 
 from ringstore import Client
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.integration
 def total_used(cluster: LocalCluster) -> int:
     used = 0
     for i in range(1, cluster.datanodes + 1):
-        with grpc.insecure_channel(cluster.processes[cluster.datanode_id(i)].address) as ch:
+        with cluster.internal_channel(cluster.processes[cluster.datanode_id(i)].address) as ch:
             used += blob_pb2_grpc.BlobStub(ch).Usage(blob_pb2.UsageRequest(), timeout=5).used_bytes
     return used
 

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from ringstore import Client
@@ -45,7 +44,7 @@ def held_blobs(cluster: LocalCluster) -> set[tuple[str, str]]:
     held = set()
     for i in range(1, cluster.datanodes + 1):
         node = cluster.datanode_id(i)
-        with grpc.insecure_channel(cluster.processes[node].address) as ch:
+        with cluster.internal_channel(cluster.processes[node].address) as ch:
             for reply in blob_pb2_grpc.BlobStub(ch).ListBlobs(
                 blob_pb2.ListBlobsRequest(), timeout=10
             ):

@@ -36,7 +36,7 @@ def stub(cluster: LocalCluster) -> Iterator[objectstore_pb2_grpc.ObjectStoreStub
 
 @pytest.fixture
 def meta(cluster: LocalCluster) -> Iterator[meta_pb2_grpc.MetaStub]:
-    with grpc.insecure_channel(cluster.metanode_address) as ch:
+    with cluster.internal_channel(cluster.metanode_address) as ch:
         yield meta_pb2_grpc.MetaStub(ch)
 
 

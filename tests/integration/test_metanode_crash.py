@@ -31,6 +31,8 @@ from metanode import catalog, multipart
 from metanode.catalog import Chunk, Commit
 from metanode.store.base import Transaction
 from metanode.store.sqlite import SqliteStore
+from ringstore import cluster_auth
+from ringstore.rpc import internal_sync_channel
 from ringstore.v1 import meta_pb2, meta_pb2_grpc, objectstore_pb2
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,7 @@ PARTS = 200  # parts of each multipart upload: makes the completing transaction 
 CHUNKS_PER_PART = 3
 COMPLETE_DELAYS = (0.0, 0.002, 0.01, 0.03, 0.1)  # seconds between sending and kill -9
 RENAME_DELAYS = (0.05, 0.3, 0.8)
+SECRET = cluster_auth.generate()  # the cluster secret the process runs with
 RENAME_LIMIT = 250  # objects per RenamePrefix call: the kills land in different batches
 
 
@@ -57,13 +60,13 @@ class Metanode:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", cluster_auth.SECRET_ENV: SECRET},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("ringstore-metanode serving on "), line
         self.address = line.split("serving on ")[1].partition(" data ")[0]
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = internal_sync_channel(self.address, bytes.fromhex(SECRET))
         self.stub = meta_pb2_grpc.MetaStub(self.channel)
 
     def kill(self) -> None:

@@ -8,7 +8,6 @@ import os
 import threading
 from datetime import UTC, datetime
 
-import grpc
 import pytest
 
 from ringstore import Client
@@ -232,7 +231,7 @@ def test_put_into_a_bucket_deleted_through_another_gateway(cluster, client: Clie
     client.create_bucket("short-lived")
     client.put_object("short-lived", "k", b"x")  # the gateway has now seen the bucket
     client.delete_object("short-lived", "k")
-    with grpc.insecure_channel(cluster.metanode_address) as ch:  # as another gateway would
+    with cluster.internal_channel(cluster.metanode_address) as ch:  # as another gateway would
         meta_pb2_grpc.MetaStub(ch).DeleteBucket(
             objectstore_pb2.DeleteBucketRequest(name="short-lived"), timeout=5
         )

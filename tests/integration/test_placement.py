@@ -7,7 +7,6 @@ import os
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
 from ringstore import Client
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def record(cluster: LocalCluster, bucket: str, key: str) -> meta_pb2.ObjectRecord:
-    with grpc.insecure_channel(cluster.metanode_address) as ch:
+    with cluster.internal_channel(cluster.metanode_address) as ch:
         req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key)
         return meta_pb2_grpc.MetaStub(ch).GetObjectRecord(req, timeout=5)
 
@@ -29,13 +28,13 @@ def blob_usage(cluster: LocalCluster) -> dict[str, blob_pb2.UsageResponse]:
     out = {}
     for i in range(1, cluster.datanodes + 1):
         proc = cluster.processes[cluster.datanode_id(i)]
-        with grpc.insecure_channel(proc.address) as ch:
+        with cluster.internal_channel(proc.address) as ch:
             out[proc.name] = blob_pb2_grpc.BlobStub(ch).Usage(blob_pb2.UsageRequest(), timeout=5)
     return out
 
 
 def stat_on(cluster: LocalCluster, node_id: str, blob_id: str) -> blob_pb2.StatBlobResponse:
-    with grpc.insecure_channel(cluster.processes[node_id].address) as ch:
+    with cluster.internal_channel(cluster.processes[node_id].address) as ch:
         req = blob_pb2.StatBlobRequest(blob_id=blob_id)
         return blob_pb2_grpc.BlobStub(ch).StatBlob(req, timeout=5)
 

@@ -15,8 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from datanode.__main__ import advertised_address, build_config, parse_args
 from datanode.blobstore import crc32c
+from ringstore import cluster_auth
 from ringstore.errors import InvalidArgument
-from ringstore.rpc import insecure_channel, make_server
+from ringstore.rpc import internal_channel, make_server
 from ringstore.v1 import blob_pb2, blob_pb2_grpc, meta_pb2_grpc
 from tests.unit.test_datanode_heartbeat import FakeMeta
 
@@ -124,10 +125,12 @@ def test_process_serves_registers_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 async def _process_scenario(tmp_path: Path) -> None:
     fake = FakeMeta()
-    meta, _, meta_port = make_server("127.0.0.1:0")
+    secret = cluster_auth.generate()
+    meta, _, meta_port = make_server("127.0.0.1:0", cluster_secret=bytes.fromhex(secret))
     meta_pb2_grpc.add_MetaServicer_to_server(fake, meta)
     await meta.start()
     env = dict(os.environ, RINGSTORE_DATANODE_HEARTBEAT_INTERVAL="0.05")
+    env[cluster_auth.SECRET_ENV] = secret
     stderr = (tmp_path / "stderr.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "datanode", "--id", "dnp", "--zone", "zp"),
@@ -150,7 +153,7 @@ async def _process_scenario(tmp_path: Path) -> None:
 
         await fake.until(lambda: len(fake.heartbeats) >= 1)
         assert fake.registrations[0].address == address
-        await _use_blob_service(address)
+        await _use_blob_service(address, bytes.fromhex(secret))
 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
@@ -165,8 +168,8 @@ async def _process_scenario(tmp_path: Path) -> None:
     assert "registered dnp" in log
 
 
-async def _use_blob_service(address: str) -> None:
-    channel = insecure_channel(address)
+async def _use_blob_service(address: str, secret: bytes) -> None:
+    channel = internal_channel(address, secret)
     try:
         health = health_pb2_grpc.HealthStub(channel)
         status = await health.Check(health_pb2.HealthCheckRequest(service="ringstore.v1.Blob"))

@@ -203,7 +203,7 @@ def test_serve_reports_health_then_stops(capsys: pytest.CaptureFixture[str]) -> 
     async def main() -> None:
         store = MemoryStore()
         stop = asyncio.Event()
-        task = asyncio.create_task(serve(cfg, store, stop))
+        task = asyncio.create_task(serve(cfg, store, stop, cluster_secret=bytes(32)))
         line = ""
         while "serving on" not in line:
             line += capsys.readouterr().out

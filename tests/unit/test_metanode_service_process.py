@@ -10,14 +10,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
+from ringstore import cluster_auth
+from ringstore.rpc import internal_sync_channel
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0  # seconds: a slow machine may take a while to import grpc
+SECRET = cluster_auth.generate()  # the cluster secret the process runs with
 
 
 def start(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
@@ -31,7 +33,7 @@ def start(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", cluster_auth.SECRET_ENV: SECRET},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -58,7 +60,7 @@ def test_commit_survives_kill_9_and_sigterm_exits_0(
 ) -> None:
     proc, address = start(tmp_path)
     procs.append(proc)
-    with grpc.insecure_channel(address) as channel:
+    with internal_sync_channel(address, bytes.fromhex(SECRET)) as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         stub.RegisterNode(
             meta_pb2.RegisterNodeRequest(id="dn1", address="127.0.0.1:7201", zone="z1", weight=1),
@@ -77,7 +79,7 @@ def test_commit_survives_kill_9_and_sigterm_exits_0(
 
     proc, address = start(tmp_path)
     procs.append(proc)
-    with grpc.insecure_channel(address) as channel:
+    with internal_sync_channel(address, bytes.fromhex(SECRET)) as channel:
         stub = meta_pb2_grpc.MetaStub(channel)
         record = stub.GetObjectRecord(
             meta_pb2.GetObjectRecordRequest(bucket="photos", key="k"), timeout=10
