@@ -422,3 +422,25 @@ def test_keys_that_need_encoding(s3: Any, bucket: str) -> None:
     assert "a%20b/%C3%BC%2B%2525~%2A%27%28%29%21.txt" in [o["Key"] for o in encoded]
     s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in odd]})
     assert keys(s3, bucket) == []
+
+
+def test_a_missing_bucket_is_no_such_bucket_to_any_key(
+    s3cluster: LocalCluster, root: tuple[str, str]
+) -> None:
+    with Client(s3cluster.endpoint, access_key_id=root[0], secret_access_key=root[1]) as admin:
+        info = admin.create_key("no-buckets-yet", create_buckets=True)
+    assert info.secret_access_key
+    other = s3_client(s3cluster, info.access_key_id, info.secret_access_key)
+    missing = f"s3-missing-{random.randrange(10**6)}"
+    for call in (
+        lambda: other.head_bucket(Bucket=missing),
+        lambda: other.list_objects_v2(Bucket=missing),
+        lambda: other.get_object(Bucket=missing, Key="k"),
+        lambda: other.put_object(Bucket=missing, Key="k", Body=b"x"),
+        lambda: other.delete_object(Bucket=missing, Key="k"),
+        lambda: other.delete_bucket(Bucket=missing),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        assert error_code(exc) in ("NoSuchBucket", "404")  # HEAD has no body to name it
