@@ -284,13 +284,22 @@ class Handlers:
             if_match=h.get("if-match", ""),
             if_none_match=h.get("if-none-match", ""),
         )
-        async with self._admitted(c, "PutObject") as stream:
-            info = await self.objects.put_object(put, stream)
+        try:
+            async with self._admitted(c, "PutObject") as stream:
+                info = await self.objects.put_object(put, stream)
+        except PreconditionFailed:
+            if put.if_match:
+                await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
+            raise
         headers = {"ETag": x.quoted_etag(info.etag), **_version_header(info)}
         algorithm = body.checksum_algorithm(h)
         if algorithm and body.CHECKSUM_HEADER + algorithm in h:
             headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
         await c.resp.send(200, headers=headers)
+
+    async def _require_key(self, c: Call) -> None:
+        """Raise :class:`NoSuchKey` when ``c.key`` has no current version."""
+        await self.objects.head_object(c.bucket, c.key)
 
     async def _open(self, c: Call) -> Reading:
         h = c.req.headers

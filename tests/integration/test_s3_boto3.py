@@ -259,6 +259,28 @@ def test_conditional_put(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"4"
 
 
+def status_and_code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"], error_code(exc)
+
+
+def test_conditional_put_with_etags_as_s3(s3: Any, bucket: str) -> None:
+    """If-None-Match with ETags writes only if the current ETag is none of them; If-Match on
+    a missing key is 404 NoSuchKey (as AWS and ceph/s3-tests' put_*_if_match expect)."""
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"1")["ETag"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch=etag)
+    assert status_and_code(exc) == (412, "PreconditionFailed")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfNoneMatch='"badetag"')
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"3"
+    s3.delete_object(Bucket=bucket, Key="k")
+    for condition in ("*", '"badetag"'):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=bucket, Key="k", Body=b"4", IfMatch=condition)
+        assert status_and_code(exc) == (404, "NoSuchKey"), condition
+    s3.put_object(Bucket=bucket, Key="k", Body=b"5", IfNoneMatch=etag)  # absent: it holds
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"5"
+
+
 def test_a_bad_content_md5_stores_nothing(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket=bucket, Key="md5", Body=b"abc", ContentMD5="1B2M2Y8AsgTpgAmY7PhCfg==")
