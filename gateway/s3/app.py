@@ -85,7 +85,8 @@ class S3App:
         if resp.started:
             raise err  # the body was under way: the connection is cut, the client sees it short
         resource = scope.get("path", "")
-        await resp.send(status, errors.error_xml(code, message, resource, resp.request_id))
+        body = errors.error_xml(code, message, resource, resp.request_id)
+        await resp.send(status, body, resp.error_headers)
 
 
 def check_domain(domain: str) -> str:

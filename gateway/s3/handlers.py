@@ -303,20 +303,48 @@ class Handlers:
 
     async def _open(self, c: Call) -> Reading:
         h = c.req.headers
-        reading = await self.objects.get_object(
-            c.bucket,
-            c.key,
-            version_id=c.req.params.get("versionId", ""),
-            byte_range=_range(h.get("range", "")),
-            if_match=h.get("if-match", ""),
-            if_none_match=h.get("if-none-match", ""),
-        )
+        version_id = c.req.params.get("versionId", "")
+        try:
+            reading = await self.objects.get_object(
+                c.bucket,
+                c.key,
+                version_id=version_id,
+                byte_range=_range(h.get("range", "")),
+                if_match=h.get("if-match", ""),
+                if_none_match=h.get("if-none-match", ""),
+            )
+        except NotModified:
+            info = await self.objects.head_object(c.bucket, c.key, version_id)
+            c.resp.error_headers.update(_validators(info))
+            raise
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
         try:
             _check_dates(h, reading.info)
-        except RingstoreError:
+        except RingstoreError as err:
             await reading.body.aclose()  # type: ignore[attr-defined]
+            if isinstance(err, NotModified):
+                c.resp.error_headers.update(_validators(reading.info))
             raise
         return reading
+
+    async def _mark_deleted(self, c: Call) -> None:
+        """On a 404 for a key, say as S3 does whether its current version is a delete marker
+        (``x-amz-delete-marker: true`` with the marker's version id) or not (``false``)."""
+        if c.req.params.get("versionId"):
+            return
+        with contextlib.suppress(RingstoreError):  # the 404 stands even if this cannot tell
+            page = await self.objects.list_object_versions(
+                objectstore_pb2.ListObjectVersionsRequest(bucket=c.bucket, prefix=c.key, max_keys=1)
+            )
+            latest = page.versions[0] if page.versions else None
+            if latest is not None and latest.key == c.key and latest.is_delete_marker:
+                c.resp.error_headers["x-amz-delete-marker"] = "true"
+                if latest.version_id:
+                    c.resp.error_headers["x-amz-version-id"] = latest.version_id
+            else:
+                c.resp.error_headers["x-amz-delete-marker"] = "false"
 
     async def GetObject(self, c: Call) -> None:
         reading = await self._open(c)
@@ -333,8 +361,18 @@ class Handlers:
         await c.resp.stream(status, reading.length, reading.body, headers)
 
     async def HeadObject(self, c: Call) -> None:
-        info = await self.objects.head_object(c.bucket, c.key, c.req.params.get("versionId", ""))
-        _check_conditions(c.req.headers, info)
+        try:
+            info = await self.objects.head_object(
+                c.bucket, c.key, c.req.params.get("versionId", "")
+            )
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
+        try:
+            _check_conditions(c.req.headers, info)
+        except NotModified:
+            c.resp.error_headers.update(_validators(info))
+            raise
         await c.resp.stream(200, info.size, _nothing(), _object_headers(info))
 
     async def DeleteObject(self, c: Call) -> None:
@@ -611,6 +649,15 @@ def _metadata(headers: dict[str, str]) -> dict[str, str]:
 
 def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
     return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
+
+
+def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:
+    """What a 304 carries (RFC 9110 section 15.4.5)."""
+    return {
+        "ETag": x.quoted_etag(info.etag),
+        "Last-Modified": x.http_date(info.last_modified_ns),
+        **_version_header(info),
+    }
 
 
 def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:

@@ -152,3 +152,44 @@ def test_virtual_hosted_style_names_the_bucket_in_the_host(
     assert status == 200 and b"<Key>dir/k ey</Key>" in listing
     status, _ = signed(s3cluster, "GET", f"{DOMAIN}:{port}", f"/{bucket}/dir/k%20ey")
     assert status == 200  # the domain itself: path-style
+
+
+def test_a_404_says_whether_the_key_is_a_delete_marker(s3: Any, bucket: str) -> None:
+    """x-amz-delete-marker on HEAD/GET of a deleted key, as ceph/s3-tests' delete_marker_*."""
+
+    def marker_header(call: Any) -> tuple[int, str | None, str | None]:
+        with pytest.raises(ClientError) as exc:
+            call(Bucket=bucket, Key="k")
+        meta = exc.value.response["ResponseMetadata"]
+        headers = meta["HTTPHeaders"]
+        return (
+            meta["HTTPStatusCode"],
+            headers.get("x-amz-delete-marker"),
+            headers.get("x-amz-version-id"),
+        )
+
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    s3.delete_object(Bucket=bucket, Key="k")
+    assert marker_header(s3.head_object) == (404, "false", None)  # unversioned: no marker
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    marker = s3.delete_object(Bucket=bucket, Key="k")
+    assert marker["DeleteMarker"] and marker["VersionId"]
+    for call in (s3.head_object, s3.get_object):
+        assert marker_header(call) == (404, "true", marker["VersionId"])
+
+
+def test_a_304_carries_the_validators(s3: Any, bucket: str) -> None:
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    modified = s3.head_object(Bucket=bucket, Key="k")["LastModified"]
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    for call in (s3.get_object, s3.head_object):
+        for condition in ({"IfNoneMatch": put["ETag"]}, {"IfModifiedSince": future}):
+            with pytest.raises(ClientError) as exc:
+                call(Bucket=bucket, Key="k", **condition)
+            meta = exc.value.response["ResponseMetadata"]
+            assert meta["HTTPStatusCode"] == 304, condition
+            assert meta["HTTPHeaders"]["etag"] == put["ETag"], condition
+            assert meta["HTTPHeaders"]["last-modified"] == modified.strftime(
+                "%a, %d %b %Y %H:%M:%S GMT"
+            )
