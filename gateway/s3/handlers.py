@@ -291,7 +291,7 @@ class Handlers:
             if put.if_match:
                 await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
             raise
-        headers = {"ETag": x.quoted_etag(info.etag), **_version_header(info)}
+        headers = {"ETag": x.quoted_etag(info.etag), **_written_version(info)}
         algorithm = body.checksum_algorithm(h)
         if algorithm and body.CHECKSUM_HEADER + algorithm in h:
             headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
@@ -450,7 +450,7 @@ class Handlers:
                 src_if_match=src_etag,
             )
         )
-        headers = _version_header(info)
+        headers = _written_version(info)
         if src_version:
             headers["x-amz-copy-source-version-id"] = src_version
         doc = x.document(
@@ -530,7 +530,7 @@ class Handlers:
             x.leaf("Key", c.key),
             x.leaf("ETag", x.quoted_etag(info.etag)),
         )
-        await c.resp.send(200, doc, _version_header(info))
+        await c.resp.send(200, doc, _written_version(info))
 
     async def AbortMultipartUpload(self, c: Call) -> None:
         await self.multipart.abort(c.bucket, c.key, c.req.params["uploadId"])
@@ -649,6 +649,13 @@ def _metadata(headers: dict[str, str]) -> dict[str, str]:
 
 def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
     return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
+
+
+def _written_version(info: common_pb2.ObjectInfo) -> dict[str, str]:
+    """The version id a write answers: only a real one. A write to a bucket that is not
+    versioning (never was, or suspended: the "null" version) answers none, as S3 does."""
+    real = info.version_id not in ("", "null")
+    return {"x-amz-version-id": info.version_id} if real else {}
 
 
 def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:

@@ -193,3 +193,23 @@ def test_a_304_carries_the_validators(s3: Any, bucket: str) -> None:
             assert meta["HTTPHeaders"]["last-modified"] == modified.strftime(
                 "%a, %d %b %Y %H:%M:%S GMT"
             )
+
+
+def test_writes_to_a_bucket_not_versioning_answer_no_version_id(s3: Any, bucket: str) -> None:
+    def written() -> list[dict[str, Any]]:
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+        part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"p")
+        return [
+            s3.put_object(Bucket=bucket, Key="k", Body=b"v"),
+            s3.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "k"}),
+            s3.complete_multipart_upload(
+                Bucket=bucket, Key="mp", UploadId=upload,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+            ),
+        ]  # fmt: skip
+
+    assert [r.get("VersionId") for r in written()] == [None, None, None]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert all(r["VersionId"] not in ("", "null") for r in written())
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    assert [r.get("VersionId") for r in written()] == [None, None, None]
