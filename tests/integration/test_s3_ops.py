@@ -213,3 +213,27 @@ def test_writes_to_a_bucket_not_versioning_answer_no_version_id(s3: Any, bucket:
     assert all(r["VersionId"] not in ("", "null") for r in written())
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     assert [r.get("VersionId") for r in written()] == [None, None, None]
+
+
+def test_a_preflight_without_cors_rules(s3cluster: LocalCluster, s3: Any, bucket: str) -> None:
+    """OPTIONS is never signed: 400 without Origin and Access-Control-Request-Method (even on
+    a presigned URL, as ceph/s3-tests' cors_presigned_* expect), else 403 with no CORS rules."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    host, path = url.split("//", 1)[1].split("/", 1)
+    preflight = {"Origin": "https://example.com", "Access-Control-Request-Method": "GET"}
+    for target, headers, expected in (
+        ("/" + path, {}, (400, "BadRequest")),
+        (f"/{bucket}/k", {"Origin": "https://example.com"}, (400, "BadRequest")),
+        (f"/{bucket}/k", preflight, (403, "AccessForbidden")),
+        (f"/{bucket}", preflight, (403, "AccessForbidden")),
+    ):
+        conn = http.client.HTTPConnection(host, timeout=15)
+        try:
+            conn.request("OPTIONS", target, headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+        finally:
+            conn.close()
+        assert answer.status == expected[0], (target, headers, body)
+        assert f"<Code>{expected[1]}</Code>".encode() in body
