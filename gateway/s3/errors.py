@@ -61,6 +61,12 @@ class MissingContentLength(RingstoreError):
     code = "MissingContentLength"
 
 
+class BucketAlreadyOwnedByYou(core.BucketAlreadyExists):
+    """Re-creating one's own bucket outside us-east-1."""
+
+    code = "BucketAlreadyOwnedByYou"
+
+
 class BadRequest(RingstoreError):
     """A CORS preflight without Origin or Access-Control-Request-Method."""
 

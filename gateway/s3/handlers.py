@@ -20,10 +20,11 @@ from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
 from gateway.s3 import body, sigv4
 from gateway.s3 import xml as x
-from gateway.s3.errors import InvalidRequest, MissingContentLength
+from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
 from ringstore import etags
 from ringstore.errors import (
+    BucketAlreadyExists,
     InvalidArgument,
     NoSuchKey,
     NotModified,
@@ -96,8 +97,24 @@ class Handlers:
 
     async def CreateBucket(self, c: Call) -> None:
         x.location_constraint(await c.req.read(x.MAX_XML_BYTES))
-        await self.objects.create_bucket(c.bucket, owner=c.identity.access_key_id or "")
+        try:
+            await self.objects.create_bucket(c.bucket, owner=c.identity.access_key_id or "")
+        except BucketAlreadyExists:
+            if not await self._owns(c):
+                raise
+            if self.region != "us-east-1":
+                raise BucketAlreadyOwnedByYou(f"you already own the bucket {c.bucket!r}") from None
+            # S3 in us-east-1: re-creating one's own bucket succeeds and changes nothing.
         await c.resp.send(200, headers={"Location": f"/{c.bucket}"})
+
+    async def _owns(self, c: Call) -> bool:
+        """Whether the caller holds the owner grant on ``c.bucket`` (looked up afresh: the
+        grant of a bucket created a moment ago may be newer than the cached key)."""
+        if c.identity.access_key_id is None:
+            return False
+        self.auth.forget_key(c.identity.access_key_id)
+        identity, _ = await self.auth.key(c.identity.access_key_id)
+        return auth.OWNER in identity.grants.get(c.bucket, frozenset())
 
     async def HeadBucket(self, c: Call) -> None:
         await self.objects.head_bucket(c.bucket)

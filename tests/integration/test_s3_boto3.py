@@ -107,9 +107,6 @@ def test_buckets(s3: Any) -> None:
     assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     s3.head_bucket(Bucket=name)
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] is None
-    with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket=name)
-    assert error_code(exc) == "BucketAlreadyExists"
     s3.put_object(Bucket=name, Key="k", Body=b"x")
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket=name)
@@ -466,3 +463,22 @@ def test_a_missing_bucket_is_no_such_bucket_to_any_key(
             call()
         assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
         assert error_code(exc) in ("NoSuchBucket", "404")  # HEAD has no body to name it
+
+
+def test_recreating_a_bucket_is_a_no_op_for_its_owner_only(
+    s3cluster: LocalCluster, root: tuple[str, str], s3: Any
+) -> None:
+    """S3 in us-east-1 (ceph/s3-tests bucket_recreate_not_overriding): the owner's CreateBucket
+    of its bucket succeeds and keeps its objects; anyone else's is BucketAlreadyExists."""
+    with Client(s3cluster.endpoint, access_key_id=root[0], secret_access_key=root[1]) as admin:
+        info = admin.create_key("recreator", create_buckets=True)
+    assert info.secret_access_key
+    owner = s3_client(s3cluster, info.access_key_id, info.secret_access_key)
+    name = f"s3-recreate-{random.randrange(10**6)}"
+    owner.create_bucket(Bucket=name)
+    owner.put_object(Bucket=name, Key="k", Body=b"kept")
+    owner.create_bucket(Bucket=name)
+    assert owner.get_object(Bucket=name, Key="k")["Body"].read() == b"kept"
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=name)  # the admin is not the owner
+    assert status_and_code(exc) == (409, "BucketAlreadyExists")
