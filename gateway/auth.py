@@ -16,6 +16,8 @@ action the request performs. The rules (shared/SDK.md "Identity"):
   :data:`ADMIN` (keys, cluster status, draining nodes) an admin key.
 - An admin key may do everything. A bucket with anonymous read lets anyone, keyed or not, read.
   Anything not granted is denied; a lookup that fails (metanode unreachable) refuses the call.
+  A key refused a bucket action on a bucket that does not exist gets ``NoSuchBucket``, as S3
+  answers (an anonymous caller gets ``AccessDenied``).
 
 Caching, and how soon a change takes effect: keys (with their grants) and buckets' anonymous
 flags are cached for ``ttl`` seconds (:data:`KEY_TTL`, 5 s), in caches of at most
@@ -224,9 +226,26 @@ class Authorizer:
         self._anonymous.put(bucket, allowed)
         return allowed
 
+    async def _require_bucket(self, bucket: str) -> None:
+        """Raise :class:`NoSuchBucket` when ``bucket`` does not exist (asked afresh, not from
+        the cache: a bucket created a moment ago through another gateway exists)."""
+        try:
+            msg = await self.meta.GetBucketAccess(
+                meta_pb2.GetBucketAccessRequest(bucket=bucket), timeout=self.rpc_timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            err = from_rpc_error(exc)
+            if isinstance(err, NoSuchBucket):
+                self._anonymous.put(bucket, False)
+                raise NoSuchBucket(f"bucket {shown(bucket)} does not exist") from None
+            raise err from None
+        self._anonymous.put(bucket, bool(msg.anonymous_read))
+
     async def check(self, identity: Identity, action: str, bucket: str | None = None) -> None:
         """Return if ``identity`` may do ``action`` (on ``bucket``), else raise
-        :class:`AccessDenied` naming the key, the action and the bucket."""
+        :class:`AccessDenied` naming the key, the action and the bucket, or
+        :class:`NoSuchBucket` to a key (not to an anonymous caller) when the bucket of a
+        refused bucket action does not exist."""
         if allows(identity, action, bucket):
             return
         if action == READ and bucket is not None and await self.anonymous_read(bucket):
@@ -236,6 +255,10 @@ class Authorizer:
             fresh, _ = await self._lookup(identity.access_key_id)
             if allows(fresh, action, bucket):
                 return
+            if bucket is not None and action in BUCKET_ACTIONS:
+                # As S3 answers: a bucket that does not exist is NoSuchBucket to any caller
+                # with a valid key (only an anonymous caller learns nothing).
+                await self._require_bucket(bucket)
         on = f" on bucket {shown(bucket)}" if bucket is not None else ""
         raise AccessDenied(f"{identity.shown()} may not {action}{on}")
 

@@ -169,11 +169,7 @@ class ObjectService:
         validation.check_content_type(req.content_type)
         metadata = validation.check_metadata(req.metadata)
         etags.check("if_match", req.if_match)  # the commit matches it; refuse a bad one first
-        if req.if_none_match not in ("", "*"):
-            raise InvalidArgument(
-                "if_none_match on put must be '*' (write only if absent), "
-                f"got {shown(req.if_none_match)}"
-            )
+        etags.check("if_none_match", req.if_none_match)
         await self._check_bucket(req.bucket)  # reject before any byte is stored
         written: list[common_pb2.ChunkRef] = []
         try:

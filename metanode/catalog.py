@@ -305,17 +305,16 @@ def _write_delete_marker(tx: Transaction, bucket: BucketRecord, key: str) -> str
 
 
 def _check_conditions(commit: Commit, latest: VersionRecord | None) -> None:
-    """A write's conditions (:mod:`ringstore.etags`): ``if_none_match`` may only be ``*``."""
+    """A write's conditions (:mod:`ringstore.etags`): ``if_none_match`` ``*`` writes only if
+    the key does not exist, a list of ETags only if the current one is none of them (S3's
+    If-None-Match on PutObject; the SDK sends only ``*``)."""
     current = latest if latest is not None and not latest.is_delete_marker else None
     etag = current.etag if current is not None else None
     where = f"{commit.bucket}/{shown(commit.key)}"
-    if etags.parse("if_none_match", commit.if_none_match) not in ((), None):
-        raise InvalidArgument(
-            f"if_none_match {shown(commit.if_none_match)}: a write accepts only '*' (write only "
-            "if the key does not exist)"
-        )
     if not etags.if_none_match_holds(commit.if_none_match, etag):
-        raise PreconditionFailed(f"{where} exists and if_none_match='*' was given")
+        raise PreconditionFailed(
+            f"{where} has ETag {etag!r}, which if_none_match {shown(commit.if_none_match)} excludes"
+        )
     if not etags.if_match_holds(commit.if_match, etag):
         found = "does not exist" if etag is None else f"has ETag {etag!r}"
         raise PreconditionFailed(f"{where} {found}, not if_match {shown(commit.if_match)}")

@@ -63,6 +63,8 @@ class S3App:
             await self._fail(resp, InternalError(), req, scope)
 
     async def _serve(self, req: Request, resp: Responder) -> None:
+        if req.method == "OPTIONS" and req.bucket:
+            preflight(req)  # a browser's preflight is never signed
         identity = auth.ANONYMOUS
 
         async def secret_of(access_key_id: str) -> str:
@@ -85,7 +87,19 @@ class S3App:
         if resp.started:
             raise err  # the body was under way: the connection is cut, the client sees it short
         resource = scope.get("path", "")
-        await resp.send(status, errors.error_xml(code, message, resource, resp.request_id))
+        body = errors.error_xml(code, message, resource, resp.request_id)
+        await resp.send(status, body, resp.error_headers)
+
+
+def preflight(req: Request) -> None:
+    """A CORS preflight (``OPTIONS`` on a bucket or object), answered as S3 answers it for a
+    bucket without CORS rules: 400 when the request lacks what a preflight needs, else 403."""
+    missing = [h for h in ("origin", "access-control-request-method") if not req.headers.get(h)]
+    if missing:
+        raise errors.BadRequest(
+            f"Insufficient information. A CORS preflight (OPTIONS) needs the {missing[0]} header"
+        )
+    raise errors.AccessForbidden("CORSResponse: CORS is not enabled for this bucket.")
 
 
 def check_domain(domain: str) -> str:

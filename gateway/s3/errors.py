@@ -61,6 +61,24 @@ class MissingContentLength(RingstoreError):
     code = "MissingContentLength"
 
 
+class BucketAlreadyOwnedByYou(core.BucketAlreadyExists):
+    """Re-creating one's own bucket outside us-east-1."""
+
+    code = "BucketAlreadyOwnedByYou"
+
+
+class BadRequest(RingstoreError):
+    """A CORS preflight without Origin or Access-Control-Request-Method."""
+
+    code = "BadRequest"
+
+
+class AccessForbidden(RingstoreError):
+    """A CORS preflight that no rule of the bucket allows."""
+
+    code = "AccessForbidden"
+
+
 STATUS: dict[type[RingstoreError], int] = {
     core.NoSuchBucket: 404,
     core.NoSuchKey: 404,
@@ -95,6 +113,8 @@ STATUS: dict[type[RingstoreError], int] = {
     MethodNotAllowed: 405,
     NotImplementedError_: 501,
     MissingContentLength: 411,
+    BadRequest: 400,
+    AccessForbidden: 403,
 }
 
 

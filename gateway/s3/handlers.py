@@ -20,10 +20,11 @@ from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
 from gateway.s3 import body, sigv4
 from gateway.s3 import xml as x
-from gateway.s3.errors import InvalidRequest, MissingContentLength
+from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
 from ringstore import etags
 from ringstore.errors import (
+    BucketAlreadyExists,
     InvalidArgument,
     NoSuchKey,
     NotModified,
@@ -96,8 +97,24 @@ class Handlers:
 
     async def CreateBucket(self, c: Call) -> None:
         x.location_constraint(await c.req.read(x.MAX_XML_BYTES))
-        await self.objects.create_bucket(c.bucket, owner=c.identity.access_key_id or "")
+        try:
+            await self.objects.create_bucket(c.bucket, owner=c.identity.access_key_id or "")
+        except BucketAlreadyExists:
+            if not await self._owns(c):
+                raise
+            if self.region != "us-east-1":
+                raise BucketAlreadyOwnedByYou(f"you already own the bucket {c.bucket!r}") from None
+            # S3 in us-east-1: re-creating one's own bucket succeeds and changes nothing.
         await c.resp.send(200, headers={"Location": f"/{c.bucket}"})
+
+    async def _owns(self, c: Call) -> bool:
+        """Whether the caller holds the owner grant on ``c.bucket`` (looked up afresh: the
+        grant of a bucket created a moment ago may be newer than the cached key)."""
+        if c.identity.access_key_id is None:
+            return False
+        self.auth.forget_key(c.identity.access_key_id)
+        identity, _ = await self.auth.key(c.identity.access_key_id)
+        return auth.OWNER in identity.grants.get(c.bucket, frozenset())
 
     async def HeadBucket(self, c: Call) -> None:
         await self.objects.head_bucket(c.bucket)
@@ -284,30 +301,67 @@ class Handlers:
             if_match=h.get("if-match", ""),
             if_none_match=h.get("if-none-match", ""),
         )
-        async with self._admitted(c, "PutObject") as stream:
-            info = await self.objects.put_object(put, stream)
-        headers = {"ETag": x.quoted_etag(info.etag), **_version_header(info)}
+        try:
+            async with self._admitted(c, "PutObject") as stream:
+                info = await self.objects.put_object(put, stream)
+        except PreconditionFailed:
+            if put.if_match:
+                await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
+            raise
+        headers = {"ETag": x.quoted_etag(info.etag), **_written_version(info)}
         algorithm = body.checksum_algorithm(h)
         if algorithm and body.CHECKSUM_HEADER + algorithm in h:
             headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
         await c.resp.send(200, headers=headers)
 
+    async def _require_key(self, c: Call) -> None:
+        """Raise :class:`NoSuchKey` when ``c.key`` has no current version."""
+        await self.objects.head_object(c.bucket, c.key)
+
     async def _open(self, c: Call) -> Reading:
         h = c.req.headers
-        reading = await self.objects.get_object(
-            c.bucket,
-            c.key,
-            version_id=c.req.params.get("versionId", ""),
-            byte_range=_range(h.get("range", "")),
-            if_match=h.get("if-match", ""),
-            if_none_match=h.get("if-none-match", ""),
-        )
+        version_id = c.req.params.get("versionId", "")
+        try:
+            reading = await self.objects.get_object(
+                c.bucket,
+                c.key,
+                version_id=version_id,
+                byte_range=_range(h.get("range", "")),
+                if_match=h.get("if-match", ""),
+                if_none_match=h.get("if-none-match", ""),
+            )
+        except NotModified:
+            info = await self.objects.head_object(c.bucket, c.key, version_id)
+            c.resp.error_headers.update(_validators(info))
+            raise
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
         try:
             _check_dates(h, reading.info)
-        except RingstoreError:
+        except RingstoreError as err:
             await reading.body.aclose()  # type: ignore[attr-defined]
+            if isinstance(err, NotModified):
+                c.resp.error_headers.update(_validators(reading.info))
             raise
         return reading
+
+    async def _mark_deleted(self, c: Call) -> None:
+        """On a 404 for a key, say as S3 does whether its current version is a delete marker
+        (``x-amz-delete-marker: true`` with the marker's version id) or not (``false``)."""
+        if c.req.params.get("versionId"):
+            return
+        with contextlib.suppress(RingstoreError):  # the 404 stands even if this cannot tell
+            page = await self.objects.list_object_versions(
+                objectstore_pb2.ListObjectVersionsRequest(bucket=c.bucket, prefix=c.key, max_keys=1)
+            )
+            latest = page.versions[0] if page.versions else None
+            if latest is not None and latest.key == c.key and latest.is_delete_marker:
+                c.resp.error_headers["x-amz-delete-marker"] = "true"
+                if latest.version_id:
+                    c.resp.error_headers["x-amz-version-id"] = latest.version_id
+            else:
+                c.resp.error_headers["x-amz-delete-marker"] = "false"
 
     async def GetObject(self, c: Call) -> None:
         reading = await self._open(c)
@@ -324,8 +378,18 @@ class Handlers:
         await c.resp.stream(status, reading.length, reading.body, headers)
 
     async def HeadObject(self, c: Call) -> None:
-        info = await self.objects.head_object(c.bucket, c.key, c.req.params.get("versionId", ""))
-        _check_conditions(c.req.headers, info)
+        try:
+            info = await self.objects.head_object(
+                c.bucket, c.key, c.req.params.get("versionId", "")
+            )
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
+        try:
+            _check_conditions(c.req.headers, info)
+        except NotModified:
+            c.resp.error_headers.update(_validators(info))
+            raise
         await c.resp.stream(200, info.size, _nothing(), _object_headers(info))
 
     async def DeleteObject(self, c: Call) -> None:
@@ -403,7 +467,7 @@ class Handlers:
                 src_if_match=src_etag,
             )
         )
-        headers = _version_header(info)
+        headers = _written_version(info)
         if src_version:
             headers["x-amz-copy-source-version-id"] = src_version
         doc = x.document(
@@ -483,7 +547,7 @@ class Handlers:
             x.leaf("Key", c.key),
             x.leaf("ETag", x.quoted_etag(info.etag)),
         )
-        await c.resp.send(200, doc, _version_header(info))
+        await c.resp.send(200, doc, _written_version(info))
 
     async def AbortMultipartUpload(self, c: Call) -> None:
         await self.multipart.abort(c.bucket, c.key, c.req.params["uploadId"])
@@ -602,6 +666,22 @@ def _metadata(headers: dict[str, str]) -> dict[str, str]:
 
 def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
     return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
+
+
+def _written_version(info: common_pb2.ObjectInfo) -> dict[str, str]:
+    """The version id a write answers: only a real one. A write to a bucket that is not
+    versioning (never was, or suspended: the "null" version) answers none, as S3 does."""
+    real = info.version_id not in ("", "null")
+    return {"x-amz-version-id": info.version_id} if real else {}
+
+
+def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:
+    """What a 304 carries (RFC 9110 section 15.4.5)."""
+    return {
+        "ETag": x.quoted_etag(info.etag),
+        "Last-Modified": x.http_date(info.last_modified_ns),
+        **_version_header(info),
+    }
 
 
 def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:

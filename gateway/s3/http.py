@@ -124,6 +124,9 @@ class Responder:
         self.head_only = method == "HEAD"
         self.started = False
         self.request: Request | None = None
+        # Headers an error answer of this request carries (S3 sends some on errors: the
+        # x-amz-delete-marker of a 404, the ETag of a 304).
+        self.error_headers: dict[str, str] = {}
 
     def _headers(self, headers: Mapping[str, str], length: int | None) -> list[tuple[bytes, bytes]]:
         out = [

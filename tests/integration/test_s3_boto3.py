@@ -107,9 +107,6 @@ def test_buckets(s3: Any) -> None:
     assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     s3.head_bucket(Bucket=name)
     assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] is None
-    with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket=name)
-    assert error_code(exc) == "BucketAlreadyExists"
     s3.put_object(Bucket=name, Key="k", Body=b"x")
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket=name)
@@ -257,6 +254,28 @@ def test_conditional_put(s3: Any, bucket: str) -> None:
     assert error_code(exc) == "PreconditionFailed"
     s3.put_object(Bucket=bucket, Key="once", Body=b"4", IfMatch=first["ETag"])
     assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"4"
+
+
+def status_and_code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"], error_code(exc)
+
+
+def test_conditional_put_with_etags_as_s3(s3: Any, bucket: str) -> None:
+    """If-None-Match with ETags writes only if the current ETag is none of them; If-Match on
+    a missing key is 404 NoSuchKey (as AWS and ceph/s3-tests' put_*_if_match expect)."""
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"1")["ETag"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch=etag)
+    assert status_and_code(exc) == (412, "PreconditionFailed")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfNoneMatch='"badetag"')
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"3"
+    s3.delete_object(Bucket=bucket, Key="k")
+    for condition in ("*", '"badetag"'):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=bucket, Key="k", Body=b"4", IfMatch=condition)
+        assert status_and_code(exc) == (404, "NoSuchKey"), condition
+    s3.put_object(Bucket=bucket, Key="k", Body=b"5", IfNoneMatch=etag)  # absent: it holds
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"5"
 
 
 def test_a_bad_content_md5_stores_nothing(s3: Any, bucket: str) -> None:
@@ -422,3 +441,44 @@ def test_keys_that_need_encoding(s3: Any, bucket: str) -> None:
     assert "a%20b/%C3%BC%2B%2525~%2A%27%28%29%21.txt" in [o["Key"] for o in encoded]
     s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in odd]})
     assert keys(s3, bucket) == []
+
+
+def test_a_missing_bucket_is_no_such_bucket_to_any_key(
+    s3cluster: LocalCluster, root: tuple[str, str]
+) -> None:
+    with Client(s3cluster.endpoint, access_key_id=root[0], secret_access_key=root[1]) as admin:
+        info = admin.create_key("no-buckets-yet", create_buckets=True)
+    assert info.secret_access_key
+    other = s3_client(s3cluster, info.access_key_id, info.secret_access_key)
+    missing = f"s3-missing-{random.randrange(10**6)}"
+    for call in (
+        lambda: other.head_bucket(Bucket=missing),
+        lambda: other.list_objects_v2(Bucket=missing),
+        lambda: other.get_object(Bucket=missing, Key="k"),
+        lambda: other.put_object(Bucket=missing, Key="k", Body=b"x"),
+        lambda: other.delete_object(Bucket=missing, Key="k"),
+        lambda: other.delete_bucket(Bucket=missing),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        assert error_code(exc) in ("NoSuchBucket", "404")  # HEAD has no body to name it
+
+
+def test_recreating_a_bucket_is_a_no_op_for_its_owner_only(
+    s3cluster: LocalCluster, root: tuple[str, str], s3: Any
+) -> None:
+    """S3 in us-east-1 (ceph/s3-tests bucket_recreate_not_overriding): the owner's CreateBucket
+    of its bucket succeeds and keeps its objects; anyone else's is BucketAlreadyExists."""
+    with Client(s3cluster.endpoint, access_key_id=root[0], secret_access_key=root[1]) as admin:
+        info = admin.create_key("recreator", create_buckets=True)
+    assert info.secret_access_key
+    owner = s3_client(s3cluster, info.access_key_id, info.secret_access_key)
+    name = f"s3-recreate-{random.randrange(10**6)}"
+    owner.create_bucket(Bucket=name)
+    owner.put_object(Bucket=name, Key="k", Body=b"kept")
+    owner.create_bucket(Bucket=name)
+    assert owner.get_object(Bucket=name, Key="k")["Body"].read() == b"kept"
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=name)  # the admin is not the owner
+    assert status_and_code(exc) == (409, "BucketAlreadyExists")

@@ -152,3 +152,88 @@ def test_virtual_hosted_style_names_the_bucket_in_the_host(
     assert status == 200 and b"<Key>dir/k ey</Key>" in listing
     status, _ = signed(s3cluster, "GET", f"{DOMAIN}:{port}", f"/{bucket}/dir/k%20ey")
     assert status == 200  # the domain itself: path-style
+
+
+def test_a_404_says_whether_the_key_is_a_delete_marker(s3: Any, bucket: str) -> None:
+    """x-amz-delete-marker on HEAD/GET of a deleted key, as ceph/s3-tests' delete_marker_*."""
+
+    def marker_header(call: Any) -> tuple[int, str | None, str | None]:
+        with pytest.raises(ClientError) as exc:
+            call(Bucket=bucket, Key="k")
+        meta = exc.value.response["ResponseMetadata"]
+        headers = meta["HTTPHeaders"]
+        return (
+            meta["HTTPStatusCode"],
+            headers.get("x-amz-delete-marker"),
+            headers.get("x-amz-version-id"),
+        )
+
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    s3.delete_object(Bucket=bucket, Key="k")
+    assert marker_header(s3.head_object) == (404, "false", None)  # unversioned: no marker
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    marker = s3.delete_object(Bucket=bucket, Key="k")
+    assert marker["DeleteMarker"] and marker["VersionId"]
+    for call in (s3.head_object, s3.get_object):
+        assert marker_header(call) == (404, "true", marker["VersionId"])
+
+
+def test_a_304_carries_the_validators(s3: Any, bucket: str) -> None:
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    modified = s3.head_object(Bucket=bucket, Key="k")["LastModified"]
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    for call in (s3.get_object, s3.head_object):
+        for condition in ({"IfNoneMatch": put["ETag"]}, {"IfModifiedSince": future}):
+            with pytest.raises(ClientError) as exc:
+                call(Bucket=bucket, Key="k", **condition)
+            meta = exc.value.response["ResponseMetadata"]
+            assert meta["HTTPStatusCode"] == 304, condition
+            assert meta["HTTPHeaders"]["etag"] == put["ETag"], condition
+            assert meta["HTTPHeaders"]["last-modified"] == modified.strftime(
+                "%a, %d %b %Y %H:%M:%S GMT"
+            )
+
+
+def test_writes_to_a_bucket_not_versioning_answer_no_version_id(s3: Any, bucket: str) -> None:
+    def written() -> list[dict[str, Any]]:
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+        part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"p")
+        return [
+            s3.put_object(Bucket=bucket, Key="k", Body=b"v"),
+            s3.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "k"}),
+            s3.complete_multipart_upload(
+                Bucket=bucket, Key="mp", UploadId=upload,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+            ),
+        ]  # fmt: skip
+
+    assert [r.get("VersionId") for r in written()] == [None, None, None]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert all(r["VersionId"] not in ("", "null") for r in written())
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    assert [r.get("VersionId") for r in written()] == [None, None, None]
+
+
+def test_a_preflight_without_cors_rules(s3cluster: LocalCluster, s3: Any, bucket: str) -> None:
+    """OPTIONS is never signed: 400 without Origin and Access-Control-Request-Method (even on
+    a presigned URL, as ceph/s3-tests' cors_presigned_* expect), else 403 with no CORS rules."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    host, path = url.split("//", 1)[1].split("/", 1)
+    preflight = {"Origin": "https://example.com", "Access-Control-Request-Method": "GET"}
+    for target, headers, expected in (
+        ("/" + path, {}, (400, "BadRequest")),
+        (f"/{bucket}/k", {"Origin": "https://example.com"}, (400, "BadRequest")),
+        (f"/{bucket}/k", preflight, (403, "AccessForbidden")),
+        (f"/{bucket}", preflight, (403, "AccessForbidden")),
+    ):
+        conn = http.client.HTTPConnection(host, timeout=15)
+        try:
+            conn.request("OPTIONS", target, headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+        finally:
+            conn.close()
+        assert answer.status == expected[0], (target, headers, body)
+        assert f"<Code>{expected[1]}</Code>".encode() in body

@@ -140,7 +140,7 @@ def test_read_errors_are_named(store: Store) -> None:
         (Commit("photos", "k", 4, "e", (chunk("b1", nodes=()),)), InvalidArgument, "no node"),
         (Commit("photos", "k", 0, "e", (chunk("b1", 0),)), InvalidArgument, "length"),
         (Commit("photos", "k", 4, "e", (chunk(""),)), InvalidArgument, "blob_id"),
-        (Commit("photos", "k", 0, "e", if_none_match="abc"), InvalidArgument, "if_none_match"),
+        (Commit("photos", "k", 0, "e", if_none_match='"abc'), InvalidArgument, "if_none_match"),
     ],
 )
 def test_bad_commits_are_refused_and_named(
@@ -325,7 +325,11 @@ def test_conditions_follow_rfc_9110(store: Store) -> None:
     with pytest.raises(InvalidArgument, match="if_match"):
         put(store, "k", "b5", if_match='"unterminated')
     with pytest.raises(InvalidArgument, match="if_none_match"):
-        put(store, "k", "b5", if_none_match='"e4"')
+        put(store, "k", "b5", if_none_match='"unterminated')
+    with pytest.raises(PreconditionFailed, match="if_none_match"):  # S3's If-None-Match: etag
+        put(store, "k", "b5", if_none_match='"other", "e4"')
+    put(store, "k", "b5", if_none_match='"other"', etag="e5")
+    put(store, "absent", "b6", if_none_match='"e5"', etag="e6")
 
 
 def test_a_listing_of_big_records_fits_one_reply(store: Store) -> None:

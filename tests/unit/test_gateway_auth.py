@@ -19,7 +19,7 @@ from gateway.auth import (
     Authorizer,
     Identity,
 )
-from ringstore.errors import AccessDenied, InvalidAccessKeyId, ServiceUnavailable
+from ringstore.errors import AccessDenied, InvalidAccessKeyId, NoSuchBucket, ServiceUnavailable
 from tests.unit.fake_identity import FakeMeta
 
 
@@ -39,7 +39,7 @@ def world() -> tuple[FakeMeta, Authorizer, Clock]:
     meta.add("writer", photos="w")
     meta.add("owner", photos="o")
     meta.add("nobody")
-    meta.anonymous.update({"photos": False, "public": True})
+    meta.anonymous.update({"photos": False, "public": True, "other": False})
     clock = Clock()
     return meta, Authorizer(meta, rpc_timeout=1.0, clock=clock), clock  # type: ignore[arg-type]
 
@@ -106,6 +106,25 @@ def test_who_may_do_what(
             assert err.value.message.startswith(f"{who} may not {action}")
             if bucket is not None:
                 assert bucket in err.value.message
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("key_id", ["nobody", "reader", "creator"])
+@pytest.mark.parametrize("action", [READ, WRITE, OWNER])
+def test_a_missing_bucket_is_no_such_bucket_to_a_key_and_denied_to_anonymous(
+    key_id: str, action: str
+) -> None:
+    _, authorizer, _ = world()
+
+    async def scenario() -> None:
+        identity, _ = await authorizer.key(key_id)
+        with pytest.raises(NoSuchBucket, match="no-such-bucket"):
+            await authorizer.check(identity, action, "no-such-bucket")
+        with pytest.raises(AccessDenied):
+            await authorizer.check(ANONYMOUS, action, "no-such-bucket")
+        with pytest.raises(AccessDenied):  # an existing bucket stays a refusal
+            await authorizer.check(identity, action, "other")
 
     run(scenario())
 

@@ -27,6 +27,7 @@ from ringstore.cli.main import cli
 from ringstore.errors import (
     AccessDenied,
     InvalidAccessKeyId,
+    NoSuchBucket,
     RequestTimeTooSkewed,
     SignatureDoesNotMatch,
     from_rpc_error,
@@ -276,8 +277,11 @@ def test_admin_calls_are_refused_for_non_admins(door: Door) -> None:
         ):
             with pytest.raises(AccessDenied, match="key maker may not admin"):
                 call()
+        door.meta.anonymous["elsewhere"] = False  # a bucket that exists, not the maker's
         with pytest.raises(AccessDenied, match="may not owner on bucket 'elsewhere'"):
             maker.grant("elsewhere", "stranger", read=True)
+        with pytest.raises(NoSuchBucket, match="'nowhere' does not exist"):  # as the S3 door
+            maker.grant("nowhere", "stranger", read=True)
     assert "x" not in {k.name for k in door.meta.keys.values()}
 
 

@@ -179,9 +179,17 @@ def test_a_presigned_url_for_another_object_is_refused() -> None:
         verify(as_received(request, path="/bkt/other"), signed_at(request))
 
 
-@pytest.mark.parametrize("expires", [0, 604801])
+@pytest.mark.parametrize("expires", [0, 604801, -7])
 def test_x_amz_expires_is_1_to_604800(expires: int) -> None:
     request = query_signed(expires=expires, method="GET", body=b"")
+    with pytest.raises(AccessDenied, match=r"1\.\.604800") as err:
+        verify(as_received(request), signed_at(request))
+    assert type(err.value) is AccessDenied  # 403 as an expired URL, not 400 malformed
+
+
+def test_x_amz_expires_must_be_a_number() -> None:
+    request = query_signed(expires=60, method="GET", body=b"")
+    request.url = request.url.replace("X-Amz-Expires=60", "X-Amz-Expires=soon")
     with pytest.raises(AuthorizationQueryParametersError, match=r"1\.\.604800"):
         verify(as_received(request), signed_at(request))
 
