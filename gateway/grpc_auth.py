@@ -30,8 +30,8 @@ from ringstore.errors import (
     RequestTimeTooSkewed,
     RingstoreError,
     SignatureDoesNotMatch,
-    grpc_status,
 )
+from ringstore.interception import abort, behaviour_kind
 
 OPEN_PREFIXES = ("/grpc.health.",)  # services any caller may reach, signed or not
 
@@ -106,9 +106,7 @@ class Authenticator(aio.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
-        kind = ("stream" if handler.request_streaming else "unary") + (
-            "_stream" if handler.response_streaming else "_unary"
-        )
+        kind = behaviour_kind(handler)
         behaviour = getattr(handler, kind)
         changes: dict[str, Any] = {}
         if not handler.request_streaming:
@@ -135,8 +133,7 @@ class Authenticator(aio.ServerInterceptor):
         try:
             identity = await verify(self.authorizer, metadata, method, payload, self.clock())
         except RingstoreError as err:
-            code, details, trailing = grpc_status(err)
-            await context.abort(code, details, trailing_metadata=trailing)
+            await abort(context, err)
         _CALLER.set(identity)  # this call runs in its own task: the value dies with it
         return request
 

@@ -41,7 +41,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ringstore.errors import AccessDenied, InvalidArgument, grpc_status
+from ringstore.errors import AccessDenied, InvalidArgument
+from ringstore.interception import abort, behaviour_kind
 
 log = logging.getLogger(__name__)
 
@@ -255,20 +256,16 @@ class ClusterGuard(aio.ServerInterceptor):
 
 def _refusing(handler: grpc.RpcMethodHandler, err: AccessDenied) -> grpc.RpcMethodHandler:
     """``handler`` with its behaviour replaced by one that aborts with ``err`` at once."""
-    code, details, trailing = grpc_status(err)
-    kind = ("stream" if handler.request_streaming else "unary") + (
-        "_stream" if handler.response_streaming else "_unary"
-    )
 
     async def refuse(request: Any, context: aio.ServicerContext) -> Any:
-        await context.abort(code, details, trailing_metadata=trailing)
+        await abort(context, err)
 
     async def refuse_stream(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-        await context.abort(code, details, trailing_metadata=trailing)
+        await abort(context, err)
         yield  # pragma: no cover - an async generator, as gRPC expects of a streaming handler
 
     behaviour = refuse_stream if handler.response_streaming else refuse
-    return handler._replace(**{kind: behaviour})  # type: ignore[attr-defined,no-any-return]
+    return handler._replace(**{behaviour_kind(handler): behaviour})  # type: ignore[attr-defined,no-any-return]
 
 
 # -- the client side -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """gRPC plumbing shared by the three services: channel options, the asyncio server with the
-standard health service, and the one place where a :class:`RingstoreError` becomes a status.
+standard health service, and :func:`handler`, which ends every call that raised a
+:class:`RingstoreError` through :func:`ringstore.interception.abort`.
 
 Servicers decorate each handler with :func:`handler`; deep code only raises.
 """
@@ -27,8 +28,8 @@ from ringstore.errors import (
     InvalidArgument,
     RingstoreError,
     SlowDown,
-    grpc_status,
 )
+from ringstore.interception import abort, behaviour_kind
 from ringstore.validation import shown
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,6 @@ CLIENT_OPTIONS = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-async def _abort(context: aio.ServicerContext, err: RingstoreError) -> None:
-    code, details, trailing = grpc_status(err)
-    await context.abort(code, details, trailing_metadata=trailing)
-
-
 def handler(fn: F) -> F:
     """Map errors raised by a servicer method (unary or streaming) to gRPC statuses.
 
@@ -76,12 +72,12 @@ def handler(fn: F) -> F:
                     async for item in items:
                         await send(context, item)
             except RingstoreError as err:
-                await _abort(context, err)
+                await abort(context, err)
             except aio.AbortError:
                 raise
             except Exception as exc:
                 log.exception("%s failed", fn.__name__)
-                await _abort(context, InternalError(f"{fn.__name__}: {shown(exc)}"))
+                await abort(context, InternalError(f"{fn.__name__}: {shown(exc)}"))
 
         return stream_wrapper  # type: ignore[return-value]
 
@@ -90,12 +86,12 @@ def handler(fn: F) -> F:
         try:
             return await fn(self, request, context)
         except RingstoreError as err:
-            await _abort(context, err)
+            await abort(context, err)
         except aio.AbortError:
             raise
         except Exception as exc:
             log.exception("%s failed", fn.__name__)
-            await _abort(context, InternalError(f"{fn.__name__}: {shown(exc)}"))
+            await abort(context, InternalError(f"{fn.__name__}: {shown(exc)}"))
 
     return unary_wrapper  # type: ignore[return-value]
 
@@ -155,11 +151,7 @@ def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHa
     if rpc is None or rpc.request_deserializer is None:
         return rpc
     decode = _tolerant(method.rsplit("/", 1)[-1], rpc.request_deserializer)
-    kind = (
-        ("stream" if rpc.request_streaming else "unary")
-        + "_"
-        + ("stream" if rpc.response_streaming else "unary")
-    )
+    kind = behaviour_kind(rpc)
     behaviour = getattr(rpc, kind)
     streaming = rpc.request_streaming
 
@@ -168,7 +160,7 @@ def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHa
         if streaming:
             return _checked(request)  # raises in the servicer, whose @handler answers it
         if isinstance(request, _Undecodable):
-            await _abort(context, request.error())
+            await abort(context, request.error())
         return request
 
     if inspect.isasyncgenfunction(behaviour):
@@ -241,16 +233,14 @@ class CallLimit(aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith("/grpc.health."):
             return handler
-        if handler.response_streaming:
-            kind = "stream_stream" if handler.request_streaming else "unary_stream"
-            return handler._replace(**{kind: self._streaming(getattr(handler, kind), method)})  # type: ignore[attr-defined,no-any-return]
-        kind = "stream_unary" if handler.request_streaming else "unary_unary"
-        return handler._replace(**{kind: self._unary(getattr(handler, kind), method)})  # type: ignore[attr-defined,no-any-return]
+        kind = behaviour_kind(handler)
+        limited = self._streaming if handler.response_streaming else self._unary
+        return handler._replace(**{kind: limited(getattr(handler, kind), method)})  # type: ignore[attr-defined,no-any-return]
 
     async def _admit(self, method: str, context: aio.ServicerContext) -> None:
         if self.active >= self.limit:
             self.refused += 1
-            await _abort(
+            await abort(
                 context,
                 SlowDown(
                     f"{self._service} is overloaded: {self.active} calls are running, the limit "
