@@ -16,13 +16,14 @@ Guarantees:
 
 from __future__ import annotations
 
-import os
 import secrets
 import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ringstore import private_file
 
 MASTER_KEY_NAME = "master.key"
 KEY_BYTES = 32  # AES-256
@@ -99,25 +100,6 @@ def load_or_create(data_dir: str | Path) -> MasterKey:
 
 
 def _create(path: Path) -> None:
-    """Write a new key whole or not at all, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    # 1. O_EXCL with mode 0600 from the first byte: never readable by others, not even
-    #    briefly; a temp file left by a crash is removed first.
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        # 2. fsync the bytes before the name points at them, so a crash never leaves a
-        #    master.key that is empty or short.
-        os.write(fd, secrets.token_bytes(KEY_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    # 3. rename is atomic: master.key is either absent or whole. 4. fsync the directory so the
-    #    rename itself survives a crash (else secrets sealed after it could be orphaned).
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write a new key whole or not at all, readable by the owner only (a crash never leaves
+    a master.key that is empty or short, and secrets sealed after it are never orphaned)."""
+    private_file.write(path, secrets.token_bytes(KEY_BYTES))

@@ -41,6 +41,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from ringstore import private_file
 from ringstore.errors import AccessDenied, InvalidArgument
 from ringstore.interception import abort, behaviour_kind
 
@@ -116,26 +117,8 @@ def load_or_create(path: str | Path, value: str | None = None) -> bytes:
         return secret
     text = generate() if value is None else value.strip()
     parse(text, SECRET_ENV)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (text + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # the name appears with the whole file behind it, or not at all
-    except FileExistsError:
-        pass  # another start won the race: its secret is the cluster's
-    finally:
-        tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    # Never replaces: when another start won the race, its secret is the cluster's.
+    private_file.write(path, (text + "\n").encode(), replace=False)
     return read_file(path)
 
 

@@ -8,9 +8,10 @@ new one, never a part.
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
+
+from ringstore import private_file
 
 ACCESS_KEY_ENV = "RINGSTORE_ACCESS_KEY_ID"  # what the SDK and the CLI read
 SECRET_KEY_ENV = "RINGSTORE_SECRET_ACCESS_KEY"
@@ -30,22 +31,7 @@ def export_lines(access_key_id: str, secret_access_key: str) -> str:
 def write(path: str | Path, access_key_id: str, secret_access_key: str) -> None:
     """Write the file atomically with mode 0600: temp file, fsync, rename, fsync the
     directory."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, export_lines(access_key_id, secret_access_key).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    private_file.write(path, export_lines(access_key_id, secret_access_key).encode())
 
 
 def parse(text: str) -> tuple[str, str]:
