@@ -131,8 +131,11 @@ class GcPassResult:
 
 
 def _pending(
-    tx: Transaction, limit: int, queued_before_ns: int
+    tx: Transaction, limit: int, queued_before_ns: int, fenced_before_ns: int
 ) -> tuple[list[BlobRecord], dict[str, NodeRecord]]:
+    """The queued blobs due for deletion and the nodes; fences past their retention go in the
+    same transaction (one trip to the store's writer per pass)."""
+    tx.drop_fences(fenced_before_ns, limit)
     due = tx.gc_batch(limit, queued_before_ns)
     blobs = [b for b in (tx.get_blob(i) for i in due) if b is not None]
     return blobs, {n.id: n for n in tx.list_nodes()}
@@ -194,10 +197,12 @@ class GarbageCollector:
         """Delete queued blobs whose grace has passed from their holders; forget what is
         confirmed gone, and fences past their retention."""
         now = time.time_ns() if now_ns is None else now_ns
-        await self.store.acall(
-            lambda tx: tx.drop_fences(now - int(FENCE_RETENTION * 1e9), GC_BATCH)
+        blobs, nodes = await self.store.acall(
+            _pending,
+            GC_BATCH,
+            now - int(self.grace * 1e9),
+            now - int(FENCE_RETENTION * 1e9),
         )
-        blobs, nodes = await self.store.acall(_pending, GC_BATCH, now - int(self.grace * 1e9))
         result = GcPassResult([], 0, 0)
         for blob in blobs:
             outcomes = await asyncio.gather(
