@@ -81,10 +81,40 @@ def client(cluster: LocalCluster) -> Iterator[Client]:
         yield c
 
 
+def bucket_name(request: pytest.FixtureRequest, prefix: str = "b") -> str:
+    """A fresh, valid bucket name made from the test's name."""
+    name = (
+        f"{prefix}-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
+    )
+    return name.strip("-") + f"-{random.randrange(10**6)}"
+
+
+S3_REGION = "us-east-1"
+
+
+def s3_client(
+    cluster: LocalCluster, key_id: str | None = None, secret: str | None = None, **config: Any
+) -> Any:
+    """boto3's S3 client at its defaults against the cluster's S3 door, signed with the given
+    key (the cluster's root key when none); ``config`` only to reach a signing path on purpose."""
+    import boto3
+    from botocore.config import Config
+
+    if key_id is None or secret is None:
+        key_id, secret = cluster.credentials()
+    return boto3.client(
+        "s3",
+        endpoint_url=cluster.s3_endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name=S3_REGION,
+        config=Config(**config) if config else None,
+    )
+
+
 @pytest.fixture
 def bucket(client: Client, request: pytest.FixtureRequest) -> str:
     """A fresh bucket named after the test."""
-    name = "b-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
-    name = name.strip("-") + f"-{random.randrange(10**6)}"
+    name = bucket_name(request)
     client.create_bucket(name)
     return name

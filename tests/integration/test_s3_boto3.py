@@ -21,15 +21,14 @@ from typing import Any
 import pytest
 
 boto3 = pytest.importorskip("boto3")
-from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from ringstore import Client  # noqa: E402
 from ringstore.localcluster import LocalCluster  # noqa: E402
-from tests.conftest import make_cluster  # noqa: E402
+from tests.conftest import S3_REGION, bucket_name, make_cluster, s3_client  # noqa: E402
 
 pytestmark = pytest.mark.integration
-REGION = "us-east-1"
+REGION = S3_REGION
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +41,6 @@ def s3cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster
 @pytest.fixture(scope="module")
 def root(s3cluster: LocalCluster) -> tuple[str, str]:
     return s3cluster.credentials()
-
-
-def s3_client(cluster: LocalCluster, key_id: str, secret: str, **config: Any) -> Any:
-    """boto3's client at its defaults (``config`` only to reach a signing path on purpose)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=cluster.s3_endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        region_name=REGION,
-        config=Config(**config) if config else None,
-    )
 
 
 @pytest.fixture(scope="module", params=["default", "s3v4"])
@@ -73,8 +60,7 @@ def s3(s3cluster: LocalCluster, root: tuple[str, str]) -> Any:
 
 @pytest.fixture
 def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = "s3-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
-    name = name.strip("-") + f"-{random.randrange(10**6)}"
+    name = bucket_name(request, "s3")
     s3.create_bucket(Bucket=name)
     return name
 

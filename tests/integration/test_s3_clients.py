@@ -22,10 +22,10 @@ import pytest
 boto3 = pytest.importorskip("boto3")
 
 from ringstore.localcluster import LocalCluster  # noqa: E402
-from tests.conftest import make_cluster, need  # noqa: E402
+from tests.conftest import S3_REGION, bucket_name, make_cluster, need, s3_client  # noqa: E402
 
 pytestmark = pytest.mark.integration
-REGION = "us-east-1"
+REGION = S3_REGION
 MiB = 1024 * 1024
 TRANSFER_BUDGET = 240.0  # seconds for a 100 MiB upload plus download on a busy 2-core machine
 
@@ -39,20 +39,12 @@ def s3cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster
 
 @pytest.fixture(scope="module")
 def s3(s3cluster: LocalCluster) -> Any:
-    key_id, secret = s3cluster.credentials()
-    return boto3.client(
-        "s3",
-        endpoint_url=s3cluster.s3_endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        region_name=REGION,
-    )
+    return s3_client(s3cluster)
 
 
 @pytest.fixture
 def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = "cl-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
-    name = name.strip("-") + f"-{random.randrange(10**6)}"
+    name = bucket_name(request, "cl")
     s3.create_bucket(Bucket=name)
     return name
 

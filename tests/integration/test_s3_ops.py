@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,10 +18,10 @@ from botocore.credentials import Credentials  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from ringstore.localcluster import LocalCluster  # noqa: E402
-from tests.conftest import make_cluster  # noqa: E402
+from tests.conftest import S3_REGION, bucket_name, make_cluster, s3_client  # noqa: E402
 
 pytestmark = pytest.mark.integration
-REGION = "us-east-1"
+REGION = S3_REGION
 DOMAIN = "s3.ringstore.test"  # never resolved: requests go to the door's address with this Host
 
 
@@ -37,20 +36,12 @@ def s3cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster
 
 @pytest.fixture(scope="module")
 def s3(s3cluster: LocalCluster) -> Any:
-    key_id, secret = s3cluster.credentials()
-    return boto3.client(
-        "s3",
-        endpoint_url=s3cluster.s3_endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        region_name=REGION,
-    )
+    return s3_client(s3cluster)
 
 
 @pytest.fixture
 def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = "ops-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40]
-    name = name.strip("-") + f"-{random.randrange(10**6)}"
+    name = bucket_name(request, "ops")
     s3.create_bucket(Bucket=name)
     return name
 
