@@ -20,6 +20,7 @@ from metanode.refs import Chunk
 from metanode.store.base import (
     BlobRecord,
     BucketRecord,
+    Checksum,
     NodeRecord,
     PartRecord,
     Store,
@@ -60,6 +61,18 @@ def object_info(
         last_modified_ns=version.created_ns,
         is_delete_marker=version.is_delete_marker,
         is_latest=is_latest,
+        headers=dict(version.headers),
+        checksum=checksum_message(version.checksum),
+        part_sizes=version.part_sizes,
+        part_checksums=version.part_checksums,
+    )
+
+
+def checksum_message(checksum: Checksum | None) -> common_pb2.Checksum | None:
+    if checksum is None:
+        return None
+    return common_pb2.Checksum(
+        algorithm=checksum.algorithm, value=checksum.value, type=checksum.type
     )
 
 

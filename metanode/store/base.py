@@ -38,6 +38,34 @@ R = TypeVar("R")
 VERSIONING_STATES = ("Unversioned", "Enabled", "Suspended")
 NODE_STATES = ("up", "down", "draining", "removed")
 NULL_VERSION = "null"  # the version id of objects written while versioning is not Enabled
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+CHECKSUM_TYPES = ("FULL_OBJECT", "COMPOSITE")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checksum:
+    """A checksum of an object's bytes, as S3 reports it.
+
+    ``value`` is the base64 of the digest. A ``COMPOSITE`` checksum (multipart uploads) is the
+    digest of the parts' digests concatenated, without S3's ``-N`` suffix (the part count is
+    ``len(part_sizes)`` of the version).
+    """
+
+    algorithm: str  # one of CHECKSUM_ALGORITHMS
+    value: str
+    type: str = "FULL_OBJECT"  # one of CHECKSUM_TYPES
+
+
+@dataclasses.dataclass(frozen=True)
+class CorsRule:
+    """One rule of a bucket's CORS configuration, as S3's ``CORSRule``."""
+
+    allowed_origins: tuple[str, ...]
+    allowed_methods: tuple[str, ...]
+    allowed_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_seconds: int | None = None
+    id: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +74,7 @@ class BucketRecord:
     created_ns: int  # UTC nanoseconds since the epoch
     versioning: str = "Unversioned"  # one of VERSIONING_STATES
     anonymous_read: bool = False  # anyone, signed or not, may read its objects
+    cors: tuple[CorsRule, ...] = ()  # empty: no CORS configuration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +126,14 @@ class VersionRecord:
     metadata: Mapping[str, str]
     created_ns: int
     manifest: tuple[ManifestEntry, ...] = ()
+    # Stored HTTP headers returned on reads, by lowercase name: cache-control,
+    # content-disposition, content-encoding, content-language, expires.
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    checksum: Checksum | None = None
+    # A completed multipart upload's parts, in order: their sizes and (when the upload had a
+    # checksum algorithm) their base64 checksums. Empty for a single put.
+    part_sizes: tuple[int, ...] = ()
+    part_checksums: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +146,9 @@ class UploadRecord:
     content_type: str
     metadata: Mapping[str, str]
     initiated_ns: int  # UTC nanoseconds since the epoch
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # as VersionRecord's
+    checksum_algorithm: str = ""  # "" or one of CHECKSUM_ALGORITHMS: every part carries one
+    checksum_type: str = ""  # "" or one of CHECKSUM_TYPES: how the object's is made
 
 
 # Where an upload stands in a bucket's listing order: (key as UTF-8 bytes, initiated_ns, id).
@@ -125,6 +165,7 @@ class PartRecord:
     size: int
     created_ns: int
     manifest: tuple[ManifestEntry, ...] = ()
+    checksum: str = ""  # base64, of the upload's checksum algorithm ("" when it has none)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from a newer ringstore is refused rather than misread.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -34,6 +35,8 @@ from metanode.store.base import (
     AccessKeyRecord,
     BlobRecord,
     BucketRecord,
+    Checksum,
+    CorsRule,
     GrantRecord,
     ManifestEntry,
     NodeRecord,
@@ -176,24 +179,33 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX grants_by_key ON grants (access_key_id, bucket);
     """,
+    # 5 -> 6: what S3 stores beside the bytes: a version's stored headers, checksum and parts
+    # (one JSON column, `attrs`, so the hot columns stay as they are), an upload's headers and
+    # checksum algorithm, a part's checksum, and a bucket's CORS rules.
+    """
+    ALTER TABLE versions ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE uploads ADD COLUMN attrs TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';
+    ALTER TABLE buckets ADD COLUMN cors TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_COLUMNS = (
     "bucket, key, version_id, seq, is_delete_marker, size, etag, content_type, metadata, "
-    "created_ns, manifest"
+    "created_ns, manifest, attrs"
 )
 _VERSION_COLUMNS_NO_MANIFEST = _VERSION_COLUMNS.replace("manifest", "'[]'")
 
 
-_BUCKET_COLUMNS = "name, created_ns, versioning, anonymous_read"
+_BUCKET_COLUMNS = "name, created_ns, versioning, anonymous_read, cors"
 _KEY_COLUMNS = "access_key_id, name, sealed_secret, admin, create_buckets, created_ns"
 _GRANT_COLUMNS = "bucket, access_key_id, can_read, can_write, is_owner"
 _NODE_COLUMNS = (
     "id, address, zone, weight, state, capacity, used, blob_count, last_heartbeat_ns, disk_full"
 )
-_UPLOAD_COLUMNS = "upload_id, bucket, key, content_type, metadata, initiated_ns"
-_PART_COLUMNS = "upload_id, part_number, etag, size, created_ns, manifest"
+_UPLOAD_COLUMNS = "upload_id, bucket, key, content_type, metadata, initiated_ns, attrs"
+_PART_COLUMNS = "upload_id, part_number, etag, size, created_ns, manifest, checksum"
 
 
 def _manifest_json(manifest: tuple[ManifestEntry, ...]) -> str:
@@ -213,8 +225,69 @@ def _metadata(text: str) -> dict[str, str]:
 
 
 def _bucket(row: tuple[Any, ...]) -> BucketRecord:
-    name, created_ns, versioning, anonymous_read = row
-    return BucketRecord(name, created_ns, versioning, bool(anonymous_read))
+    name, created_ns, versioning, anonymous_read, cors = row
+    return BucketRecord(name, created_ns, versioning, bool(anonymous_read), _cors(cors))
+
+
+def _cors_json(rules: tuple[CorsRule, ...]) -> str:
+    return json.dumps([dataclasses.asdict(rule) for rule in rules])
+
+
+def _cors(text: str) -> tuple[CorsRule, ...]:
+    if text == "[]":
+        return ()
+    return tuple(
+        CorsRule(
+            allowed_origins=tuple(rule["allowed_origins"]),
+            allowed_methods=tuple(rule["allowed_methods"]),
+            allowed_headers=tuple(rule["allowed_headers"]),
+            expose_headers=tuple(rule["expose_headers"]),
+            max_age_seconds=rule["max_age_seconds"],
+            id=rule["id"],
+        )
+        for rule in json.loads(text)
+    )
+
+
+def _version_attrs_json(version: VersionRecord) -> str:
+    attrs: dict[str, Any] = {}
+    if version.headers:
+        attrs["headers"] = dict(version.headers)
+    if version.checksum is not None:
+        attrs["checksum"] = dataclasses.asdict(version.checksum)
+    if version.part_sizes:
+        attrs["part_sizes"] = list(version.part_sizes)
+    if version.part_checksums:
+        attrs["part_checksums"] = list(version.part_checksums)
+    return json.dumps(attrs, sort_keys=True) if attrs else "{}"
+
+
+def _version_attrs(text: str) -> dict[str, Any]:
+    """VersionRecord keyword arguments from the `attrs` column."""
+    if text == "{}":  # most objects: skip the JSON parser
+        return {}
+    attrs = json.loads(text)
+    found: dict[str, Any] = {}
+    if "headers" in attrs:
+        found["headers"] = attrs["headers"]
+    if "checksum" in attrs:
+        found["checksum"] = Checksum(**attrs["checksum"])
+    if "part_sizes" in attrs:
+        found["part_sizes"] = tuple(attrs["part_sizes"])
+    if "part_checksums" in attrs:
+        found["part_checksums"] = tuple(attrs["part_checksums"])
+    return found
+
+
+def _upload_attrs_json(upload: UploadRecord) -> str:
+    attrs: dict[str, Any] = {}
+    if upload.headers:
+        attrs["headers"] = dict(upload.headers)
+    if upload.checksum_algorithm:
+        attrs["checksum_algorithm"] = upload.checksum_algorithm
+    if upload.checksum_type:
+        attrs["checksum_type"] = upload.checksum_type
+    return json.dumps(attrs, sort_keys=True) if attrs else "{}"
 
 
 def _access_key(row: tuple[Any, ...]) -> AccessKeyRecord:
@@ -230,15 +303,21 @@ def _grant(row: tuple[Any, ...]) -> GrantRecord:
 
 
 def _upload(row: tuple[Any, ...]) -> UploadRecord:
-    upload_id, bucket, key, content_type, metadata, initiated_ns = row
+    upload_id, bucket, key, content_type, metadata, initiated_ns, attrs = row
     return UploadRecord(
-        upload_id, bucket, bytes(key).decode(), content_type, json.loads(metadata), initiated_ns
+        upload_id,
+        bucket,
+        bytes(key).decode(),
+        content_type,
+        json.loads(metadata),
+        initiated_ns,
+        **json.loads(attrs),
     )
 
 
 def _part(row: tuple[Any, ...]) -> PartRecord:
-    upload_id, number, etag, size, created_ns, manifest = row
-    return PartRecord(upload_id, number, etag, size, created_ns, _manifest(manifest))
+    upload_id, number, etag, size, created_ns, manifest, checksum = row
+    return PartRecord(upload_id, number, etag, size, created_ns, _manifest(manifest), checksum)
 
 
 def _node(row: tuple[Any, ...]) -> NodeRecord:
@@ -262,6 +341,7 @@ def _version(row: sqlite3.Row | tuple[Any, ...]) -> VersionRecord:
         metadata=_metadata(row[8]),
         created_ns=row[9],
         manifest=manifest,
+        **_version_attrs(row[11]),
     )
 
 
@@ -278,8 +358,14 @@ class SqliteTransaction(Transaction):
 
     def put_bucket(self, bucket: BucketRecord) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?)",
-            (bucket.name, bucket.created_ns, bucket.versioning, int(bucket.anonymous_read)),
+            f"INSERT OR REPLACE INTO buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+            (
+                bucket.name,
+                bucket.created_ns,
+                bucket.versioning,
+                int(bucket.anonymous_read),
+                _cors_json(bucket.cors),
+            ),
         )
 
     def delete_bucket(self, name: str) -> None:
@@ -318,7 +404,7 @@ class SqliteTransaction(Transaction):
     def put_version(self, version: VersionRecord) -> None:
         self._db.execute(
             f"INSERT OR REPLACE INTO versions ({_VERSION_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 version.bucket,
                 version.key.encode(),
@@ -331,6 +417,7 @@ class SqliteTransaction(Transaction):
                 json.dumps(dict(version.metadata), sort_keys=True),
                 version.created_ns,
                 _manifest_json(version.manifest),
+                _version_attrs_json(version),
             ),
         )
 
@@ -394,7 +481,7 @@ class SqliteTransaction(Transaction):
 
     def put_upload(self, upload: UploadRecord) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 upload.upload_id,
                 upload.bucket,
@@ -402,6 +489,7 @@ class SqliteTransaction(Transaction):
                 upload.content_type,
                 json.dumps(dict(upload.metadata), sort_keys=True),
                 upload.initiated_ns,
+                _upload_attrs_json(upload),
             ),
         )
 
@@ -452,7 +540,7 @@ class SqliteTransaction(Transaction):
 
     def put_part(self, part: PartRecord) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 part.upload_id,
                 part.part_number,
@@ -460,6 +548,7 @@ class SqliteTransaction(Transaction):
                 part.size,
                 part.created_ns,
                 _manifest_json(part.manifest),
+                part.checksum,
             ),
         )
 

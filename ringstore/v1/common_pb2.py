@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ringstore/v1/common.proto\x12\x0cringstore.v1\"b\n\x08\x43hunkRef\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\x12\x16\n\x0eplacement_hash\x18\x04 \x01(\r\x12\r\n\x05nodes\x18\x05 \x03(\t\"B\n\nBucketInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ncreated_ns\x18\x02 \x01(\x03\x12\x12\n\nversioning\x18\x03 \x01(\t\"\xb9\x02\n\nObjectInfo\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\x12\n\nversion_id\x18\x05 \x01(\t\x12\x16\n\x0ehas_version_id\x18\x06 \x01(\x08\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32&.ringstore.v1.ObjectInfo.MetadataEntry\x12\x18\n\x10last_modified_ns\x18\t \x01(\x03\x12\x18\n\x10is_delete_marker\x18\n \x01(\x08\x12\x11\n\tis_latest\x18\x0b \x01(\x08\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc2\x01\n\x08NodeInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12\r\n\x05state\x18\x05 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x06 \x01(\x04\x12\x12\n\nused_bytes\x18\x07 \x01(\x04\x12\x12\n\nblob_count\x18\x08 \x01(\x04\x12\x19\n\x11last_heartbeat_ns\x18\t \x01(\x03\x12\x11\n\tdisk_full\x18\n \x01(\x08\"t\n\tRingTable\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x17\n\x0fpartition_power\x18\x02 \x01(\r\x12\x10\n\x08replicas\x18\x03 \x01(\r\x12\x10\n\x08node_ids\x18\x04 \x03(\t\x12\x0c\n\x04rows\x18\x05 \x03(\x0c\x12\r\n\x05zones\x18\x06 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ringstore/v1/common.proto\x12\x0cringstore.v1\"b\n\x08\x43hunkRef\x12\x0f\n\x07\x62lob_id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x0e\n\x06\x63rc32c\x18\x03 \x01(\r\x12\x16\n\x0eplacement_hash\x18\x04 \x01(\r\x12\r\n\x05nodes\x18\x05 \x03(\t\"B\n\nBucketInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ncreated_ns\x18\x02 \x01(\x03\x12\x12\n\nversioning\x18\x03 \x01(\t\"\xf7\x03\n\nObjectInfo\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\x12\x12\n\nversion_id\x18\x05 \x01(\t\x12\x16\n\x0ehas_version_id\x18\x06 \x01(\x08\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32&.ringstore.v1.ObjectInfo.MetadataEntry\x12\x18\n\x10last_modified_ns\x18\t \x01(\x03\x12\x18\n\x10is_delete_marker\x18\n \x01(\x08\x12\x11\n\tis_latest\x18\x0b \x01(\x08\x12\x36\n\x07headers\x18\x0c \x03(\x0b\x32%.ringstore.v1.ObjectInfo.HeadersEntry\x12(\n\x08\x63hecksum\x18\r \x01(\x0b\x32\x16.ringstore.v1.Checksum\x12\x12\n\npart_sizes\x18\x0e \x03(\x04\x12\x16\n\x0epart_checksums\x18\x0f \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x08\x43hecksum\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\"\x92\x01\n\x08\x43orsRule\x12\x17\n\x0f\x61llowed_origins\x18\x01 \x03(\t\x12\x17\n\x0f\x61llowed_methods\x18\x02 \x03(\t\x12\x17\n\x0f\x61llowed_headers\x18\x03 \x03(\t\x12\x16\n\x0e\x65xpose_headers\x18\x04 \x03(\t\x12\x17\n\x0fmax_age_seconds\x18\x05 \x01(\x05\x12\n\n\x02id\x18\x06 \x01(\t\"\xc2\x01\n\x08NodeInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04zone\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\x12\r\n\x05state\x18\x05 \x01(\t\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x06 \x01(\x04\x12\x12\n\nused_bytes\x18\x07 \x01(\x04\x12\x12\n\nblob_count\x18\x08 \x01(\x04\x12\x19\n\x11last_heartbeat_ns\x18\t \x01(\x03\x12\x11\n\tdisk_full\x18\n \x01(\x08\"t\n\tRingTable\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x17\n\x0fpartition_power\x18\x02 \x01(\r\x12\x10\n\x08replicas\x18\x03 \x01(\r\x12\x10\n\x08node_ids\x18\x04 \x03(\t\x12\x0c\n\x04rows\x18\x05 \x03(\x0c\x12\r\n\x05zones\x18\x06 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OBJECTINFO_METADATAENTRY']._loaded_options = None
   _globals['_OBJECTINFO_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_OBJECTINFO_HEADERSENTRY']._loaded_options = None
+  _globals['_OBJECTINFO_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_CHUNKREF']._serialized_start=43
   _globals['_CHUNKREF']._serialized_end=141
   _globals['_BUCKETINFO']._serialized_start=143
   _globals['_BUCKETINFO']._serialized_end=209
   _globals['_OBJECTINFO']._serialized_start=212
-  _globals['_OBJECTINFO']._serialized_end=525
-  _globals['_OBJECTINFO_METADATAENTRY']._serialized_start=478
-  _globals['_OBJECTINFO_METADATAENTRY']._serialized_end=525
-  _globals['_NODEINFO']._serialized_start=528
-  _globals['_NODEINFO']._serialized_end=722
-  _globals['_RINGTABLE']._serialized_start=724
-  _globals['_RINGTABLE']._serialized_end=840
+  _globals['_OBJECTINFO']._serialized_end=715
+  _globals['_OBJECTINFO_METADATAENTRY']._serialized_start=620
+  _globals['_OBJECTINFO_METADATAENTRY']._serialized_end=667
+  _globals['_OBJECTINFO_HEADERSENTRY']._serialized_start=669
+  _globals['_OBJECTINFO_HEADERSENTRY']._serialized_end=715
+  _globals['_CHECKSUM']._serialized_start=717
+  _globals['_CHECKSUM']._serialized_end=775
+  _globals['_CORSRULE']._serialized_start=778
+  _globals['_CORSRULE']._serialized_end=924
+  _globals['_NODEINFO']._serialized_start=927
+  _globals['_NODEINFO']._serialized_end=1121
+  _globals['_RINGTABLE']._serialized_start=1123
+  _globals['_RINGTABLE']._serialized_end=1239
 # @@protoc_insertion_point(module_scope)

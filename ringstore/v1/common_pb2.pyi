@@ -2,7 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -31,8 +31,15 @@ class BucketInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., created_ns: _Optional[int] = ..., versioning: _Optional[str] = ...) -> None: ...
 
 class ObjectInfo(_message.Message):
-    __slots__ = ("bucket", "key", "size", "etag", "version_id", "has_version_id", "content_type", "metadata", "last_modified_ns", "is_delete_marker", "is_latest")
+    __slots__ = ("bucket", "key", "size", "etag", "version_id", "has_version_id", "content_type", "metadata", "last_modified_ns", "is_delete_marker", "is_latest", "headers", "checksum", "part_sizes", "part_checksums")
     class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +57,10 @@ class ObjectInfo(_message.Message):
     LAST_MODIFIED_NS_FIELD_NUMBER: _ClassVar[int]
     IS_DELETE_MARKER_FIELD_NUMBER: _ClassVar[int]
     IS_LATEST_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    PART_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PART_CHECKSUMS_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     size: int
@@ -61,7 +72,37 @@ class ObjectInfo(_message.Message):
     last_modified_ns: int
     is_delete_marker: bool
     is_latest: bool
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., version_id: _Optional[str] = ..., has_version_id: _Optional[bool] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., last_modified_ns: _Optional[int] = ..., is_delete_marker: _Optional[bool] = ..., is_latest: _Optional[bool] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    checksum: Checksum
+    part_sizes: _containers.RepeatedScalarFieldContainer[int]
+    part_checksums: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., version_id: _Optional[str] = ..., has_version_id: _Optional[bool] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., last_modified_ns: _Optional[int] = ..., is_delete_marker: _Optional[bool] = ..., is_latest: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., checksum: _Optional[_Union[Checksum, _Mapping]] = ..., part_sizes: _Optional[_Iterable[int]] = ..., part_checksums: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Checksum(_message.Message):
+    __slots__ = ("algorithm", "value", "type")
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    algorithm: str
+    value: str
+    type: str
+    def __init__(self, algorithm: _Optional[str] = ..., value: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class CorsRule(_message.Message):
+    __slots__ = ("allowed_origins", "allowed_methods", "allowed_headers", "expose_headers", "max_age_seconds", "id")
+    ALLOWED_ORIGINS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_METHODS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    EXPOSE_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    allowed_origins: _containers.RepeatedScalarFieldContainer[str]
+    allowed_methods: _containers.RepeatedScalarFieldContainer[str]
+    allowed_headers: _containers.RepeatedScalarFieldContainer[str]
+    expose_headers: _containers.RepeatedScalarFieldContainer[str]
+    max_age_seconds: int
+    id: str
+    def __init__(self, allowed_origins: _Optional[_Iterable[str]] = ..., allowed_methods: _Optional[_Iterable[str]] = ..., allowed_headers: _Optional[_Iterable[str]] = ..., expose_headers: _Optional[_Iterable[str]] = ..., max_age_seconds: _Optional[int] = ..., id: _Optional[str] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
     __slots__ = ("id", "address", "zone", "weight", "state", "capacity_bytes", "used_bytes", "blob_count", "last_heartbeat_ns", "disk_full")

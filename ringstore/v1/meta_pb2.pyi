@@ -8,6 +8,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PutBucketCorsRequest(_message.Message):
+    __slots__ = ("bucket", "rules")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.CorsRule]
+    def __init__(self, bucket: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[_common_pb2.CorsRule, _Mapping]]] = ...) -> None: ...
+
+class PutBucketCorsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetBucketCorsRequest(_message.Message):
+    __slots__ = ("bucket",)
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    def __init__(self, bucket: _Optional[str] = ...) -> None: ...
+
+class BucketCors(_message.Message):
+    __slots__ = ("bucket", "rules")
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    bucket: str
+    rules: _containers.RepeatedCompositeFieldContainer[_common_pb2.CorsRule]
+    def __init__(self, bucket: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[_common_pb2.CorsRule, _Mapping]]] = ...) -> None: ...
+
 class LookupKeyRequest(_message.Message):
     __slots__ = ("access_key_id",)
     ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -57,8 +83,15 @@ class ReportDamageResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CommitObjectRequest(_message.Message):
-    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "chunks", "if_match", "if_none_match")
+    __slots__ = ("bucket", "key", "size", "etag", "content_type", "metadata", "chunks", "if_match", "if_none_match", "headers", "checksum")
     class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +107,8 @@ class CommitObjectRequest(_message.Message):
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     IF_MATCH_FIELD_NUMBER: _ClassVar[int]
     IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     size: int
@@ -83,7 +118,9 @@ class CommitObjectRequest(_message.Message):
     chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
     if_match: str
     if_none_match: str
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    checksum: _common_pb2.Checksum
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., checksum: _Optional[_Union[_common_pb2.Checksum, _Mapping]] = ...) -> None: ...
 
 class CommitObjectsRequest(_message.Message):
     __slots__ = ("commits",)
@@ -184,7 +221,7 @@ class HeadMultipartUploadRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class CommitPartRequest(_message.Message):
-    __slots__ = ("bucket", "key", "upload_id", "part_number", "size", "etag", "chunks")
+    __slots__ = ("bucket", "key", "upload_id", "part_number", "size", "etag", "chunks", "checksum")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +229,7 @@ class CommitPartRequest(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     upload_id: str
@@ -199,7 +237,8 @@ class CommitPartRequest(_message.Message):
     size: int
     etag: str
     chunks: _containers.RepeatedCompositeFieldContainer[_common_pb2.ChunkRef]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number: _Optional[int] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ...) -> None: ...
+    checksum: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_number: _Optional[int] = ..., size: _Optional[int] = ..., etag: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[_common_pb2.ChunkRef, _Mapping]]] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
     __slots__ = ("id", "address", "zone", "weight", "capacity_bytes", "used_bytes")

@@ -226,6 +226,16 @@ class MetaStub:
                 request_serializer=ringstore_dot_v1_dot_meta__pb2.GetBucketAccessRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_meta__pb2.BucketAccess.FromString,
                 _registered_method=True)
+        self.PutBucketCors = channel.unary_unary(
+                '/ringstore.v1.Meta/PutBucketCors',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.PutBucketCorsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.PutBucketCorsResponse.FromString,
+                _registered_method=True)
+        self.GetBucketCors = channel.unary_unary(
+                '/ringstore.v1.Meta/GetBucketCors',
+                request_serializer=ringstore_dot_v1_dot_meta__pb2.GetBucketCorsRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_meta__pb2.BucketCors.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -478,6 +488,20 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBucketCors(self, request, context):
+        """A bucket's CORS configuration (S3's Put/Get/DeleteBucketCors): Put with no rules deletes
+        it; Get answers NoSuchCORSConfiguration when it has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBucketCors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -670,6 +694,16 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.GetBucketAccess,
                     request_deserializer=ringstore_dot_v1_dot_meta__pb2.GetBucketAccessRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_meta__pb2.BucketAccess.SerializeToString,
+            ),
+            'PutBucketCors': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBucketCors,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.PutBucketCorsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.PutBucketCorsResponse.SerializeToString,
+            ),
+            'GetBucketCors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBucketCors,
+                    request_deserializer=ringstore_dot_v1_dot_meta__pb2.GetBucketCorsRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_meta__pb2.BucketCors.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1698,6 +1732,60 @@ class Meta:
             '/ringstore.v1.Meta/GetBucketAccess',
             ringstore_dot_v1_dot_meta__pb2.GetBucketAccessRequest.SerializeToString,
             ringstore_dot_v1_dot_meta__pb2.BucketAccess.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBucketCors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/PutBucketCors',
+            ringstore_dot_v1_dot_meta__pb2.PutBucketCorsRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.PutBucketCorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBucketCors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Meta/GetBucketCors',
+            ringstore_dot_v1_dot_meta__pb2.GetBucketCorsRequest.SerializeToString,
+            ringstore_dot_v1_dot_meta__pb2.BucketCors.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,8 +66,15 @@ class ListObjectVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[_common_pb2.ObjectInfo, _Mapping]]] = ..., is_truncated: _Optional[bool] = ..., next_key_marker: _Optional[str] = ..., next_version_id_marker: _Optional[str] = ...) -> None: ...
 
 class CopyObjectRequest(_message.Message):
-    __slots__ = ("src_bucket", "src_key", "dst_bucket", "dst_key", "src_version_id", "replace_metadata", "metadata", "content_type", "src_if_match")
+    __slots__ = ("src_bucket", "src_key", "dst_bucket", "dst_key", "src_version_id", "replace_metadata", "metadata", "content_type", "src_if_match", "headers")
     class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +90,7 @@ class CopyObjectRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SRC_IF_MATCH_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
     src_bucket: str
     src_key: str
     dst_bucket: str
@@ -92,7 +100,8 @@ class CopyObjectRequest(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     content_type: str
     src_if_match: str
-    def __init__(self, src_bucket: _Optional[str] = ..., src_key: _Optional[str] = ..., dst_bucket: _Optional[str] = ..., dst_key: _Optional[str] = ..., src_version_id: _Optional[str] = ..., replace_metadata: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_type: _Optional[str] = ..., src_if_match: _Optional[str] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, src_bucket: _Optional[str] = ..., src_key: _Optional[str] = ..., dst_bucket: _Optional[str] = ..., dst_key: _Optional[str] = ..., src_version_id: _Optional[str] = ..., replace_metadata: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_type: _Optional[str] = ..., src_if_match: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RenamePrefixRequest(_message.Message):
     __slots__ = ("bucket", "src_prefix", "dst_prefix")
@@ -111,8 +120,15 @@ class RenamePrefixResponse(_message.Message):
     def __init__(self, moved: _Optional[int] = ...) -> None: ...
 
 class CreateMultipartUploadRequest(_message.Message):
-    __slots__ = ("bucket", "key", "content_type", "metadata")
+    __slots__ = ("bucket", "key", "content_type", "metadata", "headers", "checksum_algorithm", "checksum_type")
     class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -123,11 +139,17 @@ class CreateMultipartUploadRequest(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     content_type: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    headers: _containers.ScalarMap[str, str]
+    checksum_algorithm: str
+    checksum_type: str
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., headers: _Optional[_Mapping[str, str]] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ...) -> None: ...
 
 class CreateMultipartUploadResponse(_message.Message):
     __slots__ = ("upload_id",)
@@ -164,24 +186,32 @@ class UploadPartResponse(_message.Message):
     def __init__(self, etag: _Optional[str] = ...) -> None: ...
 
 class CompletedPart(_message.Message):
-    __slots__ = ("part_number", "etag")
+    __slots__ = ("part_number", "etag", "checksum")
     PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     part_number: int
     etag: str
-    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ...) -> None: ...
+    checksum: str
+    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class CompleteMultipartUploadRequest(_message.Message):
-    __slots__ = ("bucket", "key", "upload_id", "parts")
+    __slots__ = ("bucket", "key", "upload_id", "parts", "if_match", "if_none_match", "checksum")
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    IF_MATCH_FIELD_NUMBER: _ClassVar[int]
+    IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     bucket: str
     key: str
     upload_id: str
     parts: _containers.RepeatedCompositeFieldContainer[CompletedPart]
-    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[CompletedPart, _Mapping]]] = ...) -> None: ...
+    if_match: str
+    if_none_match: str
+    checksum: _common_pb2.Checksum
+    def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[CompletedPart, _Mapping]]] = ..., if_match: _Optional[str] = ..., if_none_match: _Optional[str] = ..., checksum: _Optional[_Union[_common_pb2.Checksum, _Mapping]] = ...) -> None: ...
 
 class AbortMultipartUploadRequest(_message.Message):
     __slots__ = ("bucket", "key", "upload_id")
@@ -208,16 +238,18 @@ class ListPartsRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., key: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class PartInfo(_message.Message):
-    __slots__ = ("part_number", "etag", "size", "last_modified_ns")
+    __slots__ = ("part_number", "etag", "size", "last_modified_ns", "checksum")
     PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     LAST_MODIFIED_NS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     part_number: int
     etag: str
     size: int
     last_modified_ns: int
-    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., size: _Optional[int] = ..., last_modified_ns: _Optional[int] = ...) -> None: ...
+    checksum: str
+    def __init__(self, part_number: _Optional[int] = ..., etag: _Optional[str] = ..., size: _Optional[int] = ..., last_modified_ns: _Optional[int] = ..., checksum: _Optional[str] = ...) -> None: ...
 
 class ListPartsResponse(_message.Message):
     __slots__ = ("parts",)
@@ -242,14 +274,18 @@ class ListMultipartUploadsRequest(_message.Message):
     def __init__(self, bucket: _Optional[str] = ..., prefix: _Optional[str] = ..., max_uploads: _Optional[int] = ..., key_marker: _Optional[str] = ..., upload_id_marker: _Optional[str] = ..., delimiter: _Optional[str] = ...) -> None: ...
 
 class UploadInfo(_message.Message):
-    __slots__ = ("key", "upload_id", "initiated_ns")
+    __slots__ = ("key", "upload_id", "initiated_ns", "checksum_algorithm", "checksum_type")
     KEY_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     INITIATED_NS_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_TYPE_FIELD_NUMBER: _ClassVar[int]
     key: str
     upload_id: str
     initiated_ns: int
-    def __init__(self, key: _Optional[str] = ..., upload_id: _Optional[str] = ..., initiated_ns: _Optional[int] = ...) -> None: ...
+    checksum_algorithm: str
+    checksum_type: str
+    def __init__(self, key: _Optional[str] = ..., upload_id: _Optional[str] = ..., initiated_ns: _Optional[int] = ..., checksum_algorithm: _Optional[str] = ..., checksum_type: _Optional[str] = ...) -> None: ...
 
 class ListMultipartUploadsResponse(_message.Message):
     __slots__ = ("uploads", "common_prefixes", "is_truncated", "next_key_marker", "next_upload_id_marker")

@@ -16,6 +16,8 @@ from metanode.store import (
     AccessKeyRecord,
     BlobRecord,
     BucketRecord,
+    Checksum,
+    CorsRule,
     GrantRecord,
     ManifestEntry,
     NodeRecord,
@@ -507,7 +509,7 @@ def test_sqlite_migrates_schema_1_forward(tmp_path: Path) -> None:
         assert engine.call(lambda tx: tx.list_parts("u1")) == [part("u1", 1)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     finally:
         db.close()
 
@@ -611,3 +613,64 @@ def test_sqlite_migrates_schema_4_to_5_keeping_buckets_private(tmp_path: Path) -
         assert engine.read(lambda tx: tx.get_bucket("old")) == BucketRecord("old", 1, "Enabled")
         engine.call(lambda tx: tx.put_access_key(access_key("RK1")))
         assert engine.read(lambda tx: tx.get_access_key("RK1")) == access_key("RK1")
+
+
+def test_s3_attributes_round_trip(store: Store) -> None:
+    """Stored headers, checksums, part layout and CORS rules come back as they were written."""
+    rules = (
+        CorsRule(("https://a.example",), ("GET", "PUT"), ("*",), ("ETag",), 300, "r1"),
+        CorsRule(("*",), ("HEAD",)),
+    )
+    checksum = Checksum("CRC32C", "AAAAAA==", "COMPOSITE")
+    rich = version(
+        "k",
+        1,
+        headers={"cache-control": "no-cache", "content-encoding": "gzip"},
+        checksum=checksum,
+        part_sizes=(5, 3),
+        part_checksums=("AQ==", "Ag=="),
+    )
+    up = dataclasses.replace(
+        upload("u1", "k", 1),
+        headers={"expires": "Thu, 01 Dec 1994 16:00:00 GMT"},
+        checksum_algorithm="SHA256",
+        checksum_type="COMPOSITE",
+    )
+    pt = dataclasses.replace(part("u1", 1), checksum="c2hhMjU2")
+
+    def write(tx: Transaction) -> None:
+        tx.put_bucket(BucketRecord("b1", 1, cors=rules))
+        tx.put_version(rich)
+        tx.put_version(version("plain", 2))
+        tx.put_upload(up)
+        tx.put_part(pt)
+
+    store.call(write)
+    assert store.read(lambda tx: tx.get_bucket("b1")).cors == rules  # type: ignore[union-attr]
+    assert store.read(lambda tx: tx.get_version("b1", "k", "null")) == rich
+    assert store.read(lambda tx: list(tx.scan_latest("b1", b"", b""))) == [
+        rich,
+        version("plain", 2),
+    ]
+    assert store.read(lambda tx: tx.get_upload("u1")) == up
+    assert store.read(lambda tx: tx.list_parts("u1")) == [pt]
+
+
+def test_sqlite_migrates_schema_5_to_6_with_empty_attributes(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    for migration in MIGRATIONS[:5]:
+        for statement in migration.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    db.execute("INSERT INTO buckets VALUES ('old', 1, 'Enabled', 0)")
+    db.execute(
+        "INSERT INTO versions VALUES ('old', CAST('k' AS BLOB), 'null', 1, 0, 3, 'e', "
+        "'text/plain', '{}', 1, '[]')"
+    )
+    db.execute("PRAGMA user_version = 5")
+    db.close()
+    with SqliteStore(tmp_path) as engine:
+        assert engine.read(lambda tx: tx.get_bucket("old")) == BucketRecord("old", 1, "Enabled")
+        old = engine.read(lambda tx: tx.get_version("old", "k", "null"))
+        assert old is not None and old.headers == {} and old.checksum is None
+        assert old.part_sizes == () and old.part_checksums == ()
