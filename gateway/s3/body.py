@@ -18,12 +18,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
-from typing import Any, Protocol
+from typing import Any
 
-import google_crc32c
-
+from gateway.checksums import CHECKSUMS
 from gateway.s3 import sigv4
 from gateway.s3.errors import (
     BadDigest,
@@ -38,39 +36,6 @@ MAX_CHUNK_LINE = 4096  # bytes an aws-chunked size line or trailer line may hold
 MAX_TRAILER_BYTES = 16 * 1024  # bytes of trailing headers in an aws-chunked body
 
 
-class Digest(Protocol):
-    def update(self, data: bytes, /) -> Any: ...
-    def digest(self) -> bytes: ...
-
-
-class _Crc32:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes) -> None:
-        self.value = zlib.crc32(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
-
-
-class _Crc32c:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes) -> None:
-        self.value = google_crc32c.extend(self.value, data)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
-
-
-CHECKSUMS: dict[str, Callable[[], Digest]] = {
-    "crc32": _Crc32,
-    "crc32c": _Crc32c,
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-}
 CHECKSUM_HEADER = "x-amz-checksum-"
 
 

@@ -17,6 +17,7 @@ import pytest
 botocore = pytest.importorskip("botocore")
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum, Sha256Checksum  # noqa: E402
 
+from gateway import checksums  # noqa: E402
 from gateway.s3 import body, sigv4  # noqa: E402
 from gateway.s3.errors import (  # noqa: E402
     BadDigest,
@@ -154,5 +155,9 @@ def test_signed_payload_hash_md5_and_checksum_headers() -> None:
         decode(DATA + b"!", {"x-amz-checksum-crc32": crc}, unsigned)
     with pytest.raises(InvalidDigest):
         decode(DATA, {"content-md5": "not base64"}, unsigned)
-    with pytest.raises(InvalidRequest, match="crc64nvme"):
+    nvme = checksums.of_bytes("crc64nvme", DATA)
+    assert decode(DATA, {"x-amz-checksum-crc64nvme": nvme}, unsigned) == DATA
+    with pytest.raises(BadDigest, match="crc64nvme"):
         decode(DATA, {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="}, unsigned)
+    with pytest.raises(InvalidRequest, match="crc7"):
+        decode(DATA, {"x-amz-checksum-crc7": "AA=="}, unsigned)
