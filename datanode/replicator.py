@@ -27,8 +27,8 @@ from ringstore.errors import (
     BlobNotFound,
     InvalidArgument,
     ServiceUnavailable,
-    from_rpc_error,
 )
+from ringstore.grpc_errors import from_rpc_error
 from ringstore.rpc import insecure_channel
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
 

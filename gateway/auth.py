@@ -45,8 +45,8 @@ from ringstore.errors import (
     InvalidAccessKeyId,
     NoSuchAccessKey,
     NoSuchBucket,
-    from_rpc_error,
 )
+from ringstore.grpc_errors import from_rpc_error
 from ringstore.v1 import meta_pb2, meta_pb2_grpc, objectstore_pb2
 from ringstore.validation import shown
 

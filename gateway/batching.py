@@ -26,14 +26,13 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from ringstore.errors import (
-    ERROR_CODE_KEY,
     ERRORS,
     BatchFull,
     InternalError,
     RingstoreError,
     ServiceUnavailable,
-    from_rpc_error,
 )
+from ringstore.grpc_errors import ERROR_CODE_KEY, from_rpc_error
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
 
 Req = TypeVar("Req")

@@ -34,8 +34,8 @@ from ringstore.errors import (
     PreconditionFailed,
     RingstoreError,
     ServiceUnavailable,
-    from_rpc_error,
 )
+from ringstore.grpc_errors import from_rpc_error
 from ringstore.ring import placement_hash
 from ringstore.v1 import (
     common_pb2,

@@ -1,13 +1,16 @@
 """What every server interceptor of ours shares: which behaviour of a method handler runs a
 call, and how a call is ended with an error of the one hierarchy (mapped to its gRPC status by
-:func:`ringstore.errors.grpc_status`, the one place that does)."""
+:func:`ringstore.grpc_errors.grpc_status`, the one place that does)."""
 
 from __future__ import annotations
 
 import grpc
 from grpc import aio
 
-from ringstore.errors import RingstoreError, grpc_status
+from ringstore.errors import (
+    RingstoreError,
+)
+from ringstore.grpc_errors import grpc_status
 
 
 def behaviour_kind(handler: grpc.RpcMethodHandler) -> str:

@@ -38,8 +38,8 @@ from ringstore.errors import (
     InvalidRange,
     RingstoreError,
     ServiceUnavailable,
-    from_rpc_error,
 )
+from ringstore.grpc_errors import from_rpc_error
 from ringstore.rpc import sync_channel
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
 from ringstore.validation import check_text, is_int, shown

@@ -13,12 +13,12 @@ import pytest
 
 from ringstore import Client
 from ringstore.errors import (
-    ERROR_CODE_KEY,
     InvalidArgument,
     InvalidBucketName,
     NotModified,
     PreconditionFailed,
 )
+from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.localcluster import LocalCluster
 from ringstore.v1 import meta_pb2, meta_pb2_grpc, objectstore_pb2, objectstore_pb2_grpc
 from tests.conftest import make_cluster, signed_channel

@@ -11,7 +11,10 @@ import grpc
 import pytest
 
 from ringstore.client import Client
-from ringstore.errors import ERROR_CODE_KEY, NoSuchKey
+from ringstore.errors import (
+    NoSuchKey,
+)
+from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.v1 import objectstore_pb2, objectstore_pb2_grpc
 from tests.conftest import make_cluster, signed_channel
 

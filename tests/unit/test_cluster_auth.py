@@ -26,7 +26,12 @@ from metanode.store.memory import MemoryStore
 from ringstore import cluster_auth
 from ringstore.cli.main import cli
 from ringstore.config import ClusterConfig, Config
-from ringstore.errors import ERROR_CODE_KEY, AccessDenied, BlobNotFound, InvalidArgument
+from ringstore.errors import (
+    AccessDenied,
+    BlobNotFound,
+    InvalidArgument,
+)
+from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.rpc import insecure_channel, internal_channel, make_server
 from ringstore.v1 import blob_pb2, blob_pb2_grpc, meta_pb2_grpc, objectstore_pb2
 

@@ -14,7 +14,7 @@ import pytest
 
 from datanode.blobstore import SEGMENT_SIZE, BlobWriter, DiskBlobStore, crc32c, stored_size
 from datanode.servicer import LIST_BATCH, BlobService
-from ringstore.errors import ERROR_CODE_KEY
+from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.rpc import MAX_MESSAGE, insecure_channel, make_server
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
 from tests.damage import flip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from ringstore import errors
+from ringstore import errors, grpc_errors
 
 SDK_CODES = [
     "NoSuchBucket",
@@ -46,26 +46,55 @@ def test_every_sdk_error_exists_and_round_trips(code: str) -> None:
     cls = getattr(errors, code)
     assert issubclass(cls, errors.RingstoreError)
     assert cls.code == code == cls.__name__
-    status, details, trailing = errors.grpc_status(cls("what was wrong"))
-    back = errors.from_rpc_error(FakeRpcError(status, details, trailing))
+    status, details, trailing = grpc_errors.grpc_status(cls("what was wrong"))
+    back = grpc_errors.from_rpc_error(FakeRpcError(status, details, trailing))
     assert type(back) is cls
     assert back.message == "what was wrong"
 
 
 def test_status_codes_follow_the_kind() -> None:
-    assert errors.NoSuchKey.status == grpc.StatusCode.NOT_FOUND
-    assert errors.BucketAlreadyExists.status == grpc.StatusCode.ALREADY_EXISTS
-    assert errors.PreconditionFailed.status == grpc.StatusCode.FAILED_PRECONDITION
-    assert errors.InvalidKey.status == grpc.StatusCode.INVALID_ARGUMENT
-    assert errors.InvalidRange.status == grpc.StatusCode.OUT_OF_RANGE
-    assert errors.ServiceUnavailable.status == grpc.StatusCode.UNAVAILABLE
+    status = grpc_errors.status_of
+    assert status(errors.NoSuchKey) == grpc.StatusCode.NOT_FOUND
+    assert status(errors.BucketAlreadyExists) == grpc.StatusCode.ALREADY_EXISTS
+    assert status(errors.PreconditionFailed) == grpc.StatusCode.FAILED_PRECONDITION
+    assert status(errors.InvalidKey) == grpc.StatusCode.INVALID_ARGUMENT
+    assert status(errors.InvalidRange) == grpc.StatusCode.OUT_OF_RANGE
+    assert status(errors.ServiceUnavailable) == grpc.StatusCode.UNAVAILABLE
+    assert status(errors.SlowDown) == grpc.StatusCode.UNAVAILABLE  # as its parent
+    assert status(errors.AccessDenied) == grpc.StatusCode.PERMISSION_DENIED
+    assert status(errors.SignatureDoesNotMatch) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_the_core_hierarchy_knows_no_transport() -> None:
+    """errors.py is the transport-free core's; only the doors know gRPC or HTTP."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(errors))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert imported <= {"__future__"}
+
+
+@pytest.mark.parametrize("cls", sorted(errors.ERRORS.values(), key=lambda c: c.__name__))
+def test_every_error_has_its_own_or_its_parents_status_listed(cls: type) -> None:
+    """A new error class must be placed on the gRPC wire on purpose, not fall to INTERNAL."""
+    assert any(ancestor in grpc_errors.STATUS for ancestor in cls.__mro__[:-2])
+    if cls is not errors.InternalError:
+        assert grpc_errors.status_of(cls) != grpc.StatusCode.INTERNAL
 
 
 def test_transport_failures_become_service_unavailable() -> None:
     for status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        err = errors.from_rpc_error(FakeRpcError(status, "gone"))
+        err = grpc_errors.from_rpc_error(FakeRpcError(status, "gone"))
         assert isinstance(err, errors.ServiceUnavailable)
-    err = errors.from_rpc_error(FakeRpcError(grpc.StatusCode.UNKNOWN, "boom"))
+    err = grpc_errors.from_rpc_error(FakeRpcError(grpc.StatusCode.UNKNOWN, "boom"))
     assert isinstance(err, errors.InternalError)
     assert "boom" in str(err)
 
@@ -73,10 +102,10 @@ def test_transport_failures_become_service_unavailable() -> None:
 def test_status_details_are_bounded_so_the_code_survives() -> None:
     """gRPC drops trailers above its limit, the error code with them: a status carries at most
     MAX_DETAILS_BYTES of message, cut on a character boundary."""
-    code, details, trailing = errors.grpc_status(errors.InvalidKey("k" * 20000))
+    code, details, trailing = grpc_errors.grpc_status(errors.InvalidKey("k" * 20000))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert len(details.encode()) <= errors.MAX_DETAILS_BYTES and details.endswith("…")
-    assert trailing == ((errors.ERROR_CODE_KEY, "InvalidKey"),)
-    _, wide, _ = errors.grpc_status(errors.InvalidKey("日" * 5000))
-    assert len(wide.encode()) <= errors.MAX_DETAILS_BYTES and wide.startswith("日")
-    assert errors.grpc_status(errors.InvalidKey("short"))[1] == "short"
+    assert len(details.encode()) <= grpc_errors.MAX_DETAILS_BYTES and details.endswith("…")
+    assert trailing == ((grpc_errors.ERROR_CODE_KEY, "InvalidKey"),)
+    _, wide, _ = grpc_errors.grpc_status(errors.InvalidKey("日" * 5000))
+    assert len(wide.encode()) <= grpc_errors.MAX_DETAILS_BYTES and wide.startswith("日")
+    assert grpc_errors.grpc_status(errors.InvalidKey("short"))[1] == "short"

@@ -11,11 +11,11 @@ import pytest
 from gateway import batching
 from gateway.batching import Coalescer, blob_writes
 from ringstore.errors import (
-    ERROR_CODE_KEY,
     InsufficientStorage,
     InternalError,
     ServiceUnavailable,
 )
+from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.v1 import blob_pb2, common_pb2, meta_pb2
 
 
@@ -217,7 +217,10 @@ class FakeMeta:
 
 def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
     from gateway.objects import ObjectService
-    from ringstore.errors import NoSuchKey, PreconditionFailed
+    from ringstore.errors import (
+        NoSuchKey,
+        PreconditionFailed,
+    )
 
     meta = FakeMeta({f"k{i}" for i in range(0, 20, 2)})
     service = ObjectService(meta, view=None, rpc_timeout=5)  # type: ignore[arg-type]
@@ -288,7 +291,9 @@ class CrowdedMeta(FakeMeta):
 @pytest.mark.parametrize(("room", "huge"), [(2, ""), (0, ""), (32, "k4")])
 def test_one_lookup_too_big_for_a_batch_never_fails_its_neighbours(room: int, huge: str) -> None:
     from gateway.objects import ObjectService
-    from ringstore.errors import NoSuchKey
+    from ringstore.errors import (
+        NoSuchKey,
+    )
 
     meta = CrowdedMeta({f"k{i}" for i in range(0, 12, 2)}, room=room, huge=huge)
     service = ObjectService(meta, view=None, rpc_timeout=5)  # type: ignore[arg-type]

@@ -30,8 +30,8 @@ from ringstore.errors import (
     NoSuchBucket,
     RequestTimeTooSkewed,
     SignatureDoesNotMatch,
-    from_rpc_error,
 )
+from ringstore.grpc_errors import from_rpc_error
 from ringstore.rpc import make_server
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
 from tests.unit.fake_identity import FakeMeta

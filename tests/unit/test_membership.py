@@ -17,6 +17,7 @@ from metanode.store import Store
 from metanode.store.memory import MemoryStore
 from ringstore.config import ClusterConfig
 from ringstore.errors import InvalidArgument, NoSuchKey, PreconditionFailed
+from ringstore.grpc_errors import status_of
 from ringstore.ring import Ring
 
 CLUSTER = ClusterConfig(replicas=2, write_quorum=1, partition_power=6)
@@ -85,7 +86,7 @@ def test_registration_is_validated(store: Store) -> None:
 def test_heartbeat_of_unknown_node_is_not_found(store: Store) -> None:
     with pytest.raises(NoSuchKey, match="node ghost is not registered") as err:
         store.call(membership.heartbeat, "ghost", 1, 1, 1, CLUSTER)
-    assert err.value.status == grpc.StatusCode.NOT_FOUND
+    assert status_of(err.value) == grpc.StatusCode.NOT_FOUND
 
 
 def test_heartbeat_updates_usage(store: Store) -> None:

@@ -16,7 +16,7 @@ from metanode.__main__ import SERVICE_NAME, build_config, parse_args, serve
 from metanode.servicer import MetaServicer, add_to_server
 from metanode.store.memory import MemoryStore
 from ringstore.config import ClusterConfig, Config
-from ringstore.errors import ERROR_CODE_KEY
+from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.ring import Ring
 from ringstore.rpc import insecure_channel, make_server
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2

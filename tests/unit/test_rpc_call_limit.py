@@ -12,7 +12,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.servicer import ObjectStoreServicer
-from ringstore.errors import ServiceUnavailable, from_rpc_error
+from ringstore.errors import (
+    ServiceUnavailable,
+)
+from ringstore.grpc_errors import from_rpc_error
 from ringstore.rpc import CallLimit, insecure_channel, make_server, set_serving
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
 
