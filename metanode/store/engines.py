@@ -37,11 +37,18 @@ class MetadataUrl:
         return self.target if self.engine == "postgresql" else "memory:"
 
 
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def parse(url: str, default_dir: str = "") -> MetadataUrl:
     """``url`` checked; InvalidArgument naming it and the rule otherwise. ``""`` is SQLite in
     ``default_dir``."""
-    from metanode.store.postgres import redact
-
     if url == "":
         if not default_dir:
             raise InvalidArgument(f"{RULE}; it is empty and no data directory is set")

@@ -60,6 +60,7 @@ from metanode.store.base import (
     UploadRecord,
     VersionRecord,
 )
+from metanode.store.engines import redact
 from ringstore.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -762,15 +763,6 @@ def _is_retryable(exc: BaseException) -> bool:
 def backoff(attempt: int) -> float:
     """Seconds to wait before run ``attempt + 1`` (full jitter, capped)."""
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 class PostgresStore(Store):

@@ -13,13 +13,13 @@ import pytest
 
 from metanode.store import BucketRecord, Transaction
 from metanode.store import sqlite as sqlite_store
+from metanode.store.engines import redact
 from metanode.store.postgres import (
     MAX_ATTEMPTS,
     SCHEMA_VERSION,
     SEQ_NODE_BITS,
     PostgresStore,
     SeqClock,
-    redact,
 )
 from ringstore.errors import ServiceUnavailable
 
