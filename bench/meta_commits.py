@@ -1,7 +1,7 @@
 """Metadata commits per second at the metanode under concurrency (group commit at work):
 
     python -m bench.meta_commits [--clients 32] [--seconds 10] [--coalesce]
-                                 [--blobs N] [--status]
+                                 [--blobs N] [--status] [--metadata-url URL]
 
 Starts a metanode process (SQLite, WAL, synchronous=FULL) on a free port and drives
 CommitObject for small one-chunk objects from ``--clients`` concurrent asyncio callers over
@@ -99,6 +99,9 @@ def main() -> None:
     p.add_argument("--coalesce", action="store_true", help="send them as a gateway does")
     p.add_argument("--blobs", type=int, default=0, help="objects stored before the run")
     p.add_argument("--status", action="store_true", help="ClusterStatus calls all along")
+    p.add_argument(
+        "--metadata-url", default="", help="the metanode's metadata.url (default: SQLite)"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringstore-commits-") as tmp:
         if args.blobs:
@@ -106,6 +109,8 @@ def main() -> None:
         address = f"127.0.0.1:{free_port_block(2)}"
         argv = [*service_command("ringstore-metanode"), "--listen", address,
                 "--data-dir", str(Path(tmp) / "meta")]  # fmt: skip
+        if args.metadata_url:
+            argv += ["--metadata-url", args.metadata_url]
         proc = Process("metanode", argv, Path(tmp) / "metanode.log", address)
         secret = cluster_auth.generate()
         proc.start({**os.environ, cluster_auth.SECRET_ENV: secret})

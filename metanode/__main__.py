@@ -34,9 +34,9 @@ from metanode.masterkey import MasterKey
 from metanode.membership import FailureDetector
 from metanode.repair import Activity, Repairer
 from metanode.servicer import MetaServicer, add_to_server
+from metanode.store import engines
 from metanode.store.base import Store
-from metanode.store.memory import MemoryStore
-from metanode.store.sqlite import SqliteStore
+from metanode.store.engines import redact
 from ringstore import cluster_auth, credentials_file
 from ringstore import config as config_module
 from ringstore.config import Config
@@ -55,7 +55,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="ringstore-metanode", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="cluster.yaml (defaults and environment otherwise)")
     p.add_argument("--listen", help="host:port to bind (port 0 picks a free one)")
-    p.add_argument("--data-dir", help="directory of the SQLite database")
+    p.add_argument(
+        "--data-dir", help="directory of the master key (and of the SQLite database by default)"
+    )
+    p.add_argument(
+        "--metadata-url",
+        metavar="URL",
+        help="metadata.url: sqlite://DIR or postgresql://... (default: SQLite in --data-dir)",
+    )
     p.add_argument("--replicas", type=int, help="N: copies of every chunk")
     p.add_argument("--write-quorum", type=int, help="W: acknowledged copies per write")
     p.add_argument("--chunk-size", type=int, help="bytes per chunk")
@@ -131,7 +138,11 @@ def build_config(args: argparse.Namespace) -> Config:
         "root_credentials_file",
     )
     metanode = dataclasses.replace(cfg.metanode, **_overrides(args, meta_names))
-    return check_metanode(dataclasses.replace(cfg, cluster=cluster, metanode=metanode).validate())
+    metadata = cfg.metadata
+    if args.metadata_url is not None:
+        metadata = dataclasses.replace(metadata, url=args.metadata_url)
+    cfg = dataclasses.replace(cfg, cluster=cluster, metanode=metanode, metadata=metadata)
+    return check_metanode(cfg.validate())
 
 
 def check_metanode(cfg: Config) -> Config:
@@ -153,6 +164,7 @@ def check_metanode(cfg: Config) -> Config:
         )
     if not m.gc_grace >= 0:
         raise InvalidArgument(f"metanode.gc_grace must be 0 or more seconds, got {m.gc_grace}")
+    engines.parse(cfg.metadata.url, m.data_dir)
     return cfg
 
 
@@ -268,7 +280,43 @@ async def _main(cfg: Config, store: Store, master: MasterKey, cluster_secret: by
     await serve(cfg, store, stop, cluster_secret=cluster_secret, master=master)
 
 
+def migrate(argv: Sequence[str]) -> int:
+    """``ringstore-metanode migrate --from sqlite://DIR --to postgresql://...``: copy a SQLite
+    store into an empty PostgreSQL one (offline) and verify it (metanode.store.copy)."""
+    p = argparse.ArgumentParser(
+        prog="ringstore-metanode migrate",
+        description="Copy a SQLite metadata store into an empty PostgreSQL database, offline, "
+        "and verify the copy by row counts and a SHA-256 of every table's records. Stop the "
+        "metanode first (a running one is held off by SQLite's write lock during the copy).",
+    )
+    p.add_argument("--from", dest="source", required=True, metavar="sqlite://DIR")
+    p.add_argument("--to", dest="target", required=True, metavar="postgresql://...")
+    args = p.parse_args(argv)
+    import psycopg
+
+    from metanode.store.copy import copy_store
+
+    try:
+        source, target = engines.parse(args.source), engines.parse(args.target)
+        if source.engine != "sqlite":
+            raise InvalidArgument(f"--from must be a sqlite:// URL, got {redact(args.source)!r}")
+        if target.engine != "postgresql":
+            raise InvalidArgument(f"--to must be a postgresql:// URL, got {redact(args.target)!r}")
+        digests = copy_store(source.target, target.target)
+    except (RingstoreError, OSError, RuntimeError, psycopg.Error) as exc:
+        print(f"ringstore-metanode migrate: {exc}", file=sys.stderr)
+        return 2
+    for d in digests:
+        print(f"{d.table:<14} {d.rows:>10} rows  sha256 {d.sha256}")
+    total = sum(d.rows for d in digests)
+    print(f"copied and verified {total} records from {source} to {redact(target.target)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["migrate"]:
+        return migrate(argv[1:])
     args = parse_args(argv)
     die_with_parent()
     tune_malloc()
@@ -280,7 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
-        store: Store = MemoryStore() if args.memory else SqliteStore(cfg.metanode.data_dir)
+        url = engines.parse("memory:" if args.memory else cfg.metadata.url, cfg.metanode.data_dir)
+        store = engines.open_store(url)
+        log.info("metadata in %s", redact(str(url)))
     except (RingstoreError, OSError, RuntimeError) as exc:
         print(f"ringstore-metanode: {exc}", file=sys.stderr)
         return 2

@@ -58,6 +58,14 @@ class MetanodeConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetadataConfig:
+    """Where the metanode keeps its records (see metanode.store.engines)."""
+
+    # sqlite://DIR or postgresql://... (a libpq URL); "": SQLite in metanode.data_dir
+    url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class GatewayConfig:
     """The public, stateless gateway."""
 
@@ -101,6 +109,7 @@ class Config:
 
     cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
     metanode: MetanodeConfig = dataclasses.field(default_factory=MetanodeConfig)
+    metadata: MetadataConfig = dataclasses.field(default_factory=MetadataConfig)
     gateway: GatewayConfig = dataclasses.field(default_factory=GatewayConfig)
     datanode: DatanodeConfig = dataclasses.field(default_factory=DatanodeConfig)
 
@@ -144,6 +153,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "cluster": ClusterConfig,
     "metanode": MetanodeConfig,
+    "metadata": MetadataConfig,
     "gateway": GatewayConfig,
     "datanode": DatanodeConfig,
 }

@@ -6,6 +6,10 @@ Each service runs as its own command (``ringstore-metanode``, ``ringstore-datano
 metanode listens on PORT+1 and datanode i on PORT+1+i, so a cluster started again on the same
 data directory finds everything where it was. Datanodes are spread over three zones.
 
+The metanode keeps its records where ``metadata_url`` says (SQLite in ``<data-dir>/meta`` when
+empty); with ``postgres=True`` the cluster runs its own PostgreSQL in ``<data-dir>/postgres``
+on PORT+30 (:mod:`ringstore.localpg`), started before the metanode and stopped after it.
+
 The services share a cluster secret (see :mod:`ringstore.cluster_auth`): RINGSTORE_CLUSTER_SECRET
 when it is set, else ``<data-dir>/cluster.secret``, made (mode 0600) on first start and handed to
 every service with ``--cluster-secret-file``. :meth:`LocalCluster.internal_channel` is a channel
@@ -27,17 +31,20 @@ import time
 from pathlib import Path
 
 import grpc
+import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ringstore import cluster_auth, credentials_file
-from ringstore.errors import ServiceUnavailable
+from ringstore.errors import InvalidArgument, ServiceUnavailable
 from ringstore.lifecycle import PARENT_ENV
+from ringstore.localpg import LocalPostgres
 from ringstore.rpc import internal_sync_channel
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
 HOST = "127.0.0.1"
 CREDENTIALS_NAME = "credentials"  # in the cluster's data dir: the root key's export lines
+PG_DATABASE = "ringstore"  # the database of a cluster's own PostgreSQL (--postgres)
 
 
 def _port_free(port: int) -> bool:
@@ -171,6 +178,9 @@ class LocalCluster:
     gateway_args: list[str] = dataclasses.field(default_factory=list)  # added to each gateway's
     node_capacity: dict[int, int] = dataclasses.field(default_factory=dict)  # i -> bytes
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to every service's
+    metadata_url: str = ""  # the metanode's metadata.url; "": SQLite in <data_dir>/meta
+    postgres: bool = False  # run a PostgreSQL of our own in <data_dir>/postgres and use it
+    pg: LocalPostgres | None = None
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -277,6 +287,8 @@ class LocalCluster:
             *self._secret_args(),
             *self.meta_args,
         ]  # fmt: skip
+        if self.metadata_url:
+            argv += ["--metadata-url", self.metadata_url]
         if self.min_part_size is not None:
             argv += ["--min-part-size", str(self.min_part_size)]
         return Process("metanode", argv, self._log("metanode"), self.metanode_address)
@@ -326,6 +338,8 @@ class LocalCluster:
     def start(self, timeout: float = 60.0) -> None:
         """Start every process and wait until the gateway serves and the ring holds every node."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.postgres:
+            self._start_postgres()
         env = self._env()
         meta = self._metanode()
         self.processes["metanode"] = meta
@@ -345,6 +359,26 @@ class LocalCluster:
             gw.start(env)
         for gw in self.gateway_processes():
             wait_healthy(gw.address, "ringstore.v1.ObjectStore", timeout, gw)
+
+    @property
+    def postgres_port(self) -> int:
+        """The port of the cluster's own PostgreSQL (``--postgres``): PORT+30."""
+        return self.port + 30
+
+    def _start_postgres(self) -> None:
+        """Create (first time) and start the cluster's own PostgreSQL in <data_dir>/postgres,
+        and point the metanode at its ``ringstore`` database."""
+        if self.metadata_url:
+            raise InvalidArgument("give either a metadata URL or --postgres, not both")
+        self.pg = LocalPostgres(self.data_dir / "postgres", self.postgres_port)
+        self.pg.start()
+        self.metadata_url = self.pg.url(PG_DATABASE)
+        with psycopg.connect(self.pg.url(), autocommit=True) as conn:
+            known = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
+            ).fetchone()
+            if known is None:
+                conn.execute(f"CREATE DATABASE {PG_DATABASE}")
 
     def gateway_processes(self) -> list[Process]:
         return [p for name, p in self.processes.items() if name.startswith("gateway")]
@@ -410,6 +444,8 @@ class LocalCluster:
         )
         for proc in order:
             proc.stop()
+        if self.pg is not None:  # after the metanode: it was the database's only client
+            self.pg.stop()
 
     def __enter__(self) -> LocalCluster:
         try:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ringstore import Client
+from ringstore import Client, localpg
 from ringstore.client.credentials import resolve, signing_channel
 from ringstore.credentials_file import (
     ACCESS_KEY_ENV,
@@ -24,6 +26,7 @@ from ringstore.credentials_file import (
     SECRET_KEY_ENV,
 )
 from ringstore.localcluster import LocalCluster, free_port_block
+from ringstore.localpg import LocalPostgres
 from ringstore.rpc import sync_channel
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -118,3 +121,35 @@ def bucket(client: Client, request: pytest.FixtureRequest) -> str:
     name = bucket_name(request)
     client.create_bucket(name)
     return name
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """One private PostgreSQL server for the session, from the machine's binaries
+    (ringstore.localpg: 127.0.0.1 on a free port, default_transaction_isolation serializable).
+    Missing binaries skip the test outside CI and fail it in CI."""
+    need(
+        localpg.find_bin() is not None,
+        f"no PostgreSQL binaries under {localpg.BIN_GLOB} (apt-get install -y postgresql)",
+    )
+    # Not under pytest's tmp dir: as root the server runs as `postgres`, which must reach it.
+    root = Path(tempfile.mkdtemp(prefix="ringstore-pg-"))
+    root.chmod(0o755)
+    server = LocalPostgres(root / "data", free_port_block(1))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: LocalPostgres) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    import psycopg
+
+    name = f"t{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_server.url(name)

@@ -106,8 +106,25 @@ def cluster() -> None:
 @click.option("--datanodes", default=3, show_default=True, help="datanodes to start (over 3 zones)")
 @click.option("--replicas", default=3, show_default=True, help="N: copies of every chunk")
 @click.option("--write-quorum", default=2, show_default=True, help="W: copies before an ack")
+@click.option(
+    "--metadata-url",
+    default="",
+    help="the metanode's records: sqlite://DIR or postgresql://... [default: SQLite in DATA_DIR]",
+)
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="run a local PostgreSQL (initdb, pg_ctl) in DATA_DIR/postgres on PORT+30 for the metadata",
+)
 def cluster_up(
-    data_dir: str, port: int, s3_port: int | None, datanodes: int, replicas: int, write_quorum: int
+    data_dir: str,
+    port: int,
+    s3_port: int | None,
+    datanodes: int,
+    replicas: int,
+    write_quorum: int,
+    metadata_url: str,
+    postgres: bool,
 ) -> None:
     """Run a metanode, DATANODES datanodes and a gateway as local processes, in the foreground.
 
@@ -122,7 +139,11 @@ def cluster_up(
         datanodes=datanodes,
         replicas=replicas,
         write_quorum=write_quorum,
+        metadata_url=metadata_url,
+        postgres=postgres,
     )
+    if postgres and metadata_url:
+        fail("give either --metadata-url or --postgres, not both", 2)
     stopping = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -135,6 +156,8 @@ def cluster_up(
         click.echo(f"starting ringstore in {lc.data_dir} ...")
         lc.start()
         click.echo(f"metanode   {lc.metanode_address}  pid {lc.processes['metanode'].pid}")
+        if lc.pg is not None:
+            click.echo(f"postgres   {lc.metadata_url}  data {lc.pg.data_dir}")
         for i in range(1, datanodes + 1):
             p = lc.processes[lc.datanode_id(i)]
             click.echo(f"{p.name:<10} {p.address}  pid {p.pid}  data {lc.data_dir / p.name}")

@@ -1,5 +1,5 @@
-"""The storage contract of metanode.store, run against both engines (SQLite and the in-memory
-twin), plus what only the durable engine promises: persistence, schema versioning and the
+"""The storage contract of metanode.store, run against every engine (SQLite, PostgreSQL and the
+in-memory twin), plus what only the durable engine promises: persistence, schema versioning and the
 forward migration from schema 1."""
 
 from __future__ import annotations
@@ -28,12 +28,19 @@ from metanode.store import (
     VersionRecord,
 )
 from metanode.store.memory import MemoryStore
+from metanode.store.postgres import PostgresStore
 from metanode.store.sqlite import DB_NAME, MIGRATIONS, SCAN_BATCH, SCHEMA_VERSION, SqliteStore
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    engine: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path)
+    engine: Store
+    if request.param == "memory":
+        engine = MemoryStore()
+    elif request.param == "sqlite":
+        engine = SqliteStore(tmp_path)
+    else:
+        engine = PostgresStore(request.getfixturevalue("postgres_url"))
     yield engine
     engine.close()
 
