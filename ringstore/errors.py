@@ -51,6 +51,13 @@ class NoSuchUpload(RingstoreError):
     status = grpc.StatusCode.NOT_FOUND
 
 
+class NoSuchCORSConfiguration(RingstoreError):
+    """The bucket has no CORS configuration."""
+
+    code = "NoSuchCORSConfiguration"
+    status = grpc.StatusCode.NOT_FOUND
+
+
 class BucketAlreadyExists(RingstoreError):
     code = "BucketAlreadyExists"
     status = grpc.StatusCode.ALREADY_EXISTS
@@ -180,6 +187,7 @@ ERRORS: dict[str, type[RingstoreError]] = {
         NoSuchKey,
         NoSuchVersion,
         NoSuchUpload,
+        NoSuchCORSConfiguration,
         BucketAlreadyExists,
         BucketNotEmpty,
         InvalidBucketName,
