@@ -8,9 +8,9 @@ action the request performs. The rules (shared/SDK.md "Identity"):
 - ``read`` (:data:`READ`): get, head, list objects and versions; also the bucket's head and
   versioning status.
 - ``write`` (:data:`WRITE`): put, delete, every multipart call, copy into, rename within.
-- ``owner`` (:data:`OWNER`): read and write, set versioning, grant, revoke and set anonymous
-  read on the bucket, delete it. The key that creates a bucket owns it (the metanode records
-  the grant when it creates the bucket).
+- ``owner`` (:data:`OWNER`): read and write, set versioning, set, read and delete the CORS
+  configuration, grant, revoke and set anonymous read on the bucket, delete it. The key that
+  creates a bucket owns it (the metanode records the grant when it creates the bucket).
 - :data:`CREATE_BUCKET` needs a key allowed to create buckets; :data:`LIST_BUCKETS` any key
   (an admin sees every bucket, another key those it holds a grant on: :meth:`Authorizer.visible`);
   :data:`ADMIN` (keys, cluster status, draining nodes) an admin key.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from metanode.listing import Page, list_page
 from metanode.refs import Chunk, acquire, check_chunks, check_refs, release, retain
@@ -32,18 +32,20 @@ from metanode.store.base import (
     NULL_VERSION,
     BlobRecord,
     BucketRecord,
+    CorsRule,
     GrantRecord,
     ManifestEntry,
     Transaction,
     VersionRecord,
 )
-from ringstore import etags
+from ringstore import cors, etags
 from ringstore.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
     InvalidArgument,
     NoSuchAccessKey,
     NoSuchBucket,
+    NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchVersion,
     PreconditionFailed,
@@ -72,11 +74,13 @@ __all__ = [
     "delete_bucket",
     "delete_object",
     "find_version",
+    "get_bucket_cors",
     "get_bucket_versioning",
     "get_object_record",
     "head_bucket",
     "list_buckets",
     "list_objects",
+    "put_bucket_cors",
     "seq_of_version_id",
     "set_bucket_versioning",
     "write_version",
@@ -212,6 +216,24 @@ def set_bucket_versioning(tx: Transaction, name: str, status: str) -> BucketReco
 def get_bucket_versioning(tx: Transaction, name: str) -> str:
     """The bucket's state: "Unversioned", "Enabled" or "Suspended"."""
     return bucket_record(tx, name).versioning
+
+
+def put_bucket_cors(tx: Transaction, name: str, rules: Sequence[CorsRule]) -> BucketRecord:
+    """Replace the bucket's CORS configuration with ``rules`` (checked by S3's rules, see
+    :mod:`ringstore.cors`); no rules deletes it."""
+    bucket = bucket_record(tx, name)
+    cors.check_rules(rules)
+    updated = dataclasses.replace(bucket, cors=tuple(rules))
+    tx.put_bucket(updated)
+    return updated
+
+
+def get_bucket_cors(tx: Transaction, name: str) -> tuple[CorsRule, ...]:
+    """The bucket's CORS rules, or :class:`NoSuchCORSConfiguration` when it has none."""
+    rules = bucket_record(tx, name).cors
+    if not rules:
+        raise NoSuchCORSConfiguration(f"bucket {name!r} has no CORS configuration")
+    return rules
 
 
 # Version ids and writing versions.

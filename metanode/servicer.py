@@ -28,7 +28,7 @@ from metanode.store.base import (
     UploadRecord,
     VersionRecord,
 )
-from ringstore import faults
+from ringstore import cors, faults
 from ringstore.config import Config
 from ringstore.errors import BatchFull, InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import handler
@@ -332,6 +332,19 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     async def GetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
         status = await self.store.aread(catalog.get_bucket_versioning, request.name)
         return objectstore_pb2.GetBucketVersioningResponse(status=status)
+
+    @handler
+    async def PutBucketCors(self, request, context):  # type: ignore[no-untyped-def]
+        rules = [cors.from_proto(rule) for rule in request.rules]
+        await self.store.acall(catalog.put_bucket_cors, request.bucket, rules)
+        return meta_pb2.PutBucketCorsResponse()
+
+    @handler
+    async def GetBucketCors(self, request, context):  # type: ignore[no-untyped-def]
+        rules = await self.store.aread(catalog.get_bucket_cors, request.bucket)
+        return meta_pb2.BucketCors(
+            bucket=request.bucket, rules=[cors.to_proto(rule) for rule in rules]
+        )
 
     @handler
     async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]

@@ -38,6 +38,13 @@ class NoSuchUpload(RingstoreError):
     code = "NoSuchUpload"
 
 
+class NoSuchCORSConfiguration(RingstoreError):
+    """The bucket has no CORS configuration."""
+
+    code = "NoSuchCORSConfiguration"
+    status = grpc.StatusCode.NOT_FOUND
+
+
 class BucketAlreadyExists(RingstoreError):
     code = "BucketAlreadyExists"
 
@@ -145,6 +152,7 @@ ERRORS: dict[str, type[RingstoreError]] = {
         NoSuchKey,
         NoSuchVersion,
         NoSuchUpload,
+        NoSuchCORSConfiguration,
         BucketAlreadyExists,
         BucketNotEmpty,
         InvalidBucketName,

@@ -4,8 +4,10 @@ Every request goes the same way: :func:`sigv4.verify` (the one verifier) names t
 finds it anonymous; :func:`router.route` names the operation and the action it needs;
 :meth:`Authorizer.check` allows it or raises; only then does the handler run and read the body
 (uvicorn answers ``Expect: 100-continue`` at the first read, so a refused upload sends no
-body). Every :class:`RingstoreError` becomes S3's error XML in :mod:`gateway.s3.errors`; every
-response carries ``x-amz-request-id``.
+body). A browser's preflight ``OPTIONS`` is never signed: :mod:`gateway.s3.cors` answers it from
+the bucket's CORS rules before any of this, and adds the CORS headers of a request with
+``Origin`` to its answer. Every :class:`RingstoreError` becomes S3's error XML in
+:mod:`gateway.s3.errors`; every response carries ``x-amz-request-id``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from gateway import auth
 from gateway.intake import Intake
 from gateway.objects import ObjectService
-from gateway.s3 import errors, router, sigv4
+from gateway.s3 import cors, errors, router, sigv4
 from gateway.s3.handlers import Call, Handlers
 from gateway.s3.http import Receive, Request, Responder, Scope, Send
 from ringstore.errors import InternalError, RingstoreError
@@ -41,6 +43,7 @@ class S3App:
         self.auth = authorizer
         self.domain = check_domain(domain)
         self.handlers = Handlers(objects, authorizer, region, intake)
+        self.cors = cors.CorsHandlers(objects)
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,7 +67,9 @@ class S3App:
 
     async def _serve(self, req: Request, resp: Responder) -> None:
         if req.method == "OPTIONS" and req.bucket:
-            preflight(req)  # a browser's preflight is never signed
+            await self.cors.preflight(req, resp)  # a browser's preflight is never signed
+            return
+        resp.cors_headers = await self.cors.actual(req)  # on every answer, errors included
         identity = auth.ANONYMOUS
 
         async def secret_of(access_key_id: str) -> str:
@@ -75,7 +80,8 @@ class S3App:
         verified = await sigv4.verify(req.signed(), secret_of, self.clock())
         route = router.route(req.method, req.bucket, req.key, req.params, req.headers)
         await self.auth.check(identity, route.action, route.bucket)
-        handler = getattr(self.handlers, route.operation)
+        operations = self.cors if route.operation in cors.OPERATIONS else self.handlers
+        handler = getattr(operations, route.operation)
         await handler(Call(req, resp, identity, verified))
 
     async def _fail(
@@ -89,17 +95,6 @@ class S3App:
         resource = scope.get("path", "")
         body = errors.error_xml(code, message, resource, resp.request_id)
         await resp.send(status, body, resp.error_headers)
-
-
-def preflight(req: Request) -> None:
-    """A CORS preflight (``OPTIONS`` on a bucket or object), answered as S3 answers it for a
-    bucket without CORS rules: 400 when the request lacks what a preflight needs, else 403."""
-    missing = [h for h in ("origin", "access-control-request-method") if not req.headers.get(h)]
-    if missing:
-        raise errors.BadRequest(
-            f"Insufficient information. A CORS preflight (OPTIONS) needs the {missing[0]} header"
-        )
-    raise errors.AccessForbidden("CORSResponse: CORS is not enabled for this bucket.")
 
 
 def check_domain(domain: str) -> str:

@@ -84,6 +84,7 @@ STATUS: dict[type[RingstoreError], int] = {
     core.NoSuchKey: 404,
     core.NoSuchVersion: 404,
     core.NoSuchUpload: 404,
+    core.NoSuchCORSConfiguration: 404,
     core.NoSuchAccessKey: 404,
     core.BucketAlreadyExists: 409,
     core.BucketNotEmpty: 409,

@@ -127,6 +127,8 @@ class Responder:
         # Headers an error answer of this request carries (S3 sends some on errors: the
         # x-amz-delete-marker of a 404, the ETag of a 304).
         self.error_headers: dict[str, str] = {}
+        # Headers every answer of this request carries, success or error (CORS).
+        self.cors_headers: dict[str, str] = {}
 
     def _headers(self, headers: Mapping[str, str], length: int | None) -> list[tuple[bytes, bytes]]:
         out = [
@@ -139,7 +141,7 @@ class Responder:
             out.append((b"content-length", str(length).encode()))
         if self.request is not None and self.request.unread_body():
             out.append((b"connection", b"close"))
-        for name, value in headers.items():
+        for name, value in {**self.cors_headers, **headers}.items():
             out.append((name.lower().encode("latin-1"), value.encode("utf-8")))
         return out
 

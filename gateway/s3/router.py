@@ -1,7 +1,7 @@
 """Which S3 operation a request is, and which action it needs: a pure function of the method,
 the path's bucket and key, and the query's names (path-style addressing).
 
-A sub-resource this door does not serve (``?acl``, ``?tagging``, ``?cors``...) is
+A sub-resource this door does not serve (``?acl``, ``?tagging``, ``?cors`` on an object...) is
 ``NotImplemented``, never mistaken for the plain operation on the same path.
 """
 
@@ -24,6 +24,9 @@ UNSERVED = frozenset(
 )  # fmt: skip
 
 
+BUCKET_ONLY = frozenset({"cors"})  # served on a bucket, not on an object
+
+
 @dataclass(frozen=True)
 class Route:
     operation: str  # S3's name, e.g. "PutObject"
@@ -34,7 +37,9 @@ class Route:
 def route(
     method: str, bucket: str, key: str, params: Mapping[str, str], headers: Mapping[str, str]
 ) -> Route:
-    unserved = sorted(UNSERVED.intersection(params))
+    unserved = sorted(
+        (UNSERVED - BUCKET_ONLY if bucket and not key else UNSERVED).intersection(params)
+    )
     if unserved:
         raise NotImplementedError_(f"the ?{unserved[0]} sub-resource is not supported")
     if not bucket:
@@ -50,6 +55,8 @@ def route(
 
 
 def _bucket_operation(method: str, params: Mapping[str, str]) -> tuple[str, str] | None:
+    if "cors" in params and method in ("GET", "PUT", "DELETE"):
+        return f"{method.title()}BucketCors", auth.OWNER
     if method == "GET":
         for name, op in (
             ("location", "GetBucketLocation"),

@@ -4,8 +4,10 @@ old clients sign headers as ``Authorization: AWS <id>:<signature>``.
 
 Only :func:`gateway.s3.sigv4.verify` calls this module, so every request still goes through
 one verifier. The string to sign covers the method, Content-MD5, Content-Type, the date (or
-the expiry), the ``x-amz-*`` headers and the path as sent with its sub-resources. A V2 body
-is never hashed into the signature: the payload is unsigned, as S3 treats it.
+the expiry), the ``x-amz-*`` headers and the path as sent with its sub-resources; a path that
+names a bucket alone (``/bucket``) may be signed as ``/bucket/``, S3's canonical form and what
+botocore signs (:func:`resources`). A V2 body is never hashed into the signature: the payload
+is unsigned, as S3 treats it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ SUBRESOURCES = frozenset(
 )  # fmt: skip
 
 
+def resources(raw_path: str) -> tuple[str, ...]:
+    """The paths a V2 signature of a request to ``raw_path`` may cover: the path as sent, and
+    for a path naming a bucket alone, S3's canonical ``/bucket/`` too."""
+    if len(raw_path) > 1 and raw_path.count("/") == 1:
+        return raw_path, raw_path + "/"
+    return (raw_path,)
+
+
 def string_to_sign(
     method: str,
     raw_path: str,
@@ -59,11 +69,13 @@ def signature(secret: str, to_sign: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def check(secret: str, to_sign: str, given: str) -> None:
-    if not hmac.compare_digest(signature(secret, to_sign), given):
+def check(secret: str, to_sign: Sequence[str], given: str) -> None:
+    """Accept ``given`` when it signs one of the strings ``to_sign`` (the first is shown when
+    none matches)."""
+    if not any(hmac.compare_digest(signature(secret, text), given) for text in to_sign):
         raise SignatureDoesNotMatch(
             "the request signature we calculated does not match the signature you provided; "
-            f"check your key and signing method. String to sign: {to_sign!r}"
+            f"check your key and signing method. String to sign: {to_sign[0]!r}"
         )
 
 

@@ -221,7 +221,10 @@ async def _verify_v2_header(
         raise AuthorizationHeaderMalformed("an AWS (V2) Authorization header is AWS <id>:<sig>")
     date = sigv2.header_date(req.headers, now, MAX_SKEW)
     secret = await secret_of(key_id.strip())
-    to_sign = sigv2.string_to_sign(req.method, req.raw_path, req.query, req.headers, date)
+    to_sign = [
+        sigv2.string_to_sign(req.method, path, req.query, req.headers, date)
+        for path in sigv2.resources(req.raw_path)
+    ]
     sigv2.check(secret, to_sign, signature.strip())
     return Verified(key_id.strip(), req.headers.get("x-amz-content-sha256") or UNSIGNED_PAYLOAD)
 
@@ -235,7 +238,10 @@ async def _verify_v2_query(
         )
     expires = sigv2.query_expiry(params, now, MAX_EXPIRES)
     secret = await secret_of(params["AWSAccessKeyId"])
-    to_sign = sigv2.string_to_sign(req.method, req.raw_path, req.query, req.headers, expires)
+    to_sign = [
+        sigv2.string_to_sign(req.method, path, req.query, req.headers, expires)
+        for path in sigv2.resources(req.raw_path)
+    ]
     sigv2.check(secret, to_sign, params["Signature"])
     return Verified(params["AWSAccessKeyId"], UNSIGNED_PAYLOAD)
 

@@ -33,6 +33,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
+from ringstore.cors import CorsRule as CorsRule  # the record a bucket keeps (re-exported)
+
 R = TypeVar("R")
 
 VERSIONING_STATES = ("Unversioned", "Enabled", "Suspended")
@@ -54,18 +56,6 @@ class Checksum:
     algorithm: str  # one of CHECKSUM_ALGORITHMS
     value: str
     type: str = "FULL_OBJECT"  # one of CHECKSUM_TYPES
-
-
-@dataclasses.dataclass(frozen=True)
-class CorsRule:
-    """One rule of a bucket's CORS configuration, as S3's ``CORSRule``."""
-
-    allowed_origins: tuple[str, ...]
-    allowed_methods: tuple[str, ...]
-    allowed_headers: tuple[str, ...] = ()
-    expose_headers: tuple[str, ...] = ()
-    max_age_seconds: int | None = None
-    id: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from metanode.listing import MAX_PAGE_BYTES
 from metanode.store import BucketRecord, Store
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
+from ringstore.cors import CorsRule
 from ringstore.errors import (
     BucketAlreadyExists,
     BucketNotEmpty,
@@ -25,6 +26,7 @@ from ringstore.errors import (
     InvalidBucketName,
     InvalidKey,
     NoSuchBucket,
+    NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchVersion,
     PreconditionFailed,
@@ -355,3 +357,33 @@ def test_a_commit_never_stores_an_etag_no_header_could_carry(store: Store, etag:
     with pytest.raises(InvalidArgument, match="etag") as caught:
         put(store, "k", "b1", etag=etag)
     assert len(caught.value.message) < 300 and refs(store, "b1") is None
+
+
+def test_bucket_cors_is_set_read_replaced_and_deleted(store: Store) -> None:
+    with pytest.raises(NoSuchCORSConfiguration, match="'photos' has no CORS configuration"):
+        store.call(catalog.get_bucket_cors, "photos")
+    rules = (
+        CorsRule(("https://a.example",), ("GET", "PUT"), ("*",), ("ETag",), 300, "r1"),
+        CorsRule(("*",), ("HEAD",)),
+    )
+    store.call(catalog.put_bucket_cors, "photos", rules)
+    assert store.call(catalog.get_bucket_cors, "photos") == rules
+    store.call(catalog.put_bucket_cors, "photos", rules[1:])
+    assert store.call(catalog.get_bucket_cors, "photos") == rules[1:]
+    assert store.call(catalog.head_bucket, "photos").versioning == "Unversioned"  # untouched
+    store.call(catalog.put_bucket_cors, "photos", ())
+    with pytest.raises(NoSuchCORSConfiguration):
+        store.call(catalog.get_bucket_cors, "photos")
+
+
+def test_bucket_cors_refuses_bad_rules_and_missing_buckets(store: Store) -> None:
+    with pytest.raises(InvalidArgument, match="Unsupported method is 'PATCH'"):
+        store.call(catalog.put_bucket_cors, "photos", [CorsRule(("*",), ("PATCH",))])
+    with pytest.raises(NoSuchCORSConfiguration):  # nothing of the refused call remains
+        store.call(catalog.get_bucket_cors, "photos")
+    for call, args in (
+        (catalog.put_bucket_cors, ("nope", ())),
+        (catalog.get_bucket_cors, ("nope",)),
+    ):
+        with pytest.raises(NoSuchBucket):
+            store.call(call, *args)

@@ -640,3 +640,35 @@ def test_keys_grants_and_anonymous_reads_over_the_wire() -> None:
             assert error_code(err.value) == code
 
     run(scenario)
+
+
+def test_bucket_cors_over_the_wire() -> None:
+    async def scenario(stub: meta_pb2_grpc.MetaStub) -> None:
+        await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="web"))
+        get = meta_pb2.GetBucketCorsRequest(bucket="web")
+        await expect_error(
+            stub.GetBucketCors(get), grpc.StatusCode.NOT_FOUND, "NoSuchCORSConfiguration"
+        )
+        rule = common_pb2.CorsRule(
+            allowed_origins=["https://a.example"],
+            allowed_methods=["GET"],
+            expose_headers=["ETag"],
+            max_age_seconds=-1,
+            id="r1",
+        )
+        await stub.PutBucketCors(meta_pb2.PutBucketCorsRequest(bucket="web", rules=[rule]))
+        got = await stub.GetBucketCors(get)
+        assert (got.bucket, list(got.rules)) == ("web", [rule])
+        bad = common_pb2.CorsRule(allowed_origins=["*"], allowed_methods=["TRACE"])
+        details = await expect_error(
+            stub.PutBucketCors(meta_pb2.PutBucketCorsRequest(bucket="web", rules=[bad])),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "InvalidArgument",
+        )
+        assert "'TRACE'" in details
+        await stub.PutBucketCors(meta_pb2.PutBucketCorsRequest(bucket="web"))  # deletes
+        await expect_error(
+            stub.GetBucketCors(get), grpc.StatusCode.NOT_FOUND, "NoSuchCORSConfiguration"
+        )
+
+    run(scenario)

@@ -213,6 +213,26 @@ def test_v2_presigned_and_header_signatures_verify() -> None:
         verify(as_received(request, path="/bkt/x", raw_path="/bkt/x"), now)
 
 
+@pytest.mark.parametrize("auth", ["header", "query"])
+def test_v2_signature_of_a_bucket_alone_covers_bucket_slash(auth: str) -> None:
+    """boto3 (signature_version="s3") sends CreateBucket to /bkt but signs /bkt/ (S3's
+    canonical resource of a bucket); either form verifies, another bucket's does not."""
+    now = dt.datetime.now(dt.UTC)
+    for signed_path in ("/bkt/", "/bkt"):
+        request = botocore_request(method="PUT", path="/bkt", body=b"")
+        request.auth_path = signed_path
+        signer = HmacV1Auth if auth == "header" else HmacV1QueryAuth
+        signer(Credentials(KEY_ID, SECRET)).add_auth(request)
+        assert verify(as_received(request), now).access_key_id == KEY_ID
+        with pytest.raises(SignatureDoesNotMatch):
+            verify(as_received(request, path="/bkt2", raw_path="/bkt2"), now)
+    request = botocore_request(method="GET", path="/bkt/k", body=b"")
+    request.auth_path = "/bkt/k/"
+    HmacV1Auth(Credentials(KEY_ID, SECRET)).add_auth(request)
+    with pytest.raises(SignatureDoesNotMatch):  # only a bucket alone gains the slash
+        verify(as_received(request), now)
+
+
 # -- streaming chunk signatures: AWS's published example --
 
 EXAMPLE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
