@@ -42,7 +42,6 @@ class NoSuchCORSConfiguration(RingstoreError):
     """The bucket has no CORS configuration."""
 
     code = "NoSuchCORSConfiguration"
-    status = grpc.StatusCode.NOT_FOUND
 
 
 class BucketAlreadyExists(RingstoreError):
