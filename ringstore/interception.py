@@ -7,6 +7,7 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 
+from ringstore import tracing
 from ringstore.errors import RingstoreError, grpc_status
 
 
@@ -19,6 +20,7 @@ def behaviour_kind(handler: grpc.RpcMethodHandler) -> str:
 
 
 async def abort(context: aio.ServicerContext, err: RingstoreError) -> None:
-    """End the call with ``err``: its status, its details and the error code in the trailers."""
+    """End the call with ``err``: its status, its details and the error code in the trailers,
+    with the request's id (:mod:`ringstore.tracing`)."""
     code, details, trailing = grpc_status(err)
-    await context.abort(code, details, trailing_metadata=trailing)
+    await context.abort(code, details, trailing_metadata=(*trailing, *tracing.outgoing()))
