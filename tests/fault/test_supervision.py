@@ -4,6 +4,7 @@ supervisor's output, with no acknowledged write lost (tests/fault/checker.py).""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ def test_each_killed_service_comes_back_and_no_acknowledged_write_is_lost(
     with reports.open("w") as err:
         proc = subprocess.Popen(
             [*service_command("ringstore"), "cluster", "up", "--data-dir", str(tmp_path / "c"),
-             "--port", str(port), "--datanodes", "3"],
+             "--port", str(port), "--datanodes", "3", "--log-format", "json"],
             stdout=subprocess.PIPE, stderr=err, text=True,
         )  # fmt: skip
     assert proc.stdout is not None
@@ -94,6 +95,14 @@ def test_each_killed_service_comes_back_and_no_acknowledged_write_is_lost(
         assert after, (last_kill, counts)
         assert proc.poll() is None, "cluster up ended"
         assert "not restarting" not in reports.read_text()
+        # --log-format json: the supervisor's reports and every service's log lines are JSON.
+        for line in reports.read_text().splitlines():
+            assert json.loads(line)["service"] == "supervisor", line
+        for name in SERVICES:
+            log = tmp_path / "c" / "logs" / f"{name}.log"
+            for line in log.read_text().splitlines():
+                if " serving on " not in line:  # the banner on stdout, once per start
+                    json.loads(line)
     finally:
         if writer is not None and writer.is_alive():
             writer.stop()
