@@ -17,7 +17,6 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -28,11 +27,11 @@ from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
-from ringstore import cluster_auth
+from ringstore import cluster_auth, logs
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
-from ringstore.lifecycle import die_with_parent, tune_malloc
+from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
 from ringstore.rpc import internal_channel, make_server, set_serving
 from ringstore.v1 import blob_pb2_grpc, meta_pb2_grpc
 
@@ -105,6 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
+    logs.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -246,35 +246,34 @@ async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERV
             log.info("compaction freed %d bytes", freed)
 
 
-async def _run(cfg: Config, cluster_secret: bytes) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await serve(cfg, stop, cluster_secret)
+async def _run(cfg: Config, cluster_secret: bytes) -> str:
+    stopper = Stopper(log)
+    stopper.install()
+    await serve(cfg, stopper.event, cluster_secret)
+    return stopper.reason
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``ringstore-datanode`` console script."""
     args = parse_args(argv)
-    die_with_parent()
+    logs.setup(f"datanode {args.id}" if args.id else "datanode", args.log_level, args.log_format)
+    note = die_with_parent()
+    if note:
+        log.warning("%s", note)
     tune_malloc()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    return run_service("ringstore-datanode", log, functools.partial(_start, args))
+
+
+def _start(args: argparse.Namespace) -> str:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
-        asyncio.run(_run(cfg, cluster_secret))
-    except RingstoreError as err:
-        print(f"ringstore-datanode: error: {err.message}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"ringstore-datanode: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    except (RingstoreError, OSError) as err:
+        raise StartupError(err) from err
+    try:
+        return asyncio.run(_run(cfg, cluster_secret))
+    except RingstoreError as err:  # a check made while starting (an id, a data directory)
+        raise StartupError(err) from err
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import signal
 import sys
 
 from gateway.auth import Authorizer
@@ -19,10 +18,10 @@ from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
-from ringstore import cluster_auth
+from ringstore import cluster_auth, logs
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
-from ringstore.lifecycle import die_with_parent, tune_malloc
+from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
 from ringstore.rpc import internal_channel, make_server, set_serving
 from ringstore.v1 import meta_pb2_grpc, objectstore_pb2_grpc
 
@@ -45,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
+    logs.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -70,9 +70,10 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
     return dataclasses.replace(cfg, gateway=gw, metanode=meta, cluster=cluster)
 
 
-async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
-    """Serve until SIGINT or SIGTERM. ``cluster_secret`` proves the gateway's calls to the
-    metanode and the datanodes; the public ports check callers' own keys instead."""
+async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
+    """Serve until SIGINT or SIGTERM; returns the signal's name. ``cluster_secret`` proves the
+    gateway's calls to the metanode and the datanodes; the public ports check callers' own keys
+    instead."""
     gw = cfg.gateway
     channel = internal_channel(cfg.metanode.address, cluster_secret)
     meta = meta_pb2_grpc.MetaStub(channel)
@@ -118,12 +119,9 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
         flush=True,
     )
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")
+    stopper = Stopper(log)
+    stopper.install()
+    await stopper.event.wait()
     follower.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await follower
@@ -131,23 +129,26 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
         await s3.stop()
     await server.stop(grace=2)
     await channel.close(grace=None)
+    return stopper.reason
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s gateway %(levelname)s %(message)s",
-    )
     args = parse_args(argv)
-    die_with_parent()
+    logs.setup("gateway", args.log_level, args.log_format)
+    note = die_with_parent()
+    if note:
+        log.warning("%s", note)
     tune_malloc()
+    sys.exit(run_service("ringstore-gateway", log, functools.partial(_start, args)))
+
+
+def _start(args: argparse.Namespace) -> str:
     try:
         cfg = load_config(args)
         secret = cluster_auth.resolve(cfg.cluster.secret_file)
     except (RingstoreError, OSError) as exc:
-        sys.exit(f"ringstore-gateway: {exc}")
-    asyncio.run(serve(cfg, secret))
+        raise StartupError(exc) from exc
+    return asyncio.run(serve(cfg, secret))
 
 
 if __name__ == "__main__":

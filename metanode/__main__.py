@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import logging
 import os
-import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,11 +36,11 @@ from metanode.servicer import MetaServicer, add_to_server
 from metanode.store import engines
 from metanode.store.base import Store
 from metanode.store.engines import redact
-from ringstore import cluster_auth, credentials_file
+from ringstore import cluster_auth, credentials_file, logs
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
-from ringstore.lifecycle import die_with_parent, tune_malloc
+from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
 from ringstore.rpc import internal_channel, make_server, set_serving
 
 log = logging.getLogger("metanode")
@@ -106,7 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    logs.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -272,12 +271,11 @@ async def serve(
         await blob_client.close()
 
 
-async def _main(cfg: Config, store: Store, master: MasterKey, cluster_secret: bytes) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(cfg, store, stop, cluster_secret=cluster_secret, master=master)
+async def _main(cfg: Config, store: Store, master: MasterKey, cluster_secret: bytes) -> str:
+    stopper = Stopper(log)
+    stopper.install()
+    await serve(cfg, store, stopper.event, cluster_secret=cluster_secret, master=master)
+    return stopper.reason
 
 
 def migrate(argv: Sequence[str]) -> int:
@@ -318,13 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["migrate"]:
         return migrate(argv[1:])
     args = parse_args(argv)
-    die_with_parent()
+    logs.setup("metanode", args.log_level, args.log_format)
+    note = die_with_parent()
+    if note:
+        log.warning("%s", note)
     tune_malloc()
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    return run_service("ringstore-metanode", log, functools.partial(_run, args))
+
+
+def _run(args: argparse.Namespace) -> str:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
@@ -332,19 +332,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = engines.open_store(url)
         log.info("metadata in %s", redact(str(url)))
     except (RingstoreError, OSError, RuntimeError) as exc:
-        print(f"ringstore-metanode: {exc}", file=sys.stderr)
-        return 2
+        raise StartupError(exc) from exc
     try:
         master = prepare_identity(cfg, store, memory=args.memory, env=os.environ)
     except (RingstoreError, OSError, RuntimeError) as exc:
         store.close()
-        print(f"ringstore-metanode: {exc}", file=sys.stderr)
-        return 2
+        raise StartupError(exc) from exc
     try:
-        asyncio.run(_main(cfg, store, master, cluster_secret))
+        return asyncio.run(_main(cfg, store, master, cluster_secret))
     finally:
         store.close()
-    return 0
 
 
 if __name__ == "__main__":

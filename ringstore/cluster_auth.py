@@ -41,7 +41,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ringstore import private_file
+from ringstore import private_file, tracing
 from ringstore.errors import AccessDenied, InvalidArgument
 from ringstore.interception import abort, behaviour_kind
 
@@ -264,8 +264,10 @@ class _Proving:
         self._clock = clock
 
     def _with_proof(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's metadata with the proof, and the id of the request being served
+        (:func:`ringstore.tracing.outgoing`) so that the callee logs under the same id."""
         proof = prove(self._secret, self._method, self._clock())
-        kwargs["metadata"] = (*tuple(kwargs.get("metadata") or ()), *proof)
+        kwargs["metadata"] = (*tuple(kwargs.get("metadata") or ()), *proof, *tracing.outgoing())
         return kwargs
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

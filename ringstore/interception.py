@@ -7,9 +7,8 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 
-from ringstore.errors import (
-    RingstoreError,
-)
+from ringstore import tracing
+from ringstore.errors import RingstoreError
 from ringstore.grpc_errors import grpc_status
 
 
@@ -22,6 +21,7 @@ def behaviour_kind(handler: grpc.RpcMethodHandler) -> str:
 
 
 async def abort(context: aio.ServicerContext, err: RingstoreError) -> None:
-    """End the call with ``err``: its status, its details and the error code in the trailers."""
+    """End the call with ``err``: its status, its details and the error code in the trailers,
+    with the request's id (:mod:`ringstore.tracing`)."""
     code, details, trailing = grpc_status(err)
-    await context.abort(code, details, trailing_metadata=trailing)
+    await context.abort(code, details, trailing_metadata=(*trailing, *tracing.outgoing()))

@@ -28,17 +28,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ringstore import cluster_auth, credentials_file
+from ringstore import cluster_auth, credentials_file, logs
 from ringstore.errors import InvalidArgument, ServiceUnavailable
 from ringstore.lifecycle import PARENT_ENV
 from ringstore.localpg import LocalPostgres
 from ringstore.rpc import internal_sync_channel
+from ringstore.supervisor import RestartPolicy, Supervised, Supervisor
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
@@ -103,6 +105,15 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def returncode(self) -> int | None:
+        """Its exit code if it exited unasked (not by :meth:`stop` or :meth:`kill`), then
+        forgotten, so that each exit is seen once; None while it runs or when stopped."""
+        if self.popen is None or self.popen.poll() is None:
+            return None
+        code = self.popen.returncode
+        self.popen = None
+        return code
 
     def signal(self, sig: int) -> None:
         if self.alive():
@@ -181,10 +192,12 @@ class LocalCluster:
     metadata_url: str = ""  # the metanode's metadata.url; "": SQLite in <data_dir>/meta
     postgres: bool = False  # run a PostgreSQL of our own in <data_dir>/postgres and use it
     pg: LocalPostgres | None = None
+    log_format: str = "text"  # every service's --log-format: text or json
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        logs.check_format(self.log_format)
 
     @property
     def endpoint(self) -> str:
@@ -284,6 +297,7 @@ class LocalCluster:
             "--orphan-grace", str(self.orphan_grace),
             "--gc-grace", str(self.gc_grace),
             "--root-credentials-file", str(self.credentials_path),
+            "--log-format", self.log_format,
             *self._secret_args(),
             *self.meta_args,
         ]  # fmt: skip
@@ -303,6 +317,7 @@ class LocalCluster:
             "--zone", ZONES[(i - 1) % len(ZONES)],
             "--data-dir", str(self.data_dir / node_id),
             "--metanode", self.metanode_address,
+            "--log-format", self.log_format,
             *self._secret_args(),
         ]  # fmt: skip
         capacity = self.node_capacity.get(i, self.capacity)
@@ -323,6 +338,7 @@ class LocalCluster:
             "--metanode", self.metanode_address,
             "--rpc-timeout", str(self.rpc_timeout),
             "--ring-refresh", "0.5",
+            "--log-format", self.log_format,
             *self._secret_args(),
             *self.gateway_args,
         ]  # fmt: skip
@@ -403,6 +419,18 @@ class LocalCluster:
         old.start(self._env())
         wait_healthy(old.address, service, timeout, old)
         return old
+
+    def supervisor(
+        self, report: Callable[[str, bool], None], policy: RestartPolicy | None = None
+    ) -> Supervisor:
+        """A supervisor that restarts this cluster's services when they exit unasked (see
+        :mod:`ringstore.supervisor`), with the environment they were started with."""
+
+        def start(proc: Supervised) -> None:
+            assert isinstance(proc, Process)
+            proc.start(self._env())
+
+        return Supervisor(self.processes, start, report, policy)
 
     def cluster_state(self) -> meta_pb2.GetClusterResponse:
         with self.internal_channel(self.metanode_address) as channel:

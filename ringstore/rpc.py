@@ -30,6 +30,7 @@ from ringstore.errors import (
     SlowDown,
 )
 from ringstore.interception import abort, behaviour_kind
+from ringstore.tracing import RequestIds
 from ringstore.validation import shown
 
 log = logging.getLogger(__name__)
@@ -289,9 +290,10 @@ def make_server(
     ``interceptors`` run inside the call limit (the gateway's authentication). With a
     ``cluster_secret`` (an internal port: the metanode's, a datanode's) every call but the
     health service's must prove it (:class:`~ringstore.cluster_auth.ClusterGuard`), checked
-    before the call limit so that a refused call takes no slot. Returns the server, its health
-    servicer and the bound port."""
-    chain: list[aio.ServerInterceptor] = []
+    before the call limit so that a refused call takes no slot. Every call first gets its
+    request id (:class:`~ringstore.tracing.RequestIds`; a port without a secret is a public
+    door). Returns the server, its health servicer and the bound port."""
+    chain: list[aio.ServerInterceptor] = [RequestIds(public=cluster_secret is None)]
     if cluster_secret is not None:
         chain.append(ClusterGuard(cluster_secret))
     if max_concurrent_calls is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import secrets
 from collections.abc import Callable
 
 from gateway import auth
@@ -24,6 +23,7 @@ from gateway.objects import ObjectService
 from gateway.s3 import cors, errors, router, sigv4
 from gateway.s3.handlers import Call, Handlers
 from gateway.s3.http import Receive, Request, Responder, Scope, Send
+from ringstore import tracing
 from ringstore.errors import InternalError, RingstoreError
 
 log = logging.getLogger("ringstore.gateway.s3")
@@ -52,7 +52,7 @@ class S3App:
             return
         if scope["type"] != "http":
             return
-        request_id = secrets.token_hex(8).upper()
+        request_id = tracing.begin()  # the id of every log line written while serving it
         resp = Responder(send, request_id, scope["method"])
         req: Request | None = None
         try:

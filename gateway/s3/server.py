@@ -9,23 +9,61 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Any
 
 import uvicorn
 
 from gateway.s3.app import S3App
+from gateway.s3.http import Receive, Scope, Send
+from ringstore.tracing import access_log
+
+
+class AccessLog:
+    """One access line per S3 request, written under its request id (which the app sets, see
+    :mod:`ringstore.tracing`): method, path (never the query, which may hold a signature),
+    status and milliseconds."""
+
+    def __init__(self, app: S3App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 0
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            access_log.info(
+                "S3 %s %s %s %.1f ms",
+                scope["method"],
+                scope.get("path", ""),
+                status or "no response",
+                (time.perf_counter() - began) * 1000.0,
+            )
 
 
 class S3Server:
     def __init__(self, app: S3App, listen: str) -> None:
         host, _, port = listen.rpartition(":")
         config = uvicorn.Config(
-            app,
+            AccessLog(app),
             host=host or "127.0.0.1",
             port=int(port),
             http="httptools",
             loop="none",
             lifespan="off",
-            access_log=False,
+            access_log=False,  # AccessLog writes one, under the request's id
+            log_config=None,  # uvicorn's records go through the process's handler (ringstore.logs)
             log_level="warning",
             server_header=False,
             date_header=False,

@@ -8,6 +8,7 @@ except ``cluster up``, which starts a local cluster. Errors print one line and e
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import signal
 import sys
@@ -17,15 +18,19 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import click
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
-from ringstore import cluster_auth, credentials_file
+from ringstore import cluster_auth, credentials_file, logs
 from ringstore.client import Client
 from ringstore.errors import RingstoreError
 from ringstore.localcluster import LocalCluster
 
 PROGRESS_MIN = 4 * 1024 * 1024  # bytes: transfers at least this large show a progress bar
 PIECE = 1024 * 1024
+SUPERVISE_INTERVAL = 0.2  # seconds between two looks at the services of `cluster up`
+HEALTH_TIMEOUT = 3.0  # seconds `ringstore health` waits for an answer
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -116,6 +121,13 @@ def cluster() -> None:
     is_flag=True,
     help="run a local PostgreSQL (initdb, pg_ctl) in DATA_DIR/postgres on PORT+30 for the metadata",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    show_default=True,
+    help="the services' logs (and the supervisor's reports): text, or one JSON object a line",
+)
 def cluster_up(
     data_dir: str,
     port: int,
@@ -125,8 +137,13 @@ def cluster_up(
     write_quorum: int,
     metadata_url: str,
     postgres: bool,
+    log_format: str,
 ) -> None:
     """Run a metanode, DATANODES datanodes and a gateway as local processes, in the foreground.
+
+    A service that exits unasked is started again after a backoff (0.5 s, doubling up to 30 s);
+    one that exits 5 times within 2 minutes is left down and reported with the end of its log,
+    while the others keep running. Reports go to stderr.
 
     Ctrl-C (or SIGTERM) stops them all. Started again on the same --data-dir, every object is back.
     """
@@ -141,9 +158,17 @@ def cluster_up(
         write_quorum=write_quorum,
         metadata_url=metadata_url,
         postgres=postgres,
+        log_format=log_format,
     )
     if postgres and metadata_url:
         fail("give either --metadata-url or --postgres, not both", 2)
+    logs.setup("supervisor", "INFO", log_format)
+    supervision = logging.getLogger("ringstore.supervisor")
+
+    def report(message: str, warning: bool) -> None:
+        supervision.log(logging.WARNING if warning else logging.INFO, "%s", message)
+
+    supervisor = lc.supervisor(report)
     stopping = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -173,21 +198,54 @@ def cluster_up(
         click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
         click.echo(f"       S3 endpoint {lc.s3_endpoint}")
         while not stopping:
-            for proc in lc.processes.values():
-                if proc.popen is not None and not proc.alive():
-                    click.echo(
-                        f"warning: {proc.name} exited ({proc.popen.returncode}); "
-                        f"see {proc.log_path}",
-                        err=True,
-                    )
-                    proc.popen = None
-            time.sleep(0.2)
+            supervisor.poll()
+            time.sleep(SUPERVISE_INTERVAL)
     except RingstoreError as err:
         lc.stop()
         fail(str(err))
     click.echo("stopping ...")
     lc.stop()
     click.echo("stopped")
+
+
+@cli.command("health")
+@click.argument("endpoint", required=False)
+@click.option(
+    "--service",
+    default="",
+    help="the service to ask about (ringstore.v1.ObjectStore, ringstore.v1.Meta, "
+    "ringstore.v1.Blob); default: the server as a whole",
+)
+@click.option(
+    "--wait",
+    "wait",
+    type=float,
+    default=HEALTH_TIMEOUT,
+    show_default=True,
+    help="seconds to wait for an answer",
+)
+@click.pass_context
+def health_command(ctx: click.Context, endpoint: str | None, service: str, wait: float) -> None:
+    """Exit 0 when ENDPOINT (host:port of a gateway, the metanode or a datanode; default
+    --endpoint) answers SERVING on the standard gRPC health service; otherwise print why and
+    exit 1. Needs no credentials: the health service is open on every port."""
+    address = endpoint or ctx.obj["endpoint"].split(",")[0]
+    request = health_pb2.HealthCheckRequest(service=service)
+    what = f"{address}" + (f" ({service})" if service else "")
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=wait)
+    except grpc.RpcError as err:
+        code = err.code() if hasattr(err, "code") else None
+        if code == grpc.StatusCode.NOT_FOUND:
+            fail(f"{what}: unhealthy: the server does not know service {service!r}")
+        details = err.details() if hasattr(err, "details") else str(err)
+        name = code.name if code is not None else "error"
+        fail(f"{what}: no answer from the health service ({name}: {details})")
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        fail(f"{what}: unhealthy: it answers {status}")
+    click.echo(f"{what}: {status}")
 
 
 @cluster.command("secret")

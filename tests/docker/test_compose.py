@@ -268,6 +268,53 @@ def test_restart_the_metanode_loses_nothing(
     ledger.verify(client)
 
 
+KILL_SERVICE = (
+    "import os, sys\n"
+    "name = sys.argv[1].encode()\n"
+    "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+    "    with open(f'/proc/{pid}/cmdline', 'rb') as f:\n"
+    "        argv = f.read().split(b'\\0')\n"
+    "    if int(pid) != os.getpid() and any(a.endswith(name) for a in argv[:2]):\n"
+    "        os.kill(int(pid), 9)\n"
+    "        print(pid)\n"
+)  # kill -9 the service's process inside its container, as a crash would
+
+
+def restarts(container: str) -> int:
+    return int(docker("inspect", "--format", "{{.RestartCount}}", container).strip())
+
+
+@pytest.mark.parametrize(
+    ("service", "command"),
+    [
+        ("metanode", "ringstore-metanode"),
+        ("dn3", "ringstore-datanode"),
+        ("gateway", "ringstore-gateway"),
+    ],
+)
+def test_a_crashed_service_comes_back_by_itself(
+    cluster: ComposeCluster, ledger: Ledger, service: str, command: str
+) -> None:
+    # Not `docker kill`, which Docker counts as a stop: the service's own process dies, the
+    # container's init exits with it, and the restart policy starts the container again.
+    container = cluster.container(service)
+    before = restarts(container)
+    with Client(cluster.endpoint, timeout=30) as c:
+        ledger.put(c, f"crash-{service}/before", CHUNK + 1)
+    killed = docker("exec", container, "python", "-c", KILL_SERVICE, command).split()
+    assert len(killed) == 1, f"{command} in {container}: {killed}"
+    wait_for(f"{service} to be restarted", lambda: restarts(container) > before, timeout=60)
+    wait_for(
+        f"{service} to be healthy again",
+        lambda: cluster.containers()[service]["Health"] == "healthy",
+        timeout=90,
+    )
+    cluster.wait_all_up()
+    with Client(cluster.endpoint, timeout=30) as c:
+        ledger.put(c, f"crash-{service}/after", CHUNK + 2)
+        ledger.verify(c)
+
+
 def test_a_second_gateway_with_scale(cluster: ComposeCluster, ledger: Ledger) -> None:
     cluster.compose_cmd("up", "--detach", "--wait", "--no-recreate", "--scale", "gateway=2")
     try:

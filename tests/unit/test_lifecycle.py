@@ -1,8 +1,11 @@
-"""Process set-up shared by the services: glibc malloc tuning."""
+"""Process set-up shared by the services: glibc malloc tuning, ending with the supervisor, and
+the one line that says why a service ends."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -29,3 +32,71 @@ def test_tune_malloc_without_mallopt_is_a_no_op(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setattr(lifecycle.ctypes, "CDLL", NoMallopt)
     assert lifecycle.tune_malloc() is False
+
+
+PROBE_PARENT = (
+    "import ctypes, signal\n"
+    "from ringstore.lifecycle import die_with_parent\n"
+    "print(die_with_parent())\n"
+    "flag = ctypes.c_int()\n"
+    "ctypes.CDLL(None).prctl(2, ctypes.byref(flag))  # PR_GET_PDEATHSIG\n"
+    "print(flag.value)\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_process_whose_parent_is_not_the_named_supervisor_runs_on_its_own() -> None:
+    # Restarted by hand (or by another supervisor) with a copy of the old environment: the
+    # variable names a live process that is not this one's parent. It used to end at once.
+    env = dict(os.environ, **{lifecycle.PARENT_ENV: str(os.getppid())})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_PARENT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    note, deathsig = done.stdout.splitlines()
+    assert "not this one's parent" in note and "running on its own" in note
+    assert deathsig == "0"  # not tied to any process's death
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_process_started_by_its_supervisor_ends_with_it() -> None:
+    env = dict(os.environ, **{lifecycle.PARENT_ENV: str(os.getpid())})  # the real parent
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_PARENT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["None", str(int(signal.SIGTERM))]
+
+
+def _run_logged(body: object, caplog: pytest.LogCaptureFixture) -> tuple[int, str]:
+    log = logging.getLogger("test.service")
+    with caplog.at_level(logging.INFO, logger="test.service"):
+        code = lifecycle.run_service("ringstore-test", log, body)  # type: ignore[arg-type]
+    return code, caplog.text
+
+
+def test_run_service_logs_why_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    code, text = _run_logged(lambda: "SIGTERM", caplog)
+    assert code == 0 and "ringstore-test exiting: stopped (SIGTERM)" in text
+
+
+def test_run_service_logs_a_startup_error_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    def body() -> str:
+        raise lifecycle.StartupError("datanode.id must not be empty")
+
+    code, text = _run_logged(body, caplog)
+    assert code == 2
+    assert "ringstore-test exiting: cannot start: datanode.id must not be empty" in text
+    assert "Traceback" not in text
+
+
+def test_run_service_logs_a_fatal_error_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def body() -> str:
+        raise RuntimeError("the disk went away")
+
+    code, text = _run_logged(body, caplog)
+    assert code == 1
+    assert "ringstore-test exiting: fatal error: RuntimeError('the disk went away')" in text
+    assert "Traceback" in text

@@ -1,0 +1,29 @@
+"""The compose cluster restarts what exits and checks real readiness with `ringstore health`:
+pinned here, since the compose tests need a Docker engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PORTS = {"metanode": (7100, "ringstore.v1.Meta"), "gateway": (7000, "ringstore.v1.ObjectStore")}
+
+
+def test_every_compose_service_restarts_and_checks_its_own_service() -> None:
+    services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    assert set(services) >= {"metanode", "gateway", "dn1"}
+    for name, svc in services.items():
+        assert svc["restart"] in ("unless-stopped", "on-failure", "always"), name
+        port, service = PORTS.get(name, (7201, "ringstore.v1.Blob"))
+        test = svc["healthcheck"]["test"]
+        assert test == ["CMD", "ringstore", "health", f"127.0.0.1:{port}", "--service", service]
+        assert svc["environment"]["RINGSTORE_HEALTHCHECK"] == f"127.0.0.1:{port}", name
+
+
+def test_the_image_health_check_is_ringstore_health() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    check = dockerfile[dockerfile.index("HEALTHCHECK ") :].split("\n\n")[0]
+    assert 'CMD ringstore health "$RINGSTORE_HEALTHCHECK"' in check
+    assert "grpc_health" not in check
