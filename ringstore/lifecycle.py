@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import faulthandler
+import io
 import logging
 import os
 import signal
@@ -101,7 +102,10 @@ def run_service(name: str, log: logging.Logger, body: Callable[[], str | None]) 
     """Run a service's ``body`` (it returns the reason it stopped, e.g. "SIGTERM") and log one
     line saying why the service ends, whatever ends it. Returns the exit code: 0 after a
     stop, 2 after a :class:`StartupError`, 1 after any other error."""
-    faulthandler.enable()
+    try:
+        faulthandler.enable()  # a crash of the interpreter itself still leaves a traceback
+    except (io.UnsupportedOperation, ValueError):  # stderr is not a file (captured, closed)
+        pass
     try:
         reason = body()
     except StartupError as err:
