@@ -107,6 +107,9 @@ class ConsoleApp:
             await web.respond(send, 500, b"internal error\n", "text/plain; charset=utf-8")
 
     async def _serve(self, req: Request, send: Send) -> None:
+        if req.path == "/favicon.ico":
+            await web.respond(send, 404, b"", "text/plain")
+            return
         if req.path.startswith("/static/"):
             await self._static(req, send)
             return
@@ -228,7 +231,11 @@ class ConsoleApp:
     async def _signin_form(
         self, req: Request, send: Send, message: str = "", status: int = 200
     ) -> None:
-        token = secrets.token_urlsafe(32)
+        # One token per browser, kept while its cookie lives: a second tab's (or a favicon
+        # redirect's) visit to this page must not invalidate the form already shown.
+        token = req.cookies.get(SIGNIN_COOKIE, "")
+        if len(token) < 32:
+            token = secrets.token_urlsafe(32)
         if not message and req.query.get("ended"):
             minutes = round(self.sessions.idle_timeout / 60)
             message = (
@@ -329,7 +336,8 @@ def _local(location: str | None) -> str:
 
 
 def _said(err: RingstoreError) -> str:
-    return f"{err.code}: {err}"
+    text = str(err)
+    return text if text.startswith(err.code) else f"{err.code}: {text}"
 
 
 def _close_client(session: Session) -> None:

@@ -320,8 +320,8 @@ class Pages:
             presign.object_path(bucket, key),
             expires=SHARE_EXPIRIES[choice],
         )
-        ctx.session.say("share", url)
         ctx.session.say("ok", f"Share link for {key}, valid {choice}:")
+        ctx.session.say("share", url)
         return Redirect(object_url(bucket, key))
 
     async def delete_object(self, ctx: Context) -> Reply:

@@ -3,8 +3,9 @@ the security headers (:data:`SECURITY_HEADERS`).
 
 The Content-Security-Policy admits scripts, styles and connections from the console's own
 origin only: no inline script or style, no framing, forms post only to the console. Pages are
-never cached (they show per-key data and CSRF tokens) and send no Referer (a page's links can
-hold presigned URLs).
+never cached (they show per-key data and CSRF tokens) and send no Referer to another origin (a
+page's address can name keys; with ``no-referrer`` Chromium would send ``Origin: null`` on the
+console's own forms, which the origin check refuses).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SECURITY_HEADERS = (
     ("content-security-policy", CSP),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("cache-control", "no-store"),
 )
 

@@ -131,6 +131,21 @@ def test_sign_in_needs_the_forms_own_token(base: str) -> None:
     assert resp.status_code == 403 and "rs_console" not in s.cookies
 
 
+def test_a_second_visit_to_the_sign_in_page_keeps_the_first_forms_token(base: str) -> None:
+    """Chromium fetches /favicon.ico after the page; that (or a second tab) must not make the
+    form already shown stale."""
+    s = requests.Session()
+    token = form_token(s.get(f"{base}/signin").text)
+    assert s.get(f"{base}/favicon.ico", allow_redirects=False).status_code == 404
+    s.get(f"{base}/signin")
+    resp = s.post(
+        f"{base}/signin",
+        data={"csrf": token, "access_key_id": ROOT_ID, "secret_access_key": ROOT_SECRET},
+        allow_redirects=False,
+    )
+    assert resp.status_code == 303 and resp.headers["location"] == "/buckets"
+
+
 def test_a_state_change_without_the_sessions_csrf_token_is_refused(
     base: str, root: tuple[requests.Session, str], client: Client, request: Any
 ) -> None:
