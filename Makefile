@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= $(HOME)/.local/share/ringstore
 PORT ?= 7000
 S3_PORT ?= 9000
+CONSOLE_PORT ?= 9001
 DATANODES ?= 3
 
 .PHONY: run test lint protos bench clean venv image up down
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/ringstore cluster up --data-dir $(DATA_DIR) --port $(PORT) --s3-port $(S3_PORT) --datanodes $(DATANODES)
+	$(VENV)/bin/ringstore cluster up --data-dir $(DATA_DIR) --port $(PORT) --s3-port $(S3_PORT) --console-port $(CONSOLE_PORT) --datanodes $(DATANODES)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

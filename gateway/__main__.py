@@ -12,6 +12,8 @@ import sys
 
 from gateway.auth import Authorizer
 from gateway.cluster_view import ClusterView
+from gateway.console.app import ConsoleApp
+from gateway.console.server import ConsoleServer
 from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
 from gateway.objects import ObjectService
@@ -36,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--s3-domain", help="virtual-hosted style: Host <bucket>.<domain> (gateway.s3_domain)"
     )
+    p.add_argument(
+        "--console-listen",
+        help="host:port of the web console (gateway.console_listen); '' for none",
+    )
     p.add_argument("--metanode", help="host:port of the metanode (metanode.address)")
     p.add_argument("--rpc-timeout", type=float, help="seconds: deadline of internal calls")
     p.add_argument("--ring-refresh", type=float, help="seconds between cluster-view refreshes")
@@ -55,6 +61,8 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
         gw = dataclasses.replace(gw, listen=args.listen)
     if args.s3_listen is not None:
         gw = dataclasses.replace(gw, s3_listen=args.s3_listen)
+    if args.console_listen is not None:
+        gw = dataclasses.replace(gw, console_listen=args.console_listen)
     if args.s3_domain is not None:
         gw = dataclasses.replace(gw, s3_domain=args.s3_domain)
     if args.rpc_timeout:
@@ -102,6 +110,21 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
         app = S3App(objects, authorizer, region=gw.s3_region, domain=gw.s3_domain, intake=intake)
         s3 = S3Server(app, gw.s3_listen)
         await s3.start()
+    console = None
+    if gw.console_listen:
+        if s3 is None:
+            raise OSError("gateway.console_listen needs the S3 door (gateway.s3_listen)")
+        console = ConsoleServer(
+            ConsoleApp(
+                api_endpoint=f"{_loopback(gw.listen)}:{port}",
+                s3_app=app,
+                s3_port=s3.port,
+                authorizer=authorizer,
+                region=gw.s3_region,
+            ),
+            gw.console_listen,
+        )
+        await console.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
     # from the metanode (it knows no ring), not when its ring has been stale for long.
     follower = asyncio.create_task(
@@ -114,6 +137,8 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
         await asyncio.sleep(0.05)
     host = gw.listen.rpartition(":")[0]
     s3_note = f" s3 {gw.s3_listen.rpartition(':')[0]}:{s3.port}" if s3 is not None else ""
+    if console is not None:
+        s3_note += f" console http://{gw.console_listen.rpartition(':')[0]}:{console.port}/"
     print(
         f"ringstore-gateway serving on {host}:{port}{s3_note} metanode {cfg.metanode.address}",
         flush=True,
@@ -125,11 +150,19 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
     follower.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await follower
+    if console is not None:
+        await console.stop()
     if s3 is not None:
         await s3.stop()
     await server.stop(grace=2)
     await channel.close(grace=None)
     return stopper.reason
+
+
+def _loopback(listen: str) -> str:
+    """The host the console's API client dials: the listen host, or loopback for a wildcard."""
+    host = listen.rpartition(":")[0]
+    return "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host
 
 
 def main(argv: list[str] | None = None) -> None:

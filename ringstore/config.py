@@ -73,6 +73,7 @@ class GatewayConfig:
     s3_listen: str = "127.0.0.1:9000"  # host:port of the S3 door; "" serves none
     s3_region: str = "us-east-1"  # the region GetBucketLocation and HeadBucket report
     s3_domain: str = ""  # a Host of <bucket>.<s3_domain> names the bucket; "": path-style only
+    console_listen: str = ""  # host:port of the web console (needs the S3 door); "" serves none
     rpc_timeout: float = 10.0  # seconds: deadline of every internal call
     ring_refresh: float = 1.0  # seconds between checks for a new ring or node states
     max_concurrent_chunks: int = 2  # chunks in flight per PUT (bounds memory)

@@ -23,6 +23,7 @@ halved large-object throughput here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import faulthandler
 import io
@@ -102,10 +103,10 @@ def run_service(name: str, log: logging.Logger, body: Callable[[], str | None]) 
     """Run a service's ``body`` (it returns the reason it stopped, e.g. "SIGTERM") and log one
     line saying why the service ends, whatever ends it. Returns the exit code: 0 after a
     stop, 2 after a :class:`StartupError`, 1 after any other error."""
-    try:
-        faulthandler.enable()  # a crash of the interpreter itself still leaves a traceback
-    except (io.UnsupportedOperation, ValueError):  # stderr is not a file (captured, closed)
-        pass
+    # A crash of the interpreter itself still leaves a traceback, where stderr is a real file
+    # (not when it is captured or closed).
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):
+        faulthandler.enable()
     try:
         reason = body()
     except StartupError as err:

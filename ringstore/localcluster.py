@@ -184,6 +184,7 @@ class LocalCluster:
     fsync: bool = True
     gateways: int = 1
     s3_port: int | None = None  # the first gateway's S3 door; None: PORT+40 (one more per gateway)
+    console_port: int | None = None  # the first gateway's web console; None: no console
     meta_args: list[str] = dataclasses.field(default_factory=list)
     datanode_args: list[str] = dataclasses.field(default_factory=list)
     gateway_args: list[str] = dataclasses.field(default_factory=list)  # added to each gateway's
@@ -215,6 +216,11 @@ class LocalCluster:
     def s3_endpoint(self) -> str:
         """The first gateway's S3 door as a URL (what boto3's endpoint_url takes)."""
         return f"http://{self.s3_address(0)}"
+
+    @property
+    def console_url(self) -> str | None:
+        """The first gateway's web console, or None when it serves none."""
+        return None if self.console_port is None else f"http://{HOST}:{self.console_port}/"
 
     @property
     def metanode_address(self) -> str:
@@ -342,6 +348,8 @@ class LocalCluster:
             *self._secret_args(),
             *self.gateway_args,
         ]  # fmt: skip
+        if index == 0 and self.console_port is not None:
+            argv += ["--console-listen", f"{HOST}:{self.console_port}"]
         return Process(name, argv, self._log(name), address)
 
     def _env(self) -> dict[str, str]:

@@ -108,6 +108,12 @@ def cluster() -> None:
 @click.option(
     "--s3-port", type=int, default=None, help="the S3 door's port on 127.0.0.1 [default: PORT+40]"
 )
+@click.option(
+    "--console-port",
+    type=int,
+    default=None,
+    help="the web console's port on 127.0.0.1 [default: PORT+49]; 0 for none",
+)
 @click.option("--datanodes", default=3, show_default=True, help="datanodes to start (over 3 zones)")
 @click.option("--replicas", default=3, show_default=True, help="N: copies of every chunk")
 @click.option("--write-quorum", default=2, show_default=True, help="W: copies before an ack")
@@ -132,6 +138,7 @@ def cluster_up(
     data_dir: str,
     port: int,
     s3_port: int | None,
+    console_port: int | None,
     datanodes: int,
     replicas: int,
     write_quorum: int,
@@ -153,6 +160,7 @@ def cluster_up(
         Path(data_dir),
         port=port,
         s3_port=s3_port,
+        console_port=(port + 49 if console_port is None else console_port) or None,
         datanodes=datanodes,
         replicas=replicas,
         write_quorum=write_quorum,
@@ -189,6 +197,8 @@ def cluster_up(
         gw = lc.processes["gateway"]
         click.echo(f"gateway    {gw.address}  pid {gw.pid}")
         click.echo(f"s3         {lc.s3_endpoint}  (AWS SigV4; --endpoint-url for the AWS CLI)")
+        if lc.console_url:
+            click.echo(f"console    {lc.console_url}")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
         if not lc.uses_env_secret:
             click.echo(f"secret     {lc.secret_path}  (the cluster secret internal ports check)")
@@ -197,6 +207,8 @@ def cluster_up(
         click.echo(credentials_file.export_lines(access_key_id, secret), nl=False)
         click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
         click.echo(f"       S3 endpoint {lc.s3_endpoint}")
+        if lc.console_url:
+            click.echo(f"       web console {lc.console_url}  (sign in with the key above)")
         while not stopping:
             supervisor.poll()
             time.sleep(SUPERVISE_INTERVAL)

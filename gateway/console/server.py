@@ -1,0 +1,21 @@
+"""Run the console under uvicorn in the gateway's event loop, the same stack as the S3 door
+(:class:`gateway.s3.server.S3Server`), on its own port."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from gateway.console.app import ConsoleApp
+from gateway.s3.server import S3Server
+
+
+class ConsoleServer(S3Server):
+    def __init__(self, app: ConsoleApp, listen: str) -> None:
+        super().__init__(cast(Any, app), listen)
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except OSError:
+            config = self._server.config
+            raise OSError(f"the console could not listen on {config.host}:{config.port}") from None
