@@ -12,6 +12,7 @@ import signal
 import sys
 
 from gateway.auth import Authorizer
+from gateway.bulk_client import BulkClient
 from gateway.cluster_view import ClusterView
 from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
@@ -80,6 +81,7 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
         meta,
         rpc_timeout=gw.rpc_timeout,
         connect=functools.partial(internal_channel, secret=cluster_secret),
+        bulk=BulkClient(cluster_secret),
     )
     objects = ObjectService(
         meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
@@ -131,6 +133,8 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
         await s3.stop()
     await server.stop(grace=2)
     await channel.close(grace=None)
+    if view.bulk is not None:
+        view.bulk.close()
 
 
 def main(argv: list[str] | None = None) -> None:
