@@ -152,11 +152,8 @@ class BulkServer:
         try:
             left = request.length
             while left:
-                n = conn.recv_into(buffer, min(left, len(buffer)))
-                if n == 0:
-                    raise bulk.BulkClosed(
-                        f"blob {request.blob_id}: the body ended {left} bytes early"
-                    )
+                n = min(left, len(buffer))
+                bulk.recv_into_exact(conn, buffer[:n])  # whole buffers: fewer, larger writes
                 left -= n
                 if writer is not None:
                     try:

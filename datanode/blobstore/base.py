@@ -482,14 +482,14 @@ class BlobWriter:
                     f"blob {self.blob_id}: received {self._received} bytes but the declared "
                     f"length is {self.length}"
                 )
+            if self._segment_fill:
+                self._end_segment()
             if self._crc != self.crc32c:
                 self._abort_locked()
                 raise BlobCorrupt(
                     f"blob {self.blob_id}: received bytes have CRC32C {self._crc} but the "
                     f"declared CRC32C is {self.crc32c}"
                 )
-            if self._segment_fill:
-                self._segment_crcs.append(self._segment_crc)
             crcs = tuple(self._segment_crcs)
             footer = fmt.Footer(self.length, self.crc32c, fmt.SEGMENT_SIZE, crcs)
             self._guard(sink.write, footer.encode())
@@ -560,8 +560,9 @@ class BlobWriter:
             raise
 
     def _checksum(self, data: bytes | memoryview) -> None:
+        """One pass over the bytes: the segment CRCs; the whole-blob CRC is combined from them
+        (:func:`footer.crc32c_combine`), not computed over the bytes a second time."""
         self._received += len(data)
-        self._crc = fmt.crc32c(data, self._crc)
         pos = 0
         while pos < len(data):
             take = min(fmt.SEGMENT_SIZE - self._segment_fill, len(data) - pos)
@@ -569,8 +570,12 @@ class BlobWriter:
             self._segment_fill += take
             pos += take
             if self._segment_fill == fmt.SEGMENT_SIZE:
-                self._segment_crcs.append(self._segment_crc)
-                self._segment_crc = self._segment_fill = 0
+                self._end_segment()
+
+    def _end_segment(self) -> None:
+        self._segment_crcs.append(self._segment_crc)
+        self._crc = fmt.crc32c_combine(self._crc, self._segment_crc, self._segment_fill)
+        self._segment_crc = self._segment_fill = 0
 
 
 def _conflict(existing: BlobStat, length: int, crc32c: int) -> InvalidArgument:

@@ -41,6 +41,12 @@ def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     return int(checksums.crc32c(data, crc))
 
 
+def crc32c_combine(crc: int, next_crc: int, next_length: int) -> int:
+    """The CRC32C of two runs of bytes from the CRC32C of each (``next_length``: bytes of the
+    second), without reading them: a blob's whole CRC from its segments' CRCs."""
+    return int(checksums.combine_crc32c(crc, next_crc, next_length))
+
+
 def segment_count(length: int, segment_size: int = SEGMENT_SIZE) -> int:
     """How many segments a blob of ``length`` bytes has."""
     return -(-length // segment_size)
