@@ -35,7 +35,7 @@ _background: set[asyncio.Task[None]] = set()  # discards in flight (kept from co
 DISCARD_BATCH = 256  # chunks per DiscardBlobs call
 DISCARD_RETRY_FOR = 120.0  # seconds a discard is retried while the metanode is unreachable
 HASH_IN_THREAD_MIN = 256 * 1024  # bytes: a message this large moves the body's MD5 to a thread
-HASH_PENDING_MAX = 8  # messages waiting for the MD5 thread at most
+HASH_PENDING_MAX = 2  # messages waiting for the MD5 thread at most
 MAX_DISCARDS_PENDING = 10_000  # discards in flight at most; beyond, the orphan sweep's job
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
