@@ -1,14 +1,16 @@
 """Where the CPU of a small PUT and GET goes: CPU time per operation of every process.
 
-    python -m bench.cpu_per_op [--count 2000] [--profile DIR]
+    python -m bench.cpu_per_op [--count 2000] [--size-kib 4] [--clients 16] [--profile DIR]
 
-Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs 16 SDK clients
-through a bounded phase of 4 KiB PUTs and then GETs, and reports for each process (the client
-being this one) its share of the machine and its user and system CPU per operation, read from
-/proc before and after the phase. On a CPU-bound machine the total is what an operation costs,
-and ops/s is at most (cores / total). With --profile, py-spy samples every process during each
-phase (``--gil``: Python frames holding the GIL) into DIR as raw stacks, one file per phase and
-process, for ``py-spy``-style flame graphs or a quick top-frames count.
+Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs SDK clients
+(16 by default) through a bounded phase of PUTs of objects of ``--size-kib`` (4 KiB by default)
+and then GETs, and reports for each process (the client being this one) its share of the machine
+and its user and system CPU per operation (and per MiB moved), read from /proc before and after
+the phase (``--size-kib 65536 --clients 2 --count 16`` profiles the large-object path). On a
+CPU-bound machine the total is what an operation costs, and ops/s is at most (cores / total).
+With --profile, py-spy samples every process during each phase (``--gil``: Python frames
+holding the GIL) into DIR as raw stacks, one file per phase and process, for ``py-spy``-style
+flame graphs or a quick top-frames count.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bench.run import Workload, _getter, _putter, own_cluster, run_phase
 from ringstore import Client
 
 KiB = 1024
+MiB = 1024 * KiB
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -59,10 +62,12 @@ def measure(
     for s in spies:
         s.wait()
     ops = max(phase.ops, 1)
+    mib = max(phase.ops * w.size / MiB, 1e-9)
     lines = [
-        f"{name}: {phase.ops / phase.seconds:.0f} ops/s, {phase.errors} errors",
-        "| process | share of one core | user us/op | system us/op | total us/op |",
-        "| --- | --- | --- | --- | --- |",
+        f"{name}: {phase.ops / phase.seconds:.1f} ops/s, "
+        f"{phase.ops * w.size / MiB / phase.seconds:.1f} MiB/s, {phase.errors} errors",
+        "| process | share of one core | user us/op | system us/op | total us/op | ms/MiB |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     total = 0.0
     for proc in pids:
@@ -71,29 +76,38 @@ def measure(
         total += user + system
         lines.append(
             f"| {proc} | {(user + system) / phase.seconds:.0%} | {user / ops * 1e6:.0f} | "
-            f"{system / ops * 1e6:.0f} | {(user + system) / ops * 1e6:.0f} |"
+            f"{system / ops * 1e6:.0f} | {(user + system) / ops * 1e6:.0f} | "
+            f"{(user + system) / mib * 1e3:.3f} |"
         )
-    lines.append(f"| all | {total / phase.seconds:.0%} | | | {total / ops * 1e6:.0f} |")
+    lines.append(
+        f"| all | {total / phase.seconds:.0%} | | | {total / ops * 1e6:.0f} | "
+        f"{total / mib * 1e3:.3f} |"
+    )
     return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.cpu_per_op", description=__doc__)
     p.add_argument("--count", type=int, default=2000, help="operations per phase")
+    p.add_argument("--size-kib", type=int, default=4, help="object size in KiB")
+    p.add_argument("--clients", type=int, default=16, help="concurrent SDK clients")
     p.add_argument("--profile", type=Path, help="also sample every process with py-spy into DIR")
     args = p.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    w = Workload("4 KiB", 4 * KiB, 16, args.count, 60)
+    if args.size_kib < 1 or args.clients < 1:
+        raise SystemExit("--size-kib and --clients must be at least 1")
+    label = f"{args.size_kib // 1024} MiB" if args.size_kib % 1024 == 0 else f"{args.size_kib} KiB"
+    w = Workload(label, args.size_kib * KiB, args.clients, args.count, 120)
     with own_cluster() as lc:
         with Client(lc.endpoint) as c:
             c.create_bucket("bench")
         pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
         pids["client"] = os.getpid()
-        put = measure("4 KiB PUT", pids, lc.endpoint, w, _putter(w, os.urandom(w.size)),
+        put = measure(f"{label} PUT", pids, lc.endpoint, w, _putter(w, os.urandom(w.size)),
                       args.profile)  # fmt: skip
         print("\n".join(put), flush=True)
-        got = measure("4 KiB GET", pids, lc.endpoint, w, _getter(w, args.count), args.profile)
+        got = measure(f"{label} GET", pids, lc.endpoint, w, _getter(w, args.count), args.profile)
         print("\n" + "\n".join(got), flush=True)
 
 

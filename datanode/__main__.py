@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from datanode.blobstore import DiskBlobStore
+from datanode.bulk import BulkServer
 from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
@@ -102,6 +103,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
     parser.add_argument(
+        "--bulk-port",
+        type=int,
+        metavar="PORT",
+        help="port of the bulk data path; 0 any free one, -1 off (datanode.bulk_port)",
+    )
+    parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
     logs.add_arguments(parser)
@@ -124,6 +131,7 @@ def build_config(args: argparse.Namespace) -> Config:
         "scrub_interval": args.scrub_interval,
         "small_blob_max": args.small_blob_max,
         "volume_size": args.volume_size,
+        "bulk_port": args.bulk_port,
     }
     datanode = dataclasses.replace(
         cfg.datanode, **{k: v for k, v in flags.items() if v is not None}
@@ -160,6 +168,16 @@ def _check_datanode(cfg: Config) -> None:
         )
     if dn.volume_size < MiB:
         raise InvalidArgument(f"datanode.volume_size must be at least 1 MiB, got {dn.volume_size}")
+    if not -1 <= dn.bulk_port <= 65535:
+        raise InvalidArgument(
+            f"datanode.bulk_port must be a port (0: any free one, -1: off), got {dn.bulk_port}"
+        )
+
+
+def listen_host(listen: str) -> str:
+    """The host part of a ``host:port`` listen address (``[v6]`` brackets removed)."""
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    return host.strip("[]")
 
 
 def advertised_address(listen: str, port: int) -> str:
@@ -192,6 +210,12 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
         volume_size=dn.volume_size,
     )
     scrubber = Scrubber(store, rate=dn.scrub_rate, interval=dn.scrub_interval)
+    bulk_server = None
+    if dn.bulk_port >= 0:
+        bulk_server = BulkServer(
+            store, cluster_secret, host=listen_host(dn.listen), port=dn.bulk_port
+        )
+        bulk_server.start()
     server, health, port = make_server(
         dn.listen,
         max_concurrent_calls=dn.max_concurrent_calls,
@@ -202,6 +226,7 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
         store,
         scrubbed_bytes=lambda: scrubber.scrubbed_bytes,
         connect=functools.partial(internal_channel, secret=cluster_secret),
+        bulk=bulk_server,
     )
     blob_pb2_grpc.add_BlobServicer_to_server(service, server)
     await server.start()
@@ -227,6 +252,8 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
         await scrubber.stop()
         await heartbeater.stop()
         await server.stop(grace=STOP_GRACE)
+        if bulk_server is not None:
+            await asyncio.to_thread(bulk_server.stop)
         await reporter.stop()
         await channel.close(grace=None)
         await asyncio.gather(compactor, return_exceptions=True)

@@ -6,7 +6,9 @@ blobs.
 
 PutBlob acknowledges only after the store committed the blob (checksum verified, fsynced, renamed,
 directory fsynced); a stream that ends early, breaks or is cancelled leaves nothing behind.
-ReplicateBlob (:mod:`datanode.replicator`) stores a blob pulled from other datanodes the same way.
+BulkPort names the port of the node's bulk data path (:mod:`datanode.bulk`), where large blobs
+move as raw bytes. ReplicateBlob (:mod:`datanode.replicator`) stores a blob pulled from other
+datanodes the same way.
 A full store refuses both before the body is read. Corrupt blobs a read meets are quarantined and
 reported by the store's quarantine listener, not here.
 """
@@ -23,7 +25,9 @@ from grpc import aio
 
 from datanode import replicator
 from datanode.blobstore import BlobStat, BlobStore, BlobWriter
+from datanode.bulk import BulkServer
 from datanode.writes import in_write_thread
+from ringstore.bulk import VERSION as BULK_VERSION
 from ringstore.errors import InternalError, InvalidArgument, RingstoreError
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
@@ -48,8 +52,10 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         scrubbed_bytes: Callable[[], int] = lambda: 0,
         connect: replicator.Connect = replicator.insecure_channel,
         source_timeout: float = replicator.SOURCE_TIMEOUT,
+        bulk: BulkServer | None = None,
     ) -> None:
         self._store = store
+        self._bulk = bulk  # the node's bulk data path (datanode.bulk), when it has one
         self._scrubbed_bytes = scrubbed_bytes
         self._connect = connect
         self._source_timeout = source_timeout
@@ -183,6 +189,13 @@ class BlobService(blob_pb2_grpc.BlobServicer):
             _close(stats)
 
     @handler
+    async def BulkPort(
+        self, request: blob_pb2.BulkPortRequest, context: aio.ServicerContext
+    ) -> blob_pb2.BulkPortResponse:
+        port = self._bulk.port if self._bulk is not None else 0
+        return blob_pb2.BulkPortResponse(port=port, version=BULK_VERSION)
+
+    @handler
     async def Usage(
         self, request: blob_pb2.UsageRequest, context: aio.ServicerContext
     ) -> blob_pb2.UsageResponse:
@@ -194,6 +207,8 @@ class BlobService(blob_pb2_grpc.BlobServicer):
             disk_full=usage.disk_full,
             quarantined=usage.quarantined,
             scrubbed_bytes=self._scrubbed_bytes(),
+            bulk_bytes_in=self._bulk.stats.bytes_in if self._bulk is not None else 0,
+            bulk_bytes_out=self._bulk.stats.bytes_out if self._bulk is not None else 0,
         )
 
 

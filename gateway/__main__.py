@@ -11,6 +11,7 @@ import logging
 import sys
 
 from gateway.auth import Authorizer
+from gateway.bulk_client import BulkClient
 from gateway.cluster_view import ClusterView
 from gateway.console.app import ConsoleApp
 from gateway.console.server import ConsoleServer
@@ -89,6 +90,7 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
         meta,
         rpc_timeout=gw.rpc_timeout,
         connect=functools.partial(internal_channel, secret=cluster_secret),
+        bulk=BulkClient(cluster_secret),
     )
     objects = ObjectService(
         meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
@@ -156,6 +158,8 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
         await s3.stop()
     await server.stop(grace=2)
     await channel.close(grace=None)
+    if view.bulk is not None:
+        view.bulk.close()
     return stopper.reason
 
 

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import grpc
 
 from gateway.batching import Coalescer, Req, Res, blob_reads, blob_writes
+from gateway.bulk_client import BulkClient
+from ringstore.bulk import VERSION as BULK_VERSION
 from ringstore.errors import ServiceUnavailable
 from ringstore.ring import Ring
 from ringstore.rpc import insecure_channel
@@ -27,6 +29,7 @@ SUSPECT_SECONDS = 5.0  # how long a node that failed a call is tried last
 # Seconds without a successful refresh after which the view is stale: the gateway then reports
 # NOT_SERVING (it still serves on its last good ring, but a load balancer should prefer others).
 STALE_SECONDS = 30.0
+BULK_RECHECK_SECONDS = 30.0  # how long a node without a usable bulk port is left on gRPC
 
 HealthReport = Callable[[bool], Awaitable[None]]
 
@@ -42,8 +45,10 @@ class ClusterView:
         stale_after: float = STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         connect: Callable[[str], grpc.aio.Channel] = insecure_channel,
+        bulk: BulkClient | None = None,
     ) -> None:
         self._meta = meta
+        self.bulk = bulk  # the bulk data path to the datanodes; None: gRPC only
         self._connect = connect  # internal_channel with the cluster secret, in the service
         self._rpc_timeout = rpc_timeout
         self._stale_after = stale_after
@@ -65,6 +70,8 @@ class ClusterView:
             str, Coalescer[blob_pb2.GetBlobRequest, blob_pb2.GetBlobResponse]
         ] = {}
         self._reports: set[asyncio.Task[None]] = set()
+        # node id -> (its Blob address, its bulk address or None, clock time to ask again)
+        self._bulk_ports: dict[str, tuple[str, tuple[str, int] | None, float]] = {}
         self.synced = False  # set by the first successful refresh
 
     async def refresh(self) -> None:
@@ -204,6 +211,38 @@ class ClusterView:
         if node_id not in kept:
             kept[node_id] = make(lambda: self.blob_stub(node_id))
         return kept[node_id]
+
+    async def bulk_address(self, node_id: str) -> tuple[str, int] | None:
+        """Where the node's bulk data path listens (its Blob host, the port it names in
+        BulkPort), or None: this gateway has no bulk client, the node has no bulk port (or
+        predates it), or it could not be asked. Remembered per node and Blob address; a node
+        without one is asked again after :data:`BULK_RECHECK_SECONDS`."""
+        node = self.nodes.get(node_id)
+        if self.bulk is None or node is None:
+            return None
+        known = self._bulk_ports.get(node_id)
+        fresh = known is not None and (known[1] is not None or self._clock() < known[2])
+        if known is not None and known[0] == node.address and fresh:
+            return known[1]
+        address: tuple[str, int] | None = None
+        try:
+            reply = await self.blob_stub(node_id).BulkPort(
+                blob_pb2.BulkPortRequest(), timeout=self._rpc_timeout
+            )
+            if reply.port and reply.version == BULK_VERSION:
+                address = (node.address.rpartition(":")[0].strip("[]"), reply.port)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                log.info("datanode %s did not name its bulk port: %s", node_id, exc.code().name)
+        self._bulk_ports[node_id] = (node.address, address, self._clock() + BULK_RECHECK_SECONDS)
+        return address
+
+    def forget_bulk(self, node_id: str) -> None:
+        """The node's bulk port failed to connect: use gRPC with it for a while."""
+        node = self.nodes.get(node_id)
+        if node is not None:
+            until = self._clock() + BULK_RECHECK_SECONDS
+            self._bulk_ports[node_id] = (node.address, None, until)
 
     def blob_stub(self, node_id: str) -> blob_pb2_grpc.BlobStub:
         """A stub for the node's Blob service, reusing one channel per address."""

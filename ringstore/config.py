@@ -102,6 +102,7 @@ class DatanodeConfig:
     small_blob_max: int = 1 * MiB  # blobs up to this many bytes are packed into volume files
     volume_size: int = 1024 * MiB  # bytes past which a volume file is sealed
     max_concurrent_calls: int = 1024  # calls served at once; more are refused (UNAVAILABLE)
+    bulk_port: int = 0  # port of the bulk data path on the listen host; 0 any free one, -1 off
 
 
 @dataclasses.dataclass(frozen=True)

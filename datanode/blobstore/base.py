@@ -31,6 +31,7 @@ import dataclasses
 import errno
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,17 @@ class BlobStat:
 
 
 @dataclasses.dataclass(frozen=True)
+class OpenSpan:
+    """Whole segments of an open blob (see :meth:`BlobStore.open_span`)."""
+
+    handle: Handle
+    start: int  # byte of the blob's data the span starts at (a segment boundary)
+    length: int  # bytes of data in the span
+    segment_size: int
+    crcs: tuple[int, ...]  # CRC32C of each segment of the span, from the verified footer
+
+
+@dataclasses.dataclass(frozen=True)
 class Usage:
     """Space accounting: ``used_bytes`` counts blobs as stored (data plus footer)."""
 
@@ -106,13 +118,17 @@ class Handle(Protocol):
 
     def read_at(self, position: int, size: int) -> bytes: ...
 
+    def send_to(self, sock: socket.socket, position: int, size: int) -> None:
+        """Send ``size`` bytes from ``position`` to ``sock`` as they are stored, unread and
+        unverified (the receiver verifies them: see :meth:`BlobStore.open_span`)."""
+
     def close(self) -> None: ...
 
 
 class Sink(Protocol):
     """Where a blob being written goes before it is published."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None: ...
 
     def finish(self) -> None:
         """Make the written bytes durable (still invisible)."""
@@ -237,6 +253,29 @@ class BlobStore(abc.ABC):
             handle.close()
             raise
         return self._pieces(blob_id, handle, footer, offset, length)
+
+    def open_span(self, blob_id: str, offset: int, length: int) -> OpenSpan:
+        """The whole segments covering ``[offset, offset+length)`` of the blob, with their
+        checksums from its (verified) footer, to be sent unread (:meth:`Handle.send_to`) to a
+        reader that verifies every segment before using a byte of it. The caller closes the
+        span's handle. Missing blob, bad range and a corrupt footer raise as for :meth:`read`.
+
+        The store does not see the bytes, so a segment corrupt on disk is caught by the reader,
+        not here; it then reads the blob through :meth:`read`, which finds and quarantines it."""
+        check_blob_id(blob_id)
+        handle, footer = self._open_verified(blob_id)
+        try:
+            length = _check_range(blob_id, footer.length, offset, length)
+        except BaseException:
+            handle.close()
+            raise
+        seg = footer.segment_size
+        first = offset // seg
+        last = max(first, -(-(offset + length) // seg))  # exclusive
+        start = first * seg
+        stop = min(last * seg, footer.length)
+        crcs = footer.segment_crcs[first:last] if stop > start else ()
+        return OpenSpan(handle, start, stop - start, seg, tuple(crcs))
 
     def stat(self, blob_id: str) -> BlobStat:
         """The blob's length, CRC32C and mtime (its footer is verified)."""
@@ -419,8 +458,8 @@ class BlobWriter:
         self._segment_crc = 0
         self._segment_fill = 0
 
-    def write(self, data: bytes) -> None:
-        """Append ``data`` to the blob."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` to the blob (a view is used before this returns, never kept)."""
         with self._lock:
             sink = self._live_sink()
             if self._received + len(data) > self.length:
@@ -443,14 +482,14 @@ class BlobWriter:
                     f"blob {self.blob_id}: received {self._received} bytes but the declared "
                     f"length is {self.length}"
                 )
+            if self._segment_fill:
+                self._end_segment()
             if self._crc != self.crc32c:
                 self._abort_locked()
                 raise BlobCorrupt(
                     f"blob {self.blob_id}: received bytes have CRC32C {self._crc} but the "
                     f"declared CRC32C is {self.crc32c}"
                 )
-            if self._segment_fill:
-                self._segment_crcs.append(self._segment_crc)
             crcs = tuple(self._segment_crcs)
             footer = fmt.Footer(self.length, self.crc32c, fmt.SEGMENT_SIZE, crcs)
             self._guard(sink.write, footer.encode())
@@ -508,7 +547,7 @@ class BlobWriter:
             finally:
                 self._store._release(self._reserved)
 
-    def _guard(self, step: Callable[..., None], *args: bytes) -> None:
+    def _guard(self, step: Callable[..., None], *args: bytes | memoryview) -> None:
         """Run a sink step; on failure leave nothing behind, and report a full disk as such."""
         try:
             step(*args)
@@ -520,9 +559,10 @@ class BlobWriter:
             self._abort_locked()
             raise
 
-    def _checksum(self, data: bytes) -> None:
+    def _checksum(self, data: bytes | memoryview) -> None:
+        """One pass over the bytes: the segment CRCs; the whole-blob CRC is combined from them
+        (:func:`footer.crc32c_combine`), not computed over the bytes a second time."""
         self._received += len(data)
-        self._crc = fmt.crc32c(data, self._crc)
         pos = 0
         while pos < len(data):
             take = min(fmt.SEGMENT_SIZE - self._segment_fill, len(data) - pos)
@@ -530,8 +570,12 @@ class BlobWriter:
             self._segment_fill += take
             pos += take
             if self._segment_fill == fmt.SEGMENT_SIZE:
-                self._segment_crcs.append(self._segment_crc)
-                self._segment_crc = self._segment_fill = 0
+                self._end_segment()
+
+    def _end_segment(self) -> None:
+        self._segment_crcs.append(self._segment_crc)
+        self._crc = fmt.crc32c_combine(self._crc, self._segment_crc, self._segment_fill)
+        self._segment_crc = self._segment_fill = 0
 
 
 def _conflict(existing: BlobStat, length: int, crc32c: int) -> InvalidArgument:

@@ -18,6 +18,7 @@ import heapq
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from datanode.blobstore.base import BlobStore, QuarantineListener, check_blob_id
 from datanode.blobstore.volume import Volumes
+from ringstore.errors import BlobCorrupt
 
 MiB = 1024 * 1024
 SMALL_BLOB_MAX = 1 * MiB  # bytes: blobs up to this length go to volumes
@@ -33,7 +35,7 @@ VOLUME_SIZE = 1024 * MiB  # bytes past which a volume is sealed and the next one
 log = logging.getLogger(__name__)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     """Write all of ``data`` to ``fd`` (os.write may write less than asked)."""
     view = memoryview(data)
     while view:
@@ -76,6 +78,18 @@ class _Handle:
             size -= len(part)
         return b"".join(parts)
 
+    def send_to(self, sock: socket.socket, position: int, size: int) -> None:
+        """``sendfile``: the bytes go from the page cache to the socket, never through Python."""
+        assert self._fd is not None, "send from a closed blob"
+        if position < 0 or position + size > self.size:
+            raise ValueError(f"send of {size} bytes at {position} is outside the blob")
+        sent = 0
+        while sent < size:
+            n = os.sendfile(sock.fileno(), self._fd, self._base + position + sent, size - sent)
+            if n == 0:
+                raise BlobCorrupt(f"blob file ended {size - sent} bytes early while sending")
+            sent += n
+
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
@@ -93,7 +107,7 @@ class _VolumeSink:
         self._parts: list[bytes] = []
         self._end: tuple[int, int] | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._parts.append(bytes(data))
 
     def finish(self) -> None:
@@ -135,7 +149,7 @@ class _FileSink:
         self._temp = store.root / "tmp" / f"{blob_id}.{uuid.uuid4().hex}.tmp"
         self._fd: int | None = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "write to a closed blob file"
         _write_all(self._fd, data)
 

@@ -5,6 +5,7 @@ For tests, and for anything that wants a blob store without a disk. Nothing surv
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,9 @@ class _MemoryHandle:
     def read_at(self, position: int, size: int) -> bytes:
         return self._stored[position : position + size]
 
+    def send_to(self, sock: socket.socket, position: int, size: int) -> None:
+        sock.sendall(memoryview(self._stored)[position : position + size])
+
     def close(self) -> None:
         pass
 
@@ -31,7 +35,7 @@ class _MemorySink:
         self._blob_id = blob_id
         self._buffer = bytearray()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._buffer += data
 
     def finish(self) -> None:

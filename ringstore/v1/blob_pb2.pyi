@@ -6,6 +6,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BulkPortRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BulkPortResponse(_message.Message):
+    __slots__ = ("port", "version")
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    version: int
+    def __init__(self, port: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+
 class ReplicateBlobRequest(_message.Message):
     __slots__ = ("blob_id", "length", "crc32c", "sources")
     BLOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -163,17 +175,21 @@ class UsageRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UsageResponse(_message.Message):
-    __slots__ = ("capacity_bytes", "used_bytes", "blob_count", "disk_full", "quarantined", "scrubbed_bytes")
+    __slots__ = ("capacity_bytes", "used_bytes", "blob_count", "disk_full", "quarantined", "scrubbed_bytes", "bulk_bytes_in", "bulk_bytes_out")
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
     DISK_FULL_FIELD_NUMBER: _ClassVar[int]
     QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     SCRUBBED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BULK_BYTES_IN_FIELD_NUMBER: _ClassVar[int]
+    BULK_BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
     capacity_bytes: int
     used_bytes: int
     blob_count: int
     disk_full: bool
     quarantined: int
     scrubbed_bytes: int
-    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., disk_full: _Optional[bool] = ..., quarantined: _Optional[int] = ..., scrubbed_bytes: _Optional[int] = ...) -> None: ...
+    bulk_bytes_in: int
+    bulk_bytes_out: int
+    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., disk_full: _Optional[bool] = ..., quarantined: _Optional[int] = ..., scrubbed_bytes: _Optional[int] = ..., bulk_bytes_in: _Optional[int] = ..., bulk_bytes_out: _Optional[int] = ...) -> None: ...

@@ -89,6 +89,11 @@ class BlobStub:
                 request_serializer=ringstore_dot_v1_dot_blob__pb2.ReplicateBlobRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
                 _registered_method=True)
+        self.BulkPort = channel.unary_unary(
+                '/ringstore.v1.Blob/BulkPort',
+                request_serializer=ringstore_dot_v1_dot_blob__pb2.BulkPortRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_blob__pb2.BulkPortResponse.FromString,
+                _registered_method=True)
 
 
 class BlobServicer:
@@ -172,6 +177,15 @@ class BlobServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkPort(self, request, context):
+        """Where the node's bulk data path listens (ringstore/bulk.py): large blobs move there as raw
+        bytes, with the same guarantees as PutBlob and GetBlob. Port 0: the node has none (callers
+        use PutBlob and GetBlob).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +243,11 @@ def add_BlobServicer_to_server(servicer, server):
                     servicer.ReplicateBlob,
                     request_deserializer=ringstore_dot_v1_dot_blob__pb2.ReplicateBlobRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.SerializeToString,
+            ),
+            'BulkPort': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkPort,
+                    request_deserializer=ringstore_dot_v1_dot_blob__pb2.BulkPortRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_blob__pb2.BulkPortResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -528,6 +547,33 @@ class Blob:
             '/ringstore.v1.Blob/ReplicateBlob',
             ringstore_dot_v1_dot_blob__pb2.ReplicateBlobRequest.SerializeToString,
             ringstore_dot_v1_dot_blob__pb2.PutBlobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkPort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.Blob/BulkPort',
+            ringstore_dot_v1_dot_blob__pb2.BulkPortRequest.SerializeToString,
+            ringstore_dot_v1_dot_blob__pb2.BulkPortResponse.FromString,
             options,
             channel_credentials,
             insecure,
