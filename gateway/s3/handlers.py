@@ -18,7 +18,7 @@ from gateway import auth
 from gateway.intake import Intake, footprint
 from gateway.multipart import MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
-from gateway.s3 import body, sigv4
+from gateway.s3 import body, sigv4, stored
 from gateway.s3 import xml as x
 from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
@@ -33,7 +33,6 @@ from ringstore.errors import (
 )
 from ringstore.v1 import common_pb2, objectstore_pb2
 
-META_PREFIX = "x-amz-meta-"
 COPY_SOURCE_IF = "x-amz-copy-source-if-"
 MAX_LIST_KEYS = 1000
 RESPONSE_OVERRIDES = {
@@ -276,42 +275,49 @@ class Handlers:
 
     # -- objects ----------------------------------------------------------------------------
 
-    def _body(self, c: Call) -> AsyncIterator[bytes]:
+    def _body(self, c: Call, found: body.BodyChecksum | None = None) -> AsyncIterator[bytes]:
         h = c.req.headers
         if "content-length" not in h and "chunked" not in h.get("transfer-encoding", ""):
             raise MissingContentLength("a body needs Content-Length or chunked transfer encoding")
-        return body.decoded(c.req.receive, h, c.verified)
+        return body.decoded(c.req.receive, h, c.verified, found)
 
     @contextlib.asynccontextmanager
-    async def _admitted(self, c: Call, operation: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def _admitted(
+        self, c: Call, operation: str, found: body.BodyChecksum | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The body of a put or part, under the gateway's intake bounds (the byte budget the
-        gRPC door's bodies share, and the idle timeout)."""
-        stream = self.intake.stream(self._body(c), operation)
+        gRPC door's bodies share, and the idle timeout); ``found`` receives the checksum the
+        body was verified against."""
+        stream = self.intake.stream(self._body(c, found), operation)
         most = footprint(self.objects.view.chunk_size, self.objects.max_concurrent_chunks)
         async with self.intake.admit(stream, _announced_size(c), most):
             yield stream
 
     async def PutObject(self, c: Call) -> None:
         h = c.req.headers
+        verified = body.BodyChecksum()
         put = PutRequest(
             bucket=c.bucket,
             key=c.key,
             content_type=h.get("content-type", ""),
-            metadata=_metadata(h),
+            metadata=stored.request_metadata(h),
             if_match=h.get("if-match", ""),
             if_none_match=h.get("if-none-match", ""),
+            headers=stored.request_headers(h),
+            checksum=verified.get,
         )
         try:
-            async with self._admitted(c, "PutObject") as stream:
+            async with self._admitted(c, "PutObject", verified) as stream:
                 info = await self.objects.put_object(put, stream)
         except PreconditionFailed:
             if put.if_match:
                 await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
             raise
-        headers = {"ETag": x.quoted_etag(info.etag), **_written_version(info)}
-        algorithm = body.checksum_algorithm(h)
-        if algorithm and body.CHECKSUM_HEADER + algorithm in h:
-            headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
+        headers = {
+            "ETag": x.quoted_etag(info.etag),
+            **_written_version(info),
+            **stored.checksum_headers(info),
+        }
         await c.resp.send(200, headers=headers)
 
     async def _require_key(self, c: Call) -> None:
@@ -366,9 +372,11 @@ class Handlers:
     async def GetObject(self, c: Call) -> None:
         reading = await self._open(c)
         info = reading.info
-        headers = _object_headers(info)
+        ranged = "range" in c.req.headers and _range(c.req.headers["range"]) is not None
+        checksum = stored.checksum_requested(c.req.headers) and not ranged
+        headers = stored.object_headers(info, checksum=checksum)
         status = 200
-        if "range" in c.req.headers and _range(c.req.headers["range"]) is not None:
+        if ranged:
             status = 206
             last = reading.offset + reading.length - 1
             headers["Content-Range"] = f"bytes {reading.offset}-{last}/{info.size}"
@@ -390,7 +398,10 @@ class Handlers:
         except NotModified:
             c.resp.error_headers.update(_validators(info))
             raise
-        await c.resp.stream(200, info.size, _nothing(), _object_headers(info))
+        checksum = stored.checksum_requested(c.req.headers)
+        await c.resp.stream(
+            200, info.size, _nothing(), stored.object_headers(info, checksum=checksum)
+        )
 
     async def DeleteObject(self, c: Call) -> None:
         resp = await self.objects.delete_object(c.bucket, c.key, c.req.params.get("versionId", ""))
@@ -462,9 +473,10 @@ class Handlers:
                 dst_bucket=c.bucket,
                 dst_key=c.key,
                 replace_metadata=replace,
-                metadata=_metadata(h) if replace else {},
+                metadata=stored.request_metadata(h) if replace else {},
                 content_type=h.get("content-type", "") if replace else "",
                 src_if_match=src_etag,
+                headers=stored.request_headers(h) if replace else {},
             )
         )
         headers = _written_version(info)
@@ -474,6 +486,7 @@ class Handlers:
             "CopyObjectResult",
             x.leaf("LastModified", x.timestamp(info.last_modified_ns)),
             x.leaf("ETag", x.quoted_etag(info.etag)),
+            *stored.checksum_elements(info),
         )
         await c.resp.send(200, doc, headers)
 
@@ -507,7 +520,11 @@ class Handlers:
     async def CreateMultipartUpload(self, c: Call) -> None:
         h = c.req.headers
         upload_id = await self.multipart.create(
-            c.bucket, c.key, h.get("content-type", ""), _metadata(h)
+            c.bucket,
+            c.key,
+            h.get("content-type", ""),
+            stored.request_metadata(h),
+            stored.request_headers(h),
         )
         doc = x.document(
             "InitiateMultipartUploadResult",
@@ -656,18 +673,6 @@ def _max_keys(value: str | None) -> int:
     return min(int(value), MAX_LIST_KEYS)
 
 
-def _metadata(headers: dict[str, str]) -> dict[str, str]:
-    return {
-        name.removeprefix(META_PREFIX): value
-        for name, value in headers.items()
-        if name.startswith(META_PREFIX)
-    }
-
-
-def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
-
-
 def _written_version(info: common_pb2.ObjectInfo) -> dict[str, str]:
     """The version id a write answers: only a real one. A write to a bucket that is not
     versioning (never was, or suspended: the "null" version) answers none, as S3 does."""
@@ -680,21 +685,8 @@ def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:
     return {
         "ETag": x.quoted_etag(info.etag),
         "Last-Modified": x.http_date(info.last_modified_ns),
-        **_version_header(info),
+        **stored.version_header(info),
     }
-
-
-def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    headers = {
-        "ETag": x.quoted_etag(info.etag),
-        "Last-Modified": x.http_date(info.last_modified_ns),
-        "Content-Type": info.content_type or "binary/octet-stream",
-        "Accept-Ranges": "bytes",
-        **_version_header(info),
-    }
-    for name, value in info.metadata.items():
-        headers[META_PREFIX + name] = value
-    return headers
 
 
 def _range(header: str) -> ByteRange | None:
