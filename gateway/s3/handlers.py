@@ -35,6 +35,7 @@ from ringstore.v1 import common_pb2, objectstore_pb2
 
 COPY_SOURCE_IF = "x-amz-copy-source-if-"
 MAX_LIST_KEYS = 1000
+MAX_BUCKETS = 10_000  # what ListBuckets' max-buckets may ask for at most
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
     "response-content-language": "Content-Language",
@@ -80,19 +81,34 @@ class Handlers:
     # -- service and buckets ---------------------------------------------------------------
 
     async def ListBuckets(self, c: Call) -> None:
+        p = c.req.params
+        prefix, after = p.get("prefix", ""), p.get("continuation-token", "")
+        limit = _max_buckets(p.get("max-buckets"))
         buckets = [
-            b for b in await self.objects.list_buckets() if self.auth.visible(c.identity, b.name)
+            b
+            for b in await self.objects.list_buckets()
+            if self.auth.visible(c.identity, b.name)
+            and b.name.startswith(prefix)
+            and b.name > after
         ]
+        buckets.sort(key=lambda b: b.name)
+        page = buckets[:limit] if limit else buckets
+        more = len(page) < len(buckets)
         owner = _owner(c.identity)
         entries = x.join(
             x.element(
                 "Bucket", x.leaf("Name", b.name), x.leaf("CreationDate", x.timestamp(b.created_ns))
             )
-            for b in buckets
+            for b in page
         )
-        await c.resp.send(
-            200, x.document("ListAllMyBucketsResult", owner, x.element("Buckets", entries))
+        doc = x.document(
+            "ListAllMyBucketsResult",
+            owner,
+            x.element("Buckets", entries),
+            x.optional("ContinuationToken", page[-1].name if more else ""),
+            x.optional("Prefix", prefix),
         )
+        await c.resp.send(200, doc)
 
     async def CreateBucket(self, c: Call) -> None:
         x.location_constraint(await c.req.read(x.MAX_XML_BYTES))
@@ -182,9 +198,10 @@ class Handlers:
             x.element("CommonPrefixes", x.leaf("Prefix", x.encode_key(cp, enc)))
             for cp in page.common_prefixes
         ]
+        v2 = "list-type" in p  # ListObjects (v1) answers its Prefix unencoded, as S3 does
         return [
             x.leaf("Name", c.bucket),
-            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc if v2 else "")),
             x.optional("Delimiter", x.encode_key(p.get("delimiter", ""), enc)),
             x.leaf("MaxKeys", max_keys if "max-keys" in p else MAX_LIST_KEYS),
             x.optional("EncodingType", enc),
@@ -215,7 +232,8 @@ class Handlers:
             "ListBucketResult",
             *self._listing(c, page, max_keys),
             x.leaf("KeyCount", len(page.objects) + len(page.common_prefixes)),
-            x.optional("ContinuationToken", token),
+            # Echoed when sent, even empty, as S3 does.
+            x.leaf("ContinuationToken", token) if "continuation-token" in p else None,
             x.optional("NextContinuationToken", page.next_continuation_token),
             x.optional("StartAfter", x.encode_key(p.get("start-after", ""), enc)),
         )
@@ -663,6 +681,15 @@ def _announced_size(c: Call) -> int:
 def _owner(identity: auth.Identity) -> str:
     who = identity.access_key_id or "anonymous"
     return x.element("Owner", x.leaf("ID", who), x.leaf("DisplayName", who))
+
+
+def _max_buckets(value: str | None) -> int:
+    """ListBuckets' max-buckets, 1..10000 (0: no limit, when not given)."""
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or not 1 <= int(value) <= MAX_BUCKETS:
+        raise InvalidArgument(f"max-buckets {value[:20]!r} must be a number in 1..{MAX_BUCKETS}")
+    return int(value)
 
 
 def _max_keys(value: str | None) -> int:
