@@ -84,12 +84,15 @@ class Handlers:
         p = c.req.params
         prefix, after = p.get("prefix", ""), p.get("continuation-token", "")
         limit = _max_buckets(p.get("max-buckets"))
+        identity = c.identity
+        if identity.access_key_id is not None and not identity.admin:
+            # The grants afresh: a bucket created a moment ago (through any gateway) is listed.
+            self.auth.forget_key(identity.access_key_id)
+            identity, _ = await self.auth.key(identity.access_key_id)
         buckets = [
             b
             for b in await self.objects.list_buckets()
-            if self.auth.visible(c.identity, b.name)
-            and b.name.startswith(prefix)
-            and b.name > after
+            if self.auth.visible(identity, b.name) and b.name.startswith(prefix) and b.name > after
         ]
         buckets.sort(key=lambda b: b.name)
         page = buckets[:limit] if limit else buckets
@@ -279,13 +282,14 @@ class Handlers:
         doc = x.document(
             "ListVersionsResult",
             x.leaf("Name", c.bucket),
-            x.leaf("Prefix", p.get("prefix", "")),
-            x.leaf("KeyMarker", p.get("key-marker", "")),
+            # Under encoding-type=url S3 encodes these too (and botocore decodes them).
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.leaf("KeyMarker", x.encode_key(p.get("key-marker", ""), enc)),
             x.leaf("VersionIdMarker", p.get("version-id-marker", "")),
             x.leaf("MaxKeys", max_keys),
             x.optional("EncodingType", enc),
             x.leaf("IsTruncated", page.is_truncated),
-            x.optional("NextKeyMarker", page.next_key_marker),
+            x.optional("NextKeyMarker", x.encode_key(page.next_key_marker, enc)),
             x.optional("NextVersionIdMarker", page.next_version_id_marker),
             *entries,
         )

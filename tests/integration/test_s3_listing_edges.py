@@ -12,6 +12,7 @@ import pytest
 boto3 = pytest.importorskip("boto3")
 from botocore.exceptions import ClientError  # noqa: E402
 
+from ringstore import Client  # noqa: E402
 from ringstore.localcluster import LocalCluster  # noqa: E402
 from tests.conftest import bucket_name, make_cluster, s3_client  # noqa: E402
 
@@ -57,6 +58,17 @@ def test_list_buckets_in_pages(s3: Any) -> None:
     assert exc.value.response["Error"]["Code"] == "InvalidArgument"
 
 
+def test_a_key_lists_the_bucket_it_created_a_moment_ago(s3cluster: LocalCluster) -> None:
+    """ceph list_buckets_paginated: the key's grants are read afresh, not from the cache."""
+    key_id, secret = s3cluster.credentials()
+    with Client(s3cluster.endpoint, access_key_id=key_id, secret_access_key=secret) as admin:
+        info = admin.create_key("lister", create_buckets=True)
+    own = s3_client(s3cluster, info.access_key_id, info.secret_access_key)
+    assert own.list_buckets(MaxBuckets=1)["Buckets"] == []  # the key is now cached
+    own.create_bucket(Bucket="lister-first")
+    assert [b["Name"] for b in own.list_buckets(MaxBuckets=1)["Buckets"]] == ["lister-first"]
+
+
 def test_an_empty_continuation_token_is_echoed(s3: Any, bucket: str) -> None:
     page = s3.list_objects_v2(Bucket=bucket, ContinuationToken="")
     assert page["ContinuationToken"] == ""
@@ -78,3 +90,12 @@ def test_a_key_with_c1_control_characters_is_an_invalid_uri(s3: Any, bucket: str
     )  # fmt: skip
     assert error["Message"] == "Couldn't parse the specified URI."
     s3.put_object(Bucket=bucket, Key="\xae-", Body=b"")  # a printable Latin-1 character is fine
+
+
+def test_list_object_versions_encodes_its_prefix_and_markers(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="a+b 1", Body=b"")
+    s3.put_object(Bucket=bucket, Key="a+b 2", Body=b"")
+    page = s3.list_object_versions(Bucket=bucket, Prefix="a+b", MaxKeys=1)
+    assert (page["Prefix"], page["NextKeyMarker"]) == ("a+b", "a+b 1")
+    page = s3.list_object_versions(Bucket=bucket, Prefix="a+b", KeyMarker="a+b 1")
+    assert (page["KeyMarker"], [v["Key"] for v in page["Versions"]]) == ("a+b 1", ["a+b 2"])
