@@ -34,7 +34,12 @@ class MultipartService:
         self.meta = objects.meta
 
     async def create(
-        self, bucket: str, key: str, content_type: str, metadata: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str],
+        headers: dict[str, str] | None = None,
     ) -> str:
         validation.check_key(key)
         validation.check_content_type(content_type)
@@ -43,6 +48,7 @@ class MultipartService:
             key=key,
             content_type=content_type,
             metadata=validation.check_metadata(metadata),
+            headers=validation.check_headers(headers),
         )
         return (await self.objects.call_meta(self.meta.CreateMultipartUpload, req)).upload_id
 

@@ -45,7 +45,13 @@ from ringstore.errors import (
     InvalidPartOrder,
     NoSuchUpload,
 )
-from ringstore.validation import check_content_type, check_key, check_metadata, shown
+from ringstore.validation import (
+    check_content_type,
+    check_headers,
+    check_key,
+    check_metadata,
+    shown,
+)
 
 MIN_PART_NUMBER = 1
 MAX_PART_NUMBER = 10_000
@@ -78,6 +84,7 @@ def create_upload(
     key: str,
     content_type: str = "",
     metadata: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> UploadRecord:
     """Open an upload of ``bucket``/``key`` with a fresh, unique id."""
     bucket_record(tx, bucket)
@@ -87,7 +94,8 @@ def create_upload(
     upload_id = os.urandom(16).hex()
     while tx.get_upload(upload_id) is not None:  # 128 random bits: never, but be sure
         upload_id = os.urandom(16).hex()
-    upload = UploadRecord(upload_id, bucket, key, content_type, checked, _now())
+    stored = check_headers(dict(headers or {}))
+    upload = UploadRecord(upload_id, bucket, key, content_type, checked, _now(), stored)
     tx.put_upload(upload)
     return upload
 
@@ -299,6 +307,7 @@ def complete_upload(
         content_type=upload.content_type,
         metadata=upload.metadata,
         manifest=_stitch(chosen),
+        headers=upload.headers,
     )
 
 
