@@ -421,8 +421,8 @@ def complete_upload(
 ) -> ObjectView:
     """Commit the object made of the listed parts, in one transaction (see the module)."""
     upload = head_upload(tx, bucket, key, upload_id)
-    stored_checksum = _object_checksum(upload, checksum)
     chosen = _chosen_parts(tx, upload_id, _listed(parts), min_part_size)
+    stored_checksum = _object_checksum(upload, checksum)
     record = bucket_record(tx, bucket)
     check_write_conditions(bucket, key, if_match, if_none_match, tx.get_latest(bucket, key))
     listed = {p.part_number for p in chosen}

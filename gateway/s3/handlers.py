@@ -16,9 +16,10 @@ from urllib.parse import unquote
 
 from gateway import auth
 from gateway.intake import Intake, footprint
-from gateway.multipart import MultipartService
-from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
+from gateway.multipart import CopySource, MultipartService
+from gateway.objects import ByteRange, ObjectService, PutRequest, Reading, part_span
 from gateway.s3 import body, sigv4
+from gateway.s3 import multipart as mp
 from gateway.s3 import xml as x
 from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
@@ -321,6 +322,7 @@ class Handlers:
     async def _open(self, c: Call) -> Reading:
         h = c.req.headers
         version_id = c.req.params.get("versionId", "")
+        part_number = mp.part_number(c.req.params, h)
         try:
             reading = await self.objects.get_object(
                 c.bucket,
@@ -329,6 +331,7 @@ class Handlers:
                 byte_range=_range(h.get("range", "")),
                 if_match=h.get("if-match", ""),
                 if_none_match=h.get("if-none-match", ""),
+                part_number=part_number,
             )
         except NotModified:
             info = await self.objects.head_object(c.bucket, c.key, version_id)
@@ -368,10 +371,18 @@ class Handlers:
         info = reading.info
         headers = _object_headers(info)
         status = 200
-        if "range" in c.req.headers and _range(c.req.headers["range"]) is not None:
+        part_number = mp.part_number(c.req.params, c.req.headers)
+        if part_number:
+            status, part_headers = mp.part_read_headers(
+                info, part_number, reading.offset, reading.length, mp.checksum_wanted(c.req.headers)
+            )
+            headers.update(part_headers)
+        elif "range" in c.req.headers and _range(c.req.headers["range"]) is not None:
             status = 206
             last = reading.offset + reading.length - 1
             headers["Content-Range"] = f"bytes {reading.offset}-{last}/{info.size}"
+        else:  # a checksum describes the whole object: never sent with a range of it
+            headers.update(_multipart_checksum(c, info))
         for param, header in RESPONSE_OVERRIDES.items():
             if param in c.req.params:
                 headers[header] = c.req.params[param]
@@ -390,7 +401,17 @@ class Handlers:
         except NotModified:
             c.resp.error_headers.update(_validators(info))
             raise
-        await c.resp.stream(200, info.size, _nothing(), _object_headers(info))
+        headers, status, length = _object_headers(info), 200, info.size
+        part_number = mp.part_number(c.req.params, c.req.headers)
+        if part_number:
+            offset, length = part_span(info, part_number)
+            status, part_headers = mp.part_read_headers(
+                info, part_number, offset, length, mp.checksum_wanted(c.req.headers)
+            )
+            headers.update(part_headers)
+        else:
+            headers.update(_multipart_checksum(c, info))
+        await c.resp.stream(status, length, _nothing(), headers)
 
     async def DeleteObject(self, c: Call) -> None:
         resp = await self.objects.delete_object(c.bucket, c.key, c.req.params.get("versionId", ""))
@@ -506,46 +527,103 @@ class Handlers:
 
     async def CreateMultipartUpload(self, c: Call) -> None:
         h = c.req.headers
+        algorithm, kind = mp.checksum_request(h)
         upload_id = await self.multipart.create(
-            c.bucket, c.key, h.get("content-type", ""), _metadata(h)
+            c.bucket,
+            c.key,
+            h.get("content-type", ""),
+            _metadata(h),
+            checksum_algorithm=algorithm,
+            checksum_type=kind,
         )
+        headers = {}
+        if algorithm:  # the type as the metanode defaulted it
+            upload = await self.multipart.head(c.bucket, c.key, upload_id)
+            headers[mp.CHECKSUM_ALGORITHM] = upload.checksum_algorithm
+            headers[mp.CHECKSUM_TYPE] = upload.checksum_type
         doc = x.document(
             "InitiateMultipartUploadResult",
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("UploadId", upload_id),
         )
-        await c.resp.send(200, doc)
+        await c.resp.send(200, doc, headers)
 
-    async def UploadPart(self, c: Call) -> None:
+    def _part_header(self, c: Call) -> objectstore_pb2.UploadPartHeader:
         number = c.req.params["partNumber"]
         if not number.isdigit():
             raise InvalidArgument(f"partNumber {number[:20]!r} is not a number")
-        header = objectstore_pb2.UploadPartHeader(
+        return objectstore_pb2.UploadPartHeader(
             bucket=c.bucket,
             key=c.key,
             upload_id=c.req.params["uploadId"],
             part_number=min(int(number), 2**32 - 1),
             expected_size=-1,
         )
+
+    async def UploadPart(self, c: Call) -> None:
+        header = self._part_header(c)
+        sent = body.checksum_algorithm(c.req.headers)
         async with self._admitted(c, "UploadPart") as stream:
-            etag = await self.multipart.upload_part(header, stream)
-        headers = {"ETag": x.quoted_etag(etag)}
-        algorithm = body.checksum_algorithm(c.req.headers)
-        if algorithm and body.CHECKSUM_HEADER + algorithm in c.req.headers:
-            name = body.CHECKSUM_HEADER + algorithm
+            part = await self.multipart.store_part(header, stream, sent_algorithm=sent)
+        headers = {"ETag": x.quoted_etag(part.etag)}
+        if part.checksum:
+            headers.update(mp.checksum_headers(part.checksum_algorithm, part.checksum, ""))
+            headers.pop(mp.CHECKSUM_TYPE)
+        elif sent and body.CHECKSUM_HEADER + sent in c.req.headers:
+            name = body.CHECKSUM_HEADER + sent
             headers[name] = c.req.headers[name]
         await c.resp.send(200, headers=headers)
 
+    async def UploadPartCopy(self, c: Call) -> None:
+        h = c.req.headers
+        src_bucket, src_key, src_version = _copy_source(h["x-amz-copy-source"])
+        await self.auth.check(c.identity, auth.READ, src_bucket)
+        header = self._part_header(c)
+        source_range = h.get("x-amz-copy-source-range")
+        byte_range = mp.copy_source_range(source_range) if source_range is not None else None
+        src_etag = await self._copy_source_conditions(h, src_bucket, src_key, src_version)
+        part, source = await self.multipart.copy_part(
+            header, CopySource(src_bucket, src_key, src_version, byte_range, src_etag)
+        )
+        headers = {}
+        if src_version:
+            headers["x-amz-copy-source-version-id"] = source.version_id or "null"
+        doc = x.document(
+            "CopyPartResult",
+            x.leaf("LastModified", x.timestamp(source.last_modified_ns)),
+            x.leaf("ETag", x.quoted_etag(part.etag)),
+            *mp.checksum_elements(part.checksum_algorithm, part.checksum),
+        )
+        await c.resp.send(200, doc, headers)
+
     async def CompleteMultipartUpload(self, c: Call) -> None:
-        parts = x.completed_parts(await c.req.read(x.MAX_XML_BYTES))
-        info = await self.multipart.complete(c.bucket, c.key, c.req.params["uploadId"], parts)
+        h = c.req.headers
+        parts = mp.completed_parts(await c.req.read(x.MAX_XML_BYTES))
+        try:
+            info = await self.multipart.complete(
+                c.bucket,
+                c.key,
+                c.req.params["uploadId"],
+                parts,
+                if_match=h.get("if-match", ""),
+                if_none_match=h.get("if-none-match", ""),
+                asserted_checksum=mp.asserted_checksum(h),
+            )
+        except PreconditionFailed:
+            if h.get("if-match"):
+                await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
+            raise
+        checksum = mp.object_checksum_headers(info)
+        algorithm = info.checksum.algorithm if checksum else ""
+        value = checksum.get(body.CHECKSUM_HEADER + algorithm.lower(), "")
         doc = x.document(
             "CompleteMultipartUploadResult",
             x.leaf("Location", f"/{c.bucket}/{c.key}"),
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("ETag", x.quoted_etag(info.etag)),
+            *mp.checksum_elements(algorithm, value, info.checksum.type if checksum else ""),
         )
         await c.resp.send(200, doc, _written_version(info))
 
@@ -555,21 +633,12 @@ class Handlers:
 
     async def ListParts(self, c: Call) -> None:
         p = c.req.params
+        upload = await self.multipart.head(c.bucket, c.key, p["uploadId"])
         resp = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
         marker = int(p["part-number-marker"]) if p.get("part-number-marker", "").isdigit() else 0
         max_parts = _max_keys(p.get("max-parts"))
         after = [part for part in resp.parts if part.part_number > marker]
         page, truncated = after[:max_parts], len(after) > max_parts
-        parts = [
-            x.element(
-                "Part",
-                x.leaf("PartNumber", part.part_number),
-                x.leaf("LastModified", x.timestamp(part.last_modified_ns)),
-                x.leaf("ETag", x.quoted_etag(part.etag)),
-                x.leaf("Size", part.size),
-            )
-            for part in page
-        ]
         doc = x.document(
             "ListPartsResult",
             x.leaf("Bucket", c.bucket),
@@ -580,7 +649,9 @@ class Handlers:
             x.leaf("MaxParts", max_parts),
             x.leaf("IsTruncated", truncated),
             x.leaf("StorageClass", "STANDARD"),
-            *parts,
+            x.optional("ChecksumAlgorithm", upload.checksum_algorithm),
+            x.optional("ChecksumType", upload.checksum_type),
+            *[mp.part_element(part, upload.checksum_algorithm) for part in page],
         )
         await c.resp.send(200, doc)
 
@@ -695,6 +766,13 @@ def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
     for name, value in info.metadata.items():
         headers[META_PREFIX + name] = value
     return headers
+
+
+def _multipart_checksum(c: Call, info: common_pb2.ObjectInfo) -> dict[str, str]:
+    """A multipart object's checksum, when the request asks for it (x-amz-checksum-mode)."""
+    if not info.part_sizes or not mp.checksum_wanted(c.req.headers):
+        return {}
+    return mp.object_checksum_headers(info)
 
 
 def _range(header: str) -> ByteRange | None:

@@ -84,7 +84,7 @@ def _object_operation(
     if method == "PUT":
         if upload and "partNumber" in params:
             if "x-amz-copy-source" in headers:
-                raise NotImplementedError_("UploadPartCopy is not supported yet")
+                return "UploadPartCopy", auth.WRITE  # the handler checks READ on the source
             return "UploadPart", auth.WRITE
         if "x-amz-copy-source" in headers:
             return "CopyObject", auth.WRITE

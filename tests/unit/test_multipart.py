@@ -428,9 +428,10 @@ def test_parts_carry_their_checksums_and_the_completion_checks_them(store: Store
         )
     version = complete_with(store, upload_id, parts, checksum=whole).version
     assert (version.checksum, version.part_checksums) == (whole, ("AAAA", "BBBB"))
-    plain = create(store, key="plain")
+    plain = create(store)
+    e1 = part(store, plain, 1, 4)
     with pytest.raises(InvalidArgument, match="no checksum algorithm"):
-        complete_with(store, plain, [(1, "e")], key="plain", checksum=whole)
+        complete_with(store, plain, [(1, e1)], checksum=whole)
 
 
 def complete_with(  # type: ignore[no-untyped-def]
