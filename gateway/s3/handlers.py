@@ -413,6 +413,17 @@ class Handlers:
             headers.update(_multipart_checksum(c, info))
         await c.resp.stream(status, length, _nothing(), headers)
 
+    async def GetObjectAttributes(self, c: Call) -> None:
+        try:
+            info = await self.objects.head_object(
+                c.bucket, c.key, c.req.params.get("versionId", "")
+            )
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
+        headers = {"Last-Modified": x.http_date(info.last_modified_ns), **_version_header(info)}
+        await c.resp.send(200, mp.object_attributes(info, c.req.headers), headers)
+
     async def DeleteObject(self, c: Call) -> None:
         resp = await self.objects.delete_object(c.bucket, c.key, c.req.params.get("versionId", ""))
         headers = {}

@@ -146,3 +146,70 @@ def part_element(part: objectstore_pb2.PartInfo, algorithm: str) -> x.Node:
         x.leaf("Size", part.size),
         *checksum_elements(algorithm, part.checksum),
     )
+
+
+OBJECT_ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
+MAX_PARTS = 1000  # parts a GetObjectAttributes or ListParts page holds at most
+
+
+def _whole_number(name: str, value: str, default: int) -> int:
+    if not value:
+        return default
+    if not value.isdigit() or len(value) > _RANGE_DIGITS:
+        raise InvalidArgument(f"{name} {value[:20]!r} is not a whole number")
+    return int(value)
+
+
+def object_attributes(info: common_pb2.ObjectInfo, headers: Mapping[str, str]) -> bytes:
+    """S3's GetObjectAttributes answer for ``info``: the attributes named in
+    ``x-amz-object-attributes``; ObjectParts (a page after ``x-amz-part-number-marker`` of at
+    most ``x-amz-max-parts``) only for a multipart object."""
+    wanted = {a.strip() for a in headers.get("x-amz-object-attributes", "").split(",")}
+    wanted.discard("")
+    unknown = sorted(wanted - set(OBJECT_ATTRIBUTES))
+    if not wanted or unknown:
+        raise InvalidArgument(
+            f"x-amz-object-attributes must name some of {', '.join(OBJECT_ATTRIBUTES)}"
+            + (f"; {unknown[0][:40]!r} is not one" if unknown else "")
+        )
+    max_parts = min(
+        _whole_number("x-amz-max-parts", headers.get("x-amz-max-parts", ""), MAX_PARTS), MAX_PARTS
+    )
+    marker = _whole_number(
+        "x-amz-part-number-marker", headers.get("x-amz-part-number-marker", ""), 0
+    )
+    checksum = object_checksum_headers(info)
+    algorithm = info.checksum.algorithm if checksum else ""
+    value = checksum.get(body.CHECKSUM_HEADER + algorithm.lower(), "")
+    parts = None
+    if "ObjectParts" in wanted and info.part_sizes:
+        numbers = range(marker + 1, len(info.part_sizes) + 1)
+        page = list(numbers)[:max_parts]
+        sums = list(info.part_checksums)
+        parts = x.element(
+            "ObjectParts",
+            x.leaf("PartsCount", len(info.part_sizes)),
+            x.leaf("PartNumberMarker", marker),
+            x.leaf("NextPartNumberMarker", page[-1] if page else marker),
+            x.leaf("MaxParts", max_parts),
+            x.leaf("IsTruncated", len(numbers) > max_parts),
+            *[
+                x.element(
+                    "Part",
+                    x.leaf("PartNumber", n),
+                    x.leaf("Size", info.part_sizes[n - 1]),
+                    *checksum_elements(algorithm, sums[n - 1] if sums else ""),
+                )
+                for n in page
+            ],
+        )
+    return x.document(
+        "GetObjectAttributesResponse",
+        x.leaf("ETag", info.etag) if "ETag" in wanted else None,
+        x.element("Checksum", *checksum_elements(algorithm, value, info.checksum.type))
+        if "Checksum" in wanted and value
+        else None,
+        parts,
+        x.leaf("StorageClass", "STANDARD") if "StorageClass" in wanted else None,
+        x.leaf("ObjectSize", info.size) if "ObjectSize" in wanted else None,
+    )

@@ -249,3 +249,41 @@ def test_a_part_of_another_algorithm_is_refused(s3: Any, bucket: str) -> None:
             Bucket=bucket, Key="k", ChecksumAlgorithm="SHA1", ChecksumType="FULL_OBJECT"
         )
     assert failure(exc) == (400, "InvalidArgument")
+
+
+def test_object_attributes_page_through_the_parts(s3: Any, bucket: str) -> None:
+    bodies = [b"A" * 1100, b"B" * 1200, b"C" * 1300, b"D" * 5]
+    created = s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm="SHA1")
+    upload_id, parts, sums = created["UploadId"], [], []
+    for number, body in enumerate(bodies, 1):
+        r = s3.upload_part(
+            Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=number, Body=body,
+            ChecksumAlgorithm="SHA1",
+        )  # fmt: skip
+        parts.append({"PartNumber": number, "ETag": r["ETag"]})
+        sums.append(r["ChecksumSHA1"])
+    done = complete(s3, bucket, "k", upload_id, parts)
+    wanted = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+    got = s3.get_object_attributes(
+        Bucket=bucket, Key="k", ObjectAttributes=wanted, MaxParts=2, PartNumberMarker=1
+    )
+    assert (got["ETag"], got["ObjectSize"], got["StorageClass"]) == (
+        done["ETag"].strip('"'),
+        3605,
+        "STANDARD",
+    )
+    assert got["Checksum"] == {"ChecksumSHA1": done["ChecksumSHA1"], "ChecksumType": "COMPOSITE"}
+    page = got["ObjectParts"]
+    assert (page["TotalPartsCount"], page["IsTruncated"], page["NextPartNumberMarker"]) == (
+        4,
+        True,
+        3,
+    )
+    assert [(p["PartNumber"], p["Size"], p["ChecksumSHA1"]) for p in page["Parts"]] == [
+        (2, 1200, sums[1]),
+        (3, 1300, sums[2]),
+    ]
+    s3.put_object(Bucket=bucket, Key="single", Body=b"foo")
+    single = s3.get_object_attributes(Bucket=bucket, Key="single", ObjectAttributes=wanted)
+    assert "ObjectParts" not in single and "VersionId" not in single
+    assert single["ObjectSize"] == 3
