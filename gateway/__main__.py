@@ -98,7 +98,14 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> None:
     await server.start()
     s3 = None
     if gw.s3_listen:
-        app = S3App(objects, authorizer, region=gw.s3_region, domain=gw.s3_domain, intake=intake)
+        app = S3App(
+            objects,
+            authorizer,
+            region=gw.s3_region,
+            domain=gw.s3_domain,
+            intake=intake,
+            max_concurrent_calls=gw.max_concurrent_calls,
+        )
         s3 = S3Server(app, gw.s3_listen)
         await s3.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard

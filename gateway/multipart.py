@@ -123,7 +123,7 @@ class MultipartService:
             key=key,
             content_type=content_type,
             metadata=validation.check_metadata(metadata),
-            headers=headers or {},
+            headers=validation.check_headers(headers),
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
         )

@@ -63,6 +63,10 @@ class PutRequest:
     metadata: dict[str, str] | None = None
     if_match: str = ""
     if_none_match: str = ""
+    headers: dict[str, str] | None = None  # stored HTTP headers (validation.STORED_HEADERS)
+    # The (algorithm, base64 value) of a checksum the door verified over the body, or None:
+    # called once the body has been read whole, so a checksum sent in a trailer is known.
+    checksum: Callable[[], tuple[str, str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ class ObjectService:
         validation.check_key(req.key)
         validation.check_content_type(req.content_type)
         metadata = validation.check_metadata(req.metadata)
+        headers = validation.check_headers(req.headers)
         etags.check("if_match", req.if_match)  # the commit matches it; refuse a bad one first
         etags.check("if_none_match", req.if_none_match)
         await self._check_bucket(req.bucket)  # reject before any byte is stored
@@ -192,7 +197,15 @@ class ObjectService:
                 chunks=written,
                 if_match=req.if_match,
                 if_none_match=req.if_none_match,
+                headers=headers,
             )
+            verified = req.checksum() if req.checksum is not None else None
+            if verified is not None:
+                algorithm, value = verified
+                validation.check_checksum(algorithm, value)
+                commit.checksum.CopyFrom(
+                    common_pb2.Checksum(algorithm=algorithm, value=value, type="FULL_OBJECT")
+                )
             return await self.call_coalesced(self._commits, commit, "CommitObject")
         except BaseException as exc:
             if isinstance(exc, NoSuchBucket):
@@ -342,6 +355,7 @@ class ObjectService:
         etags.check("src_if_match", req.src_if_match)
         if req.replace_metadata:
             validation.check_metadata(dict(req.metadata))
+            validation.check_headers(dict(req.headers))
         return await self.call_meta(self.meta.CopyObject, req)
 
     async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:

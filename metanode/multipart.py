@@ -59,7 +59,13 @@ from ringstore.errors import (
     InvalidPartOrder,
     NoSuchUpload,
 )
-from ringstore.validation import check_content_type, check_key, check_metadata, shown
+from ringstore.validation import (
+    check_content_type,
+    check_headers,
+    check_key,
+    check_metadata,
+    shown,
+)
 
 MIN_PART_NUMBER = 1
 MAX_PART_NUMBER = 10_000
@@ -68,9 +74,6 @@ MAX_UPLOADS = 1000  # entries per ListMultipartUploads page (S3's max-uploads)
 END_OF_KEY = 2**63 - 1  # an initiated_ns past every upload: a position after all of a key's
 # The CRCs, whose part checksums combine into a FULL_OBJECT one; CRC64NVME knows no other type.
 FULL_OBJECT_ALGORITHMS = frozenset({"CRC32", "CRC32C", "CRC64NVME"})
-STORED_HEADERS = frozenset(
-    {"cache-control", "content-disposition", "content-encoding", "content-language", "expires"}
-)
 MAX_CHECKSUM_CHARS = 128  # a base64 digest (SHA256: 44 characters), with room
 REMEMBERED_COMPLETIONS = 10_000  # completions a metanode answers again when repeated
 REMEMBER_COMPLETION_S = 3600.0  # seconds a completion is answered again
@@ -122,7 +125,7 @@ def create_upload(
     check_key(key)
     check_content_type(content_type)
     checked = check_metadata(dict(metadata or {}))
-    stored = _check_headers(headers or {})
+    stored = check_headers(dict(headers or {}))
     algorithm, kind = checksum_kind(checksum_algorithm, checksum_type)
     upload_id = os.urandom(16).hex()
     while tx.get_upload(upload_id) is not None:  # 128 random bits: never, but be sure
@@ -167,17 +170,6 @@ def checksum_kind(algorithm: str, kind: str) -> tuple[str, str]:
     if kind == "COMPOSITE" and algorithm == "CRC64NVME":
         raise InvalidArgument("checksum algorithm CRC64NVME is only FULL_OBJECT")
     return algorithm, kind
-
-
-def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    for name, value in headers.items():
-        if name not in STORED_HEADERS:
-            raise InvalidArgument(
-                f"header {shown(name)} is not one that is stored; those are "
-                f"{', '.join(sorted(STORED_HEADERS))}"
-            )
-        check_metadata({"value": value})  # printable, bounded
-    return dict(headers)
 
 
 def _check_checksum(field: str, value: str) -> None:
@@ -430,7 +422,7 @@ def complete_upload(
         if part.part_number not in listed:
             release(tx, part.manifest)
     tx.delete_upload(upload_id)  # the listed parts' references now belong to the version
-    view = write_version(
+    return write_version(
         tx,
         record,
         key,
@@ -439,18 +431,11 @@ def complete_upload(
         content_type=upload.content_type,
         metadata=upload.metadata,
         manifest=_stitch(chosen),
-    )
-    # The upload's stored headers, the part layout and the checksum: the row just written,
-    # rewritten in this transaction (nothing can have read it between the two).
-    version = dataclasses.replace(
-        view.version,
-        headers=dict(upload.headers),
+        headers=upload.headers,
         checksum=stored_checksum,
         part_sizes=tuple(p.size for p in chosen),
         part_checksums=tuple(p.checksum for p in chosen) if upload.checksum_algorithm else (),
     )
-    tx.put_version(version)
-    return dataclasses.replace(view, version=version)
 
 
 class CompletedUploads:

@@ -165,7 +165,13 @@ def decode_commit(request: meta_pb2.CommitObjectRequest) -> catalog.Commit:
         metadata=dict(request.metadata),
         if_match=request.if_match,
         if_none_match=request.if_none_match,
+        headers=dict(request.headers),
+        checksum=decode_checksum(request.checksum) if request.HasField("checksum") else None,
     )
+
+
+def decode_checksum(message: common_pb2.Checksum) -> Checksum:
+    return Checksum(message.algorithm, message.value, message.type or "FULL_OBJECT")
 
 
 class MetaServicer(meta_pb2_grpc.MetaServicer):
@@ -377,6 +383,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             metadata=dict(request.metadata),
             content_type=request.content_type,
             src_if_match=request.src_if_match,
+            headers=dict(request.headers),
         )
         return _view_info(await self.store.acall(catalog.copy_object, copy))
 

@@ -67,6 +67,16 @@ class BucketAlreadyOwnedByYou(core.BucketAlreadyExists):
     code = "BucketAlreadyOwnedByYou"
 
 
+class InvalidURI(RingstoreError):
+    """The request's path does not name an object S3 would hold (a key with C1 control
+    characters, U+0080..U+009F): S3 answers 400 with exactly this message."""
+
+    code = "InvalidURI"
+
+    def __init__(self, message: str = "Couldn't parse the specified URI.") -> None:
+        super().__init__(message)
+
+
 class BadRequest(RingstoreError):
     """A CORS preflight without Origin or Access-Control-Request-Method."""
 
@@ -114,6 +124,7 @@ STATUS: dict[type[RingstoreError], int] = {
     NotImplementedError_: 501,
     MissingContentLength: 411,
     BadRequest: 400,
+    InvalidURI: 400,
     AccessForbidden: 403,
 }
 

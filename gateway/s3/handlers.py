@@ -18,7 +18,7 @@ from gateway import auth
 from gateway.intake import Intake, footprint
 from gateway.multipart import CopySource, MultipartService
 from gateway.objects import ByteRange, ObjectService, PutRequest, Reading, part_span
-from gateway.s3 import body, sigv4
+from gateway.s3 import body, sigv4, stored
 from gateway.s3 import multipart as mp
 from gateway.s3 import xml as x
 from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
@@ -34,9 +34,9 @@ from ringstore.errors import (
 )
 from ringstore.v1 import common_pb2, objectstore_pb2
 
-META_PREFIX = "x-amz-meta-"
 COPY_SOURCE_IF = "x-amz-copy-source-if-"
 MAX_LIST_KEYS = 1000
+MAX_BUCKETS = 10_000  # what ListBuckets' max-buckets may ask for at most
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
     "response-content-language": "Content-Language",
@@ -82,19 +82,37 @@ class Handlers:
     # -- service and buckets ---------------------------------------------------------------
 
     async def ListBuckets(self, c: Call) -> None:
+        p = c.req.params
+        prefix, after = p.get("prefix", ""), p.get("continuation-token", "")
+        limit = _max_buckets(p.get("max-buckets"))
+        identity = c.identity
+        if identity.access_key_id is not None and not identity.admin:
+            # The grants afresh: a bucket created a moment ago (through any gateway) is listed.
+            self.auth.forget_key(identity.access_key_id)
+            identity, _ = await self.auth.key(identity.access_key_id)
         buckets = [
-            b for b in await self.objects.list_buckets() if self.auth.visible(c.identity, b.name)
+            b
+            for b in await self.objects.list_buckets()
+            if self.auth.visible(identity, b.name) and b.name.startswith(prefix) and b.name > after
         ]
+        buckets.sort(key=lambda b: b.name)
+        page = buckets[:limit] if limit else buckets
+        more = len(page) < len(buckets)
         owner = _owner(c.identity)
         entries = x.join(
             x.element(
                 "Bucket", x.leaf("Name", b.name), x.leaf("CreationDate", x.timestamp(b.created_ns))
             )
-            for b in buckets
+            for b in page
         )
-        await c.resp.send(
-            200, x.document("ListAllMyBucketsResult", owner, x.element("Buckets", entries))
+        doc = x.document(
+            "ListAllMyBucketsResult",
+            owner,
+            x.element("Buckets", entries),
+            x.optional("ContinuationToken", page[-1].name if more else ""),
+            x.optional("Prefix", prefix),
         )
+        await c.resp.send(200, doc)
 
     async def CreateBucket(self, c: Call) -> None:
         x.location_constraint(await c.req.read(x.MAX_XML_BYTES))
@@ -184,9 +202,10 @@ class Handlers:
             x.element("CommonPrefixes", x.leaf("Prefix", x.encode_key(cp, enc)))
             for cp in page.common_prefixes
         ]
+        v2 = "list-type" in p  # ListObjects (v1) answers its Prefix unencoded, as S3 does
         return [
             x.leaf("Name", c.bucket),
-            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc if v2 else "")),
             x.optional("Delimiter", x.encode_key(p.get("delimiter", ""), enc)),
             x.leaf("MaxKeys", max_keys if "max-keys" in p else MAX_LIST_KEYS),
             x.optional("EncodingType", enc),
@@ -217,7 +236,8 @@ class Handlers:
             "ListBucketResult",
             *self._listing(c, page, max_keys),
             x.leaf("KeyCount", len(page.objects) + len(page.common_prefixes)),
-            x.optional("ContinuationToken", token),
+            # Echoed when sent, even empty, as S3 does.
+            x.leaf("ContinuationToken", token) if "continuation-token" in p else None,
             x.optional("NextContinuationToken", page.next_continuation_token),
             x.optional("StartAfter", x.encode_key(p.get("start-after", ""), enc)),
         )
@@ -263,13 +283,14 @@ class Handlers:
         doc = x.document(
             "ListVersionsResult",
             x.leaf("Name", c.bucket),
-            x.leaf("Prefix", p.get("prefix", "")),
-            x.leaf("KeyMarker", p.get("key-marker", "")),
+            # Under encoding-type=url S3 encodes these too (and botocore decodes them).
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.leaf("KeyMarker", x.encode_key(p.get("key-marker", ""), enc)),
             x.leaf("VersionIdMarker", p.get("version-id-marker", "")),
             x.leaf("MaxKeys", max_keys),
             x.optional("EncodingType", enc),
             x.leaf("IsTruncated", page.is_truncated),
-            x.optional("NextKeyMarker", page.next_key_marker),
+            x.optional("NextKeyMarker", x.encode_key(page.next_key_marker, enc)),
             x.optional("NextVersionIdMarker", page.next_version_id_marker),
             *entries,
         )
@@ -277,42 +298,49 @@ class Handlers:
 
     # -- objects ----------------------------------------------------------------------------
 
-    def _body(self, c: Call) -> AsyncIterator[bytes]:
+    def _body(self, c: Call, found: body.BodyChecksum | None = None) -> AsyncIterator[bytes]:
         h = c.req.headers
         if "content-length" not in h and "chunked" not in h.get("transfer-encoding", ""):
             raise MissingContentLength("a body needs Content-Length or chunked transfer encoding")
-        return body.decoded(c.req.receive, h, c.verified)
+        return body.decoded(c.req.receive, h, c.verified, found)
 
     @contextlib.asynccontextmanager
-    async def _admitted(self, c: Call, operation: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def _admitted(
+        self, c: Call, operation: str, found: body.BodyChecksum | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The body of a put or part, under the gateway's intake bounds (the byte budget the
-        gRPC door's bodies share, and the idle timeout)."""
-        stream = self.intake.stream(self._body(c), operation)
+        gRPC door's bodies share, and the idle timeout); ``found`` receives the checksum the
+        body was verified against."""
+        stream = self.intake.stream(self._body(c, found), operation)
         most = footprint(self.objects.view.chunk_size, self.objects.max_concurrent_chunks)
         async with self.intake.admit(stream, _announced_size(c), most):
             yield stream
 
     async def PutObject(self, c: Call) -> None:
         h = c.req.headers
+        verified = body.BodyChecksum()
         put = PutRequest(
             bucket=c.bucket,
             key=c.key,
             content_type=h.get("content-type", ""),
-            metadata=_metadata(h),
+            metadata=stored.request_metadata(h),
             if_match=h.get("if-match", ""),
             if_none_match=h.get("if-none-match", ""),
+            headers=stored.request_headers(h),
+            checksum=verified.get,
         )
         try:
-            async with self._admitted(c, "PutObject") as stream:
+            async with self._admitted(c, "PutObject", verified) as stream:
                 info = await self.objects.put_object(put, stream)
         except PreconditionFailed:
             if put.if_match:
                 await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
             raise
-        headers = {"ETag": x.quoted_etag(info.etag), **_written_version(info)}
-        algorithm = body.checksum_algorithm(h)
-        if algorithm and body.CHECKSUM_HEADER + algorithm in h:
-            headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
+        headers = {
+            "ETag": x.quoted_etag(info.etag),
+            **_written_version(info),
+            **stored.checksum_headers(info),
+        }
         await c.resp.send(200, headers=headers)
 
     async def _require_key(self, c: Call) -> None:
@@ -369,20 +397,20 @@ class Handlers:
     async def GetObject(self, c: Call) -> None:
         reading = await self._open(c)
         info = reading.info
-        headers = _object_headers(info)
-        status = 200
+        ranged = "range" in c.req.headers and _range(c.req.headers["range"]) is not None
         part_number = mp.part_number(c.req.params, c.req.headers)
+        requested = stored.checksum_requested(c.req.headers)
+        headers = stored.object_headers(info, checksum=requested and not ranged and not part_number)
+        status = 200
         if part_number:
             status, part_headers = mp.part_read_headers(
-                info, part_number, reading.offset, reading.length, mp.checksum_wanted(c.req.headers)
+                info, part_number, reading.offset, reading.length, requested
             )
             headers.update(part_headers)
-        elif "range" in c.req.headers and _range(c.req.headers["range"]) is not None:
+        elif ranged:
             status = 206
             last = reading.offset + reading.length - 1
             headers["Content-Range"] = f"bytes {reading.offset}-{last}/{info.size}"
-        else:  # a checksum describes the whole object: never sent with a range of it
-            headers.update(_multipart_checksum(c, info))
         for param, header in RESPONSE_OVERRIDES.items():
             if param in c.req.params:
                 headers[header] = c.req.params[param]
@@ -401,16 +429,16 @@ class Handlers:
         except NotModified:
             c.resp.error_headers.update(_validators(info))
             raise
-        headers, status, length = _object_headers(info), 200, info.size
         part_number = mp.part_number(c.req.params, c.req.headers)
+        requested = stored.checksum_requested(c.req.headers)
+        headers = stored.object_headers(info, checksum=requested and not part_number)
+        status, length = 200, info.size
         if part_number:
             offset, length = part_span(info, part_number)
             status, part_headers = mp.part_read_headers(
-                info, part_number, offset, length, mp.checksum_wanted(c.req.headers)
+                info, part_number, offset, length, requested
             )
             headers.update(part_headers)
-        else:
-            headers.update(_multipart_checksum(c, info))
         await c.resp.stream(status, length, _nothing(), headers)
 
     async def GetObjectAttributes(self, c: Call) -> None:
@@ -421,7 +449,10 @@ class Handlers:
         except NoSuchKey:
             await self._mark_deleted(c)
             raise
-        headers = {"Last-Modified": x.http_date(info.last_modified_ns), **_version_header(info)}
+        headers = {
+            "Last-Modified": x.http_date(info.last_modified_ns),
+            **stored.version_header(info),
+        }
         await c.resp.send(200, mp.object_attributes(info, c.req.headers), headers)
 
     async def DeleteObject(self, c: Call) -> None:
@@ -494,9 +525,10 @@ class Handlers:
                 dst_bucket=c.bucket,
                 dst_key=c.key,
                 replace_metadata=replace,
-                metadata=_metadata(h) if replace else {},
+                metadata=stored.request_metadata(h) if replace else {},
                 content_type=h.get("content-type", "") if replace else "",
                 src_if_match=src_etag,
+                headers=stored.request_headers(h) if replace else {},
             )
         )
         headers = _written_version(info)
@@ -506,6 +538,7 @@ class Handlers:
             "CopyObjectResult",
             x.leaf("LastModified", x.timestamp(info.last_modified_ns)),
             x.leaf("ETag", x.quoted_etag(info.etag)),
+            *stored.checksum_elements(info),
         )
         await c.resp.send(200, doc, headers)
 
@@ -543,7 +576,8 @@ class Handlers:
             c.bucket,
             c.key,
             h.get("content-type", ""),
-            _metadata(h),
+            stored.request_metadata(h),
+            headers=stored.request_headers(h),
             checksum_algorithm=algorithm,
             checksum_type=kind,
         )
@@ -625,16 +659,13 @@ class Handlers:
             if h.get("if-match"):
                 await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
             raise
-        checksum = mp.object_checksum_headers(info)
-        algorithm = info.checksum.algorithm if checksum else ""
-        value = checksum.get(body.CHECKSUM_HEADER + algorithm.lower(), "")
         doc = x.document(
             "CompleteMultipartUploadResult",
             x.leaf("Location", f"/{c.bucket}/{c.key}"),
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("ETag", x.quoted_etag(info.etag)),
-            *mp.checksum_elements(algorithm, value, info.checksum.type if checksum else ""),
+            *stored.checksum_elements(info),
         )
         await c.resp.send(200, doc, _written_version(info))
 
@@ -730,24 +761,21 @@ def _owner(identity: auth.Identity) -> str:
     return x.element("Owner", x.leaf("ID", who), x.leaf("DisplayName", who))
 
 
+def _max_buckets(value: str | None) -> int:
+    """ListBuckets' max-buckets, 1..10000 (0: no limit, when not given)."""
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or not 1 <= int(value) <= MAX_BUCKETS:
+        raise InvalidArgument(f"max-buckets {value[:20]!r} must be a number in 1..{MAX_BUCKETS}")
+    return int(value)
+
+
 def _max_keys(value: str | None) -> int:
     if value is None or value == "":
         return MAX_LIST_KEYS
     if not value.isdigit():
         raise InvalidArgument(f"max-keys {value[:20]!r} is not a whole number")
     return min(int(value), MAX_LIST_KEYS)
-
-
-def _metadata(headers: dict[str, str]) -> dict[str, str]:
-    return {
-        name.removeprefix(META_PREFIX): value
-        for name, value in headers.items()
-        if name.startswith(META_PREFIX)
-    }
-
-
-def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
 
 
 def _written_version(info: common_pb2.ObjectInfo) -> dict[str, str]:
@@ -762,28 +790,8 @@ def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:
     return {
         "ETag": x.quoted_etag(info.etag),
         "Last-Modified": x.http_date(info.last_modified_ns),
-        **_version_header(info),
+        **stored.version_header(info),
     }
-
-
-def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    headers = {
-        "ETag": x.quoted_etag(info.etag),
-        "Last-Modified": x.http_date(info.last_modified_ns),
-        "Content-Type": info.content_type or "binary/octet-stream",
-        "Accept-Ranges": "bytes",
-        **_version_header(info),
-    }
-    for name, value in info.metadata.items():
-        headers[META_PREFIX + name] = value
-    return headers
-
-
-def _multipart_checksum(c: Call, info: common_pb2.ObjectInfo) -> dict[str, str]:
-    """A multipart object's checksum, when the request asks for it (x-amz-checksum-mode)."""
-    if not info.part_sizes or not mp.checksum_wanted(c.req.headers):
-        return {}
-    return mp.object_checksum_headers(info)
 
 
 def _range(header: str) -> ByteRange | None:

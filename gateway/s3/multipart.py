@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.multipart import PartListing, shown_checksum
-from gateway.s3 import body
+from gateway.multipart import PartListing
+from gateway.s3 import body, stored
 from gateway.s3 import xml as x
 from gateway.s3.errors import InvalidRequest, MalformedXML
 from ringstore.errors import InvalidArgument
@@ -23,7 +23,6 @@ from ringstore.v1 import common_pb2, objectstore_pb2
 
 CHECKSUM_ALGORITHM = "x-amz-checksum-algorithm"
 CHECKSUM_TYPE = "x-amz-checksum-type"
-CHECKSUM_MODE = "x-amz-checksum-mode"
 PARTS_COUNT = "x-amz-mp-parts-count"
 XML_CHECKSUMS = {  # header name suffix -> XML element
     "crc32": "ChecksumCRC32",
@@ -47,25 +46,12 @@ def checksum_headers(algorithm: str, value: str, kind: str) -> dict[str, str]:
     return {body.CHECKSUM_HEADER + algorithm.lower(): value, CHECKSUM_TYPE: kind}
 
 
-def object_checksum_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    """A stored object checksum as a read reports it (COMPOSITE with ``-N``)."""
-    if not info.HasField("checksum") or not info.checksum.value:
-        return {}
-    parts = len(info.part_sizes) or 1
-    value = shown_checksum(info.checksum, parts)
-    return checksum_headers(info.checksum.algorithm, value, info.checksum.type)
-
-
 def checksum_elements(algorithm: str, value: str, kind: str = "") -> list[x.Node | None]:
     """The XML elements that report a checksum (CompleteMultipartUploadResult, Part...)."""
     if not algorithm or not value:
         return []
     name = XML_CHECKSUMS[algorithm.lower()]
     return [x.leaf(name, value), x.optional("ChecksumType", kind)]
-
-
-def checksum_wanted(headers: Mapping[str, str]) -> bool:
-    return headers.get(CHECKSUM_MODE, "").upper() == "ENABLED"
 
 
 def part_number(params: Mapping[str, str], headers: Mapping[str, str]) -> int:
@@ -93,7 +79,7 @@ def part_read_headers(
         value = info.part_checksums[number - 1]
         headers.update(checksum_headers(info.checksum.algorithm, value, info.checksum.type))
     elif with_checksum and not info.part_sizes:
-        headers.update(object_checksum_headers(info))  # the one part is the whole object
+        headers.update(stored.checksum_headers(info))  # the one part is the whole object
     if length == 0:
         return 200, headers
     headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
@@ -178,9 +164,7 @@ def object_attributes(info: common_pb2.ObjectInfo, headers: Mapping[str, str]) -
     marker = _whole_number(
         "x-amz-part-number-marker", headers.get("x-amz-part-number-marker", ""), 0
     )
-    checksum = object_checksum_headers(info)
-    algorithm = info.checksum.algorithm if checksum else ""
-    value = checksum.get(body.CHECKSUM_HEADER + algorithm.lower(), "")
+    algorithm = info.checksum.algorithm if info.HasField("checksum") else ""
     parts = None
     if "ObjectParts" in wanted and info.part_sizes:
         numbers = range(marker + 1, len(info.part_sizes) + 1)
@@ -206,8 +190,8 @@ def object_attributes(info: common_pb2.ObjectInfo, headers: Mapping[str, str]) -
     return x.document(
         "GetObjectAttributesResponse",
         x.leaf("ETag", info.etag) if "ETag" in wanted else None,
-        x.element("Checksum", *checksum_elements(algorithm, value, info.checksum.type))
-        if "Checksum" in wanted and value
+        x.element("Checksum", *stored.checksum_elements(info))
+        if "Checksum" in wanted and algorithm
         else None,
         parts,
         x.leaf("StorageClass", "STANDARD") if "StorageClass" in wanted else None,
