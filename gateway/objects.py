@@ -29,6 +29,7 @@ from gateway.cluster_view import ClusterView
 from ringstore import etags, faults, validation
 from ringstore.errors import (
     InvalidArgument,
+    InvalidPart,
     NoSuchBucket,
     NotModified,
     PreconditionFailed,
@@ -234,8 +235,12 @@ class ObjectService:
         byte_range: ByteRange | None = None,
         if_match: str = "",
         if_none_match: str = "",
+        part_number: int = 0,
     ) -> Reading:
-        """Open an object: conditions and range are checked before any byte is sent."""
+        """Open an object: conditions and range are checked before any byte is sent.
+        ``part_number`` (S3's partNumber) reads one part of it (:func:`part_span`)."""
+        if part_number and byte_range is not None:
+            raise InvalidArgument("a read takes a byte range or a part number, not both")
         etags.check("if_match", if_match)  # a malformed condition fails before any lookup
         etags.check("if_none_match", if_none_match)
         record = await self._record(bucket, key, version_id)
@@ -249,7 +254,9 @@ class ObjectService:
             raise NotModified(
                 f"{bucket}/{shown(key)}: the ETag still matches {shown(if_none_match)}"
             )
-        if byte_range is None:
+        if part_number:
+            offset, length = part_span(info, part_number)
+        elif byte_range is None:
             offset, length = 0, info.size
         else:
             offset, length = validation.resolve_range(
@@ -383,6 +390,18 @@ class ObjectService:
             moved += resp.moved
             if not resp.more:
                 return moved
+
+
+def part_span(info: common_pb2.ObjectInfo, part_number: int) -> tuple[int, int]:
+    """(offset, length) of part ``part_number`` of the object: a completed multipart upload's
+    parts as listed at completion; an object written whole is its one part."""
+    sizes = list(info.part_sizes) or [info.size]
+    if not 1 <= part_number <= len(sizes):
+        raise InvalidPart(
+            f"{info.bucket}/{shown(info.key)} has {len(sizes)} part(s); there is no part "
+            f"{part_number}"
+        )
+    return sum(sizes[: part_number - 1]), sizes[part_number - 1]
 
 
 def _fail_after(method: bytes | str) -> None:

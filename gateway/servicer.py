@@ -18,7 +18,7 @@ from gateway import auth
 from gateway.auth import Authorizer
 from gateway.grpc_auth import caller
 from gateway.intake import Intake, footprint
-from gateway.multipart import MultipartService
+from gateway.multipart import MultipartService, PartListing
 from gateway.objects import ByteRange, ObjectService, PutRequest
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
@@ -101,15 +101,29 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     async def CreateMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
         upload_id = await self.multipart.create(
-            request.bucket, request.key, request.content_type, dict(request.metadata)
+            request.bucket,
+            request.key,
+            request.content_type,
+            dict(request.metadata),
+            headers=dict(request.headers),
+            checksum_algorithm=request.checksum_algorithm,
+            checksum_type=request.checksum_type,
         )
         return objectstore_pb2.CreateMultipartUploadResponse(upload_id=upload_id)
 
     @handler
     async def CompleteMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
-        parts = [(p.part_number, p.etag) for p in request.parts]
-        return await self.multipart.complete(request.bucket, request.key, request.upload_id, parts)
+        parts = [PartListing(p.part_number, p.etag, p.checksum) for p in request.parts]
+        return await self.multipart.complete(
+            request.bucket,
+            request.key,
+            request.upload_id,
+            parts,
+            if_match=request.if_match,
+            if_none_match=request.if_none_match,
+            asserted_checksum=request.checksum.value,
+        )
 
     @handler
     async def AbortMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]

@@ -341,19 +341,26 @@ def _write_delete_marker(tx: Transaction, bucket: BucketRecord, key: str) -> str
 
 
 def _check_conditions(commit: Commit, latest: VersionRecord | None) -> None:
-    """A write's conditions (:mod:`ringstore.etags`): ``if_none_match`` ``*`` writes only if
-    the key does not exist, a list of ETags only if the current one is none of them (S3's
-    If-None-Match on PutObject; the SDK sends only ``*``)."""
+    check_write_conditions(commit.bucket, commit.key, commit.if_match, commit.if_none_match, latest)
+
+
+def check_write_conditions(
+    bucket: str, key: str, if_match: str, if_none_match: str, latest: VersionRecord | None
+) -> None:
+    """A write's conditions (:mod:`ringstore.etags`) against the key's ``latest`` version:
+    ``if_none_match`` ``*`` writes only if the key does not exist, a list of ETags only if the
+    current one is none of them (S3's If-None-Match on PutObject; the SDK sends only ``*``).
+    Puts and multipart completions check them in their transaction."""
     current = latest if latest is not None and not latest.is_delete_marker else None
     etag = current.etag if current is not None else None
-    where = f"{commit.bucket}/{shown(commit.key)}"
-    if not etags.if_none_match_holds(commit.if_none_match, etag):
+    where = f"{bucket}/{shown(key)}"
+    if not etags.if_none_match_holds(if_none_match, etag):
         raise PreconditionFailed(
-            f"{where} has ETag {etag!r}, which if_none_match {shown(commit.if_none_match)} excludes"
+            f"{where} has ETag {etag!r}, which if_none_match {shown(if_none_match)} excludes"
         )
-    if not etags.if_match_holds(commit.if_match, etag):
+    if not etags.if_match_holds(if_match, etag):
         found = "does not exist" if etag is None else f"has ETag {etag!r}"
-        raise PreconditionFailed(f"{where} {found}, not if_match {shown(commit.if_match)}")
+        raise PreconditionFailed(f"{where} {found}, not if_match {shown(if_match)}")
 
 
 def commit_object(tx: Transaction, commit: Commit) -> ObjectView:

@@ -16,9 +16,10 @@ from urllib.parse import unquote
 
 from gateway import auth
 from gateway.intake import Intake, footprint
-from gateway.multipart import MultipartService
-from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
+from gateway.multipart import CopySource, MultipartService
+from gateway.objects import ByteRange, ObjectService, PutRequest, Reading, part_span
 from gateway.s3 import body, sigv4, stored
+from gateway.s3 import multipart as mp
 from gateway.s3 import xml as x
 from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
@@ -349,6 +350,7 @@ class Handlers:
     async def _open(self, c: Call) -> Reading:
         h = c.req.headers
         version_id = c.req.params.get("versionId", "")
+        part_number = mp.part_number(c.req.params, h)
         try:
             reading = await self.objects.get_object(
                 c.bucket,
@@ -357,6 +359,7 @@ class Handlers:
                 byte_range=_range(h.get("range", "")),
                 if_match=h.get("if-match", ""),
                 if_none_match=h.get("if-none-match", ""),
+                part_number=part_number,
             )
         except NotModified:
             info = await self.objects.head_object(c.bucket, c.key, version_id)
@@ -395,10 +398,16 @@ class Handlers:
         reading = await self._open(c)
         info = reading.info
         ranged = "range" in c.req.headers and _range(c.req.headers["range"]) is not None
-        checksum = stored.checksum_requested(c.req.headers) and not ranged
-        headers = stored.object_headers(info, checksum=checksum)
+        part_number = mp.part_number(c.req.params, c.req.headers)
+        requested = stored.checksum_requested(c.req.headers)
+        headers = stored.object_headers(info, checksum=requested and not ranged and not part_number)
         status = 200
-        if ranged:
+        if part_number:
+            status, part_headers = mp.part_read_headers(
+                info, part_number, reading.offset, reading.length, requested
+            )
+            headers.update(part_headers)
+        elif ranged:
             status = 206
             last = reading.offset + reading.length - 1
             headers["Content-Range"] = f"bytes {reading.offset}-{last}/{info.size}"
@@ -420,10 +429,31 @@ class Handlers:
         except NotModified:
             c.resp.error_headers.update(_validators(info))
             raise
-        checksum = stored.checksum_requested(c.req.headers)
-        await c.resp.stream(
-            200, info.size, _nothing(), stored.object_headers(info, checksum=checksum)
-        )
+        part_number = mp.part_number(c.req.params, c.req.headers)
+        requested = stored.checksum_requested(c.req.headers)
+        headers = stored.object_headers(info, checksum=requested and not part_number)
+        status, length = 200, info.size
+        if part_number:
+            offset, length = part_span(info, part_number)
+            status, part_headers = mp.part_read_headers(
+                info, part_number, offset, length, requested
+            )
+            headers.update(part_headers)
+        await c.resp.stream(status, length, _nothing(), headers)
+
+    async def GetObjectAttributes(self, c: Call) -> None:
+        try:
+            info = await self.objects.head_object(
+                c.bucket, c.key, c.req.params.get("versionId", "")
+            )
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
+        headers = {
+            "Last-Modified": x.http_date(info.last_modified_ns),
+            **stored.version_header(info),
+        }
+        await c.resp.send(200, mp.object_attributes(info, c.req.headers), headers)
 
     async def DeleteObject(self, c: Call) -> None:
         resp = await self.objects.delete_object(c.bucket, c.key, c.req.params.get("versionId", ""))
@@ -541,50 +571,101 @@ class Handlers:
 
     async def CreateMultipartUpload(self, c: Call) -> None:
         h = c.req.headers
+        algorithm, kind = mp.checksum_request(h)
         upload_id = await self.multipart.create(
             c.bucket,
             c.key,
             h.get("content-type", ""),
             stored.request_metadata(h),
-            stored.request_headers(h),
+            headers=stored.request_headers(h),
+            checksum_algorithm=algorithm,
+            checksum_type=kind,
         )
+        headers = {}
+        if algorithm:  # the type as the metanode defaulted it
+            upload = await self.multipart.head(c.bucket, c.key, upload_id)
+            headers[mp.CHECKSUM_ALGORITHM] = upload.checksum_algorithm
+            headers[mp.CHECKSUM_TYPE] = upload.checksum_type
         doc = x.document(
             "InitiateMultipartUploadResult",
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("UploadId", upload_id),
         )
-        await c.resp.send(200, doc)
+        await c.resp.send(200, doc, headers)
 
-    async def UploadPart(self, c: Call) -> None:
+    def _part_header(self, c: Call) -> objectstore_pb2.UploadPartHeader:
         number = c.req.params["partNumber"]
         if not number.isdigit():
             raise InvalidArgument(f"partNumber {number[:20]!r} is not a number")
-        header = objectstore_pb2.UploadPartHeader(
+        return objectstore_pb2.UploadPartHeader(
             bucket=c.bucket,
             key=c.key,
             upload_id=c.req.params["uploadId"],
             part_number=min(int(number), 2**32 - 1),
             expected_size=-1,
         )
+
+    async def UploadPart(self, c: Call) -> None:
+        header = self._part_header(c)
+        sent = body.checksum_algorithm(c.req.headers)
         async with self._admitted(c, "UploadPart") as stream:
-            etag = await self.multipart.upload_part(header, stream)
-        headers = {"ETag": x.quoted_etag(etag)}
-        algorithm = body.checksum_algorithm(c.req.headers)
-        if algorithm and body.CHECKSUM_HEADER + algorithm in c.req.headers:
-            name = body.CHECKSUM_HEADER + algorithm
+            part = await self.multipart.store_part(header, stream, sent_algorithm=sent)
+        headers = {"ETag": x.quoted_etag(part.etag)}
+        if part.checksum:
+            headers.update(mp.checksum_headers(part.checksum_algorithm, part.checksum, ""))
+            headers.pop(mp.CHECKSUM_TYPE)
+        elif sent and body.CHECKSUM_HEADER + sent in c.req.headers:
+            name = body.CHECKSUM_HEADER + sent
             headers[name] = c.req.headers[name]
         await c.resp.send(200, headers=headers)
 
+    async def UploadPartCopy(self, c: Call) -> None:
+        h = c.req.headers
+        src_bucket, src_key, src_version = _copy_source(h["x-amz-copy-source"])
+        await self.auth.check(c.identity, auth.READ, src_bucket)
+        header = self._part_header(c)
+        source_range = h.get("x-amz-copy-source-range")
+        byte_range = mp.copy_source_range(source_range) if source_range is not None else None
+        src_etag = await self._copy_source_conditions(h, src_bucket, src_key, src_version)
+        part, source = await self.multipart.copy_part(
+            header, CopySource(src_bucket, src_key, src_version, byte_range, src_etag)
+        )
+        headers = {}
+        if src_version:
+            headers["x-amz-copy-source-version-id"] = source.version_id or "null"
+        doc = x.document(
+            "CopyPartResult",
+            x.leaf("LastModified", x.timestamp(source.last_modified_ns)),
+            x.leaf("ETag", x.quoted_etag(part.etag)),
+            *mp.checksum_elements(part.checksum_algorithm, part.checksum),
+        )
+        await c.resp.send(200, doc, headers)
+
     async def CompleteMultipartUpload(self, c: Call) -> None:
-        parts = x.completed_parts(await c.req.read(x.MAX_XML_BYTES))
-        info = await self.multipart.complete(c.bucket, c.key, c.req.params["uploadId"], parts)
+        h = c.req.headers
+        parts = mp.completed_parts(await c.req.read(x.MAX_XML_BYTES))
+        try:
+            info = await self.multipart.complete(
+                c.bucket,
+                c.key,
+                c.req.params["uploadId"],
+                parts,
+                if_match=h.get("if-match", ""),
+                if_none_match=h.get("if-none-match", ""),
+                asserted_checksum=mp.asserted_checksum(h),
+            )
+        except PreconditionFailed:
+            if h.get("if-match"):
+                await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
+            raise
         doc = x.document(
             "CompleteMultipartUploadResult",
             x.leaf("Location", f"/{c.bucket}/{c.key}"),
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("ETag", x.quoted_etag(info.etag)),
+            *stored.checksum_elements(info),
         )
         await c.resp.send(200, doc, _written_version(info))
 
@@ -594,21 +675,12 @@ class Handlers:
 
     async def ListParts(self, c: Call) -> None:
         p = c.req.params
+        upload = await self.multipart.head(c.bucket, c.key, p["uploadId"])
         resp = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
         marker = int(p["part-number-marker"]) if p.get("part-number-marker", "").isdigit() else 0
         max_parts = _max_keys(p.get("max-parts"))
         after = [part for part in resp.parts if part.part_number > marker]
         page, truncated = after[:max_parts], len(after) > max_parts
-        parts = [
-            x.element(
-                "Part",
-                x.leaf("PartNumber", part.part_number),
-                x.leaf("LastModified", x.timestamp(part.last_modified_ns)),
-                x.leaf("ETag", x.quoted_etag(part.etag)),
-                x.leaf("Size", part.size),
-            )
-            for part in page
-        ]
         doc = x.document(
             "ListPartsResult",
             x.leaf("Bucket", c.bucket),
@@ -619,7 +691,9 @@ class Handlers:
             x.leaf("MaxParts", max_parts),
             x.leaf("IsTruncated", truncated),
             x.leaf("StorageClass", "STANDARD"),
-            *parts,
+            x.optional("ChecksumAlgorithm", upload.checksum_algorithm),
+            x.optional("ChecksumType", upload.checksum_type),
+            *[mp.part_element(part, upload.checksum_algorithm) for part in page],
         )
         await c.resp.send(200, doc)
 
