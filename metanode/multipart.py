@@ -43,7 +43,6 @@ from metanode.catalog import ObjectView, bucket_record, check_write_conditions, 
 from metanode.listing import PAST_FOLDER
 from metanode.refs import Chunk, acquire, check_chunks, release
 from metanode.store.base import (
-    CHECKSUM_ALGORITHMS,
     CHECKSUM_TYPES,
     Checksum,
     ManifestEntry,
@@ -60,6 +59,7 @@ from ringstore.errors import (
     NoSuchUpload,
 )
 from ringstore.validation import (
+    CHECKSUM_ALGORITHMS,
     check_content_type,
     check_headers,
     check_key,
