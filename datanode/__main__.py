@@ -28,7 +28,7 @@ from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
-from ringstore import cluster_auth, logs
+from ringstore import cluster_auth, logs, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -111,6 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
+    tls.add_cluster_arguments(parser)
     logs.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -144,6 +145,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cluster = cfg.cluster
     if args.cluster_secret_file:
         cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    cluster = tls.with_cluster_arguments(args, cluster)
     cfg = dataclasses.replace(cfg, datanode=datanode, metanode=metanode, cluster=cluster).validate()
     _check_datanode(cfg)
     return cfg
@@ -188,15 +190,21 @@ def advertised_address(listen: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None:
+async def serve(
+    cfg: Config,
+    stop: asyncio.Event,
+    cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None = None,
+) -> None:
     """Run the datanode until ``stop`` is set. It serves only callers that prove
     ``cluster_secret`` (health checks excepted) and proves it in its own calls (to the
-    metanode, and to the datanodes it copies blobs from)."""
+    metanode, and to the datanodes it copies blobs from); with ``cluster_tls`` its ports (gRPC
+    and bulk) and its calls use mutual TLS with the cluster CA."""
     dn = cfg.datanode
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
     data_dir = Path(dn.data_dir).resolve()
-    channel = internal_channel(cfg.metanode.address, cluster_secret)
+    channel = internal_channel(cfg.metanode.address, cluster_secret, cluster_tls)
     meta = meta_pb2_grpc.MetaStub(channel)
     reporter = DamageReporter(meta, dn.id)
     store = await asyncio.to_thread(
@@ -213,7 +221,11 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
     bulk_server = None
     if dn.bulk_port >= 0:
         bulk_server = BulkServer(
-            store, cluster_secret, host=listen_host(dn.listen), port=dn.bulk_port
+            store,
+            cluster_secret,
+            host=listen_host(dn.listen),
+            port=dn.bulk_port,
+            tls=cluster_tls.server_context() if cluster_tls else None,
         )
         bulk_server.start()
     server, health, port = make_server(
@@ -221,11 +233,12 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
         max_concurrent_calls=dn.max_concurrent_calls,
         service=f"datanode {dn.id}",
         cluster_secret=cluster_secret,
+        credentials=cluster_tls.server_credentials() if cluster_tls else None,
     )
     service = BlobService(
         store,
         scrubbed_bytes=lambda: scrubber.scrubbed_bytes,
-        connect=functools.partial(internal_channel, secret=cluster_secret),
+        connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
         bulk=bulk_server,
     )
     blob_pb2_grpc.add_BlobServicer_to_server(service, server)
@@ -273,10 +286,10 @@ async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERV
             log.info("compaction freed %d bytes", freed)
 
 
-async def _run(cfg: Config, cluster_secret: bytes) -> str:
+async def _run(cfg: Config, cluster_secret: bytes, cluster_tls: tls.ClusterTls | None) -> str:
     stopper = Stopper(log)
     stopper.install()
-    await serve(cfg, stopper.event, cluster_secret)
+    await serve(cfg, stopper.event, cluster_secret, cluster_tls)
     return stopper.reason
 
 
@@ -295,10 +308,11 @@ def _start(args: argparse.Namespace) -> str:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
+        cluster_tls = tls.cluster_tls(cfg.cluster)
     except (RingstoreError, OSError) as err:
         raise StartupError(err) from err
     try:
-        return asyncio.run(_run(cfg, cluster_secret))
+        return asyncio.run(_run(cfg, cluster_secret, cluster_tls))
     except RingstoreError as err:  # a check made while starting (an id, a data directory)
         raise StartupError(err) from err
 

@@ -36,7 +36,7 @@ from metanode.servicer import MetaServicer, add_to_server
 from metanode.store import engines
 from metanode.store.base import Store
 from metanode.store.engines import redact
-from ringstore import cluster_auth, credentials_file, logs
+from ringstore import cluster_auth, credentials_file, logs, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -105,6 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
+    tls.add_cluster_arguments(p)
     logs.add_arguments(p)
     return p.parse_args(argv)
 
@@ -120,6 +121,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cluster = dataclasses.replace(cfg.cluster, **_overrides(args, cluster_names))
     if args.cluster_secret_file:
         cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    cluster = tls.with_cluster_arguments(args, cluster)
     meta_names = (
         "listen",
         "data_dir",
@@ -201,19 +203,22 @@ async def serve(
     *,
     cluster_secret: bytes,
     master: MasterKey | None = None,
+    cluster_tls: tls.ClusterTls | None = None,
 ) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks. Only
     callers proving ``cluster_secret`` are served (health checks excepted), and the metanode's
-    own calls to datanodes prove it."""
+    own calls to datanodes prove it; with ``cluster_tls`` all of it over mutual TLS."""
     server, health, port = make_server(
         cfg.metanode.listen,
         max_concurrent_calls=cfg.metanode.max_concurrent_calls,
         service="metanode",
         cluster_secret=cluster_secret,
+        credentials=cluster_tls.server_credentials() if cluster_tls else None,
     )
     m = cfg.metanode
     blob_client = GrpcBlobClient(
-        timeout=m.rpc_timeout, connect=functools.partial(internal_channel, secret=cluster_secret)
+        timeout=m.rpc_timeout,
+        connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
     )
     collector = GarbageCollector(
         store,
@@ -271,10 +276,23 @@ async def serve(
         await blob_client.close()
 
 
-async def _main(cfg: Config, store: Store, master: MasterKey, cluster_secret: bytes) -> str:
+async def _main(
+    cfg: Config,
+    store: Store,
+    master: MasterKey,
+    cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None = None,
+) -> str:
     stopper = Stopper(log)
     stopper.install()
-    await serve(cfg, store, stopper.event, cluster_secret=cluster_secret, master=master)
+    await serve(
+        cfg,
+        store,
+        stopper.event,
+        cluster_secret=cluster_secret,
+        master=master,
+        cluster_tls=cluster_tls,
+    )
     return stopper.reason
 
 
@@ -328,6 +346,7 @@ def _run(args: argparse.Namespace) -> str:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
+        cluster_tls = tls.cluster_tls(cfg.cluster)
         url = engines.parse("memory:" if args.memory else cfg.metadata.url, cfg.metanode.data_dir)
         store = engines.open_store(url)
         log.info("metadata in %s", redact(str(url)))
@@ -339,7 +358,7 @@ def _run(args: argparse.Namespace) -> str:
         store.close()
         raise StartupError(exc) from exc
     try:
-        return asyncio.run(_main(cfg, store, master, cluster_secret))
+        return asyncio.run(_main(cfg, store, master, cluster_secret, cluster_tls))
     finally:
         store.close()
 

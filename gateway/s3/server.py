@@ -16,6 +16,7 @@ import uvicorn
 
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
+from ringstore.tls import PublicTls
 from ringstore.tracing import access_log
 
 
@@ -53,7 +54,10 @@ class AccessLog:
 
 
 class S3Server:
-    def __init__(self, app: S3App, listen: str) -> None:
+    """Serves ``app`` on ``listen``: HTTPS with ``tls`` (the public doors' certificate), else
+    plain HTTP."""
+
+    def __init__(self, app: S3App, listen: str, *, tls: PublicTls | None = None) -> None:
         host, _, port = listen.rpartition(":")
         config = uvicorn.Config(
             AccessLog(app),
@@ -67,6 +71,8 @@ class S3Server:
             log_level="warning",
             server_header=False,
             date_header=False,
+            ssl_certfile=tls.cert_file if tls else None,
+            ssl_keyfile=tls.key_file if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._loop_task: asyncio.Task[None] | None = None
