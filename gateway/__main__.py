@@ -17,6 +17,7 @@ from gateway.console.app import ConsoleApp
 from gateway.console.server import ConsoleServer
 from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
+from gateway.meta_client import MetaClient
 from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
@@ -106,7 +107,10 @@ async def serve(
         bulk=BulkClient(cluster_secret, tls=cluster_tls.client_context() if cluster_tls else None),
     )
     objects = ObjectService(
-        meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
+        MetaClient(meta, rpc_timeout=gw.rpc_timeout),
+        view,
+        rpc_timeout=gw.rpc_timeout,
+        max_concurrent_chunks=gw.max_concurrent_chunks,
     )
     authorizer = Authorizer(meta, rpc_timeout=gw.rpc_timeout)
     server, health, port = make_server(

@@ -21,19 +21,14 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway import checksums, ingest
+from gateway.meta_client import ChunkRef
+from gateway.model import Checksum, ObjectInfo, PartInfo, UploadInfo, UploadListing
 from gateway.objects import ByteRange, ObjectService
 from ringstore import etags, validation
-from ringstore.errors import InvalidArgument, InvalidRange, NoSuchUpload
+from ringstore.errors import BadDigest, InvalidArgument, InvalidRange, NoSuchUpload
 from ringstore.ring import placement_hash
-from ringstore.v1 import common_pb2, meta_pb2, objectstore_pb2
 
 MAX_PART_NUMBER = 10_000
-
-
-class BadDigest(InvalidArgument):
-    """The object checksum a completion asserts is not the one its parts make."""
-
-    code = "BadDigest"
 
 
 @dataclass(frozen=True)
@@ -44,6 +39,16 @@ class StoredPart:
     checksum_algorithm: str = ""  # the upload's, as S3 names it (e.g. "SHA256")
     checksum: str = ""  # base64
     checksum_type: str = ""
+
+
+@dataclass(frozen=True)
+class PartTarget:
+    """The part a body is stored as: part ``part_number`` of upload ``upload_id``."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    part_number: int
 
 
 @dataclass(frozen=True)
@@ -79,19 +84,17 @@ async def _tapped(body: AsyncIterator[bytes], digest: checksums.Digest) -> Async
         yield piece
 
 
-def object_checksum(
-    algorithm: str, kind: str, parts: Sequence[tuple[str, int]]
-) -> common_pb2.Checksum:
+def object_checksum(algorithm: str, kind: str, parts: Sequence[tuple[str, int]]) -> Checksum:
     """The object's checksum from its parts' (base64 checksum, size), in order."""
     name = algorithm.lower()
     if kind == "FULL_OBJECT":
         value = checksums.combine(name, parts)
     else:
         value = checksums.composite(name, [c for c, _ in parts])
-    return common_pb2.Checksum(algorithm=algorithm, value=value, type=kind)
+    return Checksum(algorithm=algorithm, value=value, type=kind)
 
 
-def shown_checksum(checksum: common_pb2.Checksum, parts: int) -> str:
+def shown_checksum(checksum: Checksum, parts: int) -> str:
     """The value S3 reports: a COMPOSITE one carries ``-N`` for N parts."""
     return f"{checksum.value}-{parts}" if checksum.type == "COMPOSITE" else checksum.value
 
@@ -118,33 +121,27 @@ class MultipartService:
         type (and defaults the type as S3 does: see :meth:`head`)."""
         validation.check_key(key)
         validation.check_content_type(content_type)
-        req = objectstore_pb2.CreateMultipartUploadRequest(
-            bucket=bucket,
-            key=key,
+        return await self.meta.create_upload(
+            bucket,
+            key,
             content_type=content_type,
             metadata=validation.check_metadata(metadata),
             headers=validation.check_headers(headers),
             checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type,
         )
-        return (await self.objects.call_meta(self.meta.CreateMultipartUpload, req)).upload_id
 
-    async def head(self, bucket: str, key: str, upload_id: str) -> objectstore_pb2.UploadInfo:
+    async def head(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
         """The open upload (NoSuchUpload otherwise), with its checksum algorithm and type."""
-        req = meta_pb2.HeadMultipartUploadRequest(bucket=bucket, key=key, upload_id=upload_id)
-        return await self.objects.call_meta(self.meta.HeadMultipartUpload, req)
+        return await self.meta.head_upload(bucket, key, upload_id)
 
-    async def upload_part(
-        self,
-        header: objectstore_pb2.UploadPartHeader,
-        body: AsyncIterator[bytes],
-    ) -> str:
+    async def upload_part(self, header: PartTarget, body: AsyncIterator[bytes]) -> str:
         """Store one part and record it; returns its ETag (hex MD5 of the part)."""
         return (await self.store_part(header, body)).etag
 
     async def store_part(
         self,
-        header: objectstore_pb2.UploadPartHeader,
+        header: PartTarget,
         body: AsyncIterator[bytes],
         *,
         sent_algorithm: str = "",
@@ -167,7 +164,7 @@ class MultipartService:
         if digest is not None:
             body = _tapped(body, digest)
         placement_key = part_placement_key(header.key, header.upload_id, header.part_number)
-        written: list[common_pb2.ChunkRef] = []
+        written: list[ChunkRef] = []
         try:
             size, etag = await ingest.store_body(
                 self.objects.view,
@@ -178,25 +175,24 @@ class MultipartService:
                 max_concurrent_chunks=self.objects.max_concurrent_chunks,
             )
             checksum = checksums.b64(digest.digest()) if digest is not None else ""
-            commit = meta_pb2.CommitPartRequest(
-                bucket=header.bucket,
-                key=header.key,
-                upload_id=header.upload_id,
-                part_number=header.part_number,
+            etag = await self.meta.commit_part(
+                header.bucket,
+                header.key,
+                header.upload_id,
+                header.part_number,
                 size=size,
                 etag=etag,
                 chunks=written,
                 checksum=checksum,
             )
-            etag = (await self.objects.call_meta(self.meta.CommitPart, commit)).etag
         except BaseException:
-            ingest.discard(self.meta, written, rpc_timeout=self.objects.rpc_timeout)
+            self.meta.discard(written, rpc_timeout=self.objects.rpc_timeout)
             raise
         return StoredPart(etag, algorithm, checksum, upload.checksum_type)
 
     async def copy_part(
-        self, header: objectstore_pb2.UploadPartHeader, source: CopySource
-    ) -> tuple[StoredPart, common_pb2.ObjectInfo]:
+        self, header: PartTarget, source: CopySource
+    ) -> tuple[StoredPart, ObjectInfo]:
         """Store part ``header.part_number`` as the bytes of ``source`` (S3's UploadPartCopy);
         returns the part and the source version it was read from. A range must lie within
         the source (InvalidRange otherwise, as S3 answers)."""
@@ -235,7 +231,7 @@ class MultipartService:
         if_match: str = "",
         if_none_match: str = "",
         asserted_checksum: str = "",
-    ) -> common_pb2.ObjectInfo:
+    ) -> ObjectInfo:
         """Complete the upload; the metanode checks the conditions in the completion's
         transaction. When the upload has a checksum algorithm, the object's checksum is
         derived from the parts here, and ``asserted_checksum`` (the client's, base64, with or
@@ -243,19 +239,6 @@ class MultipartService:
         etags.check("if_match", if_match)
         etags.check("if_none_match", if_none_match)
         listed = [p if isinstance(p, PartListing) else PartListing(*p) for p in parts]
-        req = objectstore_pb2.CompleteMultipartUploadRequest(
-            bucket=bucket,
-            key=key,
-            upload_id=upload_id,
-            parts=[
-                objectstore_pb2.CompletedPart(
-                    part_number=p.part_number, etag=p.etag, checksum=p.checksum
-                )
-                for p in listed
-            ],
-            if_match=if_match,
-            if_none_match=if_none_match,
-        )
         checksum = await self._object_checksum(bucket, key, upload_id, listed)
         if checksum is not None:
             shown = shown_checksum(checksum, len(listed))
@@ -264,12 +247,19 @@ class MultipartService:
                     f"the {checksum.algorithm} checksum asserted for the object, "
                     f"{validation.shown(asserted_checksum)}, is not its parts' {shown!r}"
                 )
-            req.checksum.CopyFrom(checksum)
-        return await self.objects.call_meta(self.meta.CompleteMultipartUpload, req)
+        return await self.meta.complete_upload(
+            bucket,
+            key,
+            upload_id,
+            [(p.part_number, p.etag, p.checksum) for p in listed],
+            if_match=if_match,
+            if_none_match=if_none_match,
+            checksum=checksum,
+        )
 
     async def _object_checksum(
         self, bucket: str, key: str, upload_id: str, listed: list[PartListing]
-    ) -> common_pb2.Checksum | None:
+    ) -> Checksum | None:
         """The object's checksum from the listed parts' stored ones; None when the upload has
         no algorithm, or when the upload or a listed part is missing (the metanode then says
         which, or answers a repeated completion). The
@@ -281,7 +271,7 @@ class MultipartService:
             return None
         if not upload.checksum_algorithm:
             return None
-        stored = {p.part_number: p for p in (await self.list_parts(bucket, key, upload_id)).parts}
+        stored = {p.part_number: p for p in await self.list_parts(bucket, key, upload_id)}
         chosen = [stored.get(p.part_number) for p in listed]
         if any(p is None or not p.checksum for p in chosen):
             return None
@@ -292,19 +282,29 @@ class MultipartService:
         )
 
     async def abort(self, bucket: str, key: str, upload_id: str) -> None:
-        req = objectstore_pb2.AbortMultipartUploadRequest(
-            bucket=bucket, key=key, upload_id=upload_id
-        )
-        await self.objects.call_meta(self.meta.AbortMultipartUpload, req)
+        await self.meta.abort_upload(bucket, key, upload_id)
 
-    async def list_parts(
-        self, bucket: str, key: str, upload_id: str
-    ) -> objectstore_pb2.ListPartsResponse:
-        req = objectstore_pb2.ListPartsRequest(bucket=bucket, key=key, upload_id=upload_id)
-        return await self.objects.call_meta(self.meta.ListParts, req)
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        """The upload's recorded parts, by part number."""
+        return await self.meta.list_parts(bucket, key, upload_id)
 
     async def list_uploads(
-        self, req: objectstore_pb2.ListMultipartUploadsRequest
-    ) -> objectstore_pb2.ListMultipartUploadsResponse:
-        """One page (the metanode checks the paging fields)."""
-        return await self.objects.call_meta(self.meta.ListMultipartUploads, req)
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        max_uploads: int = 0,
+    ) -> UploadListing:
+        """One page of the open uploads (the metanode checks the paging fields; 0 uploads
+        means 1000)."""
+        return await self.meta.list_uploads(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            max_uploads=max_uploads,
+        )

@@ -25,13 +25,12 @@ from typing import Any
 from gateway.checksums import CHECKSUMS
 from gateway.s3 import sigv4
 from gateway.s3.errors import (
-    BadDigest,
     IncompleteBody,
     InvalidDigest,
     InvalidRequest,
     XAmzContentSHA256Mismatch,
 )
-from ringstore.errors import SignatureDoesNotMatch
+from ringstore.errors import BadDigest, SignatureDoesNotMatch
 
 MAX_CHUNK_LINE = 4096  # bytes an aws-chunked size line or trailer line may hold
 MAX_TRAILER_BYTES = 16 * 1024  # bytes of trailing headers in an aws-chunked body

@@ -23,12 +23,6 @@ class AuthorizationQueryParametersError(AccessDenied):
     code = "AuthorizationQueryParametersError"
 
 
-class BadDigest(RingstoreError):
-    """A body's Content-MD5 or x-amz-checksum-* does not match its bytes."""
-
-    code = "BadDigest"
-
-
 class InvalidDigest(RingstoreError):
     code = "InvalidDigest"
 
@@ -101,6 +95,7 @@ STATUS: dict[type[RingstoreError], int] = {
     core.InvalidBucketName: 400,
     core.InvalidKey: 400,
     core.InvalidArgument: 400,
+    core.BadDigest: 400,
     core.InvalidRange: 416,
     core.InvalidPart: 400,
     core.InvalidPartOrder: 400,
@@ -115,7 +110,6 @@ STATUS: dict[type[RingstoreError], int] = {
     core.RequestTimeTooSkewed: 403,
     AuthorizationHeaderMalformed: 400,
     AuthorizationQueryParametersError: 400,
-    BadDigest: 400,
     InvalidDigest: 400,
     XAmzContentSHA256Mismatch: 400,
     IncompleteBody: 400,

@@ -16,7 +16,8 @@ from urllib.parse import unquote
 
 from gateway import auth
 from gateway.intake import Intake, footprint
-from gateway.multipart import CopySource, MultipartService
+from gateway.model import DeleteResult, ObjectInfo, ObjectListing
+from gateway.multipart import CopySource, MultipartService, PartTarget
 from gateway.objects import ByteRange, ObjectService, PutRequest, Reading, part_span
 from gateway.s3 import body, sigv4, stored
 from gateway.s3 import multipart as mp
@@ -32,7 +33,6 @@ from ringstore.errors import (
     PreconditionFailed,
     RingstoreError,
 )
-from ringstore.v1 import common_pb2, objectstore_pb2
 
 COPY_SOURCE_IF = "x-amz-copy-source-if-"
 MAX_LIST_KEYS = 1000
@@ -160,27 +160,21 @@ class Handlers:
 
     # -- listing ----------------------------------------------------------------------------
 
-    async def _list(
-        self, c: Call, start_after: str, token: str
-    ) -> tuple[objectstore_pb2.ListObjectsResponse, int]:
+    async def _list(self, c: Call, start_after: str, token: str) -> tuple[ObjectListing, int]:
         max_keys = _max_keys(c.req.params.get("max-keys"))
         if max_keys == 0:
-            return objectstore_pb2.ListObjectsResponse(), 0
+            return ObjectListing((), (), False, ""), 0
         page = await self.objects.list_objects(
-            objectstore_pb2.ListObjectsRequest(
-                bucket=c.bucket,
-                prefix=c.req.params.get("prefix", ""),
-                delimiter=c.req.params.get("delimiter", ""),
-                start_after=start_after,
-                continuation_token=token,
-                max_keys=max_keys,
-            )
+            c.bucket,
+            prefix=c.req.params.get("prefix", ""),
+            delimiter=c.req.params.get("delimiter", ""),
+            start_after=start_after,
+            continuation_token=token,
+            max_keys=max_keys,
         )
         return page, max_keys
 
-    def _listing(
-        self, c: Call, page: objectstore_pb2.ListObjectsResponse, max_keys: int
-    ) -> list[str | None]:
+    def _listing(self, c: Call, page: ObjectListing, max_keys: int) -> list[str | None]:
         p = c.req.params
         enc = p.get("encoding-type", "")
         owner = (
@@ -249,13 +243,11 @@ class Handlers:
             raise InvalidArgument("ListObjectVersions with a delimiter is not supported yet")
         max_keys = _max_keys(p.get("max-keys"))
         page = await self.objects.list_object_versions(
-            objectstore_pb2.ListObjectVersionsRequest(
-                bucket=c.bucket,
-                prefix=p.get("prefix", ""),
-                key_marker=p.get("key-marker", ""),
-                version_id_marker=p.get("version-id-marker", ""),
-                max_keys=max(max_keys, 1),
-            )
+            c.bucket,
+            prefix=p.get("prefix", ""),
+            key_marker=p.get("key-marker", ""),
+            version_id_marker=p.get("version-id-marker", ""),
+            max_keys=max(max_keys, 1),
         )
         enc = p.get("encoding-type", "")
         owner = _owner(c.identity)
@@ -383,9 +375,7 @@ class Handlers:
         if c.req.params.get("versionId"):
             return
         with contextlib.suppress(RingstoreError):  # the 404 stands even if this cannot tell
-            page = await self.objects.list_object_versions(
-                objectstore_pb2.ListObjectVersionsRequest(bucket=c.bucket, prefix=c.key, max_keys=1)
-            )
+            page = await self.objects.list_object_versions(c.bucket, prefix=c.key, max_keys=1)
             latest = page.versions[0] if page.versions else None
             if latest is not None and latest.key == c.key and latest.is_delete_marker:
                 c.resp.error_headers["x-amz-delete-marker"] = "true"
@@ -474,7 +464,7 @@ class Handlers:
             try:
                 resp = await self.objects.delete_object(c.bucket, key, version_id)
             except NoSuchKey:
-                resp = objectstore_pb2.DeleteObjectResponse()
+                resp = DeleteResult(version_id="", has_version_id=False, delete_marker=False)
             except RingstoreError as err:
                 results.append(
                     x.element(
@@ -518,18 +508,16 @@ class Handlers:
             )
         src_etag = await self._copy_source_conditions(h, src_bucket, src_key, src_version)
         info = await self.objects.copy_object(
-            objectstore_pb2.CopyObjectRequest(
-                src_bucket=src_bucket,
-                src_key=src_key,
-                src_version_id=src_version,
-                dst_bucket=c.bucket,
-                dst_key=c.key,
-                replace_metadata=replace,
-                metadata=stored.request_metadata(h) if replace else {},
-                content_type=h.get("content-type", "") if replace else "",
-                src_if_match=src_etag,
-                headers=stored.request_headers(h) if replace else {},
-            )
+            src_bucket,
+            src_key,
+            c.bucket,
+            c.key,
+            src_version_id=src_version,
+            replace_metadata=replace,
+            metadata=stored.request_metadata(h) if replace else {},
+            content_type=h.get("content-type", "") if replace else "",
+            src_if_match=src_etag,
+            headers=stored.request_headers(h) if replace else {},
         )
         headers = _written_version(info)
         if src_version:
@@ -594,16 +582,15 @@ class Handlers:
         )
         await c.resp.send(200, doc, headers)
 
-    def _part_header(self, c: Call) -> objectstore_pb2.UploadPartHeader:
+    def _part_header(self, c: Call) -> PartTarget:
         number = c.req.params["partNumber"]
         if not number.isdigit():
             raise InvalidArgument(f"partNumber {number[:20]!r} is not a number")
-        return objectstore_pb2.UploadPartHeader(
+        return PartTarget(
             bucket=c.bucket,
             key=c.key,
             upload_id=c.req.params["uploadId"],
             part_number=min(int(number), 2**32 - 1),
-            expected_size=-1,
         )
 
     async def UploadPart(self, c: Call) -> None:
@@ -676,10 +663,10 @@ class Handlers:
     async def ListParts(self, c: Call) -> None:
         p = c.req.params
         upload = await self.multipart.head(c.bucket, c.key, p["uploadId"])
-        resp = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
+        parts = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
         marker = int(p["part-number-marker"]) if p.get("part-number-marker", "").isdigit() else 0
         max_parts = _max_keys(p.get("max-parts"))
-        after = [part for part in resp.parts if part.part_number > marker]
+        after = [part for part in parts if part.part_number > marker]
         page, truncated = after[:max_parts], len(after) > max_parts
         doc = x.document(
             "ListPartsResult",
@@ -700,14 +687,12 @@ class Handlers:
     async def ListMultipartUploads(self, c: Call) -> None:
         p = c.req.params
         resp = await self.multipart.list_uploads(
-            objectstore_pb2.ListMultipartUploadsRequest(
-                bucket=c.bucket,
-                prefix=p.get("prefix", ""),
-                max_uploads=max(_max_keys(p.get("max-uploads")), 1),
-                key_marker=p.get("key-marker", ""),
-                upload_id_marker=p.get("upload-id-marker", ""),
-                delimiter=p.get("delimiter", ""),
-            )
+            c.bucket,
+            prefix=p.get("prefix", ""),
+            max_uploads=max(_max_keys(p.get("max-uploads")), 1),
+            key_marker=p.get("key-marker", ""),
+            upload_id_marker=p.get("upload-id-marker", ""),
+            delimiter=p.get("delimiter", ""),
         )
         enc = p.get("encoding-type", "")
         uploads = [
@@ -778,14 +763,14 @@ def _max_keys(value: str | None) -> int:
     return min(int(value), MAX_LIST_KEYS)
 
 
-def _written_version(info: common_pb2.ObjectInfo) -> dict[str, str]:
+def _written_version(info: ObjectInfo) -> dict[str, str]:
     """The version id a write answers: only a real one. A write to a bucket that is not
     versioning (never was, or suspended: the "null" version) answers none, as S3 does."""
     real = info.version_id not in ("", "null")
     return {"x-amz-version-id": info.version_id} if real else {}
 
 
-def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:
+def _validators(info: ObjectInfo) -> dict[str, str]:
     """What a 304 carries (RFC 9110 section 15.4.5)."""
     return {
         "ETag": x.quoted_etag(info.etag),
@@ -817,7 +802,7 @@ def _date(value: str) -> float | None:
         return None
 
 
-def _check_dates(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
+def _check_dates(headers: dict[str, str], info: ObjectInfo) -> None:
     """If-Unmodified-Since (unless If-Match decided) and If-Modified-Since (unless If-None-Match
     decided), at one-second resolution as Last-Modified carries."""
     modified = info.last_modified_ns // 1_000_000_000
@@ -829,7 +814,7 @@ def _check_dates(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
         raise NotModified(f"{info.key!r} was not modified since If-Modified-Since")
 
 
-def _check_conditions(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
+def _check_conditions(headers: dict[str, str], info: ObjectInfo) -> None:
     if_match = headers.get("if-match", "")
     if if_match and not etags.if_match_holds(if_match, info.etag):
         raise PreconditionFailed(f"{info.key!r}: If-Match does not match the ETag")

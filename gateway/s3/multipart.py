@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.model import Checksum, ObjectInfo, PartInfo
 from gateway.multipart import PartListing
 from gateway.s3 import body, stored
 from gateway.s3 import xml as x
 from gateway.s3.errors import InvalidRequest, MalformedXML
 from ringstore.errors import InvalidArgument
-from ringstore.v1 import common_pb2, objectstore_pb2
 
 CHECKSUM_ALGORITHM = "x-amz-checksum-algorithm"
 CHECKSUM_TYPE = "x-amz-checksum-type"
@@ -67,7 +67,7 @@ def part_number(params: Mapping[str, str], headers: Mapping[str, str]) -> int:
 
 
 def part_read_headers(
-    info: common_pb2.ObjectInfo, number: int, offset: int, length: int, with_checksum: bool
+    info: ObjectInfo, number: int, offset: int, length: int, with_checksum: bool
 ) -> tuple[int, dict[str, str]]:
     """(status, headers) of a read of part ``number``: 206 with the part's Content-Range (200
     for an empty object), the part count of a multipart object, and, when asked for, the
@@ -77,7 +77,8 @@ def part_read_headers(
         headers[PARTS_COUNT] = str(len(info.part_sizes))
     if with_checksum and info.part_checksums:
         value = info.part_checksums[number - 1]
-        headers.update(checksum_headers(info.checksum.algorithm, value, info.checksum.type))
+        whole = info.checksum or Checksum("", "", "")
+        headers.update(checksum_headers(whole.algorithm, value, whole.type))
     elif with_checksum and not info.part_sizes:
         headers.update(stored.checksum_headers(info))  # the one part is the whole object
     if length == 0:
@@ -122,7 +123,7 @@ def asserted_checksum(headers: Mapping[str, str]) -> str:
     return headers.get(body.CHECKSUM_HEADER + algorithm, "") if algorithm else ""
 
 
-def part_element(part: objectstore_pb2.PartInfo, algorithm: str) -> x.Node:
+def part_element(part: PartInfo, algorithm: str) -> x.Node:
     """One <Part> of ListPartsResult."""
     return x.element(
         "Part",
@@ -146,7 +147,7 @@ def _whole_number(name: str, value: str, default: int) -> int:
     return int(value)
 
 
-def object_attributes(info: common_pb2.ObjectInfo, headers: Mapping[str, str]) -> bytes:
+def object_attributes(info: ObjectInfo, headers: Mapping[str, str]) -> bytes:
     """S3's GetObjectAttributes answer for ``info``: the attributes named in
     ``x-amz-object-attributes``; ObjectParts (a page after ``x-amz-part-number-marker`` of at
     most ``x-amz-max-parts``) only for a multipart object."""
@@ -164,7 +165,7 @@ def object_attributes(info: common_pb2.ObjectInfo, headers: Mapping[str, str]) -
     marker = _whole_number(
         "x-amz-part-number-marker", headers.get("x-amz-part-number-marker", ""), 0
     )
-    algorithm = info.checksum.algorithm if info.HasField("checksum") else ""
+    algorithm = info.checksum.algorithm if info.checksum is not None else ""
     parts = None
     if "ObjectParts" in wanted and info.part_sizes:
         numbers = range(marker + 1, len(info.part_sizes) + 1)

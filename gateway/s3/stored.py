@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.model import ObjectInfo
 from gateway.s3 import xml as x
-from ringstore.v1 import common_pb2
 from ringstore.validation import STORED_HEADERS
 
 META_PREFIX = "x-amz-meta-"
@@ -58,12 +58,12 @@ def checksum_requested(headers: Mapping[str, str]) -> bool:
     return headers.get(CHECKSUM_MODE, "").strip().upper() == "ENABLED"
 
 
-def version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
+def version_header(info: ObjectInfo) -> dict[str, str]:
     """``x-amz-version-id`` of a read, when the bucket has versioning ("null" for a null one)."""
     return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
 
 
-def object_headers(info: common_pb2.ObjectInfo, *, checksum: bool = False) -> dict[str, str]:
+def object_headers(info: ObjectInfo, *, checksum: bool = False) -> dict[str, str]:
     """The response headers of a GET or HEAD of ``info``: validators, content type, stored
     headers, user metadata and, with ``checksum``, the object's checksum (when it has one)."""
     headers = {
@@ -82,26 +82,29 @@ def object_headers(info: common_pb2.ObjectInfo, *, checksum: bool = False) -> di
     return headers
 
 
-def checksum_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
+def checksum_headers(info: ObjectInfo) -> dict[str, str]:
     """``x-amz-checksum-<algorithm>`` and ``x-amz-checksum-type`` of the object's checksum
     (nothing when it has none). A composite checksum carries the part count, as S3's ``-N``."""
-    if not info.HasField("checksum"):
+    if info.checksum is None:
         return {}
     name, value = checksum_value(info)
     return {name: value, CHECKSUM_HEADER + "type": info.checksum.type or "FULL_OBJECT"}
 
 
-def checksum_value(info: common_pb2.ObjectInfo) -> tuple[str, str]:
+def checksum_value(info: ObjectInfo) -> tuple[str, str]:
     """The header name and the value of ``info``'s checksum (which it must have)."""
-    value = info.checksum.value
-    if info.checksum.type == "COMPOSITE":
+    checksum = info.checksum
+    if checksum is None:
+        raise ValueError(f"{info.bucket}/{info.key} has no stored checksum")
+    value = checksum.value
+    if checksum.type == "COMPOSITE":
         value += f"-{len(info.part_sizes)}"
-    return CHECKSUM_HEADER + info.checksum.algorithm.lower(), value
+    return CHECKSUM_HEADER + checksum.algorithm.lower(), value
 
 
-def checksum_elements(info: common_pb2.ObjectInfo) -> list[x.Node]:
+def checksum_elements(info: ObjectInfo) -> list[x.Node]:
     """The ``<ChecksumCRC32>``-style elements (and ``<ChecksumType>``) of a result document."""
-    if not info.HasField("checksum"):
+    if info.checksum is None:
         return []
     _, value = checksum_value(info)
     return [

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.model import Checksum, ObjectInfo
 from gateway.multipart import PartListing
 from gateway.s3 import multipart as mp
 from gateway.s3.errors import InvalidRequest, MalformedXML
 from ringstore.errors import InvalidArgument
-from ringstore.v1 import common_pb2
 
 
 def test_a_copy_source_range_is_one_range_with_both_ends() -> None:
@@ -32,11 +32,11 @@ def test_the_completion_lists_parts_with_their_checksums() -> None:
         mp.completed_parts(b"<CompleteMultipartUpload/>")
 
 
-def multipart_info() -> common_pb2.ObjectInfo:
-    return common_pb2.ObjectInfo(
-        bucket="b", key="k", size=13, etag="x-2", part_sizes=[10, 3],
-        part_checksums=["P1==", "P2=="],
-        checksum=common_pb2.Checksum(algorithm="SHA256", value="W==", type="COMPOSITE"),
+def multipart_info() -> ObjectInfo:
+    return ObjectInfo(
+        bucket="b", key="k", size=13, etag="x-2", part_sizes=(10, 3),
+        part_checksums=("P1==", "P2=="),
+        checksum=Checksum(algorithm="SHA256", value="W==", type="COMPOSITE"),
     )  # fmt: skip
 
 
@@ -50,7 +50,7 @@ def test_a_part_read_answers_its_range_count_and_checksum() -> None:
         "x-amz-checksum-sha256": "P2==",
         "x-amz-checksum-type": "COMPOSITE",
     }
-    single = common_pb2.ObjectInfo(bucket="b", key="k", size=0)
+    single = ObjectInfo(bucket="b", key="k", size=0, etag="")
     assert mp.part_read_headers(single, 1, 0, 0, with_checksum=True) == (200, {})
     assert mp.part_number({}, {}) == 0
     with pytest.raises(InvalidRequest, match="not both"):
