@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import model
 from gateway.s3 import stored
 from metanode import catalog, multipart
 from metanode.catalog import Chunk, Commit, CopyRequest
@@ -19,7 +20,6 @@ from metanode.store.base import Checksum
 from metanode.store.memory import MemoryStore
 from metanode.store.sqlite import SqliteStore
 from ringstore.errors import InvalidArgument
-from ringstore.v1 import common_pb2
 
 HEADERS = {
     "cache-control": "public, max-age=14400",
@@ -114,12 +114,12 @@ def test_a_request_stores_the_five_headers_as_sent() -> None:
     assert stored.request_metadata(request) == {"a": "1"}
 
 
-def info(**kw) -> common_pb2.ObjectInfo:  # type: ignore[no-untyped-def]
-    return common_pb2.ObjectInfo(key="k", etag="e", content_type="text/plain", **kw)
+def info(**kw) -> model.ObjectInfo:  # type: ignore[no-untyped-def]
+    return model.ObjectInfo(bucket="b", key="k", size=0, etag="e", content_type="text/plain", **kw)
 
 
 def test_a_response_carries_the_stored_headers_and_asked_for_the_checksum() -> None:
-    crc = common_pb2.Checksum(algorithm="CRC32", value="AAAAAA==", type="FULL_OBJECT")
+    crc = model.Checksum(algorithm="CRC32", value="AAAAAA==", type="FULL_OBJECT")
     shown = stored.object_headers(info(headers=HEADERS, checksum=crc))
     assert shown["Cache-Control"] == HEADERS["cache-control"]
     assert shown["Expires"] == HEADERS["expires"]
@@ -133,7 +133,7 @@ def test_a_response_carries_the_stored_headers_and_asked_for_the_checksum() -> N
 
 
 def test_a_composite_checksum_is_shown_with_its_part_count() -> None:
-    crc = common_pb2.Checksum(algorithm="SHA256", value="abc=", type="COMPOSITE")
+    crc = model.Checksum(algorithm="SHA256", value="abc=", type="COMPOSITE")
     shown = stored.checksum_headers(info(checksum=crc, part_sizes=[5, 5, 1]))
     assert shown == {"x-amz-checksum-sha256": "abc=-3", "x-amz-checksum-type": "COMPOSITE"}
 
