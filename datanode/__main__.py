@@ -28,7 +28,8 @@ from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
-from ringstore import cluster_auth, logs
+from datanode.telemetry import DatanodeCollector
+from ringstore import cluster_auth, logs, metrics
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -112,6 +113,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
     logs.add_arguments(parser)
+    metrics.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -188,10 +190,16 @@ def advertised_address(listen: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None:
+async def serve(
+    cfg: Config,
+    stop: asyncio.Event,
+    cluster_secret: bytes,
+    meter: metrics.Metrics | None = None,
+) -> None:
     """Run the datanode until ``stop`` is set. It serves only callers that prove
     ``cluster_secret`` (health checks excepted) and proves it in its own calls (to the
-    metanode, and to the datanodes it copies blobs from)."""
+    metanode, and to the datanodes it copies blobs from). ``meter`` counts its calls and
+    exports its gauges (:class:`~datanode.telemetry.DatanodeCollector`)."""
     dn = cfg.datanode
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
@@ -221,10 +229,14 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
         max_concurrent_calls=dn.max_concurrent_calls,
         service=f"datanode {dn.id}",
         cluster_secret=cluster_secret,
+        metrics=meter,
     )
+    if meter is not None:
+        meter.add(DatanodeCollector(store, scrubber, bulk_server))
     service = BlobService(
         store,
         scrubbed_bytes=lambda: scrubber.scrubbed_bytes,
+        scrub_state=lambda: (scrubber.enabled, scrubber.pass_bytes, scrubber.rate.rate() or 0.0),
         connect=functools.partial(internal_channel, secret=cluster_secret),
         bulk=bulk_server,
     )
@@ -273,10 +285,10 @@ async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERV
             log.info("compaction freed %d bytes", freed)
 
 
-async def _run(cfg: Config, cluster_secret: bytes) -> str:
+async def _run(cfg: Config, cluster_secret: bytes, meter: metrics.Metrics | None) -> str:
     stopper = Stopper(log)
     stopper.install()
-    await serve(cfg, stopper.event, cluster_secret)
+    await serve(cfg, stopper.event, cluster_secret, meter)
     return stopper.reason
 
 
@@ -298,7 +310,8 @@ def _start(args: argparse.Namespace) -> str:
     except (RingstoreError, OSError) as err:
         raise StartupError(err) from err
     try:
-        return asyncio.run(_run(cfg, cluster_secret))
+        with metrics.serving("datanode", args.metrics_listen, cfg.datanode.id) as meter:
+            return asyncio.run(_run(cfg, cluster_secret, meter))
     except RingstoreError as err:  # a check made while starting (an id, a data directory)
         raise StartupError(err) from err
 

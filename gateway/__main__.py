@@ -21,7 +21,7 @@ from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
-from ringstore import cluster_auth, logs
+from ringstore import cluster_auth, logs, metrics
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
     logs.add_arguments(p)
+    metrics.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -79,10 +80,12 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
     return dataclasses.replace(cfg, gateway=gw, metanode=meta, cluster=cluster)
 
 
-async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
+async def serve(
+    cfg: config_mod.Config, cluster_secret: bytes, meter: metrics.Metrics | None = None
+) -> str:
     """Serve until SIGINT or SIGTERM; returns the signal's name. ``cluster_secret`` proves the
     gateway's calls to the metanode and the datanodes; the public ports check callers' own keys
-    instead."""
+    instead. ``meter`` counts the requests of both doors."""
     gw = cfg.gateway
     channel = internal_channel(cfg.metanode.address, cluster_secret)
     meta = meta_pb2_grpc.MetaStub(channel)
@@ -101,6 +104,7 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
         max_concurrent_calls=gw.max_concurrent_calls,
         service="gateway",
         interceptors=[Authenticator(authorizer)],
+        metrics=meter,
     )
     intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
     objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(
@@ -110,7 +114,7 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
     s3 = None
     if gw.s3_listen:
         app = S3App(objects, authorizer, region=gw.s3_region, domain=gw.s3_domain, intake=intake)
-        s3 = S3Server(app, gw.s3_listen)
+        s3 = S3Server(app, gw.s3_listen, metrics=meter)
         await s3.start()
     console = None
     if gw.console_listen:
@@ -185,7 +189,8 @@ def _start(args: argparse.Namespace) -> str:
         secret = cluster_auth.resolve(cfg.cluster.secret_file)
     except (RingstoreError, OSError) as exc:
         raise StartupError(exc) from exc
-    return asyncio.run(serve(cfg, secret))
+    with metrics.serving("gateway", args.metrics_listen) as meter:
+        return asyncio.run(serve(cfg, secret, meter))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from ringstore.errors import (
     SlowDown,
 )
 from ringstore.interception import abort, behaviour_kind
+from ringstore.metrics import GrpcMetrics, Metrics
 from ringstore.tracing import RequestIds
 from ringstore.validation import shown
 
@@ -283,6 +284,7 @@ def make_server(
     service: str = "server",
     interceptors: Sequence[aio.ServerInterceptor] = (),
     cluster_secret: bytes | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[aio.Server, health_aio.HealthServicer, int]:
     """An asyncio gRPC server bound to ``listen`` (port 0 picks a free one), with the standard
     health service registered and, when ``max_concurrent_calls`` is given, at most that many
@@ -292,8 +294,11 @@ def make_server(
     health service's must prove it (:class:`~ringstore.cluster_auth.ClusterGuard`), checked
     before the call limit so that a refused call takes no slot. Every call first gets its
     request id (:class:`~ringstore.tracing.RequestIds`; a port without a secret is a public
-    door). Returns the server, its health servicer and the bound port."""
+    door). With ``metrics``, every call is counted first of all (:class:`GrpcMetrics`).
+    Returns the server, its health servicer and the bound port."""
     chain: list[aio.ServerInterceptor] = [RequestIds(public=cluster_secret is None)]
+    if metrics is not None:
+        chain.insert(0, GrpcMetrics(metrics))
     if cluster_secret is not None:
         chain.append(ClusterGuard(cluster_secret))
     if max_concurrent_calls is not None:

@@ -23,7 +23,7 @@ from gateway.objects import ObjectService
 from gateway.s3 import cors, errors, router, sigv4
 from gateway.s3.handlers import Call, Handlers
 from gateway.s3.http import Receive, Request, Responder, Scope, Send
-from ringstore import tracing
+from ringstore import metrics, tracing
 from ringstore.errors import InternalError, RingstoreError
 
 log = logging.getLogger("ringstore.gateway.s3")
@@ -58,15 +58,16 @@ class S3App:
         try:
             req = Request.from_scope(scope, receive, self.domain)
             resp.request = req
-            await self._serve(req, resp)
+            await self._serve(req, resp, scope)
         except RingstoreError as err:
             await self._fail(resp, err, req, scope)
         except Exception:
             log.exception("S3 request %s %s failed", request_id, scope.get("path"))
             await self._fail(resp, InternalError(), req, scope)
 
-    async def _serve(self, req: Request, resp: Responder) -> None:
+    async def _serve(self, req: Request, resp: Responder, scope: Scope) -> None:
         if req.method == "OPTIONS" and req.bucket:
+            metrics.note(scope, metrics.S3_OPERATION, "PreflightCors")
             await self.cors.preflight(req, resp)  # a browser's preflight is never signed
             return
         resp.cors_headers = await self.cors.actual(req)  # on every answer, errors included
@@ -79,6 +80,7 @@ class S3App:
 
         verified = await sigv4.verify(req.signed(), secret_of, self.clock())
         route = router.route(req.method, req.bucket, req.key, req.params, req.headers)
+        metrics.note(scope, metrics.S3_OPERATION, route.operation)  # its metrics' label
         await self.auth.check(identity, route.action, route.bucket)
         operations = self.cors if route.operation in cors.OPERATIONS else self.handlers
         handler = getattr(operations, route.operation)
@@ -88,6 +90,7 @@ class S3App:
         self, resp: Responder, err: RingstoreError, req: Request | None, scope: Scope
     ) -> None:
         status, code, message = errors.status_of(err)
+        metrics.note(scope, metrics.S3_ERROR, code)
         if status >= 500:
             log.warning("S3 %s %s: %s", scope.get("method"), scope.get("path"), err)
         if resp.started:

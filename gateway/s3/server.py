@@ -16,6 +16,7 @@ import uvicorn
 
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
+from ringstore.metrics import Metrics, S3Metrics
 from ringstore.tracing import access_log
 
 
@@ -53,10 +54,13 @@ class AccessLog:
 
 
 class S3Server:
-    def __init__(self, app: S3App, listen: str) -> None:
+    def __init__(self, app: S3App, listen: str, metrics: Metrics | None = None) -> None:
         host, _, port = listen.rpartition(":")
+        asgi: Any = AccessLog(app)
+        if metrics is not None:
+            asgi = S3Metrics(asgi, metrics)  # every request counted, as the access log sees it
         config = uvicorn.Config(
-            AccessLog(app),
+            asgi,
             host=host or "127.0.0.1",
             port=int(port),
             http="httptools",
