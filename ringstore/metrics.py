@@ -111,6 +111,30 @@ class Metrics:
         )
         self._http: Any = None
         self._thread: threading.Thread | None = None
+        # Children of the labelled metrics, found once: .labels() costs a lock and a lookup.
+        self._ops: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
+        self._outcomes: dict[tuple[str, str, str, str], Any] = {}
+
+    def of_operation(self, api: str, operation: str) -> tuple[Any, Any, Any, Any]:
+        """The (latency, first byte, bytes in, bytes out) children of one operation."""
+        found = self._ops.get((api, operation))
+        if found is None:
+            found = (
+                self.latency.labels(api, operation),
+                self.first_byte.labels(api, operation),
+                self.bytes_in.labels(api, operation),
+                self.bytes_out.labels(api, operation),
+            )
+            self._ops[api, operation] = found
+        return found
+
+    def outcome(self, api: str, operation: str, status: str, code: str) -> Any:
+        """The requests counter's child of one outcome."""
+        key = (api, operation, status, code)
+        found = self._outcomes.get(key)
+        if found is None:
+            found = self._outcomes[key] = self.requests.labels(*key)
+        return found
 
     def add(self, collector: Collector) -> None:
         """Export ``collector``'s metrics too (a service's own gauges, read at each scrape)."""
@@ -173,19 +197,27 @@ _PLANS: dict[Any, _Plan] = {}
 def body_bytes(message: Any) -> int:
     """The bytes of ``message``'s ``bytes`` fields, those of its nested messages included (the
     body data it carries: an object's, a blob's, a batch of blobs')."""
-    descriptor = getattr(message, "DESCRIPTOR", None)
-    if descriptor is None:  # a message an inner interceptor's deserializer wrapped
-        inner = getattr(message, "message", None)
-        return body_bytes(inner) if inner is not None else 0
-    plain, nested = _plan(descriptor)
-    total = sum(len(getattr(message, name)) for name in plain)
+    plan = _BY_TYPE.get(type(message))
+    if plan is None:
+        descriptor = getattr(message, "DESCRIPTOR", None)
+        if descriptor is None:  # a message an inner interceptor's deserializer wrapped
+            inner = getattr(message, "message", None)
+            return body_bytes(inner) if inner is not None else 0
+        plan = _BY_TYPE[type(message)] = _plan(descriptor)
+    plain, nested = plan
+    total = 0
+    for name in plain:
+        total += len(getattr(message, name))
     for name, repeated in nested:
-        value = getattr(message, name)
         if repeated:
-            total += sum(body_bytes(item) for item in value)
+            for item in getattr(message, name):
+                total += body_bytes(item)
         elif message.HasField(name):
-            total += body_bytes(value)
+            total += body_bytes(getattr(message, name))
     return total
+
+
+_BY_TYPE: dict[type, _Plan] = {}
 
 
 def _plan(descriptor: Any, seen: frozenset[Any] = frozenset()) -> _Plan:
@@ -353,15 +385,15 @@ class GrpcMetrics(aio.ServerInterceptor):
 def record(metrics: Metrics, api: str, call: _Call, status: str, code: str) -> None:
     """Count one finished request."""
     op = call.operation
-    metrics.requests.labels(api, op, status, code).inc()
-    now = time.perf_counter()
-    metrics.latency.labels(api, op).observe(now - call.began)
+    metrics.outcome(api, op, status, code).inc()
+    latency, first_byte, bytes_in, bytes_out = metrics.of_operation(api, op)
+    latency.observe(time.perf_counter() - call.began)
     if call.first_byte is not None and op in GET_OPERATIONS:
-        metrics.first_byte.labels(api, op).observe(call.first_byte - call.began)
+        first_byte.observe(call.first_byte - call.began)
     if call.received:
-        metrics.bytes_in.labels(api, op).inc(call.received)
+        bytes_in.inc(call.received)
     if call.sent:
-        metrics.bytes_out.labels(api, op).inc(call.sent)
+        bytes_out.inc(call.sent)
 
 
 def note(scope: Mapping[str, Any], key: str, value: str) -> None:
