@@ -105,10 +105,15 @@ def progress_line(p: objectstore_pb2.Progress, human: Any) -> str:
     who = f"{p.name} {p.node}".strip()
     if p.note == "off":
         return f"  {who:<16} off"
-    rate = f"{amount(p.rate)}/s" if p.rate_known else "rate not known yet"
+    if not p.rate_known:
+        rate = "rate not known yet"
+    elif p.unit == "bytes":
+        rate = f"at {human(p.rate)}/s"
+    else:
+        rate = f"at {p.rate:.3g} {p.unit}/s"
     left = duration(p.seconds_left) if p.eta_known else "unknown"
     note = f"  ({p.note})" if p.note else ""
     return (
-        f"  {who:<16} done {amount(p.done)}  left {amount(p.remaining)}  at {rate}  "
+        f"  {who:<16} done {amount(p.done)}  left {amount(p.remaining)}  {rate}  "
         f"time left {left}{note}"
     )

@@ -20,7 +20,8 @@ from datanode.telemetry import DatanodeCollector
 from metanode import membership
 from metanode.store.memory import MemoryStore
 from metanode.telemetry import ClusterCollector, ClusterSampler, scrub_progress
-from ringstore.cli.status import duration
+from ringstore.cli.main import human
+from ringstore.cli.status import duration, progress_line
 from ringstore.config import ClusterConfig
 from ringstore.metrics import Metrics, body_bytes
 from ringstore.progress import MIN_SPAN, RateMeter, time_left
@@ -120,6 +121,16 @@ def test_scrub_progress_is_bytes_left_at_the_nodes_rate() -> None:
     assert (p.node, p.done, p.remaining, p.seconds_left) == ("dn1", 400, 600, 30.0)
     assert scrub_progress("dn2", blob_pb2.UsageResponse(used_bytes=5)).note == "off"
     assert [duration(s) for s in (45, 725, 12000, 190000)] == ["45s", "12m 5s", "3h 20m", "2d 4h"]
+    line = progress_line(
+        objectstore_pb2.Progress(
+            name="anti_entropy", unit="slices", done=2, remaining=14, rate=0.0667,
+            rate_known=True, seconds_left=210, eta_known=True,
+        ),
+        human,
+    )  # fmt: skip
+    assert "at 0.0667 slices/s  time left 3m 30s" in line
+    unknown = objectstore_pb2.Progress(name="repair", unit="blobs", remaining=5)
+    assert "rate not known yet  time left unknown" in progress_line(unknown, human)
 
 
 def test_docs_alerts_and_dashboard_name_only_exported_metrics() -> None:
