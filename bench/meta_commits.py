@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from gateway.objects import _coalesced_commits
+from gateway.meta_client import coalesced_commits
 from metanode.store import BlobRecord, BucketRecord, ManifestEntry, Transaction, VersionRecord
 from metanode.store.sqlite import SqliteStore
 from ringstore import cluster_auth
@@ -63,7 +63,7 @@ async def drive(
 ) -> tuple[int, list[float], list[float]]:
     channel = internal_channel(address, secret)
     stub = meta_pb2_grpc.MetaStub(channel)
-    commits = _coalesced_commits(stub)
+    commits = coalesced_commits(stub)
     await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="commits"))
     latencies: list[float] = []
     deadline = time.monotonic() + seconds

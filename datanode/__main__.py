@@ -29,7 +29,7 @@ from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
 from datanode.telemetry import DatanodeCollector
-from ringstore import cluster_auth, logs, metrics
+from ringstore import cluster_auth, logs, metrics, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -112,6 +112,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (tests only: not crash-safe)"
     )
+    tls.add_cluster_arguments(parser)
     logs.add_arguments(parser)
     metrics.add_arguments(parser)
     return parser.parse_args(argv)
@@ -146,6 +147,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cluster = cfg.cluster
     if args.cluster_secret_file:
         cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    cluster = tls.with_cluster_arguments(args, cluster)
     cfg = dataclasses.replace(cfg, datanode=datanode, metanode=metanode, cluster=cluster).validate()
     _check_datanode(cfg)
     return cfg
@@ -194,17 +196,19 @@ async def serve(
     cfg: Config,
     stop: asyncio.Event,
     cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None = None,
     meter: metrics.Metrics | None = None,
 ) -> None:
     """Run the datanode until ``stop`` is set. It serves only callers that prove
     ``cluster_secret`` (health checks excepted) and proves it in its own calls (to the
-    metanode, and to the datanodes it copies blobs from). ``meter`` counts its calls and
+    metanode, and to the datanodes it copies blobs from); with ``cluster_tls`` its ports (gRPC
+    and bulk) and its calls use mutual TLS with the cluster CA. ``meter`` counts its calls and
     exports its gauges (:class:`~datanode.telemetry.DatanodeCollector`)."""
     dn = cfg.datanode
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
     data_dir = Path(dn.data_dir).resolve()
-    channel = internal_channel(cfg.metanode.address, cluster_secret)
+    channel = internal_channel(cfg.metanode.address, cluster_secret, cluster_tls)
     meta = meta_pb2_grpc.MetaStub(channel)
     reporter = DamageReporter(meta, dn.id)
     store = await asyncio.to_thread(
@@ -221,7 +225,11 @@ async def serve(
     bulk_server = None
     if dn.bulk_port >= 0:
         bulk_server = BulkServer(
-            store, cluster_secret, host=listen_host(dn.listen), port=dn.bulk_port
+            store,
+            cluster_secret,
+            host=listen_host(dn.listen),
+            port=dn.bulk_port,
+            tls=cluster_tls.server_context() if cluster_tls else None,
         )
         bulk_server.start()
     server, health, port = make_server(
@@ -229,6 +237,7 @@ async def serve(
         max_concurrent_calls=dn.max_concurrent_calls,
         service=f"datanode {dn.id}",
         cluster_secret=cluster_secret,
+        credentials=cluster_tls.server_credentials() if cluster_tls else None,
         metrics=meter,
     )
     if meter is not None:
@@ -237,7 +246,7 @@ async def serve(
         store,
         scrubbed_bytes=lambda: scrubber.scrubbed_bytes,
         scrub_state=lambda: (scrubber.enabled, scrubber.pass_bytes, scrubber.rate.rate() or 0.0),
-        connect=functools.partial(internal_channel, secret=cluster_secret),
+        connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
         bulk=bulk_server,
     )
     blob_pb2_grpc.add_BlobServicer_to_server(service, server)
@@ -285,10 +294,15 @@ async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERV
             log.info("compaction freed %d bytes", freed)
 
 
-async def _run(cfg: Config, cluster_secret: bytes, meter: metrics.Metrics | None) -> str:
+async def _run(
+    cfg: Config,
+    cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None,
+    meter: metrics.Metrics | None = None,
+) -> str:
     stopper = Stopper(log)
     stopper.install()
-    await serve(cfg, stopper.event, cluster_secret, meter)
+    await serve(cfg, stopper.event, cluster_secret, cluster_tls, meter)
     return stopper.reason
 
 
@@ -307,11 +321,12 @@ def _start(args: argparse.Namespace) -> str:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
+        cluster_tls = tls.cluster_tls(cfg.cluster)
     except (RingstoreError, OSError) as err:
         raise StartupError(err) from err
     try:
         with metrics.serving("datanode", args.metrics_listen, cfg.datanode.id) as meter:
-            return asyncio.run(_run(cfg, cluster_secret, meter))
+            return asyncio.run(_run(cfg, cluster_secret, cluster_tls, meter))
     except RingstoreError as err:  # a check made while starting (an id, a data directory)
         raise StartupError(err) from err
 

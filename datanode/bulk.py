@@ -2,7 +2,9 @@
 plain TCP port, beside the gRPC Blob service, over the same store and with its guarantees.
 
 - Only callers that prove the cluster secret in the handshake are served; the others are told
-  why and disconnected before a request is read (``refused`` counts them).
+  why and disconnected before a request is read (``refused`` counts them). With a TLS context
+  (mutual TLS inside the cluster, :mod:`ringstore.tls`) a caller must first complete a TLS
+  handshake with a certificate of the cluster CA; one that does not is counted and dropped.
 - A write is received into one preallocated buffer (``recv_into``) and fed to
   :meth:`BlobStore.begin_write`'s writer, which checks its length and CRC32C; the status is sent
   only after :meth:`BlobWriter.commit` returned (verified, fsynced, published), as PutBlob's
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -62,9 +65,11 @@ class BulkServer:
         buffer_size: int = BUFFER_SIZE,
         io_timeout: float = IO_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._store = store
         self._secret = secret
+        self._tls = tls
         self._buffer_size = buffer_size
         self._io_timeout = io_timeout
         self._max_connections = max_connections
@@ -111,6 +116,8 @@ class BulkServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(bulk.HANDSHAKE_TIMEOUT)
+            if self._tls is not None:
+                conn = self._wrap(conn)
             try:
                 bulk.server_handshake(conn, self._secret)
             except AccessDenied as err:
@@ -141,6 +148,21 @@ class BulkServer:
             with self._lock:
                 self._connections.discard(conn)
             conn.close()
+
+    def _wrap(self, raw: socket.socket) -> socket.socket:
+        """``raw`` after a TLS handshake in which the caller showed a cluster certificate;
+        a caller that does not is refused (the connection is closed by the caller's finally)."""
+        try:
+            conn = self._tls.wrap_socket(raw, server_side=True)  # type: ignore[union-attr]
+        except (ssl.SSLError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            rule = "the bulk port admits only peers with a certificate of the cluster CA"
+            self._refused(AccessDenied(f"TLS handshake failed ({reason}): {rule}"))
+            raise
+        with self._lock:  # stop() must shut the TLS socket down: the raw one is detached
+            self._connections.discard(raw)
+            self._connections.add(conn)
+        return conn
 
     def _write(self, conn: socket.socket, request: bulk.Request, buffer: memoryview) -> None:
         failure: RingstoreError | None = None

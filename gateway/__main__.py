@@ -17,11 +17,12 @@ from gateway.console.app import ConsoleApp
 from gateway.console.server import ConsoleServer
 from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
+from gateway.meta_client import MetaClient
 from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
-from ringstore import cluster_auth, logs, metrics
+from ringstore import cluster_auth, logs, metrics, tls
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
@@ -51,6 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
+    p.add_argument("--tls-cert", metavar="PEM", help="public doors' certificate (gateway.tls_cert)")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key (gateway.tls_key)")
+    tls.add_cluster_arguments(p)
     logs.add_arguments(p)
     metrics.add_arguments(p)
     return p.parse_args(argv)
@@ -71,32 +75,45 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
         gw = dataclasses.replace(gw, rpc_timeout=args.rpc_timeout)
     if args.ring_refresh:
         gw = dataclasses.replace(gw, ring_refresh=args.ring_refresh)
+    if args.tls_cert is not None:
+        gw = dataclasses.replace(gw, tls_cert=args.tls_cert)
+    if args.tls_key is not None:
+        gw = dataclasses.replace(gw, tls_key=args.tls_key)
     meta = cfg.metanode
     if args.metanode:
         meta = dataclasses.replace(meta, address=args.metanode)
     cluster = cfg.cluster
     if args.cluster_secret_file:
         cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    cluster = tls.with_cluster_arguments(args, cluster)
     return dataclasses.replace(cfg, gateway=gw, metanode=meta, cluster=cluster)
 
 
 async def serve(
-    cfg: config_mod.Config, cluster_secret: bytes, meter: metrics.Metrics | None = None
+    cfg: config_mod.Config,
+    cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None = None,
+    public_tls: tls.PublicTls | None = None,
+    meter: metrics.Metrics | None = None,
 ) -> str:
     """Serve until SIGINT or SIGTERM; returns the signal's name. ``cluster_secret`` proves the
-    gateway's calls to the metanode and the datanodes; the public ports check callers' own keys
-    instead. ``meter`` counts the requests of both doors."""
+    gateway's calls to the metanode and the datanodes (over mutual TLS with ``cluster_tls``);
+    the public ports check callers' own keys instead, and serve TLS with ``public_tls``.
+    ``meter`` counts the requests of both doors."""
     gw = cfg.gateway
-    channel = internal_channel(cfg.metanode.address, cluster_secret)
+    channel = internal_channel(cfg.metanode.address, cluster_secret, cluster_tls)
     meta = meta_pb2_grpc.MetaStub(channel)
     view = ClusterView(
         meta,
         rpc_timeout=gw.rpc_timeout,
-        connect=functools.partial(internal_channel, secret=cluster_secret),
-        bulk=BulkClient(cluster_secret),
+        connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
+        bulk=BulkClient(cluster_secret, tls=cluster_tls.client_context() if cluster_tls else None),
     )
     objects = ObjectService(
-        meta, view, rpc_timeout=gw.rpc_timeout, max_concurrent_chunks=gw.max_concurrent_chunks
+        MetaClient(meta, rpc_timeout=gw.rpc_timeout),
+        view,
+        rpc_timeout=gw.rpc_timeout,
+        max_concurrent_chunks=gw.max_concurrent_chunks,
     )
     authorizer = Authorizer(meta, rpc_timeout=gw.rpc_timeout)
     server, health, port = make_server(
@@ -104,6 +121,7 @@ async def serve(
         max_concurrent_calls=gw.max_concurrent_calls,
         service="gateway",
         interceptors=[Authenticator(authorizer)],
+        credentials=public_tls.server_credentials() if public_tls else None,
         metrics=meter,
     )
     intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
@@ -113,8 +131,15 @@ async def serve(
     await server.start()
     s3 = None
     if gw.s3_listen:
-        app = S3App(objects, authorizer, region=gw.s3_region, domain=gw.s3_domain, intake=intake)
-        s3 = S3Server(app, gw.s3_listen, metrics=meter)
+        app = S3App(
+            objects,
+            authorizer,
+            region=gw.s3_region,
+            domain=gw.s3_domain,
+            intake=intake,
+            max_concurrent_calls=gw.max_concurrent_calls,
+        )
+        s3 = S3Server(app, gw.s3_listen, tls=public_tls, metrics=meter)
         await s3.start()
     console = None
     if gw.console_listen:
@@ -127,8 +152,10 @@ async def serve(
                 s3_port=s3.port,
                 authorizer=authorizer,
                 region=gw.s3_region,
+                ca_file=public_tls.cert_file if public_tls else None,
             ),
             gw.console_listen,
+            tls=public_tls,
         )
         await console.start()
     # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
@@ -187,10 +214,14 @@ def _start(args: argparse.Namespace) -> str:
     try:
         cfg = load_config(args)
         secret = cluster_auth.resolve(cfg.cluster.secret_file)
+        cluster_tls = tls.cluster_tls(cfg.cluster)
+        public_tls = tls.PublicTls.load(cfg.gateway.tls_cert, cfg.gateway.tls_key)
     except (RingstoreError, OSError) as exc:
         raise StartupError(exc) from exc
+    if cluster_tls is None:
+        log.warning("%s", tls.plain_tcp_note("gateway", "its calls to the metanode and datanodes"))
     with metrics.serving("gateway", args.metrics_listen) as meter:
-        return asyncio.run(serve(cfg, secret, meter))
+        return asyncio.run(serve(cfg, secret, cluster_tls, public_tls, meter))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,7 +59,7 @@ class BulkClientStats:
 
 
 class BulkClient:
-    """Transfers to datanodes' bulk ports, proving ``secret``."""
+    """Transfers to datanodes' bulk ports, proving ``secret`` (over mutual TLS with ``tls``)."""
 
     def __init__(
         self,
@@ -65,10 +67,13 @@ class BulkClient:
         *,
         threads: int = BULK_THREADS,
         idle_per_address: int = IDLE_PER_ADDRESS,
-        connect: Callable[[Address, bytes, float], socket.socket] = bulk.connect,
+        connect: Callable[[Address, bytes, float], socket.socket] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: the cluster certificate's client context (mutual TLS inside the cluster),
+        used by the default ``connect``."""
         self._secret = secret
-        self._connect = connect
+        self._connect = connect or functools.partial(bulk.connect, context=tls)
         self._idle_per_address = idle_per_address
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="bulk"

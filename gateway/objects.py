@@ -10,6 +10,11 @@ metanode's orphan sweep catches what a dead gateway left.
 
 A get fetches the record, checks conditions and the range, and streams the chunks that overlap
 the range, one after another, each from the first replica that serves it.
+
+The core speaks no transport: its calls take plain Python values and return
+:mod:`gateway.model`'s dataclasses, and fail with :mod:`ringstore.errors`' hierarchy. Each door
+(gateway/servicer.py for gRPC, gateway/s3/ for S3) maps those to its wire; the metanode is
+reached through :class:`gateway.meta_client.MetaClient`.
 """
 
 from __future__ import annotations
@@ -17,39 +22,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import grpc
 
 from gateway import ingest, replication
-from gateway.batching import Coalescer, coalesced
 from gateway.cluster_view import ClusterView
-from ringstore import etags, faults, validation
+from gateway.meta_client import ChunkRef, MetaClient, ObjectRecord
+from gateway.model import (
+    BucketInfo,
+    Checksum,
+    DeleteResult,
+    ObjectInfo,
+    ObjectListing,
+    VersionListing,
+)
+from ringstore import etags, validation
+from ringstore.cors import CorsRule
 from ringstore.errors import (
     InvalidArgument,
+    InvalidPart,
     NoSuchBucket,
     NotModified,
     PreconditionFailed,
     RingstoreError,
-    ServiceUnavailable,
 )
-from ringstore.grpc_errors import from_rpc_error
 from ringstore.ring import placement_hash
-from ringstore.v1 import (
-    common_pb2,
-    meta_pb2,
-    meta_pb2_grpc,
-    objectstore_pb2,
-)
 from ringstore.validation import shown
 
 log = logging.getLogger(__name__)
 
 RENAME_BATCH = 500  # objects the metanode moves per RenamePrefix call
 BUCKET_TTL = 5.0  # seconds a bucket seen to exist saves puts the metanode round trip
-T = TypeVar("T")
+DEFAULT_MAX_KEYS = 1000  # entries per listing page when the caller names none (S3's default)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class PutRequest:
     metadata: dict[str, str] | None = None
     if_match: str = ""
     if_none_match: str = ""
+    headers: dict[str, str] | None = None  # stored HTTP headers (validation.STORED_HEADERS)
+    # The (algorithm, base64 value) of a checksum the door verified over the body, or None:
+    # called once the body has been read whole, so a checksum sent in a trailer is known.
+    checksum: Callable[[], tuple[str, str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ class ByteRange:
 class Reading:
     """An object opened for reading: its info, the span served, and the body."""
 
-    info: common_pb2.ObjectInfo
+    info: ObjectInfo
     offset: int
     length: int
     body: AsyncIterator[bytes]
@@ -89,7 +97,7 @@ class ObjectService:
 
     def __init__(
         self,
-        meta: meta_pb2_grpc.MetaStub,
+        meta: MetaClient,
         view: ClusterView,
         *,
         rpc_timeout: float,
@@ -97,50 +105,23 @@ class ObjectService:
     ) -> None:
         self.meta = meta
         self.view = view
-        self.rpc_timeout = rpc_timeout
+        self.rpc_timeout = rpc_timeout  # seconds, for each datanode call
         self.max_concurrent_chunks = max_concurrent_chunks
         self._buckets_seen: dict[str, float] = {}  # bucket -> monotonic time it was seen
-        # Concurrent commits and lookups leave in batches (see gateway/batching.py).
-        self._commits = _coalesced_commits(meta)
-        self._lookups = _coalesced_lookups(meta)
-
-    async def call_meta(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
-        """One metanode call with a deadline; its error comes back as a RingstoreError."""
-        try:
-            reply = await call(request, timeout=self.rpc_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
-        _fail_after(getattr(call, "_method", b""))
-        return reply
-
-    async def call_coalesced(self, coalescer: Coalescer[Any, T], request: Any, method: str) -> T:
-        """:meth:`call_meta` through a coalescer; ``method`` names the single call."""
-        try:
-            reply = await coalescer.call(request, self.rpc_timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
-        _fail_after(method)
-        return reply
 
     # -- buckets ----------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str, *, owner: str = "") -> common_pb2.BucketInfo:
+    async def create_bucket(self, name: str, *, owner: str = "") -> BucketInfo:
         """Create bucket ``name``, owned by the key ``owner`` (the metanode records the grant)."""
         validation.check_bucket_name(name)
-        return await self.call_meta(
-            self.meta.CreateBucket,
-            objectstore_pb2.CreateBucketRequest(name=name, owner_access_key_id=owner),
-        )
+        return await self.meta.create_bucket(name, owner)
 
-    async def head_bucket(self, name: str) -> common_pb2.BucketInfo:
+    async def head_bucket(self, name: str) -> BucketInfo:
         validation.check_bucket_length(name)
-        return await self.call_meta(
-            self.meta.HeadBucket, objectstore_pb2.HeadBucketRequest(name=name)
-        )
+        return await self.meta.head_bucket(name)
 
-    async def list_buckets(self) -> list[common_pb2.BucketInfo]:
-        resp = await self.call_meta(self.meta.ListBuckets, objectstore_pb2.ListBucketsRequest())
-        return list(resp.buckets)
+    async def list_buckets(self) -> list[BucketInfo]:
+        return await self.meta.list_buckets()
 
     async def _check_bucket(self, name: str) -> None:
         """Fail fast, before any byte is stored, when the bucket does not exist. A bucket seen
@@ -157,21 +138,28 @@ class ObjectService:
     async def delete_bucket(self, name: str) -> None:
         validation.check_bucket_length(name)
         self._buckets_seen.pop(name, None)
-        await self.call_meta(self.meta.DeleteBucket, objectstore_pb2.DeleteBucketRequest(name=name))
+        await self.meta.delete_bucket(name)
+
+    async def get_bucket_cors(self, bucket: str) -> tuple[CorsRule, ...]:
+        """The bucket's CORS rules; NoSuchCORSConfiguration when it has none."""
+        return await self.meta.get_bucket_cors(bucket)
+
+    async def put_bucket_cors(self, bucket: str, rules: Sequence[CorsRule]) -> None:
+        """Store the bucket's CORS rules; none deletes them."""
+        await self.meta.put_bucket_cors(bucket, rules)
 
     # -- put --------------------------------------------------------------------------------
 
-    async def put_object(
-        self, req: PutRequest, body: AsyncIterator[bytes]
-    ) -> common_pb2.ObjectInfo:
+    async def put_object(self, req: PutRequest, body: AsyncIterator[bytes]) -> ObjectInfo:
         """Store the body and commit the object; see the module docstring for the guarantees."""
         validation.check_key(req.key)
         validation.check_content_type(req.content_type)
         metadata = validation.check_metadata(req.metadata)
+        headers = validation.check_headers(req.headers)
         etags.check("if_match", req.if_match)  # the commit matches it; refuse a bad one first
         etags.check("if_none_match", req.if_none_match)
         await self._check_bucket(req.bucket)  # reject before any byte is stored
-        written: list[common_pb2.ChunkRef] = []
+        written: list[ChunkRef] = []
         try:
             size, etag = await ingest.store_body(
                 self.view,
@@ -181,35 +169,39 @@ class ObjectService:
                 rpc_timeout=self.rpc_timeout,
                 max_concurrent_chunks=self.max_concurrent_chunks,
             )
-            commit = meta_pb2.CommitObjectRequest(
-                bucket=req.bucket,
-                key=req.key,
+            checksum = None
+            verified = req.checksum() if req.checksum is not None else None
+            if verified is not None:
+                algorithm, value = verified
+                validation.check_checksum(algorithm, value)
+                checksum = Checksum(algorithm=algorithm, value=value, type="FULL_OBJECT")
+            return await self.meta.commit_object(
+                req.bucket,
+                req.key,
                 size=size,
                 etag=etag,
+                chunks=written,
                 content_type=req.content_type,
                 metadata=metadata,
-                chunks=written,
+                headers=headers,
                 if_match=req.if_match,
                 if_none_match=req.if_none_match,
+                checksum=checksum,
             )
-            return await self.call_coalesced(self._commits, commit, "CommitObject")
         except BaseException as exc:
             if isinstance(exc, NoSuchBucket):
                 self._buckets_seen.pop(req.bucket, None)
-            ingest.discard(self.meta, written, rpc_timeout=self.rpc_timeout)
+            self.meta.discard(written, rpc_timeout=self.rpc_timeout)
             raise
 
     # -- get, head, delete, list --------------------------------------------------------------
 
-    async def _record(self, bucket: str, key: str, version_id: str) -> meta_pb2.ObjectRecord:
+    async def _record(self, bucket: str, key: str, version_id: str) -> ObjectRecord:
         validation.check_bucket_length(bucket)
         validation.check_key(key)
-        req = meta_pb2.GetObjectRecordRequest(bucket=bucket, key=key, version_id=version_id)
-        return await self.call_coalesced(self._lookups, req, "GetObjectRecord")
+        return await self.meta.object_record(bucket, key, version_id)
 
-    async def head_object(
-        self, bucket: str, key: str, version_id: str = ""
-    ) -> common_pb2.ObjectInfo:
+    async def head_object(self, bucket: str, key: str, version_id: str = "") -> ObjectInfo:
         return (await self._record(bucket, key, version_id)).info
 
     async def get_object(
@@ -221,8 +213,12 @@ class ObjectService:
         byte_range: ByteRange | None = None,
         if_match: str = "",
         if_none_match: str = "",
+        part_number: int = 0,
     ) -> Reading:
-        """Open an object: conditions and range are checked before any byte is sent."""
+        """Open an object: conditions and range are checked before any byte is sent.
+        ``part_number`` (S3's partNumber) reads one part of it (:func:`part_span`)."""
+        if part_number and byte_range is not None:
+            raise InvalidArgument("a read takes a byte range or a part number, not both")
         etags.check("if_match", if_match)  # a malformed condition fails before any lookup
         etags.check("if_none_match", if_none_match)
         record = await self._record(bucket, key, version_id)
@@ -236,7 +232,9 @@ class ObjectService:
             raise NotModified(
                 f"{bucket}/{shown(key)}: the ETag still matches {shown(if_none_match)}"
             )
-        if byte_range is None:
+        if part_number:
+            offset, length = part_span(info, part_number)
+        elif byte_range is None:
             offset, length = 0, info.size
         else:
             offset, length = validation.resolve_range(
@@ -246,7 +244,7 @@ class ObjectService:
         return Reading(info=info, offset=offset, length=length, body=body)
 
     async def _stream(
-        self, chunks: list[common_pb2.ChunkRef], offset: int, length: int
+        self, chunks: list[ChunkRef], offset: int, length: int
     ) -> AsyncIterator[bytes]:
         """The bytes [offset, offset+length) of the object, chunk by chunk, reading the next
         chunk while the current one is sent (so at most two chunks are held)."""
@@ -281,30 +279,31 @@ class ObjectService:
             if ahead is not None:
                 ahead.cancel()
 
-    async def delete_object(
-        self, bucket: str, key: str, version_id: str = ""
-    ) -> objectstore_pb2.DeleteObjectResponse:
+    async def delete_object(self, bucket: str, key: str, version_id: str = "") -> DeleteResult:
         validation.check_key(key)
-        req = objectstore_pb2.DeleteObjectRequest(bucket=bucket, key=key, version_id=version_id)
-        return await self.call_meta(self.meta.DeleteObject, req)
+        return await self.meta.delete_object(bucket, key, version_id)
 
     async def list_objects(
-        self, req: objectstore_pb2.ListObjectsRequest
-    ) -> objectstore_pb2.ListObjectsResponse:
-        validation.check_bucket_length(req.bucket)
-        validation.check_max_keys(req.max_keys)
-        return await self.call_meta(self.meta.ListObjects, req)
-
-    async def drain_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:
-        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
-        return await self.call_meta(self.meta.DrainNode, req)
-
-    async def remove_node(self, node_id: str, *, force: bool = False) -> common_pb2.NodeInfo:
-        req = objectstore_pb2.NodeRequest(id=node_id, force=force)
-        return await self.call_meta(self.meta.RemoveNode, req)
-
-    async def cluster_status(self) -> objectstore_pb2.ClusterStatusResponse:
-        return await self.call_meta(self.meta.ClusterStatus, objectstore_pb2.ClusterStatusRequest())
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        continuation_token: str = "",
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> ObjectListing:
+        """One page of the keys under ``prefix`` (rolled up at ``delimiter``), in key order."""
+        validation.check_bucket_length(bucket)
+        validation.check_max_keys(max_keys)
+        return await self.meta.list_objects(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            start_after=start_after,
+            continuation_token=continuation_token,
+            max_keys=max_keys,
+        )
 
     # -- versioning, copy, rename -----------------------------------------------------------
 
@@ -313,29 +312,69 @@ class ObjectService:
             raise InvalidArgument(
                 f"versioning status must be 'Enabled' or 'Suspended', got {shown(status)}"
             )
-        req = objectstore_pb2.SetBucketVersioningRequest(name=name, status=status)
-        await self.call_meta(self.meta.SetBucketVersioning, req)
+        await self.meta.set_bucket_versioning(name, status)
 
     async def get_bucket_versioning(self, name: str) -> str:
-        req = objectstore_pb2.GetBucketVersioningRequest(name=name)
-        return (await self.call_meta(self.meta.GetBucketVersioning, req)).status
+        return await self.meta.get_bucket_versioning(name)
 
     async def list_object_versions(
-        self, req: objectstore_pb2.ListObjectVersionsRequest
-    ) -> objectstore_pb2.ListObjectVersionsResponse:
-        validation.check_bucket_length(req.bucket)
-        validation.check_max_keys(req.max_keys)
-        return await self.call_meta(self.meta.ListObjectVersions, req)
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> VersionListing:
+        """One page of the versions under ``prefix``: key ascending, then newest first."""
+        validation.check_bucket_length(bucket)
+        validation.check_max_keys(max_keys)
+        return await self.meta.list_object_versions(
+            bucket,
+            prefix=prefix,
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
 
-    async def copy_object(self, req: objectstore_pb2.CopyObjectRequest) -> common_pb2.ObjectInfo:
-        """A metadata operation: the copy shares the source's chunks."""
-        validation.check_key(req.src_key)
-        validation.check_key(req.dst_key)
-        validation.check_content_type(req.content_type)
-        etags.check("src_if_match", req.src_if_match)
-        if req.replace_metadata:
-            validation.check_metadata(dict(req.metadata))
-        return await self.call_meta(self.meta.CopyObject, req)
+    async def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        src_version_id: str = "",
+        src_if_match: str = "",
+        replace_metadata: bool = False,
+        content_type: str = "",
+        metadata: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """A metadata operation: the copy shares the source's chunks. With
+        ``replace_metadata`` the copy takes ``content_type``, ``metadata`` and ``headers``;
+        otherwise the source's."""
+        validation.check_key(src_key)
+        validation.check_key(dst_key)
+        validation.check_content_type(content_type)
+        etags.check("src_if_match", src_if_match)
+        metadata = dict(metadata or {})
+        headers = dict(headers or {})
+        if replace_metadata:
+            validation.check_metadata(metadata)
+            validation.check_headers(headers)
+        return await self.meta.copy_object(
+            src_bucket,
+            src_key,
+            dst_bucket,
+            dst_key,
+            src_version_id=src_version_id,
+            src_if_match=src_if_match,
+            replace_metadata=replace_metadata,
+            content_type=content_type,
+            metadata=metadata,
+            headers=headers,
+        )
 
     async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
         """Move every object under ``src_prefix``, a batch of metanode transactions at a time.
@@ -344,21 +383,20 @@ class ObjectService:
         rename before anything moves. Should a batch still fail (a key written meanwhile, a
         lost metanode), the error says how many objects had moved: re-running finishes."""
         validation.check_rename_prefixes(src_prefix, dst_prefix)
-        check = meta_pb2.MetaRenamePrefixRequest(
-            bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, check_only=True
-        )
+        check_after = ""
         while True:
-            checked = await self.call_meta(self.meta.RenamePrefix, check)
+            checked = await self.meta.rename_prefix(
+                bucket, src_prefix, dst_prefix, check_only=True, check_after=check_after
+            )
             if not checked.check_next:
                 break
-            check.check_after = checked.check_next
+            check_after = checked.check_next
         moved = 0
-        req = meta_pb2.MetaRenamePrefixRequest(
-            bucket=bucket, src_prefix=src_prefix, dst_prefix=dst_prefix, limit=RENAME_BATCH
-        )
         while True:
             try:
-                resp = await self.call_meta(self.meta.RenamePrefix, req)
+                resp = await self.meta.rename_prefix(
+                    bucket, src_prefix, dst_prefix, limit=RENAME_BATCH
+                )
             except RingstoreError as err:
                 if not moved:
                     raise
@@ -371,33 +409,13 @@ class ObjectService:
                 return moved
 
 
-def _fail_after(method: bytes | str) -> None:
-    """The ``fail_after`` fault seam (:mod:`ringstore.faults`): a call that completed fails."""
-    if faults.ACTIVE:
-        name = method.decode() if isinstance(method, bytes) else method
-        if faults.active("fail_after", name.rsplit("/", 1)[-1]):
-            raise ServiceUnavailable(f"fault injected: {name} completed, then failed")
-
-
-def _coalesced_commits(
-    meta: meta_pb2_grpc.MetaStub,
-) -> Coalescer[meta_pb2.CommitObjectRequest, common_pb2.ObjectInfo]:
-    return coalesced(
-        meta.CommitObject,
-        meta.CommitObjects,
-        wrap=lambda requests: meta_pb2.CommitObjectsRequest(commits=requests),
-        unwrap=lambda result: result.info,
-        size=lambda request: request.ByteSize(),
-    )
-
-
-def _coalesced_lookups(
-    meta: meta_pb2_grpc.MetaStub,
-) -> Coalescer[meta_pb2.GetObjectRecordRequest, meta_pb2.ObjectRecord]:
-    return coalesced(
-        meta.GetObjectRecord,
-        meta.GetObjectRecords,
-        wrap=lambda requests: meta_pb2.GetObjectRecordsRequest(requests=requests),
-        unwrap=lambda result: result.record,
-        size=lambda request: request.ByteSize(),
-    )
+def part_span(info: ObjectInfo, part_number: int) -> tuple[int, int]:
+    """(offset, length) of part ``part_number`` of the object: a completed multipart upload's
+    parts as listed at completion; an object written whole is its one part."""
+    sizes = list(info.part_sizes) or [info.size]
+    if not 1 <= part_number <= len(sizes):
+        raise InvalidPart(
+            f"{info.bucket}/{shown(info.key)} has {len(sizes)} part(s); there is no part "
+            f"{part_number}"
+        )
+    return sum(sizes[: part_number - 1]), sizes[part_number - 1]

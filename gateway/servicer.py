@@ -1,6 +1,10 @@
 """The public ``ringstore.v1.ObjectStore`` service: decode, authorize, call
 :class:`ObjectService`, encode.
 
+The core answers in :mod:`gateway.model`'s dataclasses; :mod:`gateway.grpc_wire` turns them into
+this door's messages, and :func:`ringstore.rpc.handler` its errors into gRPC status. The admin
+and identity calls are the metanode's, passed through :meth:`MetaClient.admin`.
+
 Every call arrives verified (:mod:`gateway.grpc_auth`); each handler asks the authorizer
 (:mod:`gateway.auth`) for each action it performs on behalf of :func:`caller` before it does
 anything: a refused put or part is refused after its header and before any of its body is read.
@@ -14,12 +18,12 @@ from typing import Any
 
 from grpc import aio
 
-from gateway import auth
+from gateway import auth, grpc_wire
 from gateway.auth import Authorizer
 from gateway.grpc_auth import caller
 from gateway.intake import Intake, footprint
-from gateway.multipart import MultipartService
-from gateway.objects import ByteRange, ObjectService, PutRequest
+from gateway.multipart import MultipartService, PartListing, PartTarget
+from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutRequest
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
@@ -34,6 +38,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         self.objects = objects
         self.auth = authorizer
         self.multipart = MultipartService(objects)
+        self.meta = objects.meta
         self.intake = intake if intake is not None else Intake()
 
     def _most(self) -> int:
@@ -47,19 +52,21 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         owner = who.access_key_id or ""
         info = await self.objects.create_bucket(request.name, owner=owner)
         self.auth.forget_key(owner)  # it now owns the bucket
-        return info
+        return grpc_wire.bucket_to_pb(info)
 
     @handler
     async def HeadBucket(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.READ, request.name)
-        return await self.objects.head_bucket(request.name)
+        return grpc_wire.bucket_to_pb(await self.objects.head_bucket(request.name))
 
     @handler
     async def ListBuckets(self, request, context):  # type: ignore[no-untyped-def]
         who = caller()
         await self.auth.check(who, auth.LIST_BUCKETS)
         buckets = [b for b in await self.objects.list_buckets() if self.auth.visible(who, b.name)]
-        return objectstore_pb2.ListBucketsResponse(buckets=buckets)
+        return objectstore_pb2.ListBucketsResponse(
+            buckets=[grpc_wire.bucket_to_pb(b) for b in buckets]
+        )
 
     @handler
     async def DeleteBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -75,7 +82,8 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         await self.auth.check(caller(), auth.WRITE, header.bucket)
         async with self.intake.admit(stream, header.expected_size, self._most()):
             body = _body(messages, header.expected_size)
-            return await self.objects.put_object(_put_request(header), body)
+            info = await self.objects.put_object(_put_request(header), body)
+        return grpc_wire.object_to_pb(info)
 
     @handler
     async def PutSmallObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -86,7 +94,8 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             )
         _check_size(request.header.expected_size, len(request.data))
         await self.auth.check(caller(), auth.WRITE, request.header.bucket)
-        return await self.objects.put_object(_put_request(request.header), _one(request.data))
+        info = await self.objects.put_object(_put_request(request.header), _one(request.data))
+        return grpc_wire.object_to_pb(info)
 
     @handler
     async def UploadPart(self, request_iterator, context):  # type: ignore[no-untyped-def]
@@ -94,22 +103,38 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         header, messages = await _header(stream, "UploadPart")
         await self.auth.check(caller(), auth.WRITE, header.bucket)
         async with self.intake.admit(stream, header.expected_size, self._most()):
-            etag = await self.multipart.upload_part(header, _body(messages, header.expected_size))
+            target = PartTarget(header.bucket, header.key, header.upload_id, header.part_number)
+            etag = await self.multipart.upload_part(target, _body(messages, header.expected_size))
         return objectstore_pb2.UploadPartResponse(etag=etag)
 
     @handler
     async def CreateMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
         upload_id = await self.multipart.create(
-            request.bucket, request.key, request.content_type, dict(request.metadata)
+            request.bucket,
+            request.key,
+            request.content_type,
+            dict(request.metadata),
+            headers=dict(request.headers),
+            checksum_algorithm=request.checksum_algorithm,
+            checksum_type=request.checksum_type,
         )
         return objectstore_pb2.CreateMultipartUploadResponse(upload_id=upload_id)
 
     @handler
     async def CompleteMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
-        parts = [(p.part_number, p.etag) for p in request.parts]
-        return await self.multipart.complete(request.bucket, request.key, request.upload_id, parts)
+        parts = [PartListing(p.part_number, p.etag, p.checksum) for p in request.parts]
+        info = await self.multipart.complete(
+            request.bucket,
+            request.key,
+            request.upload_id,
+            parts,
+            if_match=request.if_match,
+            if_none_match=request.if_none_match,
+            asserted_checksum=request.checksum.value,
+        )
+        return grpc_wire.object_to_pb(info)
 
     @handler
     async def AbortMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
@@ -120,12 +145,21 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     @handler
     async def ListParts(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
-        return await self.multipart.list_parts(request.bucket, request.key, request.upload_id)
+        parts = await self.multipart.list_parts(request.bucket, request.key, request.upload_id)
+        return objectstore_pb2.ListPartsResponse(parts=[grpc_wire.part_to_pb(p) for p in parts])
 
     @handler
     async def ListMultipartUploads(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
-        return await self.multipart.list_uploads(request)
+        page = await self.multipart.list_uploads(
+            request.bucket,
+            prefix=request.prefix,
+            delimiter=request.delimiter,
+            key_marker=request.key_marker,
+            upload_id_marker=request.upload_id_marker,
+            max_uploads=request.max_uploads,
+        )
+        return grpc_wire.uploads_to_pb(page)
 
     @handler
     async def SetBucketVersioning(self, request, context):  # type: ignore[no-untyped-def]
@@ -142,16 +176,33 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     @handler
     async def ListObjectVersions(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.READ, request.bucket)
-        if request.max_keys == 0:
-            request.max_keys = 1000  # absent means S3's default
-        return await self.objects.list_object_versions(request)
+        page = await self.objects.list_object_versions(
+            request.bucket,
+            prefix=request.prefix,
+            key_marker=request.key_marker,
+            version_id_marker=request.version_id_marker,
+            max_keys=request.max_keys or DEFAULT_MAX_KEYS,  # absent means S3's default
+        )
+        return grpc_wire.versions_to_pb(page)
 
     @handler
     async def CopyObject(self, request, context):  # type: ignore[no-untyped-def]
         who = caller()
         await self.auth.check(who, auth.READ, request.src_bucket)
         await self.auth.check(who, auth.WRITE, request.dst_bucket)
-        return await self.objects.copy_object(request)
+        info = await self.objects.copy_object(
+            request.src_bucket,
+            request.src_key,
+            request.dst_bucket,
+            request.dst_key,
+            src_version_id=request.src_version_id,
+            src_if_match=request.src_if_match,
+            replace_metadata=request.replace_metadata,
+            content_type=request.content_type,
+            metadata=dict(request.metadata),
+            headers=dict(request.headers),
+        )
+        return grpc_wire.object_to_pb(info)
 
     @handler
     async def RenamePrefix(self, request, context):  # type: ignore[no-untyped-def]
@@ -183,7 +234,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             # A small body goes out with the info: one message instead of two.
             first = b"".join([piece async for piece in reading.body])
         yield objectstore_pb2.GetObjectResponse(
-            info=reading.info,
+            info=grpc_wire.object_to_pb(reading.info),
             range_first=reading.offset,
             range_length=reading.length,
             first_data=first,
@@ -194,72 +245,80 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
     @handler
     async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.READ, request.bucket)
-        return await self.objects.head_object(request.bucket, request.key, request.version_id)
+        info = await self.objects.head_object(request.bucket, request.key, request.version_id)
+        return grpc_wire.object_to_pb(info)
 
     @handler
     async def DeleteObject(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.WRITE, request.bucket)
-        return await self.objects.delete_object(request.bucket, request.key, request.version_id)
+        result = await self.objects.delete_object(request.bucket, request.key, request.version_id)
+        return grpc_wire.delete_to_pb(result)
 
     @handler
     async def ListObjects(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.READ, request.bucket)
-        if request.max_keys == 0:
-            request.max_keys = 1000  # absent means S3's default
-        return await self.objects.list_objects(request)
+        page = await self.objects.list_objects(
+            request.bucket,
+            prefix=request.prefix,
+            delimiter=request.delimiter,
+            start_after=request.start_after,
+            continuation_token=request.continuation_token,
+            max_keys=request.max_keys or DEFAULT_MAX_KEYS,  # absent means S3's default
+        )
+        return grpc_wire.listing_to_pb(page)
 
     @handler
     async def ClusterStatus(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.ADMIN)
-        return await self.objects.cluster_status()
+        return await self.meta.admin("ClusterStatus", request)
 
     @handler
     async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.ADMIN)
-        return await self.objects.drain_node(request.id, force=request.force)
+        return await self.meta.admin("DrainNode", request)
 
     @handler
     async def RemoveNode(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.ADMIN)
-        return await self.objects.remove_node(request.id, force=request.force)
+        return await self.meta.admin("RemoveNode", request)
 
     # -- identity: the caller's powers are checked here, the metanode keeps keys and grants --
 
     @handler
     async def CreateKey(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.ADMIN)
-        return await self.objects.call_meta(self.objects.meta.CreateKey, request)
+        return await self.meta.admin("CreateKey", request)
 
     @handler
     async def ListKeys(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.ADMIN)
-        return await self.objects.call_meta(self.objects.meta.ListKeys, request)
+        return await self.meta.admin("ListKeys", request)
 
     @handler
     async def DeleteKey(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.ADMIN)
-        reply = await self.objects.call_meta(self.objects.meta.DeleteKey, request)
+        reply = await self.meta.admin("DeleteKey", request)
         self.auth.forget_key(request.access_key_id)
         return reply
 
     @handler
     async def Grant(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.OWNER, request.bucket)
-        reply = await self.objects.call_meta(self.objects.meta.Grant, request)
+        reply = await self.meta.admin("Grant", request)
         self.auth.forget_key(request.access_key_id)
         return reply
 
     @handler
     async def Revoke(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.OWNER, request.bucket)
-        reply = await self.objects.call_meta(self.objects.meta.Revoke, request)
+        reply = await self.meta.admin("Revoke", request)
         self.auth.forget_key(request.access_key_id)
         return reply
 
     @handler
     async def SetBucketAnonymousRead(self, request, context):  # type: ignore[no-untyped-def]
         await self.auth.check(caller(), auth.OWNER, request.bucket)
-        reply = await self.objects.call_meta(self.objects.meta.SetBucketAnonymousRead, request)
+        reply = await self.meta.admin("SetBucketAnonymousRead", request)
         self.auth.forget_bucket(request.bucket)
         return reply
 

@@ -37,7 +37,7 @@ from metanode.store import engines
 from metanode.store.base import Store
 from metanode.store.engines import redact
 from metanode.telemetry import ClusterCollector, ClusterSampler
-from ringstore import cluster_auth, credentials_file, logs, metrics
+from ringstore import cluster_auth, credentials_file, logs, metrics, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -106,6 +106,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
+    tls.add_cluster_arguments(p)
     logs.add_arguments(p)
     metrics.add_arguments(p)
     p.add_argument(
@@ -129,6 +130,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cluster = dataclasses.replace(cfg.cluster, **_overrides(args, cluster_names))
     if args.cluster_secret_file:
         cluster = dataclasses.replace(cluster, secret_file=args.cluster_secret_file)
+    cluster = tls.with_cluster_arguments(args, cluster)
     meta_names = (
         "listen",
         "data_dir",
@@ -210,23 +212,26 @@ async def serve(
     *,
     cluster_secret: bytes,
     master: MasterKey | None = None,
+    cluster_tls: tls.ClusterTls | None = None,
     meter: metrics.Metrics | None = None,
     metrics_interval: float = telemetry.INTERVAL,
 ) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks. Only
     callers proving ``cluster_secret`` are served (health checks excepted), and the metanode's
-    own calls to datanodes prove it. ``meter`` counts its calls and exports the cluster's
-    figures (:mod:`metanode.telemetry`)."""
+    own calls to datanodes prove it; with ``cluster_tls`` all of it over mutual TLS. ``meter``
+    counts its calls and exports the cluster's figures (:mod:`metanode.telemetry`)."""
     server, health, port = make_server(
         cfg.metanode.listen,
         max_concurrent_calls=cfg.metanode.max_concurrent_calls,
         service="metanode",
         cluster_secret=cluster_secret,
+        credentials=cluster_tls.server_credentials() if cluster_tls else None,
         metrics=meter,
     )
     m = cfg.metanode
     blob_client = GrpcBlobClient(
-        timeout=m.rpc_timeout, connect=functools.partial(internal_channel, secret=cluster_secret)
+        timeout=m.rpc_timeout,
+        connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
     )
     collector = GarbageCollector(
         store,
@@ -301,6 +306,7 @@ async def _main(
     store: Store,
     master: MasterKey,
     cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None = None,
     meter: metrics.Metrics | None = None,
     metrics_interval: float = telemetry.INTERVAL,
 ) -> str:
@@ -312,6 +318,7 @@ async def _main(
         stopper.event,
         cluster_secret=cluster_secret,
         master=master,
+        cluster_tls=cluster_tls,
         meter=meter,
         metrics_interval=metrics_interval,
     )
@@ -368,6 +375,7 @@ def _run(args: argparse.Namespace) -> str:
     try:
         cfg = build_config(args)
         cluster_secret = cluster_auth.resolve(cfg.cluster.secret_file)
+        cluster_tls = tls.cluster_tls(cfg.cluster)
         url = engines.parse("memory:" if args.memory else cfg.metadata.url, cfg.metanode.data_dir)
         store = engines.open_store(url)
         log.info("metadata in %s", redact(str(url)))
@@ -381,7 +389,7 @@ def _run(args: argparse.Namespace) -> str:
     try:
         with metrics.serving("metanode", args.metrics_listen) as meter:
             return asyncio.run(
-                _main(cfg, store, master, cluster_secret, meter, args.metrics_interval)
+                _main(cfg, store, master, cluster_secret, cluster_tls, meter, args.metrics_interval)
             )
     finally:
         store.close()

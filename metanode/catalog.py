@@ -32,6 +32,7 @@ from metanode.store.base import (
     NULL_VERSION,
     BlobRecord,
     BucketRecord,
+    Checksum,
     CorsRule,
     GrantRecord,
     ManifestEntry,
@@ -52,8 +53,10 @@ from ringstore.errors import (
 )
 from ringstore.validation import (
     check_bucket_name,
+    check_checksum,
     check_content_type,
     check_etag,
+    check_headers,
     check_key,
     check_metadata,
     shown,
@@ -104,6 +107,8 @@ class Commit:
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     if_match: str = ""
     if_none_match: str = ""
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # VersionRecord's
+    checksum: Checksum | None = None  # verified by the gateway
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +124,7 @@ class CopyRequest:
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     content_type: str = ""  # with replace_metadata: replaces the source's when non-empty
     src_if_match: str = ""  # the source's ETag must be this one (empty: any)
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # with replace_metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +289,10 @@ def write_version(
     content_type: str,
     metadata: Mapping[str, str],
     manifest: tuple[ManifestEntry, ...],
+    headers: Mapping[str, str] | None = None,
+    checksum: Checksum | None = None,
+    part_sizes: tuple[int, ...] = (),
+    part_checksums: tuple[str, ...] = (),
 ) -> ObjectView:
     """Store a new latest version of ``key`` under the bucket's versioning rules. The caller
     has already taken (or moved over) the references ``manifest`` holds."""
@@ -299,6 +309,10 @@ def write_version(
         metadata=dict(metadata),
         created_ns=_now(),
         manifest=manifest,
+        headers=dict(headers or {}),
+        checksum=checksum,
+        part_sizes=part_sizes,
+        part_checksums=part_checksums,
     )
     tx.put_version(version)
     return ObjectView(version, has_version_id=bucket.versioning != "Unversioned", is_latest=True)
@@ -327,19 +341,26 @@ def _write_delete_marker(tx: Transaction, bucket: BucketRecord, key: str) -> str
 
 
 def _check_conditions(commit: Commit, latest: VersionRecord | None) -> None:
-    """A write's conditions (:mod:`ringstore.etags`): ``if_none_match`` ``*`` writes only if
-    the key does not exist, a list of ETags only if the current one is none of them (S3's
-    If-None-Match on PutObject; the SDK sends only ``*``)."""
+    check_write_conditions(commit.bucket, commit.key, commit.if_match, commit.if_none_match, latest)
+
+
+def check_write_conditions(
+    bucket: str, key: str, if_match: str, if_none_match: str, latest: VersionRecord | None
+) -> None:
+    """A write's conditions (:mod:`ringstore.etags`) against the key's ``latest`` version:
+    ``if_none_match`` ``*`` writes only if the key does not exist, a list of ETags only if the
+    current one is none of them (S3's If-None-Match on PutObject; the SDK sends only ``*``).
+    Puts and multipart completions check them in their transaction."""
     current = latest if latest is not None and not latest.is_delete_marker else None
     etag = current.etag if current is not None else None
-    where = f"{commit.bucket}/{shown(commit.key)}"
-    if not etags.if_none_match_holds(commit.if_none_match, etag):
+    where = f"{bucket}/{shown(key)}"
+    if not etags.if_none_match_holds(if_none_match, etag):
         raise PreconditionFailed(
-            f"{where} has ETag {etag!r}, which if_none_match {shown(commit.if_none_match)} excludes"
+            f"{where} has ETag {etag!r}, which if_none_match {shown(if_none_match)} excludes"
         )
-    if not etags.if_match_holds(commit.if_match, etag):
+    if not etags.if_match_holds(if_match, etag):
         found = "does not exist" if etag is None else f"has ETag {etag!r}"
-        raise PreconditionFailed(f"{where} {found}, not if_match {shown(commit.if_match)}")
+        raise PreconditionFailed(f"{where} {found}, not if_match {shown(if_match)}")
 
 
 def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
@@ -349,6 +370,9 @@ def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
     check_content_type(commit.content_type)
     check_etag(commit.etag)
     metadata = check_metadata(dict(commit.metadata))
+    headers = check_headers(dict(commit.headers))
+    if commit.checksum is not None:
+        check_checksum(commit.checksum.algorithm, commit.checksum.value)
     check_chunks(commit.chunks, commit.size)
     _check_conditions(commit, tx.get_latest(commit.bucket, commit.key))
     manifest = acquire(tx, commit.chunks, _now())
@@ -361,6 +385,8 @@ def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
         content_type=commit.content_type,
         metadata=metadata,
         manifest=manifest,
+        headers=headers,
+        checksum=commit.checksum,
     )
 
 
@@ -404,8 +430,9 @@ def get_object_record(
 
 def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
     """A new version of the destination sharing the source version's blobs (no data copied):
-    same size and ETag; metadata and content type copied unless ``replace_metadata`` (then
-    the metadata is replaced, and the content type too when the request names one). Written
+    same size, ETag and checksum; metadata, stored headers and content type copied unless
+    ``replace_metadata`` (then the metadata and the headers are replaced, and the content type
+    too when the request names one). Written
     as a put would be. ``src_if_match`` makes the copy conditional on the source's ETag, in
     this transaction, so the version checked is the version copied."""
     bucket_record(tx, request.src_bucket)
@@ -420,6 +447,7 @@ def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
     metadata = (
         check_metadata(dict(request.metadata)) if request.replace_metadata else source.metadata
     )
+    headers = check_headers(dict(request.headers)) if request.replace_metadata else source.headers
     content_type = source.content_type
     if request.replace_metadata and request.content_type:
         content_type = request.content_type
@@ -434,6 +462,10 @@ def copy_object(tx: Transaction, request: CopyRequest) -> ObjectView:
         content_type=content_type,
         metadata=metadata,
         manifest=source.manifest,
+        headers=headers,
+        checksum=source.checksum,
+        part_sizes=source.part_sizes,
+        part_checksums=source.part_checksums,
     )
 
 

@@ -15,7 +15,17 @@ Guarantees (S3 multipart semantics, shared/SDK.md):
 - Aborting or expiring releases every part; blobs nobody else references are queued for
   garbage collection in the same transaction.
 - The completed ETag is S3's: hex MD5 of the concatenated binary MD5s of the listed parts,
-  then ``-N``.
+  then ``-N``. The version records the part layout (each part's size and checksum), so a read
+  of one part (S3's ``partNumber``) needs no other record.
+- Checksums (S3's multipart checksums): an upload may name an algorithm and a type; then every
+  part is stored with its checksum of that algorithm (computed and verified by the gateway),
+  a completion that lists a part's checksum must list the stored one, and the object's
+  checksum, which the gateway derives from the parts (COMPOSITE or FULL_OBJECT), is stored
+  with the version.
+- A completion's conditions (``if_match``, ``if_none_match``) are checked in its transaction
+  against the key's current version, as a put's are (:func:`catalog.check_write_conditions`).
+- A repeated completion of an upload that completed a moment ago answers the same success
+  (:class:`CompletedUploads`), as S3 does for a client that lost the first reply.
 """
 
 from __future__ import annotations
@@ -26,12 +36,15 @@ import itertools
 import os
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 
-from metanode.catalog import ObjectView, bucket_record, write_version
+from metanode.catalog import ObjectView, bucket_record, check_write_conditions, write_version
 from metanode.listing import PAST_FOLDER
 from metanode.refs import Chunk, acquire, check_chunks, release
 from metanode.store.base import (
+    CHECKSUM_TYPES,
+    Checksum,
     ManifestEntry,
     PartRecord,
     Transaction,
@@ -45,13 +58,25 @@ from ringstore.errors import (
     InvalidPartOrder,
     NoSuchUpload,
 )
-from ringstore.validation import check_content_type, check_key, check_metadata, shown
+from ringstore.validation import (
+    CHECKSUM_ALGORITHMS,
+    check_content_type,
+    check_headers,
+    check_key,
+    check_metadata,
+    shown,
+)
 
 MIN_PART_NUMBER = 1
 MAX_PART_NUMBER = 10_000
 EXPIRY_BATCH = 100  # uploads aborted per expiry transaction
 MAX_UPLOADS = 1000  # entries per ListMultipartUploads page (S3's max-uploads)
 END_OF_KEY = 2**63 - 1  # an initiated_ns past every upload: a position after all of a key's
+# The CRCs, whose part checksums combine into a FULL_OBJECT one; CRC64NVME knows no other type.
+FULL_OBJECT_ALGORITHMS = frozenset({"CRC32", "CRC32C", "CRC64NVME"})
+MAX_CHECKSUM_CHARS = 128  # a base64 digest (SHA256: 44 characters), with room
+REMEMBERED_COMPLETIONS = 10_000  # completions a metanode answers again when repeated
+REMEMBER_COMPLETION_S = 3600.0  # seconds a completion is answered again
 _MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -66,6 +91,17 @@ class PartCommit:
     size: int
     etag: str  # hex MD5 of the part
     chunks: tuple[Chunk, ...] = ()
+    checksum: str = ""  # base64, of the upload's checksum algorithm (required when it has one)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletedPart:
+    """One entry of a completion's part list; ``checksum`` (base64), when given, must be the
+    part's stored checksum."""
+
+    part_number: int
+    etag: str
+    checksum: str = ""
 
 
 def _now() -> int:
@@ -78,18 +114,67 @@ def create_upload(
     key: str,
     content_type: str = "",
     metadata: Mapping[str, str] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    checksum_algorithm: str = "",
+    checksum_type: str = "",
 ) -> UploadRecord:
-    """Open an upload of ``bucket``/``key`` with a fresh, unique id."""
+    """Open an upload of ``bucket``/``key`` with a fresh, unique id. With a checksum algorithm
+    and no type, the type is S3's default: FULL_OBJECT for CRC64NVME, COMPOSITE otherwise."""
     bucket_record(tx, bucket)
     check_key(key)
     check_content_type(content_type)
     checked = check_metadata(dict(metadata or {}))
+    stored = check_headers(dict(headers or {}))
+    algorithm, kind = checksum_kind(checksum_algorithm, checksum_type)
     upload_id = os.urandom(16).hex()
     while tx.get_upload(upload_id) is not None:  # 128 random bits: never, but be sure
         upload_id = os.urandom(16).hex()
-    upload = UploadRecord(upload_id, bucket, key, content_type, checked, _now())
+    upload = UploadRecord(
+        upload_id,
+        bucket,
+        key,
+        content_type,
+        checked,
+        _now(),
+        headers=stored,
+        checksum_algorithm=algorithm,
+        checksum_type=kind,
+    )
     tx.put_upload(upload)
     return upload
+
+
+def checksum_kind(algorithm: str, kind: str) -> tuple[str, str]:
+    """The (algorithm, type) an upload asks for, checked, the type defaulted as S3's."""
+    algorithm, kind = algorithm.upper(), kind.upper()
+    if not algorithm:
+        if kind:
+            raise InvalidArgument(f"checksum type {shown(kind)} needs a checksum algorithm")
+        return "", ""
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise InvalidArgument(
+            f"checksum algorithm {shown(algorithm)} is not one of {', '.join(CHECKSUM_ALGORITHMS)}"
+        )
+    if not kind:
+        kind = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+    if kind not in CHECKSUM_TYPES:
+        raise InvalidArgument(
+            f"checksum type {shown(kind)} is not one of {', '.join(CHECKSUM_TYPES)}"
+        )
+    if kind == "FULL_OBJECT" and algorithm not in FULL_OBJECT_ALGORITHMS:
+        raise InvalidArgument(
+            f"checksum type FULL_OBJECT needs one of {', '.join(sorted(FULL_OBJECT_ALGORITHMS))}"
+            f", not {algorithm}"
+        )
+    if kind == "COMPOSITE" and algorithm == "CRC64NVME":
+        raise InvalidArgument("checksum algorithm CRC64NVME is only FULL_OBJECT")
+    return algorithm, kind
+
+
+def _check_checksum(field: str, value: str) -> None:
+    if len(value) > MAX_CHECKSUM_CHARS or not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", value):
+        raise InvalidArgument(f"{field} {shown(value)} is not a base64 checksum")
 
 
 def head_upload(tx: Transaction, bucket: str, key: str, upload_id: str) -> UploadRecord:
@@ -111,19 +196,29 @@ def _check_part_number(part_number: int) -> None:
 
 
 def commit_part(tx: Transaction, part: PartCommit) -> PartRecord:
-    """Record a stored part, replacing (and releasing) an earlier part of that number."""
+    """Record a stored part, replacing (and releasing) an earlier part of that number. An
+    upload with a checksum algorithm needs the part's checksum; one without stores none."""
     _check_part_number(part.part_number)
-    head_upload(tx, part.bucket, part.key, part.upload_id)
+    upload = head_upload(tx, part.bucket, part.key, part.upload_id)
     etag = part.etag.lower()
     if not _MD5_HEX.match(etag):
         raise InvalidArgument(f"part {part.part_number}: etag {shown(part.etag)} is not a hex MD5")
+    _check_checksum(f"part {part.part_number}: checksum", part.checksum)
+    if upload.checksum_algorithm and not part.checksum:
+        raise InvalidArgument(
+            f"part {part.part_number} needs its {upload.checksum_algorithm} checksum: the upload "
+            "was created with that algorithm"
+        )
     check_chunks(part.chunks, part.size)
     now = _now()
     manifest = acquire(tx, part.chunks, now)
     old = tx.get_part(part.upload_id, part.part_number)
     if old is not None:
         release(tx, old.manifest)
-    record = PartRecord(part.upload_id, part.part_number, etag, part.size, now, manifest)
+    checksum = part.checksum if upload.checksum_algorithm else ""
+    record = PartRecord(
+        part.upload_id, part.part_number, etag, part.size, now, manifest, checksum=checksum
+    )
     tx.put_part(record)
     return record
 
@@ -228,26 +323,36 @@ def _unquote(etag: str) -> str:
     return etag.strip().strip('"').lower()
 
 
+def _listed(parts: Sequence[CompletedPart | tuple[int, str]]) -> list[CompletedPart]:
+    return [p if isinstance(p, CompletedPart) else CompletedPart(*p) for p in parts]
+
+
 def _chosen_parts(
-    tx: Transaction, upload_id: str, parts: Sequence[tuple[int, str]], min_part_size: int
+    tx: Transaction, upload_id: str, parts: Sequence[CompletedPart], min_part_size: int
 ) -> list[PartRecord]:
-    """The listed parts, checked: order, existence, ETags, sizes."""
+    """The listed parts, checked: order, existence, ETags, checksums, sizes."""
     if not parts:
         raise InvalidArgument("parts must list at least one (part_number, etag)")
-    numbers = [n for n, _ in parts]
+    numbers = [p.part_number for p in parts]
     for before, after in itertools.pairwise(numbers):
         if after <= before:
             raise InvalidPartOrder(
                 f"part numbers must be strictly ascending: {after} follows {before}"
             )
     chosen = []
-    for number, etag in parts:
+    for listed in parts:
+        number = listed.part_number
         part = tx.get_part(upload_id, number)
         if part is None:
             raise InvalidPart(f"part {number} was not uploaded to upload {shown(upload_id)}")
-        if _unquote(etag) != part.etag:
+        if _unquote(listed.etag) != part.etag:
             raise InvalidPart(
-                f"part {number}: etag {shown(etag)} does not match its ETag {part.etag!r}"
+                f"part {number}: etag {shown(listed.etag)} does not match its ETag {part.etag!r}"
+            )
+        if listed.checksum and listed.checksum != part.checksum:
+            raise InvalidPart(
+                f"part {number}: checksum {shown(listed.checksum)} does not match its stored "
+                f"checksum {part.checksum or '(none)'!r}"
             )
         chosen.append(part)
     for part in chosen[:-1]:
@@ -274,17 +379,44 @@ def _stitch(parts: Sequence[PartRecord]) -> tuple[ManifestEntry, ...]:
     return tuple(manifest)
 
 
+def _object_checksum(upload: UploadRecord, checksum: Checksum | None) -> Checksum | None:
+    """The object's checksum a completion gives, checked against the upload's algorithm."""
+    if not upload.checksum_algorithm:
+        if checksum is not None:
+            raise InvalidArgument(
+                f"upload {upload.upload_id} has no checksum algorithm; its completion carries "
+                "no checksum"
+            )
+        return None
+    wanted = (upload.checksum_algorithm, upload.checksum_type)
+    if checksum is None or (checksum.algorithm, checksum.type) != wanted:
+        given = "none" if checksum is None else f"{checksum.algorithm} {checksum.type}"
+        raise InvalidArgument(
+            f"upload {upload.upload_id} completes with a {wanted[0]} {wanted[1]} checksum, "
+            f"not {given}"
+        )
+    _check_checksum("the object's checksum", checksum.value)
+    return checksum
+
+
 def complete_upload(
     tx: Transaction,
     bucket: str,
     key: str,
     upload_id: str,
-    parts: Sequence[tuple[int, str]],
+    parts: Sequence[CompletedPart | tuple[int, str]],
     min_part_size: int,
+    *,
+    if_match: str = "",
+    if_none_match: str = "",
+    checksum: Checksum | None = None,
 ) -> ObjectView:
     """Commit the object made of the listed parts, in one transaction (see the module)."""
     upload = head_upload(tx, bucket, key, upload_id)
-    chosen = _chosen_parts(tx, upload_id, parts, min_part_size)
+    chosen = _chosen_parts(tx, upload_id, _listed(parts), min_part_size)
+    stored_checksum = _object_checksum(upload, checksum)
+    record = bucket_record(tx, bucket)
+    check_write_conditions(bucket, key, if_match, if_none_match, tx.get_latest(bucket, key))
     listed = {p.part_number for p in chosen}
     for part in tx.list_parts(upload_id):
         if part.part_number not in listed:
@@ -292,14 +424,75 @@ def complete_upload(
     tx.delete_upload(upload_id)  # the listed parts' references now belong to the version
     return write_version(
         tx,
-        bucket_record(tx, bucket),
+        record,
         key,
         size=sum(p.size for p in chosen),
         etag=multipart_etag([p.etag for p in chosen]),
         content_type=upload.content_type,
         metadata=upload.metadata,
         manifest=_stitch(chosen),
+        headers=upload.headers,
+        checksum=stored_checksum,
+        part_sizes=tuple(p.size for p in chosen),
+        part_checksums=tuple(p.checksum for p in chosen) if upload.checksum_algorithm else (),
     )
+
+
+class CompletedUploads:
+    """The completions a metanode answers again: S3 answers a repeated CompleteMultipartUpload
+    of an upload that completed with the same success, so a client whose first reply was lost
+    may retry. Bounded by count (``limit``, the oldest forgotten first) and by age (``max_age``
+    seconds); kept in memory, so a restarted metanode answers a repeat ``NoSuchUpload``.
+
+    Only a repeat that lists the same parts (numbers and ETags) is answered; it gets the view
+    of the version the completion wrote, as it was written."""
+
+    def __init__(
+        self, limit: int = REMEMBERED_COMPLETIONS, max_age: float = REMEMBER_COMPLETION_S
+    ) -> None:
+        self.limit = limit
+        self.max_age_ns = int(max_age * 1e9)
+        self._done: OrderedDict[
+            str, tuple[int, tuple[str, str], tuple[tuple[int, str], ...], ObjectView]
+        ] = OrderedDict()
+
+    @staticmethod
+    def _parts(parts: Sequence[CompletedPart | tuple[int, str]]) -> tuple[tuple[int, str], ...]:
+        return tuple((p.part_number, _unquote(p.etag)) for p in _listed(parts))
+
+    def remember(
+        self,
+        upload_id: str,
+        parts: Sequence[CompletedPart | tuple[int, str]],
+        view: ObjectView,
+        now_ns: int | None = None,
+    ) -> None:
+        now = _now() if now_ns is None else now_ns
+        where = (view.version.bucket, view.version.key)
+        self._done[upload_id] = (now, where, self._parts(parts), view)
+        self._done.move_to_end(upload_id)
+        while len(self._done) > self.limit:
+            self._done.popitem(last=False)
+
+    def repeat(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: Sequence[CompletedPart | tuple[int, str]],
+        now_ns: int | None = None,
+    ) -> ObjectView | None:
+        """The view of the completion this one repeats, or None."""
+        now = _now() if now_ns is None else now_ns
+        while self._done:  # forget the expired, oldest first
+            first = next(iter(self._done.values()))
+            if now - first[0] <= self.max_age_ns:
+                break
+            self._done.popitem(last=False)
+        done = self._done.get(upload_id)
+        if done is None or done[1] != (bucket, key) or done[2] != self._parts(parts):
+            return None
+        return done[3]
 
 
 def _drop(tx: Transaction, upload: UploadRecord) -> None:

@@ -31,7 +31,13 @@ from metanode.store.base import (
 )
 from ringstore import cors, faults
 from ringstore.config import Config
-from ringstore.errors import BatchFull, InternalError, InvalidArgument, RingstoreError
+from ringstore.errors import (
+    BatchFull,
+    InternalError,
+    InvalidArgument,
+    NoSuchUpload,
+    RingstoreError,
+)
 from ringstore.rpc import handler
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
@@ -108,7 +114,11 @@ def node_info(node: NodeRecord) -> common_pb2.NodeInfo:
 
 def upload_info(upload: UploadRecord) -> objectstore_pb2.UploadInfo:
     return objectstore_pb2.UploadInfo(
-        key=upload.key, upload_id=upload.upload_id, initiated_ns=upload.initiated_ns
+        key=upload.key,
+        upload_id=upload.upload_id,
+        initiated_ns=upload.initiated_ns,
+        checksum_algorithm=upload.checksum_algorithm,
+        checksum_type=upload.checksum_type,
     )
 
 
@@ -118,6 +128,7 @@ def part_info(part: PartRecord) -> objectstore_pb2.PartInfo:
         etag=part.etag,
         size=part.size,
         last_modified_ns=part.created_ns,
+        checksum=part.checksum,
     )
 
 
@@ -155,7 +166,13 @@ def decode_commit(request: meta_pb2.CommitObjectRequest) -> catalog.Commit:
         metadata=dict(request.metadata),
         if_match=request.if_match,
         if_none_match=request.if_none_match,
+        headers=dict(request.headers),
+        checksum=decode_checksum(request.checksum) if request.HasField("checksum") else None,
     )
+
+
+def decode_checksum(message: common_pb2.Checksum) -> Checksum:
+    return Checksum(message.algorithm, message.value, message.type or "FULL_OBJECT")
 
 
 class MetaServicer(meta_pb2_grpc.MetaServicer):
@@ -180,6 +197,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.anti_entropy = anti_entropy
         self.rings = repair.RingCache(config.cluster)
         self.census = repair.SharedCensus(store, self.rings)
+        self.completed = multipart.CompletedUploads()
         self.sampler: Any = None  # a metanode.telemetry.ClusterSampler: progress estimates
 
     @handler
@@ -380,6 +398,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             metadata=dict(request.metadata),
             content_type=request.content_type,
             src_if_match=request.src_if_match,
+            headers=dict(request.headers),
         )
         return _view_info(await self.store.acall(catalog.copy_object, copy))
 
@@ -411,6 +430,9 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             request.key,
             request.content_type,
             dict(request.metadata),
+            headers=dict(request.headers),
+            checksum_algorithm=request.checksum_algorithm,
+            checksum_type=request.checksum_type,
         )
         return objectstore_pb2.CreateMultipartUploadResponse(upload_id=upload.upload_id)
 
@@ -431,20 +453,36 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             size=request.size,
             etag=request.etag,
             chunks=decode_chunks(request.chunks),
+            checksum=request.checksum,
         )
         record = await self.store.acall(multipart.commit_part, part)
         return objectstore_pb2.UploadPartResponse(etag=record.etag)
 
     @handler
     async def CompleteMultipartUpload(self, request, context):  # type: ignore[no-untyped-def]
-        view = await self.store.acall(
-            multipart.complete_upload,
-            request.bucket,
-            request.key,
-            request.upload_id,
-            [(p.part_number, p.etag) for p in request.parts],
-            self.config.cluster.min_part_size,
-        )
+        parts = [multipart.CompletedPart(p.part_number, p.etag, p.checksum) for p in request.parts]
+        checksum = None
+        if request.HasField("checksum"):
+            c = request.checksum
+            checksum = Checksum(algorithm=c.algorithm, value=c.value, type=c.type)
+        try:
+            view = await self.store.acall(
+                multipart.complete_upload,
+                request.bucket,
+                request.key,
+                request.upload_id,
+                parts,
+                self.config.cluster.min_part_size,
+                if_match=request.if_match,
+                if_none_match=request.if_none_match,
+                checksum=checksum,
+            )
+        except NoSuchUpload:
+            done = self.completed.repeat(request.bucket, request.key, request.upload_id, parts)
+            if done is None:
+                raise
+            return _view_info(done)
+        self.completed.remember(request.upload_id, parts, view)
         return _view_info(view)
 
     @handler

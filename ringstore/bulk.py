@@ -15,7 +15,9 @@ Handshake, once per connection, proving the cluster secret both ways (:mod:`clus
                        or status AccessDenied, and the server closes the connection
 
 A connection that fails the handshake is refused before any request is read. Fresh nonces on
-both sides keep a recorded handshake from being replayed in either direction.
+both sides keep a recorded handshake from being replayed in either direction. With mutual TLS
+inside the cluster (:mod:`ringstore.tls`) the connection is a TLS one first, both ends showing a
+certificate of the cluster CA, and the handshake above runs inside it.
 
 Then requests, one at a time (a connection is reused for the next once a reply is complete)::
 
@@ -40,6 +42,7 @@ import hashlib
 import hmac
 import secrets
 import socket
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +50,7 @@ from dataclasses import dataclass
 from awscrt import checksums
 
 from ringstore.errors import ERRORS, AccessDenied, BlobCorrupt, InternalError, RingstoreError
+from ringstore.tls import CLUSTER_NAME
 
 VERSION = 1  # of the protocol, as BulkPort reports it
 MAGIC = b"RSB1"
@@ -223,11 +227,20 @@ def client_handshake(sock: socket.socket, secret: bytes) -> None:
         raise AccessDenied("bulk handshake: the server's proof does not match the cluster secret")
 
 
-def connect(address: tuple[str, int], secret: bytes, timeout: float) -> socket.socket:
-    """A connection to a bulk port, handshake done."""
+def connect(
+    address: tuple[str, int],
+    secret: bytes,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> socket.socket:
+    """A connection to a bulk port, handshake done; over TLS with ``context`` (a cluster
+    certificate's: :meth:`ringstore.tls.ClusterTls.client_context`), the peer checked for
+    :data:`~ringstore.tls.CLUSTER_NAME`."""
     sock = socket.create_connection(address, timeout=min(timeout, HANDSHAKE_TIMEOUT))
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=CLUSTER_NAME)
         client_handshake(sock, secret)
         sock.settimeout(timeout)
     except BaseException:

@@ -32,6 +32,9 @@ class ClusterConfig:
     partition_power: int = 14  # the ring has 2**partition_power partitions
     min_part_size: int = 5 * MiB  # bytes: every multipart part but the last is at least this
     secret_file: str = ""  # file of the cluster secret (hex); "": RINGSTORE_CLUSTER_SECRET
+    tls_ca: str = ""  # PEM of the cluster CA: internal ports use mutual TLS; "": plain TCP inside
+    tls_cert: str = ""  # PEM of this service's certificate, signed by tls_ca (with tls_ca)
+    tls_key: str = ""  # PEM of that certificate's key (with tls_ca)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +77,8 @@ class GatewayConfig:
     s3_region: str = "us-east-1"  # the region GetBucketLocation and HeadBucket report
     s3_domain: str = ""  # a Host of <bucket>.<s3_domain> names the bucket; "": path-style only
     console_listen: str = ""  # host:port of the web console (needs the S3 door); "" serves none
+    tls_cert: str = ""  # PEM certificate (chain) of the public doors; "": plain TCP
+    tls_key: str = ""  # PEM key of tls_cert (with tls_cert)
     rpc_timeout: float = 10.0  # seconds: deadline of every internal call
     ring_refresh: float = 1.0  # seconds between checks for a new ring or node states
     max_concurrent_chunks: int = 2  # chunks in flight per PUT (bounds memory)

@@ -64,6 +64,13 @@ class InvalidArgument(RingstoreError):
     code = "InvalidArgument"
 
 
+class BadDigest(InvalidArgument):
+    """A checksum or Content-MD5 the client sent is not the one of the bytes (or, for a
+    multipart completion, of its parts): nothing is stored."""
+
+    code = "BadDigest"
+
+
 class InvalidRange(RingstoreError):
     code = "InvalidRange"
 
@@ -157,6 +164,7 @@ ERRORS: dict[str, type[RingstoreError]] = {
         InvalidBucketName,
         InvalidKey,
         InvalidArgument,
+        BadDigest,
         InvalidRange,
         InvalidPart,
         InvalidPartOrder,

@@ -15,6 +15,7 @@ import grpc
 from ringstore.errors import (
     ERRORS,
     AccessDenied,
+    BadDigest,
     BatchFull,
     BlobCorrupt,
     BlobNotFound,
@@ -63,6 +64,7 @@ STATUS: dict[type[RingstoreError], grpc.StatusCode] = {
     InvalidBucketName: StatusCode.INVALID_ARGUMENT,
     InvalidKey: StatusCode.INVALID_ARGUMENT,
     InvalidArgument: StatusCode.INVALID_ARGUMENT,
+    BadDigest: StatusCode.INVALID_ARGUMENT,  # the client's digest is wrong; nothing was stored
     InvalidRange: StatusCode.OUT_OF_RANGE,
     InvalidPart: StatusCode.INVALID_ARGUMENT,
     InvalidPartOrder: StatusCode.INVALID_ARGUMENT,

@@ -14,6 +14,11 @@ The services share a cluster secret (see :mod:`ringstore.cluster_auth`): RINGSTO
 when it is set, else ``<data-dir>/cluster.secret``, made (mode 0600) on first start and handed to
 every service with ``--cluster-secret-file``. :meth:`LocalCluster.internal_channel` is a channel
 to the metanode or a datanode whose calls prove it.
+
+With ``tls=True`` (``ringstore cluster up --tls``) the cluster runs TLS everywhere: a local CA
+and certificates are made in ``<data-dir>/tls`` (:func:`ringstore.tls.init`; kept across
+restarts), the public doors serve ``server.pem``, and each service talks to the others over
+mutual TLS with its own ``<name>.pem``. Clients trust ``<data-dir>/tls/ca.pem`` (:attr:`ca_file`).
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ringstore import cluster_auth, credentials_file, logs
+from ringstore import cluster_auth, credentials_file, logs, tls
 from ringstore.errors import InvalidArgument, ServiceUnavailable
 from ringstore.lifecycle import PARENT_ENV
 from ringstore.localpg import LocalPostgres
-from ringstore.rpc import internal_sync_channel
+from ringstore.rpc import internal_sync_channel, sync_channel
 from ringstore.supervisor import RestartPolicy, Supervised, Supervisor
+from ringstore.tls import ClusterTls
 from ringstore.v1 import meta_pb2, meta_pb2_grpc
 
 ZONES = ("z1", "z2", "z3")
@@ -141,10 +147,17 @@ class Process:
             self.popen = None
 
 
-def wait_healthy(address: str, service: str, timeout: float, proc: Process | None = None) -> None:
-    """Block until ``address`` reports ``service`` SERVING through the standard health check."""
+def wait_healthy(
+    address: str,
+    service: str,
+    timeout: float,
+    proc: Process | None = None,
+    channel: grpc.Channel | None = None,
+) -> None:
+    """Block until ``address`` reports ``service`` SERVING through the standard health check
+    (asked on ``channel`` when given: a TLS port's; it is closed here)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with channel or grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if proc is not None and proc.popen is not None and not proc.alive():
@@ -195,6 +208,7 @@ class LocalCluster:
     pg: LocalPostgres | None = None
     log_format: str = "text"  # every service's --log-format: text or json
     metrics: bool = True  # every service serves Prometheus metrics (see metrics_address)
+    tls: bool = False  # TLS on the public doors, mutual TLS inside (material in <data_dir>/tls)
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -214,14 +228,61 @@ class LocalCluster:
         return f"{HOST}:{base + index}"
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def s3_endpoint(self) -> str:
         """The first gateway's S3 door as a URL (what boto3's endpoint_url takes)."""
-        return f"http://{self.s3_address(0)}"
+        return f"{self.scheme}://{self.s3_address(0)}"
 
     @property
     def console_url(self) -> str | None:
         """The first gateway's web console, or None when it serves none."""
-        return None if self.console_port is None else f"http://{HOST}:{self.console_port}/"
+        if self.console_port is None:
+            return None
+        return f"{self.scheme}://{HOST}:{self.console_port}/"
+
+    # -- TLS ---------------------------------------------------------------------------------
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA clients trust (``<data-dir>/tls/ca.pem``), None without TLS."""
+        return str(self.tls_dir / f"{tls.CA_NAME}.pem") if self.tls else None
+
+    def _tls_args(self, service: str, *, public: bool = False) -> list[str]:
+        """A service's TLS flags: its cluster certificate (made when missing), and the public
+        doors' for a gateway."""
+        if not self.tls:
+            return []
+        tls.init(self.tls_dir, [service])
+        ca, cert, key = tls.service_files(self.tls_dir, service)
+        args = ["--cluster-ca", ca, "--cluster-cert", cert, "--cluster-key", key]
+        if public:
+            server_cert, server_key = tls.server_files(self.tls_dir)
+            args += ["--tls-cert", server_cert, "--tls-key", server_key]
+        return args
+
+    @property
+    def cluster_tls(self) -> ClusterTls | None:
+        """The mutual-TLS material of a tool of this cluster (a ``tools`` certificate)."""
+        if not self.tls:
+            return None
+        tls.init(self.tls_dir, ["tools"])
+        return tls.ClusterTls.load(*tls.service_files(self.tls_dir, "tools"))
+
+    def _health_channel(self, address: str, public: bool) -> grpc.Channel | None:
+        """A channel to ask ``address``'s health on: TLS when the cluster runs it."""
+        if not self.tls:
+            return None
+        if public:
+            assert self.ca_file is not None
+            return sync_channel(address, tls.read_ca(self.ca_file))
+        return internal_sync_channel(address, b"", self.cluster_tls)
 
     @property
     def metanode_address(self) -> str:
@@ -275,7 +336,7 @@ class LocalCluster:
     def internal_channel(self, address: str) -> grpc.Channel:
         """A blocking channel to ``address`` (the metanode's or a datanode's) whose calls prove
         the cluster secret, as the services' own calls do."""
-        return internal_sync_channel(address, self.cluster_secret)
+        return internal_sync_channel(address, self.cluster_secret, self.cluster_tls)
 
     @property
     def credentials_path(self) -> Path:
@@ -321,6 +382,7 @@ class LocalCluster:
             "--log-format", self.log_format,
             *self._secret_args(),
             *self._metrics_args("metanode"),
+            *self._tls_args("metanode"),
             *self.meta_args,
         ]  # fmt: skip
         if self.metadata_url:
@@ -342,6 +404,7 @@ class LocalCluster:
             "--log-format", self.log_format,
             *self._secret_args(),
             *self._metrics_args(node_id),
+            *self._tls_args(node_id),
         ]  # fmt: skip
         capacity = self.node_capacity.get(i, self.capacity)
         if capacity:
@@ -364,6 +427,7 @@ class LocalCluster:
             "--log-format", self.log_format,
             *self._secret_args(),
             *self._metrics_args(name),
+            *self._tls_args(name, public=True),
             *self.gateway_args,
         ]  # fmt: skip
         if index == 0 and self.console_port is not None:
@@ -386,12 +450,24 @@ class LocalCluster:
         meta = self._metanode()
         self.processes["metanode"] = meta
         meta.start(env)
-        wait_healthy(meta.address, "ringstore.v1.Meta", timeout, meta)
+        wait_healthy(
+            meta.address,
+            "ringstore.v1.Meta",
+            timeout,
+            meta,
+            self._health_channel(meta.address, False),
+        )
         for i in range(1, self.datanodes + 1):
             self.start_datanode(i, wait=False)
         for i in range(1, self.datanodes + 1):
             proc = self.processes[self.datanode_id(i)]
-            wait_healthy(proc.address, "ringstore.v1.Blob", timeout, proc)
+            wait_healthy(
+                proc.address,
+                "ringstore.v1.Blob",
+                timeout,
+                proc,
+                self._health_channel(proc.address, False),
+            )
         # The ring first: a gateway's first view of the cluster then holds every datanode (one
         # started earlier could see a single node up until its next refresh).
         self.wait_ring(self.datanodes, timeout)
@@ -400,7 +476,13 @@ class LocalCluster:
             self.processes[gw.name] = gw
             gw.start(env)
         for gw in self.gateway_processes():
-            wait_healthy(gw.address, "ringstore.v1.ObjectStore", timeout, gw)
+            wait_healthy(
+                gw.address,
+                "ringstore.v1.ObjectStore",
+                timeout,
+                gw,
+                self._health_channel(gw.address, True),
+            )
 
     @property
     def postgres_port(self) -> int:
@@ -430,7 +512,13 @@ class LocalCluster:
         self.processes[proc.name] = proc
         proc.start(self._env())
         if wait:
-            wait_healthy(proc.address, "ringstore.v1.Blob", timeout, proc)
+            wait_healthy(
+                proc.address,
+                "ringstore.v1.Blob",
+                timeout,
+                proc,
+                self._health_channel(proc.address, False),
+            )
         return proc
 
     def restart(self, name: str, timeout: float = 30.0) -> Process:
@@ -443,7 +531,8 @@ class LocalCluster:
                 "ringstore.v1.ObjectStore" if name.startswith("gateway") else "ringstore.v1.Blob"
             )
         old.start(self._env())
-        wait_healthy(old.address, service, timeout, old)
+        public = name.startswith("gateway")
+        wait_healthy(old.address, service, timeout, old, self._health_channel(old.address, public))
         return old
 
     def supervisor(

@@ -31,6 +31,7 @@ from ringstore.errors import (
 )
 from ringstore.interception import abort, behaviour_kind
 from ringstore.metrics import GrpcMetrics, Metrics
+from ringstore.tls import CLUSTER_NAME, ClusterTls, plain_tcp_note
 from ringstore.tracing import RequestIds
 from ringstore.validation import shown
 
@@ -285,6 +286,7 @@ def make_server(
     interceptors: Sequence[aio.ServerInterceptor] = (),
     cluster_secret: bytes | None = None,
     metrics: Metrics | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[aio.Server, health_aio.HealthServicer, int]:
     """An asyncio gRPC server bound to ``listen`` (port 0 picks a free one), with the standard
     health service registered and, when ``max_concurrent_calls`` is given, at most that many
@@ -295,7 +297,9 @@ def make_server(
     before the call limit so that a refused call takes no slot. Every call first gets its
     request id (:class:`~ringstore.tracing.RequestIds`; a port without a secret is a public
     door). With ``metrics``, every call is counted first of all (:class:`GrpcMetrics`).
-    Returns the server, its health servicer and the bound port."""
+    With ``credentials`` the port serves TLS only (a public door's certificate, or an
+    internal port's mutual TLS: :mod:`ringstore.tls`); without, it serves plain TCP and logs one
+    line saying so. Returns the server, its health servicer and the bound port."""
     chain: list[aio.ServerInterceptor] = [RequestIds(public=cluster_secret is None)]
     if metrics is not None:
         chain.insert(0, GrpcMetrics(metrics))
@@ -308,9 +312,14 @@ def make_server(
     _guard_decoding(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(listen)
+    if credentials is None:
+        port = server.add_insecure_port(listen)
+    else:
+        port = server.add_secure_port(listen, credentials)
     if port == 0:
         raise OSError(f"cannot bind {listen}")
+    if credentials is None:
+        log.warning("%s", plain_tcp_note(service, listen))
     return server, health_servicer, port
 
 
@@ -331,18 +340,40 @@ def insecure_channel(address: str) -> aio.Channel:
     return aio.insecure_channel(address, options=CLIENT_OPTIONS)
 
 
-def internal_channel(address: str, secret: bytes) -> aio.Channel:
+# An internal peer is checked for the name every cluster certificate holds, not the host
+# dialled (datanode addresses come from the metanode and may be IPs or compose names).
+_INTERNAL_TLS_OPTIONS = [("grpc.ssl_target_name_override", CLUSTER_NAME)]
+
+
+def internal_channel(address: str, secret: bytes, tls: ClusterTls | None = None) -> aio.Channel:
     """An asyncio channel to an internal port (the metanode's, a datanode's) whose every call
-    proves the cluster ``secret`` (see :mod:`ringstore.cluster_auth`)."""
-    return ProvingChannel(insecure_channel(address), secret)  # type: ignore[return-value]
+    proves the cluster ``secret`` (see :mod:`ringstore.cluster_auth`); over mutual TLS with
+    the cluster CA when ``tls`` is given (:mod:`ringstore.tls`)."""
+    if tls is None:
+        channel = insecure_channel(address)
+    else:
+        options = [*CLIENT_OPTIONS, *_INTERNAL_TLS_OPTIONS]
+        channel = aio.secure_channel(address, tls.channel_credentials(), options=options)
+    return ProvingChannel(channel, secret)  # type: ignore[return-value]
 
 
-def internal_sync_channel(address: str, secret: bytes) -> grpc.Channel:
+def internal_sync_channel(
+    address: str, secret: bytes, tls: ClusterTls | None = None
+) -> grpc.Channel:
     """A blocking channel to an internal port whose every call proves the cluster ``secret``
-    (tools and tests that talk to the metanode or a datanode directly)."""
-    return ProvingChannel(sync_channel(address), secret)  # type: ignore[return-value]
+    (tools and tests that talk to the metanode or a datanode directly); over mutual TLS when
+    ``tls`` is given."""
+    if tls is None:
+        channel = sync_channel(address)
+    else:
+        options = [*CLIENT_OPTIONS, *_INTERNAL_TLS_OPTIONS]
+        channel = grpc.secure_channel(address, tls.channel_credentials(), options=options)
+    return ProvingChannel(channel, secret)  # type: ignore[return-value]
 
 
-def sync_channel(address: str) -> grpc.Channel:
-    """A blocking channel (the SDK's)."""
-    return grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+def sync_channel(address: str, ca: bytes | None = None) -> grpc.Channel:
+    """A blocking channel (the SDK's): over TLS trusting the PEM bundle ``ca`` when given."""
+    if ca is None:
+        return grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+    return grpc.secure_channel(address, credentials, options=CLIENT_OPTIONS)

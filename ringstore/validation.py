@@ -14,6 +14,16 @@ from ringstore.errors import InvalidArgument, InvalidBucketName, InvalidKey, Inv
 
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
+# The HTTP headers an object stores and returns beside Content-Type, by lowercase name.
+STORED_HEADERS = (
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+)
+MAX_STORED_HEADER_BYTES = 2048  # bytes of UTF-8 in one stored header's value
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 MAX_CONTENT_TYPE_BYTES = 1024  # bytes of UTF-8: a header, not a payload
 MAX_ETAG_BYTES = 128  # an MD5 in hex is 32; room for a part count and foreign formats
 MAX_LIST_KEYS = 1000
@@ -23,6 +33,7 @@ QUOTE_CHARS = 64  # characters of an input an error message quotes at most
 _BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _IPV4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
 _METADATA_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _ETAG = re.compile(r"[\x21\x23-\x7e]*")  # RFC 9110's etagc, less obs-text
 # Control characters (CR and LF above all) have no place in a header value.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -120,6 +131,42 @@ def check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
             f"metadata is {total} bytes in all; the limit is {MAX_METADATA_BYTES}"
         )
     return dict(metadata)
+
+
+def check_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """Stored HTTP headers: names among :data:`STORED_HEADERS`, values str of at most
+    :data:`MAX_STORED_HEADER_BYTES` of UTF-8 without control characters (they go back out as
+    header values)."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise InvalidArgument(f"headers must be a dict of str to str, got {type(headers)}")
+    for name, value in headers.items():
+        if name not in STORED_HEADERS:
+            raise InvalidArgument(
+                f"stored header {shown(name)} is not one of {', '.join(STORED_HEADERS)}"
+            )
+        check_text(f"header {name}", value)
+        size = len(value.encode("utf-8"))
+        if size > MAX_STORED_HEADER_BYTES:
+            raise InvalidArgument(
+                f"header {name} is {size} bytes of UTF-8; the limit is {MAX_STORED_HEADER_BYTES}"
+            )
+        if _CONTROL.search(value):
+            raise InvalidArgument(
+                f"header {name} {shown(value)} holds a control character (a header value may not)"
+            )
+    return dict(headers)
+
+
+def check_checksum(algorithm: str, value: str) -> None:
+    """A stored checksum: one of :data:`CHECKSUM_ALGORITHMS` and a short base64 value."""
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise InvalidArgument(
+            f"checksum algorithm {shown(algorithm)} is not one of {', '.join(CHECKSUM_ALGORITHMS)}"
+        )
+    if not 0 < len(value) <= 64 or not _BASE64.fullmatch(value):
+        raise InvalidArgument(f"checksum value {shown(value)} is not the base64 of a digest")
 
 
 def check_content_type(content_type: str) -> str:

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from ringstore.errors import BlobCorrupt
 MiB = 1024 * 1024
 SMALL_BLOB_MAX = 1 * MiB  # bytes: blobs up to this length go to volumes
 VOLUME_SIZE = 1024 * MiB  # bytes past which a volume is sealed and the next one started
+SEND_PIECE = 1 * MiB  # bytes read per send over TLS (where sendfile cannot go)
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +85,25 @@ class _Handle:
         assert self._fd is not None, "send from a closed blob"
         if position < 0 or position + size > self.size:
             raise ValueError(f"send of {size} bytes at {position} is outside the blob")
+        if isinstance(sock, ssl.SSLSocket):  # TLS: the bytes must go through the cipher
+            self._send_through(sock, position, size)
+            return
         sent = 0
         while sent < size:
             n = os.sendfile(sock.fileno(), self._fd, self._base + position + sent, size - sent)
             if n == 0:
                 raise BlobCorrupt(f"blob file ended {size - sent} bytes early while sending")
             sent += n
+
+    def _send_through(self, sock: socket.socket, position: int, size: int) -> None:
+        assert self._fd is not None, "send from a closed blob"
+        sent = 0
+        while sent < size:
+            data = os.pread(self._fd, min(SEND_PIECE, size - sent), self._base + position + sent)
+            if not data:
+                raise BlobCorrupt(f"blob file ended {size - sent} bytes early while sending")
+            sock.sendall(data)
+            sent += len(data)
 
     def close(self) -> None:
         if self._fd is not None:

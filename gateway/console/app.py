@@ -61,8 +61,12 @@ class ConsoleApp:
         part_size: int = pages.PART_SIZE,
         multipart_threshold: int = pages.MULTIPART_THRESHOLD,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        ca_file: str | None = None,
     ) -> None:
+        """``ca_file``: what the console's own API clients trust when the gRPC door serves
+        TLS (the door's certificate file, a full chain or self-signed)."""
         self.api_endpoint = api_endpoint
+        self.ca_file = ca_file
         self.s3_app = s3_app
         self.sessions = SessionStore(idle_timeout=idle_timeout, on_end=_close_client)
         self.env = Environment(
@@ -286,6 +290,7 @@ class ConsoleApp:
             secret_access_key=secret,
             timeout=API_TIMEOUT,
             retries=1,
+            ca_file=self.ca_file,
         )
         try:
             client.list_buckets()

@@ -7,11 +7,12 @@ from typing import Any, cast
 
 from gateway.console.app import ConsoleApp
 from gateway.s3.server import S3Server
+from ringstore.tls import PublicTls
 
 
 class ConsoleServer(S3Server):
-    def __init__(self, app: ConsoleApp, listen: str) -> None:
-        super().__init__(cast(Any, app), listen)
+    def __init__(self, app: ConsoleApp, listen: str, *, tls: PublicTls | None = None) -> None:
+        super().__init__(cast(Any, app), listen, tls=tls)
 
     async def start(self) -> None:
         try:

@@ -24,7 +24,7 @@ from gateway.s3 import cors, errors, router, sigv4
 from gateway.s3.handlers import Call, Handlers
 from gateway.s3.http import Receive, Request, Responder, Scope, Send
 from ringstore import metrics, tracing
-from ringstore.errors import InternalError, RingstoreError
+from ringstore.errors import InternalError, RingstoreError, SlowDown
 
 log = logging.getLogger("ringstore.gateway.s3")
 
@@ -39,7 +39,15 @@ class S3App:
         domain: str = "",
         intake: Intake | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        max_concurrent_calls: int | None = None,
     ) -> None:
+        if max_concurrent_calls is not None and max_concurrent_calls < 1:
+            raise ValueError(f"max_concurrent_calls must be at least 1, got {max_concurrent_calls}")
+        # At most this many requests are served at once (None: no limit); one more is answered
+        # 503 SlowDown at once, as the gRPC door's CallLimit refuses, rather than queued.
+        self.limit = max_concurrent_calls
+        self.active = 0  # requests being served now
+        self.refused = 0  # requests refused since start
         self.auth = authorizer
         self.domain = check_domain(domain)
         self.handlers = Handlers(objects, authorizer, region, intake)
@@ -58,12 +66,25 @@ class S3App:
         try:
             req = Request.from_scope(scope, receive, self.domain)
             resp.request = req
-            await self._serve(req, resp, scope)
+            self._admit(req)
+            self.active += 1
+            try:
+                await self._serve(req, resp, scope)
+            finally:
+                self.active -= 1
         except RingstoreError as err:
             await self._fail(resp, err, req, scope)
         except Exception:
             log.exception("S3 request %s %s failed", request_id, scope.get("path"))
             await self._fail(resp, InternalError(), req, scope)
+
+    def _admit(self, req: Request) -> None:
+        if self.limit is not None and self.active >= self.limit:
+            self.refused += 1
+            raise SlowDown(
+                f"the S3 door is overloaded: {self.active} requests are being served, the limit "
+                f"is {self.limit}; {req.method} {req.path[:200]!r} refused, try again later"
+            )
 
     async def _serve(self, req: Request, resp: Responder, scope: Scope) -> None:
         if req.method == "OPTIONS" and req.bucket:

@@ -19,18 +19,18 @@ import base64
 import binascii
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.checksums import CHECKSUMS
 from gateway.s3 import sigv4
 from gateway.s3.errors import (
-    BadDigest,
     IncompleteBody,
     InvalidDigest,
     InvalidRequest,
     XAmzContentSHA256Mismatch,
 )
-from ringstore.errors import SignatureDoesNotMatch
+from ringstore.errors import BadDigest, SignatureDoesNotMatch
 
 MAX_CHUNK_LINE = 4096  # bytes an aws-chunked size line or trailer line may hold
 MAX_TRAILER_BYTES = 16 * 1024  # bytes of trailing headers in an aws-chunked body
@@ -40,6 +40,19 @@ CHECKSUM_HEADER = "x-amz-checksum-"
 
 
 Receiver = Callable[[], Awaitable[MutableMapping[str, Any]]]  # ASGI's receive
+
+
+@dataclass
+class BodyChecksum:
+    """The ``x-amz-checksum-*`` a body was verified against: set once the whole body has been
+    read and the checksum held (a value in a trailer is known only then)."""
+
+    algorithm: str = ""  # as S3 names it: CRC32, CRC32C, CRC64NVME, SHA1, SHA256
+    value: str = ""  # base64
+
+    def get(self) -> tuple[str, str] | None:
+        """(algorithm, value), or None when the body carried no checksum (or is not read)."""
+        return (self.algorithm, self.value) if self.value else None
 
 
 async def raw_body(receive: Receiver) -> AsyncIterator[bytes]:
@@ -158,9 +171,11 @@ async def checked(
     headers: Mapping[str, str],
     payload_hash: str,
     trailers: Mapping[str, str],
+    found: BodyChecksum | None = None,
 ) -> AsyncIterator[bytes]:
     """``stream`` with every digest the request declares checked at its end (module docstring).
-    ``trailers`` is filled by the decoder by the time the stream ends."""
+    ``trailers`` is filled by the decoder by the time the stream ends; ``found`` receives the
+    x-amz-checksum-* value once it has been verified."""
     sha256 = hashlib.sha256() if _is_hex_sha256(payload_hash) else None
     md5_expected = _content_md5(headers.get("content-md5"))
     md5 = hashlib.md5() if md5_expected is not None else None
@@ -191,6 +206,8 @@ async def checked(
             raise InvalidRequest(f"{name} was announced but neither sent as a header nor trailer")
         if base64.b64encode(checksum.digest()).decode() != expected:
             raise BadDigest(f"the {name} you specified did not match what we received")
+        if found is not None:
+            found.algorithm, found.value = algorithm.upper(), expected
     if decoded_length is not None and decoded_length.isdigit() and int(decoded_length) != size:
         raise IncompleteBody(
             f"x-amz-decoded-content-length says {decoded_length} bytes, the body held {size}"
@@ -235,13 +252,17 @@ def _content_md5(value: str | None) -> bytes | None:
 
 
 def decoded(
-    receive: Receiver, headers: Mapping[str, str], verified: sigv4.Verified
+    receive: Receiver,
+    headers: Mapping[str, str],
+    verified: sigv4.Verified,
+    found: BodyChecksum | None = None,
 ) -> AsyncIterator[bytes]:
-    """The request's body as the object's bytes, every declared digest checked."""
+    """The request's body as the object's bytes, every declared digest checked (``found``
+    receives the verified x-amz-checksum-*)."""
     stream = raw_body(receive)
     trailers: dict[str, str] = {}
     if verified.payload_hash in sigv4.STREAMING_MODES:
         if verified.payload_hash != sigv4.STREAMING_UNSIGNED_TRAILER and verified.signer is None:
             raise InvalidRequest("a signed streaming body needs a header-signed request")
         stream = aws_chunked(stream, verified.signer, trailers)
-    return checked(stream, headers, verified.payload_hash, trailers)
+    return checked(stream, headers, verified.payload_hash, trailers, found)

@@ -43,7 +43,6 @@ from gateway.s3.http import Request, Responder
 from ringstore import cors
 from ringstore.cors import CorsRule
 from ringstore.errors import InvalidArgument, NoSuchBucket, NoSuchCORSConfiguration
-from ringstore.v1 import meta_pb2
 
 RULES_TTL = 5.0  # seconds a bucket's rules are trusted from cache
 CACHE_ENTRIES = 10_000  # buckets whose rules are cached at most; the least recently used leave
@@ -197,20 +196,12 @@ class BucketRules:
 
     async def fetch(self, bucket: str) -> tuple[CorsRule, ...]:
         """The bucket's rules from the metanode; :class:`NoSuchCORSConfiguration` for none."""
-        meta = self.objects.meta
-        reply = await self.objects.call_meta(
-            meta.GetBucketCors, meta_pb2.GetBucketCorsRequest(bucket=bucket)
-        )
-        return tuple(cors.from_proto(rule) for rule in reply.rules)
+        return await self.objects.get_bucket_cors(bucket)
 
     async def put(self, bucket: str, rules: Sequence[CorsRule]) -> None:
         """Store the bucket's rules (none: delete them), seen by this gateway at once."""
-        meta = self.objects.meta
-        request = meta_pb2.PutBucketCorsRequest(
-            bucket=bucket, rules=[cors.to_proto(rule) for rule in rules]
-        )
         try:
-            await self.objects.call_meta(meta.PutBucketCors, request)
+            await self.objects.put_bucket_cors(bucket, rules)
         finally:
             self._rules.forget(bucket)
 

@@ -23,12 +23,6 @@ class AuthorizationQueryParametersError(AccessDenied):
     code = "AuthorizationQueryParametersError"
 
 
-class BadDigest(RingstoreError):
-    """A body's Content-MD5 or x-amz-checksum-* does not match its bytes."""
-
-    code = "BadDigest"
-
-
 class InvalidDigest(RingstoreError):
     code = "InvalidDigest"
 
@@ -67,6 +61,16 @@ class BucketAlreadyOwnedByYou(core.BucketAlreadyExists):
     code = "BucketAlreadyOwnedByYou"
 
 
+class InvalidURI(RingstoreError):
+    """The request's path does not name an object S3 would hold (a key with C1 control
+    characters, U+0080..U+009F): S3 answers 400 with exactly this message."""
+
+    code = "InvalidURI"
+
+    def __init__(self, message: str = "Couldn't parse the specified URI.") -> None:
+        super().__init__(message)
+
+
 class BadRequest(RingstoreError):
     """A CORS preflight without Origin or Access-Control-Request-Method."""
 
@@ -91,6 +95,7 @@ STATUS: dict[type[RingstoreError], int] = {
     core.InvalidBucketName: 400,
     core.InvalidKey: 400,
     core.InvalidArgument: 400,
+    core.BadDigest: 400,
     core.InvalidRange: 416,
     core.InvalidPart: 400,
     core.InvalidPartOrder: 400,
@@ -105,7 +110,6 @@ STATUS: dict[type[RingstoreError], int] = {
     core.RequestTimeTooSkewed: 403,
     AuthorizationHeaderMalformed: 400,
     AuthorizationQueryParametersError: 400,
-    BadDigest: 400,
     InvalidDigest: 400,
     XAmzContentSHA256Mismatch: 400,
     IncompleteBody: 400,
@@ -115,6 +119,7 @@ STATUS: dict[type[RingstoreError], int] = {
     NotImplementedError_: 501,
     MissingContentLength: 411,
     BadRequest: 400,
+    InvalidURI: 400,
     AccessForbidden: 403,
 }
 

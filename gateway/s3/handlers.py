@@ -16,9 +16,11 @@ from urllib.parse import unquote
 
 from gateway import auth
 from gateway.intake import Intake, footprint
-from gateway.multipart import MultipartService
-from gateway.objects import ByteRange, ObjectService, PutRequest, Reading
-from gateway.s3 import body, sigv4
+from gateway.model import DeleteResult, ObjectInfo, ObjectListing
+from gateway.multipart import CopySource, MultipartService, PartTarget
+from gateway.objects import ByteRange, ObjectService, PutRequest, Reading, part_span
+from gateway.s3 import body, sigv4, stored
+from gateway.s3 import multipart as mp
 from gateway.s3 import xml as x
 from gateway.s3.errors import BucketAlreadyOwnedByYou, InvalidRequest, MissingContentLength
 from gateway.s3.http import Request, Responder
@@ -31,11 +33,10 @@ from ringstore.errors import (
     PreconditionFailed,
     RingstoreError,
 )
-from ringstore.v1 import common_pb2, objectstore_pb2
 
-META_PREFIX = "x-amz-meta-"
 COPY_SOURCE_IF = "x-amz-copy-source-if-"
 MAX_LIST_KEYS = 1000
+MAX_BUCKETS = 10_000  # what ListBuckets' max-buckets may ask for at most
 RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
     "response-content-language": "Content-Language",
@@ -81,19 +82,37 @@ class Handlers:
     # -- service and buckets ---------------------------------------------------------------
 
     async def ListBuckets(self, c: Call) -> None:
+        p = c.req.params
+        prefix, after = p.get("prefix", ""), p.get("continuation-token", "")
+        limit = _max_buckets(p.get("max-buckets"))
+        identity = c.identity
+        if identity.access_key_id is not None and not identity.admin:
+            # The grants afresh: a bucket created a moment ago (through any gateway) is listed.
+            self.auth.forget_key(identity.access_key_id)
+            identity, _ = await self.auth.key(identity.access_key_id)
         buckets = [
-            b for b in await self.objects.list_buckets() if self.auth.visible(c.identity, b.name)
+            b
+            for b in await self.objects.list_buckets()
+            if self.auth.visible(identity, b.name) and b.name.startswith(prefix) and b.name > after
         ]
+        buckets.sort(key=lambda b: b.name)
+        page = buckets[:limit] if limit else buckets
+        more = len(page) < len(buckets)
         owner = _owner(c.identity)
         entries = x.join(
             x.element(
                 "Bucket", x.leaf("Name", b.name), x.leaf("CreationDate", x.timestamp(b.created_ns))
             )
-            for b in buckets
+            for b in page
         )
-        await c.resp.send(
-            200, x.document("ListAllMyBucketsResult", owner, x.element("Buckets", entries))
+        doc = x.document(
+            "ListAllMyBucketsResult",
+            owner,
+            x.element("Buckets", entries),
+            x.optional("ContinuationToken", page[-1].name if more else ""),
+            x.optional("Prefix", prefix),
         )
+        await c.resp.send(200, doc)
 
     async def CreateBucket(self, c: Call) -> None:
         x.location_constraint(await c.req.read(x.MAX_XML_BYTES))
@@ -141,27 +160,21 @@ class Handlers:
 
     # -- listing ----------------------------------------------------------------------------
 
-    async def _list(
-        self, c: Call, start_after: str, token: str
-    ) -> tuple[objectstore_pb2.ListObjectsResponse, int]:
+    async def _list(self, c: Call, start_after: str, token: str) -> tuple[ObjectListing, int]:
         max_keys = _max_keys(c.req.params.get("max-keys"))
         if max_keys == 0:
-            return objectstore_pb2.ListObjectsResponse(), 0
+            return ObjectListing((), (), False, ""), 0
         page = await self.objects.list_objects(
-            objectstore_pb2.ListObjectsRequest(
-                bucket=c.bucket,
-                prefix=c.req.params.get("prefix", ""),
-                delimiter=c.req.params.get("delimiter", ""),
-                start_after=start_after,
-                continuation_token=token,
-                max_keys=max_keys,
-            )
+            c.bucket,
+            prefix=c.req.params.get("prefix", ""),
+            delimiter=c.req.params.get("delimiter", ""),
+            start_after=start_after,
+            continuation_token=token,
+            max_keys=max_keys,
         )
         return page, max_keys
 
-    def _listing(
-        self, c: Call, page: objectstore_pb2.ListObjectsResponse, max_keys: int
-    ) -> list[str | None]:
+    def _listing(self, c: Call, page: ObjectListing, max_keys: int) -> list[str | None]:
         p = c.req.params
         enc = p.get("encoding-type", "")
         owner = (
@@ -183,9 +196,10 @@ class Handlers:
             x.element("CommonPrefixes", x.leaf("Prefix", x.encode_key(cp, enc)))
             for cp in page.common_prefixes
         ]
+        v2 = "list-type" in p  # ListObjects (v1) answers its Prefix unencoded, as S3 does
         return [
             x.leaf("Name", c.bucket),
-            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc if v2 else "")),
             x.optional("Delimiter", x.encode_key(p.get("delimiter", ""), enc)),
             x.leaf("MaxKeys", max_keys if "max-keys" in p else MAX_LIST_KEYS),
             x.optional("EncodingType", enc),
@@ -216,7 +230,8 @@ class Handlers:
             "ListBucketResult",
             *self._listing(c, page, max_keys),
             x.leaf("KeyCount", len(page.objects) + len(page.common_prefixes)),
-            x.optional("ContinuationToken", token),
+            # Echoed when sent, even empty, as S3 does.
+            x.leaf("ContinuationToken", token) if "continuation-token" in p else None,
             x.optional("NextContinuationToken", page.next_continuation_token),
             x.optional("StartAfter", x.encode_key(p.get("start-after", ""), enc)),
         )
@@ -228,13 +243,11 @@ class Handlers:
             raise InvalidArgument("ListObjectVersions with a delimiter is not supported yet")
         max_keys = _max_keys(p.get("max-keys"))
         page = await self.objects.list_object_versions(
-            objectstore_pb2.ListObjectVersionsRequest(
-                bucket=c.bucket,
-                prefix=p.get("prefix", ""),
-                key_marker=p.get("key-marker", ""),
-                version_id_marker=p.get("version-id-marker", ""),
-                max_keys=max(max_keys, 1),
-            )
+            c.bucket,
+            prefix=p.get("prefix", ""),
+            key_marker=p.get("key-marker", ""),
+            version_id_marker=p.get("version-id-marker", ""),
+            max_keys=max(max_keys, 1),
         )
         enc = p.get("encoding-type", "")
         owner = _owner(c.identity)
@@ -262,13 +275,14 @@ class Handlers:
         doc = x.document(
             "ListVersionsResult",
             x.leaf("Name", c.bucket),
-            x.leaf("Prefix", p.get("prefix", "")),
-            x.leaf("KeyMarker", p.get("key-marker", "")),
+            # Under encoding-type=url S3 encodes these too (and botocore decodes them).
+            x.leaf("Prefix", x.encode_key(p.get("prefix", ""), enc)),
+            x.leaf("KeyMarker", x.encode_key(p.get("key-marker", ""), enc)),
             x.leaf("VersionIdMarker", p.get("version-id-marker", "")),
             x.leaf("MaxKeys", max_keys),
             x.optional("EncodingType", enc),
             x.leaf("IsTruncated", page.is_truncated),
-            x.optional("NextKeyMarker", page.next_key_marker),
+            x.optional("NextKeyMarker", x.encode_key(page.next_key_marker, enc)),
             x.optional("NextVersionIdMarker", page.next_version_id_marker),
             *entries,
         )
@@ -276,42 +290,49 @@ class Handlers:
 
     # -- objects ----------------------------------------------------------------------------
 
-    def _body(self, c: Call) -> AsyncIterator[bytes]:
+    def _body(self, c: Call, found: body.BodyChecksum | None = None) -> AsyncIterator[bytes]:
         h = c.req.headers
         if "content-length" not in h and "chunked" not in h.get("transfer-encoding", ""):
             raise MissingContentLength("a body needs Content-Length or chunked transfer encoding")
-        return body.decoded(c.req.receive, h, c.verified)
+        return body.decoded(c.req.receive, h, c.verified, found)
 
     @contextlib.asynccontextmanager
-    async def _admitted(self, c: Call, operation: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def _admitted(
+        self, c: Call, operation: str, found: body.BodyChecksum | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """The body of a put or part, under the gateway's intake bounds (the byte budget the
-        gRPC door's bodies share, and the idle timeout)."""
-        stream = self.intake.stream(self._body(c), operation)
+        gRPC door's bodies share, and the idle timeout); ``found`` receives the checksum the
+        body was verified against."""
+        stream = self.intake.stream(self._body(c, found), operation)
         most = footprint(self.objects.view.chunk_size, self.objects.max_concurrent_chunks)
         async with self.intake.admit(stream, _announced_size(c), most):
             yield stream
 
     async def PutObject(self, c: Call) -> None:
         h = c.req.headers
+        verified = body.BodyChecksum()
         put = PutRequest(
             bucket=c.bucket,
             key=c.key,
             content_type=h.get("content-type", ""),
-            metadata=_metadata(h),
+            metadata=stored.request_metadata(h),
             if_match=h.get("if-match", ""),
             if_none_match=h.get("if-none-match", ""),
+            headers=stored.request_headers(h),
+            checksum=verified.get,
         )
         try:
-            async with self._admitted(c, "PutObject") as stream:
+            async with self._admitted(c, "PutObject", verified) as stream:
                 info = await self.objects.put_object(put, stream)
         except PreconditionFailed:
             if put.if_match:
                 await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
             raise
-        headers = {"ETag": x.quoted_etag(info.etag), **_written_version(info)}
-        algorithm = body.checksum_algorithm(h)
-        if algorithm and body.CHECKSUM_HEADER + algorithm in h:
-            headers[body.CHECKSUM_HEADER + algorithm] = h[body.CHECKSUM_HEADER + algorithm]
+        headers = {
+            "ETag": x.quoted_etag(info.etag),
+            **_written_version(info),
+            **stored.checksum_headers(info),
+        }
         await c.resp.send(200, headers=headers)
 
     async def _require_key(self, c: Call) -> None:
@@ -321,6 +342,7 @@ class Handlers:
     async def _open(self, c: Call) -> Reading:
         h = c.req.headers
         version_id = c.req.params.get("versionId", "")
+        part_number = mp.part_number(c.req.params, h)
         try:
             reading = await self.objects.get_object(
                 c.bucket,
@@ -329,6 +351,7 @@ class Handlers:
                 byte_range=_range(h.get("range", "")),
                 if_match=h.get("if-match", ""),
                 if_none_match=h.get("if-none-match", ""),
+                part_number=part_number,
             )
         except NotModified:
             info = await self.objects.head_object(c.bucket, c.key, version_id)
@@ -352,9 +375,7 @@ class Handlers:
         if c.req.params.get("versionId"):
             return
         with contextlib.suppress(RingstoreError):  # the 404 stands even if this cannot tell
-            page = await self.objects.list_object_versions(
-                objectstore_pb2.ListObjectVersionsRequest(bucket=c.bucket, prefix=c.key, max_keys=1)
-            )
+            page = await self.objects.list_object_versions(c.bucket, prefix=c.key, max_keys=1)
             latest = page.versions[0] if page.versions else None
             if latest is not None and latest.key == c.key and latest.is_delete_marker:
                 c.resp.error_headers["x-amz-delete-marker"] = "true"
@@ -366,9 +387,17 @@ class Handlers:
     async def GetObject(self, c: Call) -> None:
         reading = await self._open(c)
         info = reading.info
-        headers = _object_headers(info)
+        ranged = "range" in c.req.headers and _range(c.req.headers["range"]) is not None
+        part_number = mp.part_number(c.req.params, c.req.headers)
+        requested = stored.checksum_requested(c.req.headers)
+        headers = stored.object_headers(info, checksum=requested and not ranged and not part_number)
         status = 200
-        if "range" in c.req.headers and _range(c.req.headers["range"]) is not None:
+        if part_number:
+            status, part_headers = mp.part_read_headers(
+                info, part_number, reading.offset, reading.length, requested
+            )
+            headers.update(part_headers)
+        elif ranged:
             status = 206
             last = reading.offset + reading.length - 1
             headers["Content-Range"] = f"bytes {reading.offset}-{last}/{info.size}"
@@ -390,7 +419,31 @@ class Handlers:
         except NotModified:
             c.resp.error_headers.update(_validators(info))
             raise
-        await c.resp.stream(200, info.size, _nothing(), _object_headers(info))
+        part_number = mp.part_number(c.req.params, c.req.headers)
+        requested = stored.checksum_requested(c.req.headers)
+        headers = stored.object_headers(info, checksum=requested and not part_number)
+        status, length = 200, info.size
+        if part_number:
+            offset, length = part_span(info, part_number)
+            status, part_headers = mp.part_read_headers(
+                info, part_number, offset, length, requested
+            )
+            headers.update(part_headers)
+        await c.resp.stream(status, length, _nothing(), headers)
+
+    async def GetObjectAttributes(self, c: Call) -> None:
+        try:
+            info = await self.objects.head_object(
+                c.bucket, c.key, c.req.params.get("versionId", "")
+            )
+        except NoSuchKey:
+            await self._mark_deleted(c)
+            raise
+        headers = {
+            "Last-Modified": x.http_date(info.last_modified_ns),
+            **stored.version_header(info),
+        }
+        await c.resp.send(200, mp.object_attributes(info, c.req.headers), headers)
 
     async def DeleteObject(self, c: Call) -> None:
         resp = await self.objects.delete_object(c.bucket, c.key, c.req.params.get("versionId", ""))
@@ -411,7 +464,7 @@ class Handlers:
             try:
                 resp = await self.objects.delete_object(c.bucket, key, version_id)
             except NoSuchKey:
-                resp = objectstore_pb2.DeleteObjectResponse()
+                resp = DeleteResult(version_id="", has_version_id=False, delete_marker=False)
             except RingstoreError as err:
                 results.append(
                     x.element(
@@ -455,17 +508,16 @@ class Handlers:
             )
         src_etag = await self._copy_source_conditions(h, src_bucket, src_key, src_version)
         info = await self.objects.copy_object(
-            objectstore_pb2.CopyObjectRequest(
-                src_bucket=src_bucket,
-                src_key=src_key,
-                src_version_id=src_version,
-                dst_bucket=c.bucket,
-                dst_key=c.key,
-                replace_metadata=replace,
-                metadata=_metadata(h) if replace else {},
-                content_type=h.get("content-type", "") if replace else "",
-                src_if_match=src_etag,
-            )
+            src_bucket,
+            src_key,
+            c.bucket,
+            c.key,
+            src_version_id=src_version,
+            replace_metadata=replace,
+            metadata=stored.request_metadata(h) if replace else {},
+            content_type=h.get("content-type", "") if replace else "",
+            src_if_match=src_etag,
+            headers=stored.request_headers(h) if replace else {},
         )
         headers = _written_version(info)
         if src_version:
@@ -474,6 +526,7 @@ class Handlers:
             "CopyObjectResult",
             x.leaf("LastModified", x.timestamp(info.last_modified_ns)),
             x.leaf("ETag", x.quoted_etag(info.etag)),
+            *stored.checksum_elements(info),
         )
         await c.resp.send(200, doc, headers)
 
@@ -506,46 +559,100 @@ class Handlers:
 
     async def CreateMultipartUpload(self, c: Call) -> None:
         h = c.req.headers
+        algorithm, kind = mp.checksum_request(h)
         upload_id = await self.multipart.create(
-            c.bucket, c.key, h.get("content-type", ""), _metadata(h)
+            c.bucket,
+            c.key,
+            h.get("content-type", ""),
+            stored.request_metadata(h),
+            headers=stored.request_headers(h),
+            checksum_algorithm=algorithm,
+            checksum_type=kind,
         )
+        headers = {}
+        if algorithm:  # the type as the metanode defaulted it
+            upload = await self.multipart.head(c.bucket, c.key, upload_id)
+            headers[mp.CHECKSUM_ALGORITHM] = upload.checksum_algorithm
+            headers[mp.CHECKSUM_TYPE] = upload.checksum_type
         doc = x.document(
             "InitiateMultipartUploadResult",
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("UploadId", upload_id),
         )
-        await c.resp.send(200, doc)
+        await c.resp.send(200, doc, headers)
 
-    async def UploadPart(self, c: Call) -> None:
+    def _part_header(self, c: Call) -> PartTarget:
         number = c.req.params["partNumber"]
         if not number.isdigit():
             raise InvalidArgument(f"partNumber {number[:20]!r} is not a number")
-        header = objectstore_pb2.UploadPartHeader(
+        return PartTarget(
             bucket=c.bucket,
             key=c.key,
             upload_id=c.req.params["uploadId"],
             part_number=min(int(number), 2**32 - 1),
-            expected_size=-1,
         )
+
+    async def UploadPart(self, c: Call) -> None:
+        header = self._part_header(c)
+        sent = body.checksum_algorithm(c.req.headers)
         async with self._admitted(c, "UploadPart") as stream:
-            etag = await self.multipart.upload_part(header, stream)
-        headers = {"ETag": x.quoted_etag(etag)}
-        algorithm = body.checksum_algorithm(c.req.headers)
-        if algorithm and body.CHECKSUM_HEADER + algorithm in c.req.headers:
-            name = body.CHECKSUM_HEADER + algorithm
+            part = await self.multipart.store_part(header, stream, sent_algorithm=sent)
+        headers = {"ETag": x.quoted_etag(part.etag)}
+        if part.checksum:
+            headers.update(mp.checksum_headers(part.checksum_algorithm, part.checksum, ""))
+            headers.pop(mp.CHECKSUM_TYPE)
+        elif sent and body.CHECKSUM_HEADER + sent in c.req.headers:
+            name = body.CHECKSUM_HEADER + sent
             headers[name] = c.req.headers[name]
         await c.resp.send(200, headers=headers)
 
+    async def UploadPartCopy(self, c: Call) -> None:
+        h = c.req.headers
+        src_bucket, src_key, src_version = _copy_source(h["x-amz-copy-source"])
+        await self.auth.check(c.identity, auth.READ, src_bucket)
+        header = self._part_header(c)
+        source_range = h.get("x-amz-copy-source-range")
+        byte_range = mp.copy_source_range(source_range) if source_range is not None else None
+        src_etag = await self._copy_source_conditions(h, src_bucket, src_key, src_version)
+        part, source = await self.multipart.copy_part(
+            header, CopySource(src_bucket, src_key, src_version, byte_range, src_etag)
+        )
+        headers = {}
+        if src_version:
+            headers["x-amz-copy-source-version-id"] = source.version_id or "null"
+        doc = x.document(
+            "CopyPartResult",
+            x.leaf("LastModified", x.timestamp(source.last_modified_ns)),
+            x.leaf("ETag", x.quoted_etag(part.etag)),
+            *mp.checksum_elements(part.checksum_algorithm, part.checksum),
+        )
+        await c.resp.send(200, doc, headers)
+
     async def CompleteMultipartUpload(self, c: Call) -> None:
-        parts = x.completed_parts(await c.req.read(x.MAX_XML_BYTES))
-        info = await self.multipart.complete(c.bucket, c.key, c.req.params["uploadId"], parts)
+        h = c.req.headers
+        parts = mp.completed_parts(await c.req.read(x.MAX_XML_BYTES))
+        try:
+            info = await self.multipart.complete(
+                c.bucket,
+                c.key,
+                c.req.params["uploadId"],
+                parts,
+                if_match=h.get("if-match", ""),
+                if_none_match=h.get("if-none-match", ""),
+                asserted_checksum=mp.asserted_checksum(h),
+            )
+        except PreconditionFailed:
+            if h.get("if-match"):
+                await self._require_key(c)  # S3: If-Match on a missing key is 404 NoSuchKey
+            raise
         doc = x.document(
             "CompleteMultipartUploadResult",
             x.leaf("Location", f"/{c.bucket}/{c.key}"),
             x.leaf("Bucket", c.bucket),
             x.leaf("Key", c.key),
             x.leaf("ETag", x.quoted_etag(info.etag)),
+            *stored.checksum_elements(info),
         )
         await c.resp.send(200, doc, _written_version(info))
 
@@ -555,21 +662,12 @@ class Handlers:
 
     async def ListParts(self, c: Call) -> None:
         p = c.req.params
-        resp = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
+        upload = await self.multipart.head(c.bucket, c.key, p["uploadId"])
+        parts = await self.multipart.list_parts(c.bucket, c.key, p["uploadId"])
         marker = int(p["part-number-marker"]) if p.get("part-number-marker", "").isdigit() else 0
         max_parts = _max_keys(p.get("max-parts"))
-        after = [part for part in resp.parts if part.part_number > marker]
+        after = [part for part in parts if part.part_number > marker]
         page, truncated = after[:max_parts], len(after) > max_parts
-        parts = [
-            x.element(
-                "Part",
-                x.leaf("PartNumber", part.part_number),
-                x.leaf("LastModified", x.timestamp(part.last_modified_ns)),
-                x.leaf("ETag", x.quoted_etag(part.etag)),
-                x.leaf("Size", part.size),
-            )
-            for part in page
-        ]
         doc = x.document(
             "ListPartsResult",
             x.leaf("Bucket", c.bucket),
@@ -580,21 +678,21 @@ class Handlers:
             x.leaf("MaxParts", max_parts),
             x.leaf("IsTruncated", truncated),
             x.leaf("StorageClass", "STANDARD"),
-            *parts,
+            x.optional("ChecksumAlgorithm", upload.checksum_algorithm),
+            x.optional("ChecksumType", upload.checksum_type),
+            *[mp.part_element(part, upload.checksum_algorithm) for part in page],
         )
         await c.resp.send(200, doc)
 
     async def ListMultipartUploads(self, c: Call) -> None:
         p = c.req.params
         resp = await self.multipart.list_uploads(
-            objectstore_pb2.ListMultipartUploadsRequest(
-                bucket=c.bucket,
-                prefix=p.get("prefix", ""),
-                max_uploads=max(_max_keys(p.get("max-uploads")), 1),
-                key_marker=p.get("key-marker", ""),
-                upload_id_marker=p.get("upload-id-marker", ""),
-                delimiter=p.get("delimiter", ""),
-            )
+            c.bucket,
+            prefix=p.get("prefix", ""),
+            max_uploads=max(_max_keys(p.get("max-uploads")), 1),
+            key_marker=p.get("key-marker", ""),
+            upload_id_marker=p.get("upload-id-marker", ""),
+            delimiter=p.get("delimiter", ""),
         )
         enc = p.get("encoding-type", "")
         uploads = [
@@ -648,6 +746,15 @@ def _owner(identity: auth.Identity) -> str:
     return x.element("Owner", x.leaf("ID", who), x.leaf("DisplayName", who))
 
 
+def _max_buckets(value: str | None) -> int:
+    """ListBuckets' max-buckets, 1..10000 (0: no limit, when not given)."""
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or not 1 <= int(value) <= MAX_BUCKETS:
+        raise InvalidArgument(f"max-buckets {value[:20]!r} must be a number in 1..{MAX_BUCKETS}")
+    return int(value)
+
+
 def _max_keys(value: str | None) -> int:
     if value is None or value == "":
         return MAX_LIST_KEYS
@@ -656,45 +763,20 @@ def _max_keys(value: str | None) -> int:
     return min(int(value), MAX_LIST_KEYS)
 
 
-def _metadata(headers: dict[str, str]) -> dict[str, str]:
-    return {
-        name.removeprefix(META_PREFIX): value
-        for name, value in headers.items()
-        if name.startswith(META_PREFIX)
-    }
-
-
-def _version_header(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    return {"x-amz-version-id": info.version_id or "null"} if info.has_version_id else {}
-
-
-def _written_version(info: common_pb2.ObjectInfo) -> dict[str, str]:
+def _written_version(info: ObjectInfo) -> dict[str, str]:
     """The version id a write answers: only a real one. A write to a bucket that is not
     versioning (never was, or suspended: the "null" version) answers none, as S3 does."""
     real = info.version_id not in ("", "null")
     return {"x-amz-version-id": info.version_id} if real else {}
 
 
-def _validators(info: common_pb2.ObjectInfo) -> dict[str, str]:
+def _validators(info: ObjectInfo) -> dict[str, str]:
     """What a 304 carries (RFC 9110 section 15.4.5)."""
     return {
         "ETag": x.quoted_etag(info.etag),
         "Last-Modified": x.http_date(info.last_modified_ns),
-        **_version_header(info),
+        **stored.version_header(info),
     }
-
-
-def _object_headers(info: common_pb2.ObjectInfo) -> dict[str, str]:
-    headers = {
-        "ETag": x.quoted_etag(info.etag),
-        "Last-Modified": x.http_date(info.last_modified_ns),
-        "Content-Type": info.content_type or "binary/octet-stream",
-        "Accept-Ranges": "bytes",
-        **_version_header(info),
-    }
-    for name, value in info.metadata.items():
-        headers[META_PREFIX + name] = value
-    return headers
 
 
 def _range(header: str) -> ByteRange | None:
@@ -720,7 +802,7 @@ def _date(value: str) -> float | None:
         return None
 
 
-def _check_dates(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
+def _check_dates(headers: dict[str, str], info: ObjectInfo) -> None:
     """If-Unmodified-Since (unless If-Match decided) and If-Modified-Since (unless If-None-Match
     decided), at one-second resolution as Last-Modified carries."""
     modified = info.last_modified_ns // 1_000_000_000
@@ -732,7 +814,7 @@ def _check_dates(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
         raise NotModified(f"{info.key!r} was not modified since If-Modified-Since")
 
 
-def _check_conditions(headers: dict[str, str], info: common_pb2.ObjectInfo) -> None:
+def _check_conditions(headers: dict[str, str], info: ObjectInfo) -> None:
     if_match = headers.get("if-match", "")
     if if_match and not etags.if_match_holds(if_match, info.etag):
         raise PreconditionFailed(f"{info.key!r}: If-Match does not match the ETag")

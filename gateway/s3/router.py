@@ -15,7 +15,7 @@ from gateway.s3.errors import MethodNotAllowed, NotImplementedError_
 
 UNSERVED = frozenset(
     {
-        "accelerate", "acl", "analytics", "attributes", "cors", "encryption",
+        "accelerate", "acl", "analytics", "cors", "encryption",
         "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metrics",
         "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
         "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
@@ -85,13 +85,15 @@ def _object_operation(
 ) -> tuple[str, str] | None:
     upload = "uploadId" in params
     if method == "GET":
+        if "attributes" in params:
+            return "GetObjectAttributes", auth.READ
         return ("ListParts" if upload else "GetObject"), auth.READ
     if method == "HEAD":
         return "HeadObject", auth.READ
     if method == "PUT":
         if upload and "partNumber" in params:
             if "x-amz-copy-source" in headers:
-                raise NotImplementedError_("UploadPartCopy is not supported yet")
+                return "UploadPartCopy", auth.WRITE  # the handler checks READ on the source
             return "UploadPart", auth.WRITE
         if "x-amz-copy-source" in headers:
             return "CopyObject", auth.WRITE

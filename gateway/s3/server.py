@@ -17,6 +17,7 @@ import uvicorn
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
 from ringstore.metrics import Metrics, S3Metrics
+from ringstore.tls import PublicTls
 from ringstore.tracing import access_log
 
 
@@ -54,7 +55,17 @@ class AccessLog:
 
 
 class S3Server:
-    def __init__(self, app: S3App, listen: str, metrics: Metrics | None = None) -> None:
+    """Serves ``app`` on ``listen``: HTTPS with ``tls`` (the public doors' certificate), else
+    plain HTTP; with ``metrics``, every request counted (:class:`~ringstore.metrics.S3Metrics`)."""
+
+    def __init__(
+        self,
+        app: S3App,
+        listen: str,
+        *,
+        tls: PublicTls | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         host, _, port = listen.rpartition(":")
         asgi: Any = AccessLog(app)
         if metrics is not None:
@@ -71,6 +82,8 @@ class S3Server:
             log_level="warning",
             server_header=False,
             date_header=False,
+            ssl_certfile=tls.cert_file if tls else None,
+            ssl_keyfile=tls.key_file if tls else None,
         )
         self._server = uvicorn.Server(config)
         self._loop_task: asyncio.Task[None] | None = None

@@ -23,6 +23,7 @@ Pure functions over plain values: no I/O, no clock of its own (the caller passes
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 STREAMING_MODES = (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+SIGNING_KEYS_CACHED = 1024  # derived signing keys kept (one per key, day, region, service)
 _UNRESERVED = "-_.~"  # with letters and digits: RFC 3986's unreserved set, never encoded
 
 
@@ -142,8 +144,15 @@ def canonical_request(
 
 
 def signing_key(secret: str, cred: Credential) -> bytes:
+    """The key that signs a day's requests in one region and service: four HMACs, derived
+    once per (secret, date, region, service) and then taken from a bounded cache."""
+    return derive_signing_key(secret, cred.date, cred.region, cred.service)
+
+
+@functools.lru_cache(maxsize=SIGNING_KEYS_CACHED)
+def derive_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     key = ("AWS4" + secret).encode()
-    for part in (cred.date, cred.region, cred.service, "aws4_request"):
+    for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return key
 

@@ -101,19 +101,6 @@ def child_text(node: ET.Element, tag: str, default: str | None = None) -> str:
     return found.text or ""
 
 
-def completed_parts(body: bytes) -> list[tuple[int, str]]:
-    tree = parse(body, "CompleteMultipartUpload")
-    parts = []
-    for part in tree.findall("Part"):
-        number = child_text(part, "PartNumber")
-        if not number.strip().isdigit():
-            raise MalformedXML(f"PartNumber {number[:20]!r} is not a number")
-        parts.append((int(number), child_text(part, "ETag").strip().strip('"')))
-    if not parts:
-        raise MalformedXML("CompleteMultipartUpload names no part")
-    return parts
-
-
 def delete_request(body: bytes) -> tuple[list[tuple[str, str]], bool]:
     """The (key, version id) pairs of a DeleteObjects body, and whether it asked to be quiet."""
     tree = parse(body, "Delete")

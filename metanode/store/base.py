@@ -40,7 +40,6 @@ R = TypeVar("R")
 VERSIONING_STATES = ("Unversioned", "Enabled", "Suspended")
 NODE_STATES = ("up", "down", "draining", "removed")
 NULL_VERSION = "null"  # the version id of objects written while versioning is not Enabled
-CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 CHECKSUM_TYPES = ("FULL_OBJECT", "COMPOSITE")
 
 
@@ -53,7 +52,7 @@ class Checksum:
     ``len(part_sizes)`` of the version).
     """
 
-    algorithm: str  # one of CHECKSUM_ALGORITHMS
+    algorithm: str  # one of ringstore.validation.CHECKSUM_ALGORITHMS
     value: str
     type: str = "FULL_OBJECT"  # one of CHECKSUM_TYPES
 
@@ -137,7 +136,7 @@ class UploadRecord:
     metadata: Mapping[str, str]
     initiated_ns: int  # UTC nanoseconds since the epoch
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # as VersionRecord's
-    checksum_algorithm: str = ""  # "" or one of CHECKSUM_ALGORITHMS: every part carries one
+    checksum_algorithm: str = ""  # "" or as Checksum.algorithm: every part carries one
     checksum_type: str = ""  # "" or one of CHECKSUM_TYPES: how the object's is made
 
 

@@ -23,11 +23,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
-from ringstore import cluster_auth, credentials_file, logs
+from ringstore import cluster_auth, credentials_file, logs, tls
 from ringstore.cli import status as status_view
 from ringstore.client import Client
-from ringstore.errors import RingstoreError
+from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.localcluster import LocalCluster
+from ringstore.rpc import internal_sync_channel, sync_channel
 
 PROGRESS_MIN = 4 * 1024 * 1024  # bytes: transfers at least this large show a progress bar
 PIECE = 1024 * 1024
@@ -84,14 +85,22 @@ def human(n: float) -> str:
     help="gateway host:port (a comma-separated list to spread over several)",
 )
 @click.option("--timeout", default=30.0, show_default=True, help="seconds per call")
+@click.option(
+    "--ca-file",
+    envvar=tls.CA_FILE_ENV,
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="PEM bundle of the CA(s) to trust: talk TLS to the gateway "
+    "(`cluster up --tls` writes DATA_DIR/tls/ca.pem)",
+)
 @click.pass_context
-def cli(ctx: click.Context, endpoint: str, timeout: float) -> None:
+def cli(ctx: click.Context, endpoint: str, timeout: float, ca_file: str | None) -> None:
     """ringstore: a distributed object store with S3's model."""
-    ctx.obj = {"endpoint": endpoint, "timeout": timeout}
+    ctx.obj = {"endpoint": endpoint, "timeout": timeout, "ca_file": ca_file or None}
 
 
 def client(ctx: click.Context) -> Client:
-    return Client(ctx.obj["endpoint"], timeout=ctx.obj["timeout"])
+    return Client(ctx.obj["endpoint"], timeout=ctx.obj["timeout"], ca_file=ctx.obj["ca_file"])
 
 
 # -- cluster ------------------------------------------------------------------------------
@@ -136,6 +145,13 @@ def cluster() -> None:
     show_default=True,
     help="the services' logs (and the supervisor's reports): text, or one JSON object a line",
 )
+@click.option(
+    "--tls",
+    "use_tls",
+    is_flag=True,
+    help="TLS on the public doors and mutual TLS inside, with a CA and certificates made in "
+    "DATA_DIR/tls (kept across restarts); clients trust DATA_DIR/tls/ca.pem",
+)
 def cluster_up(
     data_dir: str,
     port: int,
@@ -147,6 +163,7 @@ def cluster_up(
     metadata_url: str,
     postgres: bool,
     log_format: str,
+    use_tls: bool,
 ) -> None:
     """Run a metanode, DATANODES datanodes and a gateway as local processes, in the foreground.
 
@@ -169,6 +186,7 @@ def cluster_up(
         metadata_url=metadata_url,
         postgres=postgres,
         log_format=log_format,
+        tls=use_tls,
     )
     if postgres and metadata_url:
         fail("give either --metadata-url or --postgres, not both", 2)
@@ -205,12 +223,18 @@ def cluster_up(
             where = "  ".join(f"{n} {lc.metrics_address(n)}" for n in lc.processes)
             click.echo(f"metrics    http://HOST:PORT/metrics of each: {where}")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
+        if lc.ca_file:
+            click.echo(f"tls        {lc.ca_file}  (the CA to trust: --ca-file, RINGSTORE_CA_FILE)")
+        else:
+            click.echo("tls        off: every port serves plain TCP (--tls turns it on)")
         if not lc.uses_env_secret:
             click.echo(f"secret     {lc.secret_path}  (the cluster secret internal ports check)")
         access_key_id, secret = lc.credentials()
         click.echo(f"root credentials ({lc.credentials_path}); paste these into your shell:")
         click.echo(credentials_file.export_lines(access_key_id, secret), nl=False)
         click.echo(f"ready: export RINGSTORE_ENDPOINT={lc.endpoint}   (Ctrl-C stops the cluster)")
+        if lc.ca_file:
+            click.echo(f"       export {tls.CA_FILE_ENV}={lc.ca_file}  AWS_CA_BUNDLE={lc.ca_file}")
         click.echo(f"       S3 endpoint {lc.s3_endpoint}")
         if lc.console_url:
             click.echo(f"       web console {lc.console_url}  (sign in with the key above)")
@@ -241,16 +265,35 @@ def cluster_up(
     show_default=True,
     help="seconds to wait for an answer",
 )
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False),
+    help="a cluster certificate to show (an internal port under mutual TLS); needs --key and "
+    "the cluster CA as --ca-file",
+)
+@click.option("--key", type=click.Path(dir_okay=False), help="the private key of --cert")
 @click.pass_context
-def health_command(ctx: click.Context, endpoint: str | None, service: str, wait: float) -> None:
+def health_command(
+    ctx: click.Context,
+    endpoint: str | None,
+    service: str,
+    wait: float,
+    cert: str | None,
+    key: str | None,
+) -> None:
     """Exit 0 when ENDPOINT (host:port of a gateway, the metanode or a datanode; default
     --endpoint) answers SERVING on the standard gRPC health service; otherwise print why and
-    exit 1. Needs no credentials: the health service is open on every port."""
+    exit 1. Needs no credentials: the health service is open on every port. With --ca-file it
+    talks TLS; an internal port under mutual TLS also wants --cert and --key."""
     address = endpoint or ctx.obj["endpoint"].split(",")[0]
     request = health_pb2.HealthCheckRequest(service=service)
     what = f"{address}" + (f" ({service})" if service else "")
     try:
-        with grpc.insecure_channel(address) as channel:
+        channel = _health_channel(address, ctx.obj["ca_file"], cert, key)
+    except RingstoreError as err:
+        fail(str(err), 2)
+    try:
+        with channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=wait)
     except grpc.RpcError as err:
         code = err.code() if hasattr(err, "code") else None
@@ -263,6 +306,52 @@ def health_command(ctx: click.Context, endpoint: str | None, service: str, wait:
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         fail(f"{what}: unhealthy: it answers {status}")
     click.echo(f"{what}: {status}")
+
+
+def _health_channel(
+    address: str, ca_file: str | None, cert: str | None, key: str | None
+) -> grpc.Channel:
+    if cert or key:
+        if not ca_file:
+            raise InvalidArgument("--cert and --key need the cluster CA as --ca-file")
+        material = tls.ClusterTls.load(ca_file, cert or "", key or "")
+        assert material is not None
+        return internal_sync_channel(address, b"", material)
+    if ca_file:
+        return sync_channel(address, tls.read_ca(ca_file, "--ca-file"))
+    return grpc.insecure_channel(address)
+
+
+@cli.group("tls")
+def tls_group() -> None:
+    """Make a CA and certificates for a cluster."""
+
+
+@tls_group.command("init")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    help="a service to make a mutual-TLS certificate for (repeat); its name is also a DNS "
+    "name of the certificate",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="a DNS name or IP address the public doors' server.pem also names (repeat); "
+    "127.0.0.1 and localhost always",
+)
+def tls_init(directory: str, services: tuple[str, ...], hosts: tuple[str, ...]) -> None:
+    """Make what is missing in DIRECTORY: a CA (ca.pem, ca.key), the public doors'
+    certificate (server.pem, server.key) and one NAME.pem / NAME.key per --service, every key
+    mode 0600. Files already there are kept, so running it again is safe."""
+    try:
+        made = tls.init(directory, services, public_hosts=hosts)
+    except (RingstoreError, OSError) as err:
+        fail(str(err), 2)
+    click.echo(f"CA {made / 'ca.pem'}; server.pem; {len(services)} service certificate(s)")
 
 
 @cluster.command("secret")

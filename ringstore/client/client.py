@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ringstore import etags, validation
+from ringstore import etags, tls, validation
 from ringstore.client import credentials, transfer
 from ringstore.client.body import PIECE, Body
 from ringstore.client.models import (
@@ -120,10 +120,14 @@ class Client:
         retries: int = 3,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         """``access_key_id`` and ``secret_access_key`` sign every call; when neither is given,
         ``RINGSTORE_ACCESS_KEY_ID`` and ``RINGSTORE_SECRET_ACCESS_KEY`` do; without any, calls
-        are anonymous (the gateway refuses them except reads of anonymous-read buckets)."""
+        are anonymous (the gateway refuses them except reads of anonymous-read buckets).
+        ``ca_file`` (else ``RINGSTORE_CA_FILE``) is a PEM bundle of CAs: when given, every
+        channel uses TLS and trusts only those CAs (``ringstore cluster up --tls`` writes its
+        CA to ``<data-dir>/tls/ca.pem``); without, the channels are plain TCP."""
         endpoints = [e.strip() for e in endpoint.split(",") if e.strip()]
         if not endpoints:
             raise InvalidArgument(f"endpoint {endpoint!r} names no gateway (want host:port)")
@@ -140,7 +144,12 @@ class Client:
         self.retries = retries
         signer = credentials.resolve(access_key_id, secret_access_key)
         self.access_key_id = signer[0] if signer else None
-        self._channels = [sync_channel(e) for e in endpoints]
+        source = "ca_file"
+        if ca_file is None and os.environ.get(tls.CA_FILE_ENV):
+            ca_file, source = os.environ[tls.CA_FILE_ENV], tls.CA_FILE_ENV
+        ca = None if ca_file is None else tls.read_ca(ca_file, f"{source}: the CA bundle")
+        self.ca_file = ca_file
+        self._channels = [sync_channel(e, ca) for e in endpoints]
         self._stubs = [
             objectstore_pb2_grpc.ObjectStoreStub(credentials.signing_channel(c, signer))
             for c in self._channels

@@ -109,3 +109,20 @@ def test_status_details_are_bounded_so_the_code_survives() -> None:
     _, wide, _ = grpc_errors.grpc_status(errors.InvalidKey("日" * 5000))
     assert len(wide.encode()) <= grpc_errors.MAX_DETAILS_BYTES and wide.startswith("日")
     assert grpc_errors.grpc_status(errors.InvalidKey("short"))[1] == "short"
+
+
+def test_bad_digest_is_one_core_error_mapped_by_each_door() -> None:
+    """A checksum mismatch (an S3 body's, or a multipart completion's) is one class: an
+    InvalidArgument to SDK callers, INVALID_ARGUMENT on gRPC (the SDK gets it back by its
+    code), 400 on S3; the S3 door has no class of its own."""
+    from gateway.s3 import errors as s3_errors
+
+    err = errors.BadDigest("the CRC32 you specified did not match what we received")
+    assert (
+        isinstance(err, errors.InvalidArgument) and errors.ERRORS["BadDigest"] is errors.BadDigest
+    )
+    code, _, trailing = grpc_errors.grpc_status(err)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert trailing == ((grpc_errors.ERROR_CODE_KEY, "BadDigest"),)
+    assert s3_errors.status_of(err)[:2] == (400, "BadDigest")
+    assert getattr(s3_errors, "BadDigest", errors.BadDigest) is errors.BadDigest

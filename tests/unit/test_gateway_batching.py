@@ -216,32 +216,26 @@ class FakeMeta:
 
 
 def test_the_gateway_coalesces_metanode_lookups_and_commits() -> None:
-    from gateway.objects import ObjectService
+    from gateway.meta_client import MetaClient
     from ringstore.errors import (
         NoSuchKey,
         PreconditionFailed,
     )
 
     meta = FakeMeta({f"k{i}" for i in range(0, 20, 2)})
-    service = ObjectService(meta, view=None, rpc_timeout=5)  # type: ignore[arg-type]
+    client = MetaClient(meta, rpc_timeout=5)  # type: ignore[arg-type]
 
     async def scenario() -> tuple[list[Any], list[Any]]:
-        lookups = [
-            service.call_coalesced(
-                service._lookups,
-                meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}"),
-                "GetObjectRecord",
-            )
-            for i in range(20)
-        ]
+        lookups = [client.object_record("bkt", f"k{i}") for i in range(20)]
         found = await asyncio.gather(*lookups, return_exceptions=True)
         commits = [
-            service.call_coalesced(
-                service._commits,
-                meta_pb2.CommitObjectRequest(
-                    bucket="bkt", key=f"c{i}", etag=f"e{i}", if_none_match="*" if i == 3 else ""
-                ),
-                "CommitObject",
+            client.commit_object(
+                "bkt",
+                f"c{i}",
+                size=0,
+                etag=f"e{i}",
+                chunks=[],
+                if_none_match="*" if i == 3 else "",
             )
             for i in range(10)
         ]
@@ -290,23 +284,16 @@ class CrowdedMeta(FakeMeta):
 
 @pytest.mark.parametrize(("room", "huge"), [(2, ""), (0, ""), (32, "k4")])
 def test_one_lookup_too_big_for_a_batch_never_fails_its_neighbours(room: int, huge: str) -> None:
-    from gateway.objects import ObjectService
+    from gateway.meta_client import MetaClient
     from ringstore.errors import (
         NoSuchKey,
     )
 
     meta = CrowdedMeta({f"k{i}" for i in range(0, 12, 2)}, room=room, huge=huge)
-    service = ObjectService(meta, view=None, rpc_timeout=5)  # type: ignore[arg-type]
+    client = MetaClient(meta, rpc_timeout=5)  # type: ignore[arg-type]
 
     async def scenario() -> list[Any]:
-        lookups = [
-            service.call_coalesced(
-                service._lookups,
-                meta_pb2.GetObjectRecordRequest(bucket="bkt", key=f"k{i}"),
-                "GetObjectRecord",
-            )
-            for i in range(12)
-        ]
+        lookups = [client.object_record("bkt", f"k{i}") for i in range(12)]
         return await asyncio.gather(*lookups, return_exceptions=True)
 
     found = asyncio.run(scenario())

@@ -20,6 +20,8 @@ from grpc import aio
 
 from gateway.auth import Authorizer
 from gateway.grpc_auth import Authenticator
+from gateway.meta_client import MetaClient
+from gateway.model import BucketInfo, DeleteResult, ObjectInfo, ObjectListing
 from gateway.objects import Reading
 from gateway.servicer import ObjectStoreServicer
 from ringstore import Client, signing
@@ -33,7 +35,7 @@ from ringstore.errors import (
 )
 from ringstore.grpc_errors import from_rpc_error
 from ringstore.rpc import make_server
-from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
+from ringstore.v1 import objectstore_pb2, objectstore_pb2_grpc
 from tests.unit.fake_identity import FakeMeta
 
 PUT = "/ringstore.v1.ObjectStore/PutObject"
@@ -44,28 +46,26 @@ class FakeObjects:
     """Buckets and objects in dicts: what the servicer calls of an ObjectService."""
 
     def __init__(self, meta: FakeMeta) -> None:
-        self.meta = meta
+        self.fake_meta = meta
+        self.meta = MetaClient(meta, rpc_timeout=1.0)  # type: ignore[arg-type]
         self.view = SimpleNamespace(chunk_size=1 << 20)
         self.max_concurrent_chunks = 2
         self.stored: dict[tuple[str, str], bytes] = {}
         self.body_reads = 0  # body messages taken from put streams
 
-    async def call_meta(self, call: Any, request: Any) -> Any:
-        try:
-            return await call(request, timeout=1.0)
-        except aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
-
-    async def create_bucket(self, name: str, *, owner: str = "") -> common_pb2.BucketInfo:
-        self.meta.anonymous[name] = False
+    async def create_bucket(self, name: str, *, owner: str = "") -> BucketInfo:
+        self.fake_meta.anonymous[name] = False
         if owner:
-            self.meta.set_grant(name, owner, "o")
-        return common_pb2.BucketInfo(name=name)
+            self.fake_meta.set_grant(name, owner, "o")
+        return BucketInfo(name=name, created_ns=0, versioning="Unversioned")
 
-    async def list_buckets(self) -> list[common_pb2.BucketInfo]:
-        return [common_pb2.BucketInfo(name=n) for n in sorted(self.meta.anonymous)]
+    async def list_buckets(self) -> list[BucketInfo]:
+        return [
+            BucketInfo(name=n, created_ns=0, versioning="Unversioned")
+            for n in sorted(self.fake_meta.anonymous)
+        ]
 
-    async def put_object(self, req: Any, body: AsyncIterator[bytes]) -> common_pb2.ObjectInfo:
+    async def put_object(self, req: Any, body: AsyncIterator[bytes]) -> ObjectInfo:
         data = b""
         async for piece in body:
             self.body_reads += 1
@@ -73,9 +73,9 @@ class FakeObjects:
         self.stored[(req.bucket, req.key)] = data
         return self._info(req.bucket, req.key)
 
-    def _info(self, bucket: str, key: str) -> common_pb2.ObjectInfo:
+    def _info(self, bucket: str, key: str) -> ObjectInfo:
         data = self.stored[(bucket, key)]
-        return common_pb2.ObjectInfo(
+        return ObjectInfo(
             bucket=bucket, key=key, size=len(data), etag=hashlib.md5(data).hexdigest()
         )
 
@@ -92,12 +92,15 @@ class FakeObjects:
 
     async def delete_object(self, bucket: str, key: str, version_id: str = "") -> Any:
         self.stored.pop((bucket, key), None)
-        return objectstore_pb2.DeleteObjectResponse()
+        return DeleteResult(version_id="", has_version_id=False, delete_marker=False)
 
-    async def list_objects(self, req: Any) -> Any:
-        keys = sorted(k for b, k in self.stored if b == req.bucket)
-        return objectstore_pb2.ListObjectsResponse(
-            objects=[self._info(req.bucket, k) for k in keys]
+    async def list_objects(self, bucket: str, **page: Any) -> ObjectListing:
+        keys = sorted(k for b, k in self.stored if b == bucket)
+        return ObjectListing(
+            objects=tuple(self._info(bucket, k) for k in keys),
+            common_prefixes=(),
+            is_truncated=False,
+            next_continuation_token="",
         )
 
 

@@ -26,6 +26,7 @@ from ringstore.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
+    PreconditionFailed,
 )
 
 MIN = 10  # bytes: the minimum part size these tests complete with
@@ -346,3 +347,129 @@ def test_create_refuses_an_oversized_or_multiline_content_type(store: Store) -> 
         with pytest.raises(InvalidArgument, match="content_type"):
             create(store, content_type=bad)
     assert store.call(multipart.list_uploads, "docs", "").uploads == []
+
+
+def test_complete_records_the_part_layout_and_the_uploads_headers(store: Store) -> None:
+    upload_id = create(store, headers={"cache-control": "no-cache"})
+    e1 = part(store, upload_id, 1, 6, 4)
+    e3 = part(store, upload_id, 3, 7)
+    version = complete(store, upload_id, [(1, e1), (3, e3)]).version
+    assert (version.part_sizes, version.part_checksums, version.checksum) == ((10, 7), (), None)
+    assert dict(version.headers) == {"cache-control": "no-cache"}
+    stored = store.call(catalog.get_object_record, "docs", "big.bin").object.version
+    assert stored == version  # what was answered is what was stored
+    single = store.call(
+        catalog.commit_object,
+        catalog.Commit("docs", "one", 4, "e", (Chunk("one", 4, 1, 2, ("dn1",)),)),
+    )
+    assert single.version.part_sizes == ()
+    with pytest.raises(InvalidArgument, match=r"stored header .x-custom. is not one of"):
+        create(store, headers={"x-custom": "1"})
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "kind", "expected"),
+    [
+        ("", "", ("", "")),
+        ("sha256", "", ("SHA256", "COMPOSITE")),
+        ("CRC32", "", ("CRC32", "COMPOSITE")),
+        ("CRC32C", "full_object", ("CRC32C", "FULL_OBJECT")),
+        ("CRC64NVME", "", ("CRC64NVME", "FULL_OBJECT")),
+    ],
+)
+def test_checksum_kind_defaults_as_s3(algorithm: str, kind: str, expected: tuple[str, str]) -> None:
+    assert multipart.checksum_kind(algorithm, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "kind", "message"),
+    [
+        ("", "COMPOSITE", "needs a checksum algorithm"),
+        ("MD5", "", "'MD5' is not one of"),
+        ("SHA1", "FULL_OBJECT", "FULL_OBJECT needs one of CRC32, CRC32C, CRC64NVME, not SHA1"),
+        ("CRC64NVME", "COMPOSITE", "CRC64NVME is only FULL_OBJECT"),
+        ("CRC32", "PARTIAL", "'PARTIAL' is not one of"),
+    ],
+)
+def test_checksum_kind_refuses_what_s3_refuses(algorithm: str, kind: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        multipart.checksum_kind(algorithm, kind)
+
+
+def checked_part(store: Store, upload_id: str, number: int, size: int, checksum: str) -> str:
+    name = f"{upload_id[:6]}-p{number}"
+    chunks = (Chunk(f"{name}-c0", size, 1, 2, ("dn1",)),)
+    commit = PartCommit("docs", "big.bin", upload_id, number, size, md5(name), chunks, checksum)
+    return store.call(multipart.commit_part, commit).etag
+
+
+def test_parts_carry_their_checksums_and_the_completion_checks_them(store: Store) -> None:
+    upload_id = create(store, checksum_algorithm="SHA256")
+    upload = store.call(multipart.head_upload, "docs", "big.bin", upload_id)
+    assert (upload.checksum_algorithm, upload.checksum_type) == ("SHA256", "COMPOSITE")
+    with pytest.raises(InvalidArgument, match="part 1 needs its SHA256 checksum"):
+        checked_part(store, upload_id, 1, 12, "")
+    with pytest.raises(InvalidArgument, match="not a base64 checksum"):
+        checked_part(store, upload_id, 1, 12, "not base64!")
+    e1 = checked_part(store, upload_id, 1, 12, "AAAA")
+    e2 = checked_part(store, upload_id, 2, 3, "BBBB")
+    listed = store.call(multipart.list_parts, "docs", "big.bin", upload_id)
+    assert [p.checksum for p in listed] == ["AAAA", "BBBB"]
+    whole = multipart.Checksum("SHA256", "CCCC", "COMPOSITE")
+    parts = [multipart.CompletedPart(1, e1, "AAAA"), multipart.CompletedPart(2, e2, "XXXX")]
+    with pytest.raises(InvalidPart, match=r"part 2: checksum 'XXXX' does not match .*'BBBB'"):
+        complete_with(store, upload_id, parts, checksum=whole)
+    parts[1] = multipart.CompletedPart(2, e2)  # a listed part may leave its checksum out
+    with pytest.raises(InvalidArgument, match="completes with a SHA256 COMPOSITE checksum"):
+        complete_with(store, upload_id, parts)
+    with pytest.raises(InvalidArgument, match="not CRC32 COMPOSITE"):
+        complete_with(
+            store, upload_id, parts, checksum=multipart.Checksum("CRC32", "A", "COMPOSITE")
+        )
+    version = complete_with(store, upload_id, parts, checksum=whole).version
+    assert (version.checksum, version.part_checksums) == (whole, ("AAAA", "BBBB"))
+    plain = create(store)
+    e1 = part(store, plain, 1, 4)
+    with pytest.raises(InvalidArgument, match="no checksum algorithm"):
+        complete_with(store, plain, [(1, e1)], checksum=whole)
+
+
+def complete_with(  # type: ignore[no-untyped-def]
+    store: Store, upload_id: str, parts, key: str = "big.bin", **kw
+):
+    return store.call(multipart.complete_upload, "docs", key, upload_id, parts, MIN, **kw)
+
+
+def test_completion_conditions_are_checked_in_its_transaction(store: Store) -> None:
+    upload_id = create(store)
+    e1 = part(store, upload_id, 1, 4)
+    with pytest.raises(PreconditionFailed, match="does not exist, not if_match"):
+        complete_with(store, upload_id, [(1, e1)], if_match="*")
+    first = complete_with(store, upload_id, [(1, e1)], if_none_match="*").version
+    upload_id = create(store)
+    e1 = part(store, upload_id, 1, 5)
+    with pytest.raises(PreconditionFailed, match="which if_none_match '\\*' excludes"):
+        complete_with(store, upload_id, [(1, e1)], if_none_match="*")
+    with pytest.raises(PreconditionFailed, match="not if_match 'other'"):
+        complete_with(store, upload_id, [(1, e1)], if_match="other")
+    assert len(store.call(multipart.list_parts, "docs", "big.bin", upload_id)) == 1  # intact
+    second = complete_with(store, upload_id, [(1, e1)], if_match=first.etag).version
+    assert second.size == 5
+
+
+def test_completed_uploads_answer_a_repeat_within_their_bounds(store: Store) -> None:
+    upload_id = create(store)
+    e1 = part(store, upload_id, 1, 4)
+    view = complete(store, upload_id, [(1, e1)])
+    done = multipart.CompletedUploads(limit=2, max_age=10.0)
+    done.remember(upload_id, [(1, e1)], view, now_ns=0)
+    assert done.repeat("docs", "big.bin", upload_id, [(1, f'"{e1}"')], now_ns=1) is view
+    assert done.repeat("docs", "big.bin", upload_id, [(1, "0" * 32)], now_ns=1) is None
+    assert done.repeat("docs", "other", upload_id, [(1, e1)], now_ns=1) is None
+    assert done.repeat("docs", "big.bin", "unknown", [(1, e1)], now_ns=1) is None
+    assert done.repeat("docs", "big.bin", upload_id, [(1, e1)], now_ns=11 * 10**9) is None
+    done.remember(upload_id, [(1, e1)], view, now_ns=0)
+    done.remember("b", [(1, e1)], view, now_ns=0)
+    done.remember("c", [(1, e1)], view, now_ns=0)  # the oldest, upload_id, is forgotten
+    assert done.repeat("docs", "big.bin", upload_id, [(1, e1)], now_ns=1) is None
+    assert done.repeat("docs", "big.bin", "c", [(1, e1)], now_ns=1) is view

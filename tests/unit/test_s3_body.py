@@ -20,13 +20,12 @@ from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum, Sha256Checks
 from gateway import checksums  # noqa: E402
 from gateway.s3 import body, sigv4  # noqa: E402
 from gateway.s3.errors import (  # noqa: E402
-    BadDigest,
     IncompleteBody,
     InvalidDigest,
     InvalidRequest,
     XAmzContentSHA256Mismatch,
 )
-from ringstore.errors import SignatureDoesNotMatch  # noqa: E402
+from ringstore.errors import BadDigest, SignatureDoesNotMatch  # noqa: E402
 from tests.unit.test_s3_sigv4 import (  # noqa: E402
     EXAMPLE_SIGNATURES,
     example_secret,

@@ -178,8 +178,15 @@ class FakeObjects:
         self.rules[request.bucket] = tuple(rules_of.from_proto(r) for r in request.rules)
         return meta_pb2.PutBucketCorsResponse()
 
-    async def call_meta(self, call: Any, request: Any) -> Any:
-        return await call(request)
+    async def get_bucket_cors(self, bucket: str) -> tuple[rules_of.CorsRule, ...]:
+        reply = await self.GetBucketCors(meta_pb2.GetBucketCorsRequest(bucket=bucket))
+        return tuple(rules_of.from_proto(r) for r in reply.rules)
+
+    async def put_bucket_cors(self, bucket: str, rules: Any) -> None:
+        request = meta_pb2.PutBucketCorsRequest(
+            bucket=bucket, rules=[rules_of.to_proto(r) for r in rules]
+        )
+        await self.PutBucketCors(request)
 
 
 def test_rules_are_cached_for_the_ttl_and_forgotten_on_a_change_made_here() -> None:

@@ -283,3 +283,21 @@ def test_aws_streaming_example_seed_and_chunk_signatures() -> None:
     assert fresh is not None
     with pytest.raises(SignatureDoesNotMatch):  # chunks out of order break the chain
         fresh.check_chunk(EXAMPLE_SIGNATURES[1], sigv4.hashlib.sha256(b"a" * 1024).hexdigest())
+
+
+def test_the_signing_key_is_derived_once_per_key_day_region_and_service() -> None:
+    sigv4.derive_signing_key.cache_clear()
+    for _ in range(3):
+        request = header_signed()
+        verify(as_received(request), signed_at(request))
+    stats = sigv4.derive_signing_key.cache_info()
+    assert (stats.misses, stats.hits) == (1, 2)
+    assert stats.maxsize == sigv4.SIGNING_KEYS_CACHED
+
+    async def rotated(access_key_id: str) -> str:
+        return "another secret"
+
+    request = header_signed()
+    with pytest.raises(SignatureDoesNotMatch):  # another secret is another key, not a hit
+        verify(as_received(request), signed_at(request), rotated)
+    assert sigv4.derive_signing_key.cache_info().misses == 2
