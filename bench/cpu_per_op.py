@@ -1,6 +1,7 @@
 """Where the CPU of a small PUT and GET goes: CPU time per operation of every process.
 
     python -m bench.cpu_per_op [--count 2000] [--size-kib 4] [--clients 16] [--profile DIR]
+                               [--metrics on|off]
 
 Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs SDK clients
 (16 by default) through a bounded phase of PUTs of objects of ``--size-kib`` (4 KiB by default)
@@ -10,7 +11,8 @@ the phase (``--size-kib 65536 --clients 2 --count 16`` profiles the large-object
 CPU-bound machine the total is what an operation costs, and ops/s is at most (cores / total).
 With --profile, py-spy samples every process during each phase (``--gil``: Python frames
 holding the GIL) into DIR as raw stacks, one file per phase and process, for ``py-spy``-style
-flame graphs or a quick top-frames count.
+flame graphs or a quick top-frames count. ``--metrics off`` starts the services without their
+metrics port (no instrumentation at all), to measure what metrics cost.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size-kib", type=int, default=4, help="object size in KiB")
     p.add_argument("--clients", type=int, default=16, help="concurrent SDK clients")
     p.add_argument("--profile", type=Path, help="also sample every process with py-spy into DIR")
+    p.add_argument(
+        "--metrics", choices=["on", "off"], default="on", help="the services' Prometheus metrics"
+    )
     args = p.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--size-kib and --clients must be at least 1")
     label = f"{args.size_kib // 1024} MiB" if args.size_kib % 1024 == 0 else f"{args.size_kib} KiB"
     w = Workload(label, args.size_kib * KiB, args.clients, args.count, 120)
-    with own_cluster() as lc:
+    print(f"metrics {args.metrics}", flush=True)
+    with own_cluster(metrics=args.metrics == "on") as lc:
         with Client(lc.endpoint) as c:
             c.create_bucket("bench")
         pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}

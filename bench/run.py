@@ -235,9 +235,17 @@ def root_client(lc: LocalCluster, **kwargs: Any) -> Client:
 
 
 @contextlib.contextmanager
-def own_cluster(datanodes: int = 3, gateways: int = 1) -> Iterator[LocalCluster]:
+def own_cluster(
+    datanodes: int = 3, gateways: int = 1, *, metrics: bool = True
+) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringstore-bench-") as tmp:
-        lc = LocalCluster(Path(tmp), port=free_port_block(), datanodes=datanodes, gateways=gateways)
+        lc = LocalCluster(
+            Path(tmp),
+            port=free_port_block(),
+            datanodes=datanodes,
+            gateways=gateways,
+            metrics=metrics,
+        )
         with lc:
             sign_as_root(lc)
             yield lc

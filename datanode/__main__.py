@@ -28,7 +28,8 @@ from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
-from ringstore import cluster_auth, logs, tls
+from datanode.telemetry import DatanodeCollector
+from ringstore import cluster_auth, logs, metrics, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -113,6 +114,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     tls.add_cluster_arguments(parser)
     logs.add_arguments(parser)
+    metrics.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -195,11 +197,13 @@ async def serve(
     stop: asyncio.Event,
     cluster_secret: bytes,
     cluster_tls: tls.ClusterTls | None = None,
+    meter: metrics.Metrics | None = None,
 ) -> None:
     """Run the datanode until ``stop`` is set. It serves only callers that prove
     ``cluster_secret`` (health checks excepted) and proves it in its own calls (to the
     metanode, and to the datanodes it copies blobs from); with ``cluster_tls`` its ports (gRPC
-    and bulk) and its calls use mutual TLS with the cluster CA."""
+    and bulk) and its calls use mutual TLS with the cluster CA. ``meter`` counts its calls and
+    exports its gauges (:class:`~datanode.telemetry.DatanodeCollector`)."""
     dn = cfg.datanode
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
@@ -234,10 +238,14 @@ async def serve(
         service=f"datanode {dn.id}",
         cluster_secret=cluster_secret,
         credentials=cluster_tls.server_credentials() if cluster_tls else None,
+        metrics=meter,
     )
+    if meter is not None:
+        meter.add(DatanodeCollector(store, scrubber, bulk_server))
     service = BlobService(
         store,
         scrubbed_bytes=lambda: scrubber.scrubbed_bytes,
+        scrub_state=lambda: (scrubber.enabled, scrubber.pass_bytes, scrubber.rate.rate() or 0.0),
         connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
         bulk=bulk_server,
     )
@@ -286,10 +294,15 @@ async def compact_forever(store: DiskBlobStore, interval: float = COMPACT_INTERV
             log.info("compaction freed %d bytes", freed)
 
 
-async def _run(cfg: Config, cluster_secret: bytes, cluster_tls: tls.ClusterTls | None) -> str:
+async def _run(
+    cfg: Config,
+    cluster_secret: bytes,
+    cluster_tls: tls.ClusterTls | None,
+    meter: metrics.Metrics | None = None,
+) -> str:
     stopper = Stopper(log)
     stopper.install()
-    await serve(cfg, stopper.event, cluster_secret, cluster_tls)
+    await serve(cfg, stopper.event, cluster_secret, cluster_tls, meter)
     return stopper.reason
 
 
@@ -312,7 +325,8 @@ def _start(args: argparse.Namespace) -> str:
     except (RingstoreError, OSError) as err:
         raise StartupError(err) from err
     try:
-        return asyncio.run(_run(cfg, cluster_secret, cluster_tls))
+        with metrics.serving("datanode", args.metrics_listen, cfg.datanode.id) as meter:
+            return asyncio.run(_run(cfg, cluster_secret, cluster_tls, meter))
     except RingstoreError as err:  # a check made while starting (an id, a data directory)
         raise StartupError(err) from err
 

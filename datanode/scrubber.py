@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from datanode.blobstore import BlobStore
 from ringstore.errors import BlobCorrupt, BlobNotFound, InternalError, InvalidArgument
+from ringstore.progress import RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class Scrubber:
         self.scrubbed_bytes = 0  # bytes verified since start-up
         self.corrupt_found = 0  # blobs found corrupt by the scrubber
         self.passes = 0  # complete passes
+        self.pass_slices = 0  # of the pass under way: id slices done, of len(SLICES)
+        self.pass_bytes = 0  # of the pass under way: bytes verified
+        self.rate = RateMeter(clock=clock)  # of scrubbed_bytes
 
     @property
     def enabled(self) -> bool:
@@ -121,13 +125,18 @@ class Scrubber:
         throttle = Throttle(self._rate, clock=self._clock, sleep=self._sleep)
         corrupt: list[str] = []
         blobs = scrubbed = 0
-        for prefix in SLICES:
+        self.pass_slices = self.pass_bytes = 0
+        for done, prefix in enumerate(SLICES):
+            self.pass_slices = done
             for blob_id in await asyncio.to_thread(self._store.ids, prefix):
                 before = self.scrubbed_bytes
                 if not await self._scrub_blob(blob_id, throttle):
                     corrupt.append(blob_id)
                 blobs += 1
                 scrubbed += self.scrubbed_bytes - before
+                self.pass_bytes = scrubbed
+                self.rate.observe(self.scrubbed_bytes)
+        self.pass_slices = len(SLICES)
         self.passes += 1
         self.corrupt_found += len(corrupt)
         log.info(

@@ -50,6 +50,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         store: BlobStore,
         *,
         scrubbed_bytes: Callable[[], int] = lambda: 0,
+        scrub_state: Callable[[], tuple[bool, int, float]] = lambda: (False, 0, 0.0),
         connect: replicator.Connect = replicator.insecure_channel,
         source_timeout: float = replicator.SOURCE_TIMEOUT,
         bulk: BulkServer | None = None,
@@ -57,6 +58,7 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         self._store = store
         self._bulk = bulk  # the node's bulk data path (datanode.bulk), when it has one
         self._scrubbed_bytes = scrubbed_bytes
+        self._scrub_state = scrub_state  # on, bytes of the pass under way, recent bytes/s
         self._connect = connect
         self._source_timeout = source_timeout
 
@@ -200,7 +202,11 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         self, request: blob_pb2.UsageRequest, context: aio.ServicerContext
     ) -> blob_pb2.UsageResponse:
         usage = await asyncio.to_thread(self._store.usage)  # a statvfs, no scan
+        scrubbing, pass_bytes, rate = self._scrub_state()
         return blob_pb2.UsageResponse(
+            scrubbing=scrubbing,
+            scrub_pass_bytes=pass_bytes,
+            scrub_rate=rate,
             capacity_bytes=usage.capacity_bytes,
             used_bytes=usage.used_bytes,
             blob_count=usage.blob_count,

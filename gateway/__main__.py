@@ -22,7 +22,7 @@ from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
-from ringstore import cluster_auth, logs, tls
+from ringstore import cluster_auth, logs, metrics, tls
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tls-key", metavar="PEM", help="its private key (gateway.tls_key)")
     tls.add_cluster_arguments(p)
     logs.add_arguments(p)
+    metrics.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -93,10 +94,12 @@ async def serve(
     cluster_secret: bytes,
     cluster_tls: tls.ClusterTls | None = None,
     public_tls: tls.PublicTls | None = None,
+    meter: metrics.Metrics | None = None,
 ) -> str:
     """Serve until SIGINT or SIGTERM; returns the signal's name. ``cluster_secret`` proves the
     gateway's calls to the metanode and the datanodes (over mutual TLS with ``cluster_tls``);
-    the public ports check callers' own keys instead, and serve TLS with ``public_tls``."""
+    the public ports check callers' own keys instead, and serve TLS with ``public_tls``.
+    ``meter`` counts the requests of both doors."""
     gw = cfg.gateway
     channel = internal_channel(cfg.metanode.address, cluster_secret, cluster_tls)
     meta = meta_pb2_grpc.MetaStub(channel)
@@ -119,6 +122,7 @@ async def serve(
         service="gateway",
         interceptors=[Authenticator(authorizer)],
         credentials=public_tls.server_credentials() if public_tls else None,
+        metrics=meter,
     )
     intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
     objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(
@@ -135,7 +139,7 @@ async def serve(
             intake=intake,
             max_concurrent_calls=gw.max_concurrent_calls,
         )
-        s3 = S3Server(app, gw.s3_listen, tls=public_tls)
+        s3 = S3Server(app, gw.s3_listen, tls=public_tls, metrics=meter)
         await s3.start()
     console = None
     if gw.console_listen:
@@ -216,7 +220,8 @@ def _start(args: argparse.Namespace) -> str:
         raise StartupError(exc) from exc
     if cluster_tls is None:
         log.warning("%s", tls.plain_tcp_note("gateway", "its calls to the metanode and datanodes"))
-    return asyncio.run(serve(cfg, secret, cluster_tls, public_tls))
+    with metrics.serving("gateway", args.metrics_listen) as meter:
+        return asyncio.run(serve(cfg, secret, cluster_tls, public_tls, meter))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from metanode import identity, masterkey
+from metanode import identity, masterkey, telemetry
 from metanode.anti_entropy import AntiEntropy
 from metanode.gc import GarbageCollector, GrpcBlobClient
 from metanode.masterkey import MasterKey
@@ -36,7 +36,8 @@ from metanode.servicer import MetaServicer, add_to_server
 from metanode.store import engines
 from metanode.store.base import Store
 from metanode.store.engines import redact
-from ringstore import cluster_auth, credentials_file, logs, tls
+from metanode.telemetry import ClusterCollector, ClusterSampler
+from ringstore import cluster_auth, credentials_file, logs, metrics, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -107,6 +108,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
     tls.add_cluster_arguments(p)
     logs.add_arguments(p)
+    metrics.add_arguments(p)
+    p.add_argument(
+        "--metrics-interval",
+        type=float,
+        default=telemetry.INTERVAL,
+        metavar="SECONDS",
+        help="seconds between two samples of the cluster's figures (metrics, status estimates)",
+    )
     return p.parse_args(argv)
 
 
@@ -204,16 +213,20 @@ async def serve(
     cluster_secret: bytes,
     master: MasterKey | None = None,
     cluster_tls: tls.ClusterTls | None = None,
+    meter: metrics.Metrics | None = None,
+    metrics_interval: float = telemetry.INTERVAL,
 ) -> None:
     """Serve until ``stop`` is set, then shut down the server and background tasks. Only
     callers proving ``cluster_secret`` are served (health checks excepted), and the metanode's
-    own calls to datanodes prove it; with ``cluster_tls`` all of it over mutual TLS."""
+    own calls to datanodes prove it; with ``cluster_tls`` all of it over mutual TLS. ``meter``
+    counts its calls and exports the cluster's figures (:mod:`metanode.telemetry`)."""
     server, health, port = make_server(
         cfg.metanode.listen,
         max_concurrent_calls=cfg.metanode.max_concurrent_calls,
         service="metanode",
         cluster_secret=cluster_secret,
         credentials=cluster_tls.server_credentials() if cluster_tls else None,
+        metrics=meter,
     )
     m = cfg.metanode
     blob_client = GrpcBlobClient(
@@ -248,6 +261,17 @@ async def serve(
         on_damage=repairer.wake,
     )
     servicer = MetaServicer(store, cfg, repairer=repairer, anti_entropy=anti_entropy, master=master)
+    sampler = ClusterSampler(
+        store,
+        cfg.cluster,
+        repairer=repairer,
+        anti_entropy=anti_entropy,
+        usage=blob_client.usage,
+        interval=metrics_interval,
+    )
+    servicer.sampler = sampler  # ClusterStatus's progress estimates
+    if meter is not None:
+        meter.add(ClusterCollector(sampler))
     add_to_server(servicer, server)
     detector = FailureDetector(
         store, m.heartbeat_timeout, dead_grace=m.dead_grace, cluster=cfg.cluster
@@ -259,6 +283,7 @@ async def serve(
         asyncio.create_task(anti_entropy.run(), name="anti-entropy"),
         asyncio.create_task(collector.run_collector(), name="gc"),
         asyncio.create_task(collector.run_expiry(), name="upload-expiry"),
+        asyncio.create_task(sampler.run(), name="cluster-sampler"),
     ]
     await set_serving(health, SERVICE_NAME)
     host = m.listen.rpartition(":")[0]
@@ -282,6 +307,8 @@ async def _main(
     master: MasterKey,
     cluster_secret: bytes,
     cluster_tls: tls.ClusterTls | None = None,
+    meter: metrics.Metrics | None = None,
+    metrics_interval: float = telemetry.INTERVAL,
 ) -> str:
     stopper = Stopper(log)
     stopper.install()
@@ -292,6 +319,8 @@ async def _main(
         cluster_secret=cluster_secret,
         master=master,
         cluster_tls=cluster_tls,
+        meter=meter,
+        metrics_interval=metrics_interval,
     )
     return stopper.reason
 
@@ -358,7 +387,10 @@ def _run(args: argparse.Namespace) -> str:
         store.close()
         raise StartupError(exc) from exc
     try:
-        return asyncio.run(_main(cfg, store, master, cluster_secret, cluster_tls))
+        with metrics.serving("metanode", args.metrics_listen) as meter:
+            return asyncio.run(
+                _main(cfg, store, master, cluster_secret, cluster_tls, meter, args.metrics_interval)
+            )
     finally:
         store.close()
 

@@ -133,6 +133,11 @@ class AntiEntropy:
         self._next = 0
         self._suspects: set[str] = set()
 
+    @property
+    def slices_checked(self) -> int:
+        """Slices of the round robin checked since start (a round is ``len(SLICES)``)."""
+        return self._next
+
     def suspect(self, node_id: str) -> None:
         """Check every slice of the node in the next pass (it reported damage)."""
         self._suspects.add(node_id)

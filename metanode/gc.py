@@ -100,6 +100,13 @@ class GrpcBlobClient:
         )
         return bool(reply.existed)
 
+    async def usage(self, address: str) -> blob_pb2.UsageResponse:
+        """The node's usage and scrub state (for the cluster's progress estimates)."""
+        reply: blob_pb2.UsageResponse = await self._stub(address).Usage(
+            blob_pb2.UsageRequest(), timeout=self.timeout
+        )
+        return reply
+
     async def list_slice(self, address: str, id_prefix: str) -> list[HeldBlob]:
         held: list[HeldBlob] = []
         call = self._stub(address).ListBlobs(

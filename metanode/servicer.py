@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -197,6 +198,7 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.rings = repair.RingCache(config.cluster)
         self.census = repair.SharedCensus(store, self.rings)
         self.completed = multipart.CompletedUploads()
+        self.sampler: Any = None  # a metanode.telemetry.ClusterSampler: progress estimates
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -635,7 +637,28 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
             repairs_done=done.repairs_done,
             repair_bytes=done.repair_bytes,
             repairs_failed=done.repairs_failed,
+            progress=self._progress(found),
         )
+
+    def _progress(self, census: repair.Census) -> list[objectstore_pb2.Progress]:
+        if self.sampler is None:
+            return []
+        self.sampler.note_census(census)
+        return [
+            objectstore_pb2.Progress(
+                name=p.name,
+                node=p.node,
+                unit=p.unit,
+                done=p.done,
+                remaining=p.remaining,
+                rate=p.rate or 0.0,
+                rate_known=p.rate is not None,
+                seconds_left=p.seconds_left or 0.0,
+                eta_known=p.seconds_left is not None,
+                note=p.note,
+            )
+            for p in self.sampler.progress(census)
+        ]
 
 
 def add_to_server(servicer: MetaServicer, server: aio.Server) -> None:

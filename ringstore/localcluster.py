@@ -64,7 +64,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port_block(size: int = 60) -> int:
+def free_port_block(size: int = 100) -> int:
     """A base port such that base .. base+size are all free on 127.0.0.1 right now."""
     for _ in range(200):
         base = random.randrange(20000, 60000 - size)
@@ -207,6 +207,7 @@ class LocalCluster:
     postgres: bool = False  # run a PostgreSQL of our own in <data_dir>/postgres and use it
     pg: LocalPostgres | None = None
     log_format: str = "text"  # every service's --log-format: text or json
+    metrics: bool = True  # every service serves Prometheus metrics (see metrics_address)
     tls: bool = False  # TLS on the public doors, mutual TLS inside (material in <data_dir>/tls)
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
@@ -287,6 +288,20 @@ class LocalCluster:
     def metanode_address(self) -> str:
         return f"{HOST}:{self.port + 1}"
 
+    def metrics_address(self, name: str) -> str:
+        """Where service ``name`` (metanode, dn<i>, gateway, gateway<k>) serves its metrics:
+        the metanode at PORT+60, datanode i at PORT+60+i, gateway k at PORT+89+k."""
+        if name == "metanode":
+            return f"{HOST}:{self.port + 60}"
+        if name.startswith("dn") and name[2:].isdigit():
+            return f"{HOST}:{self.port + 60 + int(name[2:])}"
+        if name.startswith("gateway"):
+            return f"{HOST}:{self.port + 89 + int(name[len('gateway') :] or 1)}"
+        raise ValueError(f"no service {name!r} in a LocalCluster")
+
+    def _metrics_args(self, name: str) -> list[str]:
+        return ["--metrics-listen", self.metrics_address(name)] if self.metrics else []
+
     def datanode_id(self, i: int) -> str:
         return f"dn{i}"
 
@@ -366,6 +381,7 @@ class LocalCluster:
             "--root-credentials-file", str(self.credentials_path),
             "--log-format", self.log_format,
             *self._secret_args(),
+            *self._metrics_args("metanode"),
             *self._tls_args("metanode"),
             *self.meta_args,
         ]  # fmt: skip
@@ -387,6 +403,7 @@ class LocalCluster:
             "--metanode", self.metanode_address,
             "--log-format", self.log_format,
             *self._secret_args(),
+            *self._metrics_args(node_id),
             *self._tls_args(node_id),
         ]  # fmt: skip
         capacity = self.node_capacity.get(i, self.capacity)
@@ -409,6 +426,7 @@ class LocalCluster:
             "--ring-refresh", "0.5",
             "--log-format", self.log_format,
             *self._secret_args(),
+            *self._metrics_args(name),
             *self._tls_args(name, public=True),
             *self.gateway_args,
         ]  # fmt: skip

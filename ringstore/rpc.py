@@ -30,6 +30,7 @@ from ringstore.errors import (
     SlowDown,
 )
 from ringstore.interception import abort, behaviour_kind
+from ringstore.metrics import GrpcMetrics, Metrics
 from ringstore.tls import CLUSTER_NAME, ClusterTls, plain_tcp_note
 from ringstore.tracing import RequestIds
 from ringstore.validation import shown
@@ -284,6 +285,7 @@ def make_server(
     service: str = "server",
     interceptors: Sequence[aio.ServerInterceptor] = (),
     cluster_secret: bytes | None = None,
+    metrics: Metrics | None = None,
     credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[aio.Server, health_aio.HealthServicer, int]:
     """An asyncio gRPC server bound to ``listen`` (port 0 picks a free one), with the standard
@@ -294,10 +296,13 @@ def make_server(
     health service's must prove it (:class:`~ringstore.cluster_auth.ClusterGuard`), checked
     before the call limit so that a refused call takes no slot. Every call first gets its
     request id (:class:`~ringstore.tracing.RequestIds`; a port without a secret is a public
-    door). With ``credentials`` the port serves TLS only (a public door's certificate, or an
+    door). With ``metrics``, every call is counted first of all (:class:`GrpcMetrics`).
+    With ``credentials`` the port serves TLS only (a public door's certificate, or an
     internal port's mutual TLS: :mod:`ringstore.tls`); without, it serves plain TCP and logs one
     line saying so. Returns the server, its health servicer and the bound port."""
     chain: list[aio.ServerInterceptor] = [RequestIds(public=cluster_secret is None)]
+    if metrics is not None:
+        chain.insert(0, GrpcMetrics(metrics))
     if cluster_secret is not None:
         chain.append(ClusterGuard(cluster_secret))
     if max_concurrent_calls is not None:

@@ -23,7 +23,7 @@ from gateway.objects import ObjectService
 from gateway.s3 import cors, errors, router, sigv4
 from gateway.s3.handlers import Call, Handlers
 from gateway.s3.http import Receive, Request, Responder, Scope, Send
-from ringstore import tracing
+from ringstore import metrics, tracing
 from ringstore.errors import InternalError, RingstoreError, SlowDown
 
 log = logging.getLogger("ringstore.gateway.s3")
@@ -69,7 +69,7 @@ class S3App:
             self._admit(req)
             self.active += 1
             try:
-                await self._serve(req, resp)
+                await self._serve(req, resp, scope)
             finally:
                 self.active -= 1
         except RingstoreError as err:
@@ -86,8 +86,9 @@ class S3App:
                 f"is {self.limit}; {req.method} {req.path[:200]!r} refused, try again later"
             )
 
-    async def _serve(self, req: Request, resp: Responder) -> None:
+    async def _serve(self, req: Request, resp: Responder, scope: Scope) -> None:
         if req.method == "OPTIONS" and req.bucket:
+            metrics.note(scope, metrics.S3_OPERATION, "PreflightCors")
             await self.cors.preflight(req, resp)  # a browser's preflight is never signed
             return
         resp.cors_headers = await self.cors.actual(req)  # on every answer, errors included
@@ -100,6 +101,7 @@ class S3App:
 
         verified = await sigv4.verify(req.signed(), secret_of, self.clock())
         route = router.route(req.method, req.bucket, req.key, req.params, req.headers)
+        metrics.note(scope, metrics.S3_OPERATION, route.operation)  # its metrics' label
         await self.auth.check(identity, route.action, route.bucket)
         operations = self.cors if route.operation in cors.OPERATIONS else self.handlers
         handler = getattr(operations, route.operation)
@@ -109,6 +111,7 @@ class S3App:
         self, resp: Responder, err: RingstoreError, req: Request | None, scope: Scope
     ) -> None:
         status, code, message = errors.status_of(err)
+        metrics.note(scope, metrics.S3_ERROR, code)
         if status >= 500:
             log.warning("S3 %s %s: %s", scope.get("method"), scope.get("path"), err)
         if resp.started:

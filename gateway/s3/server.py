@@ -16,6 +16,7 @@ import uvicorn
 
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
+from ringstore.metrics import Metrics, S3Metrics
 from ringstore.tls import PublicTls
 from ringstore.tracing import access_log
 
@@ -55,12 +56,22 @@ class AccessLog:
 
 class S3Server:
     """Serves ``app`` on ``listen``: HTTPS with ``tls`` (the public doors' certificate), else
-    plain HTTP."""
+    plain HTTP; with ``metrics``, every request counted (:class:`~ringstore.metrics.S3Metrics`)."""
 
-    def __init__(self, app: S3App, listen: str, *, tls: PublicTls | None = None) -> None:
+    def __init__(
+        self,
+        app: S3App,
+        listen: str,
+        *,
+        tls: PublicTls | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         host, _, port = listen.rpartition(":")
+        asgi: Any = AccessLog(app)
+        if metrics is not None:
+            asgi = S3Metrics(asgi, metrics)  # every request counted, as the access log sees it
         config = uvicorn.Config(
-            AccessLog(app),
+            asgi,
             host=host or "127.0.0.1",
             port=int(port),
             http="httptools",

@@ -8,6 +8,7 @@ except ``cluster up``, which starts a local cluster. Errors print one line and e
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
 from ringstore import cluster_auth, credentials_file, logs, tls
+from ringstore.cli import status as status_view
 from ringstore.client import Client
 from ringstore.errors import InvalidArgument, RingstoreError
 from ringstore.localcluster import LocalCluster
@@ -217,6 +219,9 @@ def cluster_up(
         click.echo(f"s3         {lc.s3_endpoint}  (AWS SigV4; --endpoint-url for the AWS CLI)")
         if lc.console_url:
             click.echo(f"console    {lc.console_url}")
+        if lc.metrics:
+            where = "  ".join(f"{n} {lc.metrics_address(n)}" for n in lc.processes)
+            click.echo(f"metrics    http://HOST:PORT/metrics of each: {where}")
         click.echo(f"logs       {lc.data_dir / 'logs'}")
         if lc.ca_file:
             click.echo(f"tls        {lc.ca_file}  (the CA to trust: --ca-file, RINGSTORE_CA_FILE)")
@@ -366,12 +371,18 @@ def cluster_secret(path: str) -> None:
 
 
 @cluster.command("status")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document with stable keys")
 @click.pass_context
 @errors
-def cluster_status(ctx: click.Context) -> None:
-    """Nodes, zones, states, usage and the ring's epoch."""
+def cluster_status(ctx: click.Context, as_json: bool) -> None:
+    """Nodes, zones, states, usage, the ring's epoch, and the progress of repair,
+    anti-entropy and each datanode's scrub with the time left at the rate of the last five
+    minutes."""
     with client(ctx) as c:
         st = c.cluster_status()
+    if as_json:
+        click.echo(json.dumps(status_view.document(st), indent=2, sort_keys=True))
+        return
     click.echo(
         f"ring epoch {st.ring_epoch}  replicas N={st.replicas} W={st.write_quorum}  "
         f"buckets {st.buckets}  objects {st.objects}  stored {human(st.stored_bytes)}  "
@@ -397,6 +408,10 @@ def cluster_status(ctx: click.Context) -> None:
         f"lost {st.lost_blobs}  done {st.repairs_done} ({human(st.repair_bytes)})  "
         f"failed {st.repairs_failed}"
     )
+    if st.progress:
+        click.echo("progress (rates over the last 5 minutes):")
+        for p in st.progress:
+            click.echo(status_view.progress_line(p, human))
 
 
 @cli.group()

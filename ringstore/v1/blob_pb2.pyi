@@ -175,7 +175,7 @@ class UsageRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UsageResponse(_message.Message):
-    __slots__ = ("capacity_bytes", "used_bytes", "blob_count", "disk_full", "quarantined", "scrubbed_bytes", "bulk_bytes_in", "bulk_bytes_out")
+    __slots__ = ("capacity_bytes", "used_bytes", "blob_count", "disk_full", "quarantined", "scrubbed_bytes", "bulk_bytes_in", "bulk_bytes_out", "scrubbing", "scrub_pass_bytes", "scrub_rate")
     CAPACITY_BYTES_FIELD_NUMBER: _ClassVar[int]
     USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     BLOB_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +184,9 @@ class UsageResponse(_message.Message):
     SCRUBBED_BYTES_FIELD_NUMBER: _ClassVar[int]
     BULK_BYTES_IN_FIELD_NUMBER: _ClassVar[int]
     BULK_BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    SCRUBBING_FIELD_NUMBER: _ClassVar[int]
+    SCRUB_PASS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCRUB_RATE_FIELD_NUMBER: _ClassVar[int]
     capacity_bytes: int
     used_bytes: int
     blob_count: int
@@ -192,4 +195,7 @@ class UsageResponse(_message.Message):
     scrubbed_bytes: int
     bulk_bytes_in: int
     bulk_bytes_out: int
-    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., disk_full: _Optional[bool] = ..., quarantined: _Optional[int] = ..., scrubbed_bytes: _Optional[int] = ..., bulk_bytes_in: _Optional[int] = ..., bulk_bytes_out: _Optional[int] = ...) -> None: ...
+    scrubbing: bool
+    scrub_pass_bytes: int
+    scrub_rate: float
+    def __init__(self, capacity_bytes: _Optional[int] = ..., used_bytes: _Optional[int] = ..., blob_count: _Optional[int] = ..., disk_full: _Optional[bool] = ..., quarantined: _Optional[int] = ..., scrubbed_bytes: _Optional[int] = ..., bulk_bytes_in: _Optional[int] = ..., bulk_bytes_out: _Optional[int] = ..., scrubbing: _Optional[bool] = ..., scrub_pass_bytes: _Optional[int] = ..., scrub_rate: _Optional[float] = ...) -> None: ...

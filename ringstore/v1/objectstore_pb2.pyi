@@ -499,7 +499,7 @@ class ZoneStatus(_message.Message):
     def __init__(self, zone: _Optional[str] = ..., nodes: _Optional[int] = ..., weight: _Optional[float] = ..., share: _Optional[float] = ..., weight_share: _Optional[float] = ...) -> None: ...
 
 class ClusterStatusResponse(_message.Message):
-    __slots__ = ("ring_epoch", "replicas", "write_quorum", "nodes", "zones", "balance", "balance_note", "buckets", "objects", "stored_bytes", "pending_gc_blobs", "under_replicated_blobs", "misplaced_blobs", "repairs_done", "repair_bytes", "repairs_failed", "lost_blobs")
+    __slots__ = ("ring_epoch", "replicas", "write_quorum", "nodes", "zones", "balance", "balance_note", "buckets", "objects", "stored_bytes", "pending_gc_blobs", "under_replicated_blobs", "misplaced_blobs", "repairs_done", "repair_bytes", "repairs_failed", "lost_blobs", "progress")
     RING_EPOCH_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
@@ -517,6 +517,7 @@ class ClusterStatusResponse(_message.Message):
     REPAIR_BYTES_FIELD_NUMBER: _ClassVar[int]
     REPAIRS_FAILED_FIELD_NUMBER: _ClassVar[int]
     LOST_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     ring_epoch: int
     replicas: int
     write_quorum: int
@@ -534,7 +535,32 @@ class ClusterStatusResponse(_message.Message):
     repair_bytes: int
     repairs_failed: int
     lost_blobs: int
-    def __init__(self, ring_epoch: _Optional[int] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[ZoneStatus, _Mapping]]] = ..., balance: _Optional[float] = ..., balance_note: _Optional[str] = ..., buckets: _Optional[int] = ..., objects: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., pending_gc_blobs: _Optional[int] = ..., under_replicated_blobs: _Optional[int] = ..., misplaced_blobs: _Optional[int] = ..., repairs_done: _Optional[int] = ..., repair_bytes: _Optional[int] = ..., repairs_failed: _Optional[int] = ..., lost_blobs: _Optional[int] = ...) -> None: ...
+    progress: _containers.RepeatedCompositeFieldContainer[Progress]
+    def __init__(self, ring_epoch: _Optional[int] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[ZoneStatus, _Mapping]]] = ..., balance: _Optional[float] = ..., balance_note: _Optional[str] = ..., buckets: _Optional[int] = ..., objects: _Optional[int] = ..., stored_bytes: _Optional[int] = ..., pending_gc_blobs: _Optional[int] = ..., under_replicated_blobs: _Optional[int] = ..., misplaced_blobs: _Optional[int] = ..., repairs_done: _Optional[int] = ..., repair_bytes: _Optional[int] = ..., repairs_failed: _Optional[int] = ..., lost_blobs: _Optional[int] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("name", "node", "unit", "done", "remaining", "rate", "rate_known", "seconds_left", "eta_known", "note")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    RATE_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    ETA_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    node: str
+    unit: str
+    done: float
+    remaining: float
+    rate: float
+    rate_known: bool
+    seconds_left: float
+    eta_known: bool
+    note: str
+    def __init__(self, name: _Optional[str] = ..., node: _Optional[str] = ..., unit: _Optional[str] = ..., done: _Optional[float] = ..., remaining: _Optional[float] = ..., rate: _Optional[float] = ..., rate_known: _Optional[bool] = ..., seconds_left: _Optional[float] = ..., eta_known: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class BucketGrant(_message.Message):
     __slots__ = ("bucket", "read", "write", "owner")
