@@ -28,7 +28,7 @@ from datanode.damage import DamageReporter
 from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
-from ringstore import cluster_auth, logs
+from ringstore import cluster_auth, logs, metanodes
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -196,7 +196,11 @@ async def serve(cfg: Config, stop: asyncio.Event, cluster_secret: bytes) -> None
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
     data_dir = Path(dn.data_dir).resolve()
-    channel = internal_channel(cfg.metanode.address, cluster_secret)
+    channel = internal_channel(
+        metanodes.target(cfg.metanode.address),
+        cluster_secret,
+        metanodes.channel_options(cfg.metanode.balance),
+    )
     meta = meta_pb2_grpc.MetaStub(channel)
     reporter = DamageReporter(meta, dn.id)
     store = await asyncio.to_thread(

@@ -21,7 +21,7 @@ from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
-from ringstore import cluster_auth, logs
+from ringstore import cluster_auth, logs, metanodes
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
@@ -84,7 +84,11 @@ async def serve(cfg: config_mod.Config, cluster_secret: bytes) -> str:
     gateway's calls to the metanode and the datanodes; the public ports check callers' own keys
     instead."""
     gw = cfg.gateway
-    channel = internal_channel(cfg.metanode.address, cluster_secret)
+    channel = internal_channel(
+        metanodes.target(cfg.metanode.address),
+        cluster_secret,
+        metanodes.channel_options(cfg.metanode.balance),
+    )
     meta = meta_pb2_grpc.MetaStub(channel)
     view = ClusterView(
         meta,

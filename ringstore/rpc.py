@@ -320,16 +320,19 @@ async def set_serving(
         await health_servicer.set(name, status)
 
 
-def insecure_channel(address: str) -> aio.Channel:
+def insecure_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> aio.Channel:
     """An asyncio channel to another ringstore service, its calls proving nothing: for the
-    gateway's public port and the health service. Internal ports want :func:`internal_channel`."""
-    return aio.insecure_channel(address, options=CLIENT_OPTIONS)
+    gateway's public port and the health service. Internal ports want :func:`internal_channel`.
+    ``options`` go after the standard ones (the metanodes' balancing and retries)."""
+    return aio.insecure_channel(address, options=[*CLIENT_OPTIONS, *options])
 
 
-def internal_channel(address: str, secret: bytes) -> aio.Channel:
+def internal_channel(
+    address: str, secret: bytes, options: Sequence[tuple[str, Any]] = ()
+) -> aio.Channel:
     """An asyncio channel to an internal port (the metanode's, a datanode's) whose every call
     proves the cluster ``secret`` (see :mod:`ringstore.cluster_auth`)."""
-    return ProvingChannel(insecure_channel(address), secret)  # type: ignore[return-value]
+    return ProvingChannel(insecure_channel(address, options), secret)  # type: ignore[return-value]
 
 
 def internal_sync_channel(address: str, secret: bytes) -> grpc.Channel:
