@@ -110,9 +110,7 @@ def main() -> None:
     p.add_argument(
         "--metadata-url", default="", help="the metanode's metadata.url (default: SQLite)"
     )
-    p.add_argument(
-        "--metanodes", type=int, default=1, help="metanodes over the one --metadata-url"
-    )
+    p.add_argument("--metanodes", type=int, default=1, help="metanodes over the one --metadata-url")
     p.add_argument("--balance", default=metanodes.DEFAULT_POLICY, choices=metanodes.POLICIES)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringstore-commits-") as tmp:

@@ -27,7 +27,7 @@ def test_several_become_one_static_target() -> None:
 
 @pytest.mark.parametrize("bad", ["", ",", "127.0.0.1", "127.0.0.1:0,127.0.0.1:7002", "h:x"])
 def test_a_bad_list_is_refused_naming_the_entry(bad: str) -> None:
-    with pytest.raises(InvalidArgument, match="metanode.address"):
+    with pytest.raises(InvalidArgument, match=r"metanode\.address"):
         metanodes.target(bad)
 
 
