@@ -26,7 +26,7 @@ from pathlib import Path
 from gateway.meta_client import coalesced_commits
 from metanode.store import BlobRecord, BucketRecord, ManifestEntry, Transaction, VersionRecord
 from metanode.store.sqlite import SqliteStore
-from ringstore import cluster_auth
+from ringstore import cluster_auth, metanodes
 from ringstore.localcluster import Process, free_port_block, service_command, wait_healthy
 from ringstore.rpc import internal_channel
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
@@ -59,9 +59,17 @@ async def status_loop(stub: meta_pb2_grpc.MetaStub, deadline: float) -> list[flo
 
 
 async def drive(
-    address: str, secret: bytes, clients: int, seconds: float, coalesce: bool, status: bool = False
+    address: str,
+    secret: bytes,
+    clients: int,
+    seconds: float,
+    coalesce: bool,
+    status: bool = False,
+    balance: str = metanodes.DEFAULT_POLICY,
 ) -> tuple[int, list[float], list[float]]:
-    channel = internal_channel(address, secret)
+    channel = internal_channel(
+        metanodes.target(address), secret, options=metanodes.channel_options(balance)
+    )
     stub = meta_pb2_grpc.MetaStub(channel)
     commits = coalesced_commits(stub)
     await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="commits"))
@@ -102,32 +110,41 @@ def main() -> None:
     p.add_argument(
         "--metadata-url", default="", help="the metanode's metadata.url (default: SQLite)"
     )
+    p.add_argument("--metanodes", type=int, default=1, help="metanodes over the one --metadata-url")
+    p.add_argument("--balance", default=metanodes.DEFAULT_POLICY, choices=metanodes.POLICIES)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringstore-commits-") as tmp:
         if args.blobs:
             prefill(Path(tmp) / "meta", args.blobs)
-        address = f"127.0.0.1:{free_port_block(2)}"
-        argv = [*service_command("ringstore-metanode"), "--listen", address,
-                "--data-dir", str(Path(tmp) / "meta")]  # fmt: skip
-        if args.metadata_url:
-            argv += ["--metadata-url", args.metadata_url]
-        proc = Process("metanode", argv, Path(tmp) / "metanode.log", address)
+        base = free_port_block(args.metanodes + 1)
         secret = cluster_auth.generate()
-        proc.start({**os.environ, cluster_auth.SECRET_ENV: secret})
-        try:
+        procs = []
+        for k in range(args.metanodes):
+            address = f"127.0.0.1:{base + k}"
+            argv = [*service_command("ringstore-metanode"), "--listen", address,
+                    "--data-dir", str(Path(tmp) / f"meta{k}"),
+                    "--master-key-file", str(Path(tmp) / "master.key")]  # fmt: skip
+            if args.metadata_url:
+                argv += ["--metadata-url", args.metadata_url]
+            proc = Process(f"metanode{k}", argv, Path(tmp) / f"metanode{k}.log", address)
+            proc.start({**os.environ, cluster_auth.SECRET_ENV: secret})
+            procs.append(proc)
             wait_healthy(address, "ringstore.v1.Meta", 30, proc)
+        try:
             count, lat, took = asyncio.run(
                 drive(
-                    address,
+                    ",".join(p.address for p in procs),
                     bytes.fromhex(secret),
                     args.clients,
                     args.seconds,
                     args.coalesce,
                     args.status,
+                    args.balance,
                 )
             )
         finally:
-            proc.stop()
+            for proc in procs:
+                proc.stop()
     lat.sort()
     print(
         f"{args.clients} clients{' (coalesced)' if args.coalesce else ''}: "

@@ -29,7 +29,7 @@ from datanode.heartbeat import Heartbeater, NodeIdentity
 from datanode.scrubber import Scrubber
 from datanode.servicer import BlobService
 from datanode.telemetry import DatanodeCollector
-from ringstore import cluster_auth, logs, metrics, tls
+from ringstore import cluster_auth, logs, metanodes, metrics, tls
 from ringstore import config as config_module
 from ringstore.config import Config
 from ringstore.errors import InvalidArgument, RingstoreError
@@ -208,7 +208,12 @@ async def serve(
     if not dn.id:
         raise InvalidArgument("datanode.id must not be empty")
     data_dir = Path(dn.data_dir).resolve()
-    channel = internal_channel(cfg.metanode.address, cluster_secret, cluster_tls)
+    channel = internal_channel(
+        metanodes.target(cfg.metanode.address),
+        cluster_secret,
+        cluster_tls,
+        metanodes.channel_options(cfg.metanode.balance),
+    )
     meta = meta_pb2_grpc.MetaStub(channel)
     reporter = DamageReporter(meta, dn.id)
     store = await asyncio.to_thread(

@@ -22,7 +22,7 @@ from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
 from gateway.servicer import ObjectStoreServicer
-from ringstore import cluster_auth, logs, metrics, tls
+from ringstore import cluster_auth, logs, metanodes, metrics, tls
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
@@ -101,7 +101,12 @@ async def serve(
     the public ports check callers' own keys instead, and serve TLS with ``public_tls``.
     ``meter`` counts the requests of both doors."""
     gw = cfg.gateway
-    channel = internal_channel(cfg.metanode.address, cluster_secret, cluster_tls)
+    channel = internal_channel(
+        metanodes.target(cfg.metanode.address),
+        cluster_secret,
+        cluster_tls,
+        metanodes.channel_options(cfg.metanode.balance),
+    )
     meta = meta_pb2_grpc.MetaStub(channel)
     view = ClusterView(
         meta,

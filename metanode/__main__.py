@@ -22,13 +22,15 @@ import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from metanode import identity, masterkey, telemetry
+from metanode import identity, leases, masterkey, telemetry
 from metanode.anti_entropy import AntiEntropy
 from metanode.gc import GarbageCollector, GrpcBlobClient
+from metanode.leases import FencedStore, LeaseKeeper
 from metanode.masterkey import MasterKey
 from metanode.membership import FailureDetector
 from metanode.repair import Activity, Repairer
@@ -105,6 +107,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="file of the cluster secret (cluster.secret_file; else RINGSTORE_CLUSTER_SECRET)",
     )
+    p.add_argument(
+        "--master-key-file",
+        metavar="PATH",
+        help="the master key (metanode.master_key_file; the same file on every metanode)",
+    )
+    p.add_argument(
+        "--lease-ttl", type=float, help="seconds a lease on background work lives unrenewed"
+    )
     p.add_argument("--memory", action="store_true", help="keep metadata in memory (tests only)")
     tls.add_cluster_arguments(p)
     logs.add_arguments(p)
@@ -146,6 +156,8 @@ def build_config(args: argparse.Namespace) -> Config:
         "repair_rate",
         "anti_entropy_interval",
         "root_credentials_file",
+        "master_key_file",
+        "lease_ttl",
     )
     metanode = dataclasses.replace(cfg.metanode, **_overrides(args, meta_names))
     metadata = cfg.metadata
@@ -158,7 +170,13 @@ def build_config(args: argparse.Namespace) -> Config:
 def check_metanode(cfg: Config) -> Config:
     """The metanode's own rules on its keys; InvalidArgument naming the key otherwise."""
     m = cfg.metanode
-    for name in ("dead_grace", "repair_interval", "anti_entropy_interval", "heartbeat_timeout"):
+    for name in (
+        "dead_grace",
+        "repair_interval",
+        "anti_entropy_interval",
+        "heartbeat_timeout",
+        "lease_ttl",
+    ):
         value = getattr(m, name)
         if not value > 0:
             raise InvalidArgument(
@@ -186,7 +204,9 @@ def prepare_identity(
     of (:func:`metanode.identity.bootstrap_root`) and, when it was generated or given, its
     credentials written to the root credentials file. Never logs a secret."""
     m = cfg.metanode
-    master = MasterKey.ephemeral() if memory else masterkey.load_or_create(m.data_dir)
+    master = (
+        MasterKey.ephemeral() if memory else masterkey.load_or_create(m.data_dir, m.master_key_file)
+    )
     root = store.call(identity.bootstrap_root, master, identity.root_from_env(env))
     if root is None:
         return master
@@ -233,8 +253,15 @@ async def serve(
         timeout=m.rpc_timeout,
         connect=functools.partial(internal_channel, secret=cluster_secret, tls=cluster_tls),
     )
+    # The background work runs in shares, each only while this metanode holds its lease, and
+    # each writes through a store that checks the lease's fence in every transaction.
+    keeper = LeaseKeeper(store, ttl=m.lease_ttl)
+
+    def share(name: str) -> Store:
+        return cast(Store, FencedStore(store, keeper, name))
+
     collector = GarbageCollector(
-        store,
+        share(leases.GC),
         blob_client,
         interval=m.gc_interval,
         expiry_interval=m.upload_expiry_interval,
@@ -243,7 +270,7 @@ async def serve(
     )
     activity = Activity()
     repairer = Repairer(
-        store,
+        share(leases.REPAIR),
         blob_client,
         cfg.cluster,
         interval=m.repair_interval,
@@ -252,7 +279,7 @@ async def serve(
         activity=activity,
     )
     anti_entropy = AntiEntropy(
-        store,
+        share(leases.REPAIR),
         blob_client,
         cfg.cluster,
         interval=m.anti_entropy_interval,
@@ -274,15 +301,21 @@ async def serve(
         meter.add(ClusterCollector(sampler))
     add_to_server(servicer, server)
     detector = FailureDetector(
-        store, m.heartbeat_timeout, dead_grace=m.dead_grace, cluster=cfg.cluster
+        share(leases.DETECTOR), m.heartbeat_timeout, dead_grace=m.dead_grace, cluster=cfg.cluster
     )
+
+    async def detect() -> None:
+        # Taken over: every node gets a full heartbeat window from now, as after a restart.
+        detector.started_ns = time.time_ns()
+        await detector.run()
+
+    keeper.assign(leases.DETECTOR, detect)
+    keeper.assign(leases.REPAIR, repairer.run, anti_entropy.run)
+    keeper.assign(leases.GC, collector.run_collector, collector.run_expiry)
+    store.use_seq_slot(await keeper.start())
     await server.start()
     tasks = [
-        asyncio.create_task(detector.run(), name="failure-detector"),
-        asyncio.create_task(repairer.run(), name="repair"),
-        asyncio.create_task(anti_entropy.run(), name="anti-entropy"),
-        asyncio.create_task(collector.run_collector(), name="gc"),
-        asyncio.create_task(collector.run_expiry(), name="upload-expiry"),
+        asyncio.create_task(keeper.run(), name="leases"),
         asyncio.create_task(sampler.run(), name="cluster-sampler"),
     ]
     await set_serving(health, SERVICE_NAME)
@@ -297,6 +330,9 @@ async def serve(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await keeper.stop_work()
+        with contextlib.suppress(Exception):  # a store that is gone: they expire instead
+            await keeper.release_all()
         await server.stop(grace=STOP_GRACE)
         await blob_client.close()
 

@@ -271,8 +271,16 @@ def _replace_null(tx: Transaction, bucket: str, key: str) -> None:
 
 def _next_version(tx: Transaction, bucket: BucketRecord, key: str) -> tuple[str, int]:
     """(version id, seq) of the next write to ``key``; outside Enabled, the "null" version is
-    removed (its data released) to make room."""
+    removed (its data released) to make room.
+
+    The seq is above the key's latest as well as the store's clock: with several metanodes
+    over one database their clocks order writes only as well as they agree, and reading the
+    key's latest in this (serializable) transaction also makes two racing writes of one key
+    conflict, one retried after the other, rather than both commit unordered."""
+    latest = tx.get_latest(bucket.name, key)
     seq = tx.next_seq()
+    if latest is not None and latest.seq >= seq:
+        seq = latest.seq + 1
     if bucket.versioning == "Enabled":
         return _new_version_id(seq), seq
     _replace_null(tx, bucket.name, key)

@@ -75,10 +75,11 @@ class MasterKey:
             ) from None
 
 
-def load_or_create(data_dir: str | Path) -> MasterKey:
-    """The master key of the metanode whose data directory is ``data_dir``, created on first
-    start."""
-    path = Path(data_dir) / MASTER_KEY_NAME
+def load_or_create(data_dir: str | Path, path: str | Path = "") -> MasterKey:
+    """The master key in ``path`` (``<data_dir>/master.key`` when empty), created on first
+    start. Several metanodes over one database must all be given the same file: a secret
+    sealed by one opens on another only under the same key."""
+    path = Path(path) if path else Path(data_dir) / MASTER_KEY_NAME
     if not path.exists():
         _create(path)
     try:
@@ -102,4 +103,6 @@ def load_or_create(data_dir: str | Path) -> MasterKey:
 def _create(path: Path) -> None:
     """Write a new key whole or not at all, readable by the owner only (a crash never leaves
     a master.key that is empty or short, and secrets sealed after it are never orphaned)."""
-    private_file.write(path, secrets.token_bytes(KEY_BYTES))
+    # Never replacing one that exists: two metanodes given one new file both start with
+    # whichever key reached it first.
+    private_file.write(path, secrets.token_bytes(KEY_BYTES), replace=False)

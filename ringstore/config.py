@@ -42,7 +42,8 @@ class MetanodeConfig:
     """The metadata service."""
 
     listen: str = "127.0.0.1:7100"  # host:port to bind
-    address: str = "127.0.0.1:7100"  # host:port where gateways and datanodes reach it
+    address: str = "127.0.0.1:7100"  # host:port (or several, comma-separated) of the metanode(s)
+    balance: str = "round_robin"  # how clients spread calls over several: or pick_first
     data_dir: str = "data/meta"  # directory of the SQLite database
     heartbeat_timeout: float = 10.0  # seconds without a heartbeat before a node is down
     gc_interval: float = 2.0  # seconds between garbage-collection passes
@@ -58,6 +59,10 @@ class MetanodeConfig:
     anti_entropy_interval: float = 10.0  # seconds between anti-entropy slices (1/16 of ids each)
     max_concurrent_calls: int = 1024  # calls served at once; more are refused (UNAVAILABLE)
     root_credentials_file: str = ""  # root key's export lines; "": <data_dir>/credentials
+    master_key_file: str = (
+        ""  # the master key, the same on every metanode; "": <data_dir>/master.key
+    )
+    lease_ttl: float = 6.0  # seconds a metanode's lease on background work lives unrenewed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,9 @@ data directory finds everything where it was. Datanodes are spread over three zo
 The metanode keeps its records where ``metadata_url`` says (SQLite in ``<data-dir>/meta`` when
 empty); with ``postgres=True`` the cluster runs its own PostgreSQL in ``<data-dir>/postgres``
 on PORT+30 (:mod:`ringstore.localpg`), started before the metanode and stopped after it.
+With ``metanodes=N`` (N > 1, PostgreSQL only) N metanodes serve over that one database: the
+first on PORT+1, metanode k on PORT+20+k, each with its own data directory (``meta``,
+``meta2``, ...) and all with the first's master key; datanodes and gateways are given the list.
 
 The services share a cluster secret (see :mod:`ringstore.cluster_auth`): RINGSTORE_CLUSTER_SECRET
 when it is set, else ``<data-dir>/cluster.secret``, made (mode 0600) on first start and handed to
@@ -205,6 +208,7 @@ class LocalCluster:
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # added to every service's
     metadata_url: str = ""  # the metanode's metadata.url; "": SQLite in <data_dir>/meta
     postgres: bool = False  # run a PostgreSQL of our own in <data_dir>/postgres and use it
+    metanodes: int = 1  # metanodes over one database (more than 1 needs PostgreSQL)
     pg: LocalPostgres | None = None
     log_format: str = "text"  # every service's --log-format: text or json
     metrics: bool = True  # every service serves Prometheus metrics (see metrics_address)
@@ -214,6 +218,13 @@ class LocalCluster:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         logs.check_format(self.log_format)
+        if self.metanodes < 1:
+            raise InvalidArgument(f"metanodes must be at least 1, got {self.metanodes}")
+        if self.metanodes > 1 and not (self.postgres or self.metadata_url.startswith("postgres")):
+            raise InvalidArgument(
+                f"{self.metanodes} metanodes need one shared database: give a postgresql:// "
+                "metadata URL or --postgres (a SQLite file is one metanode's)"
+            )
 
     @property
     def endpoint(self) -> str:
@@ -286,13 +297,17 @@ class LocalCluster:
 
     @property
     def metanode_address(self) -> str:
+        """The first metanode's address."""
         return f"{HOST}:{self.port + 1}"
 
     def metrics_address(self, name: str) -> str:
-        """Where service ``name`` (metanode, dn<i>, gateway, gateway<k>) serves its metrics:
-        the metanode at PORT+60, datanode i at PORT+60+i, gateway k at PORT+89+k."""
+        """Where service ``name`` (metanode, metanode<k>, dn<i>, gateway, gateway<k>) serves its
+        metrics: the metanode at PORT+60, metanode k (from 2) at PORT+80+k, datanode i at
+        PORT+60+i, gateway k at PORT+89+k."""
         if name == "metanode":
             return f"{HOST}:{self.port + 60}"
+        if name.startswith("metanode") and name[8:].isdigit():
+            return f"{HOST}:{self.port + 80 + int(name[8:])}"
         if name.startswith("dn") and name[2:].isdigit():
             return f"{HOST}:{self.port + 60 + int(name[2:])}"
         if name.startswith("gateway"):
@@ -301,6 +316,21 @@ class LocalCluster:
 
     def _metrics_args(self, name: str) -> list[str]:
         return ["--metrics-listen", self.metrics_address(name)] if self.metrics else []
+
+    def metanode_name(self, k: int) -> str:
+        """Metanode k's process name (k from 1): ``metanode``, ``metanode2``, ..."""
+        return "metanode" if k == 1 else f"metanode{k}"
+
+    @property
+    def metanode_addresses(self) -> list[str]:
+        return [self.metanode_address] + [
+            f"{HOST}:{self.port + 20 + k}" for k in range(2, self.metanodes + 1)
+        ]
+
+    @property
+    def metanode_target(self) -> str:
+        """What datanodes and gateways are given: every metanode, comma-separated."""
+        return ",".join(self.metanode_addresses)
 
     def datanode_id(self, i: int) -> str:
         return f"dn{i}"
@@ -366,11 +396,13 @@ class LocalCluster:
     def _log(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
-    def _metanode(self) -> Process:
+    def _metanode(self, k: int = 1) -> Process:
+        address = self.metanode_addresses[k - 1]
         argv = [
             *service_command("ringstore-metanode"),
-            "--listen", self.metanode_address,
-            "--data-dir", str(self.data_dir / "meta"),
+            "--listen", address,
+            "--data-dir", str(self.data_dir / ("meta" if k == 1 else f"meta{k}")),
+            "--master-key-file", str(self.data_dir / "meta" / "master.key"),
             "--replicas", str(self.replicas),
             "--write-quorum", str(self.write_quorum),
             "--chunk-size", str(self.chunk_size),
@@ -381,7 +413,7 @@ class LocalCluster:
             "--root-credentials-file", str(self.credentials_path),
             "--log-format", self.log_format,
             *self._secret_args(),
-            *self._metrics_args("metanode"),
+            *self._metrics_args(self.metanode_name(k)),
             *self._tls_args("metanode"),
             *self.meta_args,
         ]  # fmt: skip
@@ -389,7 +421,8 @@ class LocalCluster:
             argv += ["--metadata-url", self.metadata_url]
         if self.min_part_size is not None:
             argv += ["--min-part-size", str(self.min_part_size)]
-        return Process("metanode", argv, self._log("metanode"), self.metanode_address)
+        name = self.metanode_name(k)
+        return Process(name, argv, self._log(name), address)
 
     def _datanode(self, i: int) -> Process:
         node_id = self.datanode_id(i)
@@ -400,7 +433,7 @@ class LocalCluster:
             "--listen", address,
             "--zone", ZONES[(i - 1) % len(ZONES)],
             "--data-dir", str(self.data_dir / node_id),
-            "--metanode", self.metanode_address,
+            "--metanode", self.metanode_target,
             "--log-format", self.log_format,
             *self._secret_args(),
             *self._metrics_args(node_id),
@@ -421,7 +454,7 @@ class LocalCluster:
             *service_command("ringstore-gateway"),
             "--listen", address,
             "--s3-listen", self.s3_address(index),
-            "--metanode", self.metanode_address,
+            "--metanode", self.metanode_target,
             "--rpc-timeout", str(self.rpc_timeout),
             "--ring-refresh", "0.5",
             "--log-format", self.log_format,
@@ -447,16 +480,18 @@ class LocalCluster:
         if self.postgres:
             self._start_postgres()
         env = self._env()
-        meta = self._metanode()
-        self.processes["metanode"] = meta
-        meta.start(env)
-        wait_healthy(
-            meta.address,
-            "ringstore.v1.Meta",
-            timeout,
-            meta,
-            self._health_channel(meta.address, False),
-        )
+        # The first alone, then the others: the first makes the schema and the master key.
+        for k in range(1, self.metanodes + 1):
+            meta = self._metanode(k)
+            self.processes[meta.name] = meta
+            meta.start(env)
+            wait_healthy(
+                meta.address,
+                "ringstore.v1.Meta",
+                timeout,
+                meta,
+                self._health_channel(meta.address, False),
+            )
         for i in range(1, self.datanodes + 1):
             self.start_datanode(i, wait=False)
         for i in range(1, self.datanodes + 1):
@@ -525,7 +560,7 @@ class LocalCluster:
         """Start process ``name`` again (after a stop or a kill) and wait until it serves."""
         old = self.processes[name]
         old.stop()
-        service = {"metanode": "ringstore.v1.Meta"}.get(name)
+        service = "ringstore.v1.Meta" if name.startswith("metanode") else None
         if service is None:
             service = (
                 "ringstore.v1.ObjectStore" if name.startswith("gateway") else "ringstore.v1.Blob"
@@ -548,9 +583,17 @@ class LocalCluster:
         return Supervisor(self.processes, start, report, policy)
 
     def cluster_state(self) -> meta_pb2.GetClusterResponse:
-        with self.internal_channel(self.metanode_address) as channel:
-            stub = meta_pb2_grpc.MetaStub(channel)
-            return stub.GetCluster(meta_pb2.GetClusterRequest(known_epoch=0), timeout=5)
+        """The cluster as the first metanode that answers sees it."""
+        failure: grpc.RpcError | None = None
+        for address in self.metanode_addresses:
+            with self.internal_channel(address) as channel:
+                stub = meta_pb2_grpc.MetaStub(channel)
+                try:
+                    return stub.GetCluster(meta_pb2.GetClusterRequest(known_epoch=0), timeout=5)
+                except grpc.RpcError as exc:
+                    failure = exc
+        assert failure is not None
+        raise failure
 
     def wait_ring(self, count: int, timeout: float = 30.0) -> None:
         """Wait until ``count`` datanodes are up in the ring."""
@@ -583,7 +626,9 @@ class LocalCluster:
         """Stop gateways, then datanodes, then the metanode (SIGTERM, then SIGKILL)."""
         order = sorted(
             self.processes.values(),
-            key=lambda p: 0 if p.name.startswith("gateway") else 2 if p.name == "metanode" else 1,
+            key=lambda p: (
+                0 if p.name.startswith("gateway") else 2 if p.name.startswith("metanode") else 1
+            ),
         )
         for proc in order:
             proc.stop()

@@ -334,10 +334,11 @@ async def set_serving(
         await health_servicer.set(name, status)
 
 
-def insecure_channel(address: str) -> aio.Channel:
+def insecure_channel(address: str, options: Sequence[tuple[str, Any]] = ()) -> aio.Channel:
     """An asyncio channel to another ringstore service, its calls proving nothing: for the
-    gateway's public port and the health service. Internal ports want :func:`internal_channel`."""
-    return aio.insecure_channel(address, options=CLIENT_OPTIONS)
+    gateway's public port and the health service. Internal ports want :func:`internal_channel`.
+    ``options`` go after the standard ones (the metanodes' balancing and retries)."""
+    return aio.insecure_channel(address, options=[*CLIENT_OPTIONS, *options])
 
 
 # An internal peer is checked for the name every cluster certificate holds, not the host
@@ -345,14 +346,20 @@ def insecure_channel(address: str) -> aio.Channel:
 _INTERNAL_TLS_OPTIONS = [("grpc.ssl_target_name_override", CLUSTER_NAME)]
 
 
-def internal_channel(address: str, secret: bytes, tls: ClusterTls | None = None) -> aio.Channel:
+def internal_channel(
+    address: str,
+    secret: bytes,
+    tls: ClusterTls | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> aio.Channel:
     """An asyncio channel to an internal port (the metanode's, a datanode's) whose every call
     proves the cluster ``secret`` (see :mod:`ringstore.cluster_auth`); over mutual TLS with
-    the cluster CA when ``tls`` is given (:mod:`ringstore.tls`)."""
+    the cluster CA when ``tls`` is given (:mod:`ringstore.tls`). ``options`` go after the
+    standard ones (the metanodes' balancing and retries)."""
     if tls is None:
-        channel = insecure_channel(address)
+        channel = insecure_channel(address, options)
     else:
-        options = [*CLIENT_OPTIONS, *_INTERNAL_TLS_OPTIONS]
+        options = [*CLIENT_OPTIONS, *_INTERNAL_TLS_OPTIONS, *options]
         channel = aio.secure_channel(address, tls.channel_credentials(), options=options)
     return ProvingChannel(channel, secret)  # type: ignore[return-value]
 

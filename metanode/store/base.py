@@ -186,6 +186,18 @@ class NodeRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class LeaseRecord:
+    """A lease on a share of the background work (see :mod:`metanode.leases`): ``holder`` may
+    do it until ``expires_ns`` (the database's clock); ``epoch`` grows at every change of
+    holder and fences the writes of a holder that lost it."""
+
+    name: str
+    holder: str
+    epoch: int
+    expires_ns: int  # UTC nanoseconds since the epoch, by the database's clock
+
+
+@dataclasses.dataclass(frozen=True)
 class StoreStats:
     buckets: int
     objects: int  # object versions that are not delete markers
@@ -405,6 +417,22 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...
 
+    # Leases (metanode.leases): the clock is the database's, so that every metanode over one
+    # database measures expiry alike.
+    @abc.abstractmethod
+    def db_now_ns(self) -> int:
+        """The database's clock, UTC nanoseconds since the epoch."""
+
+    @abc.abstractmethod
+    def get_lease(self, name: str) -> LeaseRecord | None: ...
+
+    @abc.abstractmethod
+    def put_lease(self, lease: LeaseRecord) -> None: ...
+
+    @abc.abstractmethod
+    def list_leases(self) -> list[LeaseRecord]:
+        """Every lease, sorted by name."""
+
 
 MAX_GROUP = 64  # transactions committed together at most (group commit)
 READERS = 4  # read-only transactions running at once (threads, and connections for SQLite)
@@ -510,6 +538,11 @@ class Store(abc.ABC):
         future: concurrent.futures.Future[R] = concurrent.futures.Future()
         self._jobs.put(_Job(fn, args, future))
         return future
+
+    def use_seq_slot(self, slot: int) -> None:
+        """Give this process's ``next_seq`` values the metanode slot ``slot`` (see
+        :mod:`metanode.leases`); engines that only one process opens ignore it."""
+        return None
 
     def call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run ``fn(tx, *args, **kwargs)`` in one transaction; return its result (blocking)."""

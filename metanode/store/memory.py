@@ -15,6 +15,7 @@ import bisect
 import dataclasses
 import heapq
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from metanode.store.base import (
     BlobRecord,
     BucketRecord,
     GrantRecord,
+    LeaseRecord,
     NodeRecord,
     PartRecord,
     Store,
@@ -53,6 +55,7 @@ class _State:
         self.rings: dict[int, bytes] = {}
         self.access_keys: dict[str, AccessKeyRecord] = {}
         self.grants: dict[tuple[str, str], GrantRecord] = {}  # (bucket, access key id) -> grant
+        self.leases: dict[str, LeaseRecord] = {}
         self.seq = 0
 
 
@@ -343,6 +346,18 @@ class MemoryTransaction(Transaction):
             if not v.is_delete_marker
         ]
         return StoreStats(len(self._s.buckets), len(live), sum(v.size for v in live))
+
+    def db_now_ns(self) -> int:
+        return time.time_ns()
+
+    def get_lease(self, name: str) -> LeaseRecord | None:
+        return self._s.leases.get(name)
+
+    def put_lease(self, lease: LeaseRecord) -> None:
+        self._set(self._s.leases, lease.name, lease)
+
+    def list_leases(self) -> list[LeaseRecord]:
+        return [self._s.leases[n] for n in sorted(self._s.leases)]
 
 
 class MemoryStore(Store):

@@ -51,6 +51,7 @@ from metanode.store.base import (
     BlobRecord,
     BucketRecord,
     GrantRecord,
+    LeaseRecord,
     NodeRecord,
     PartRecord,
     Store,
@@ -200,6 +201,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';
     ALTER TABLE buckets ADD COLUMN cors TEXT NOT NULL DEFAULT '[]';
     """,
+    """
+    CREATE TABLE leases (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_ns BIGINT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 assert SCHEMA_VERSION == rows.SCHEMA_VERSION, "both engines number their schemas alike"
@@ -246,6 +255,7 @@ _PUT_NODE = _upsert("nodes", rows._NODE_COLUMNS, ("id",))
 _PUT_RING = _upsert("rings", "epoch, ring_table", ("epoch",))
 _PUT_KEY = _upsert("access_keys", rows._KEY_COLUMNS, ("access_key_id",))
 _PUT_GRANT = _upsert("grants", rows._GRANT_COLUMNS, ("bucket", "access_key_id"))
+_PUT_LEASE = _upsert("leases", rows._LEASE_COLUMNS, ("name",))
 
 
 class SeqClock:
@@ -265,6 +275,12 @@ class SeqClock:
         self._slot = slot
         self._last = floor
         self._lock = threading.Lock()
+
+    def set_slot(self, slot: int) -> None:
+        if not 0 <= slot < 1 << SEQ_NODE_BITS:
+            raise ValueError(f"metanode slot must be in [0, {1 << SEQ_NODE_BITS}), got {slot}")
+        with self._lock:
+            self._slot = slot
 
     def next(self) -> int:
         step = 1 << SEQ_NODE_BITS
@@ -744,6 +760,23 @@ class PostgresTransaction(Transaction):
         )
         return StoreStats(int(buckets), int(objects), int(size))
 
+    def db_now_ns(self) -> int:
+        # now(): the transaction's start by the server's clock, the one clock every metanode
+        # over this database shares.
+        row = self._one("SELECT (EXTRACT(EPOCH FROM now()) * 1000000)::BIGINT")
+        return int(row[0]) * 1000
+
+    def get_lease(self, name: str) -> LeaseRecord | None:
+        row = self._one(f"SELECT {rows._LEASE_COLUMNS} FROM leases WHERE name = %s", name)
+        return LeaseRecord(*row) if row else None
+
+    def put_lease(self, lease: LeaseRecord) -> None:
+        self._do(_PUT_LEASE, lease.name, lease.holder, lease.epoch, lease.expires_ns)
+
+    def list_leases(self) -> list[LeaseRecord]:
+        found = self._all(f"SELECT {rows._LEASE_COLUMNS} FROM leases ORDER BY name")
+        return [LeaseRecord(*row) for row in found]
+
 
 class _Retry(Exception):
     """The group must run again: the database refused it (40001, 40P01) or the connection
@@ -799,6 +832,11 @@ class PostgresStore(Store):
         self._with_retries(self._migrate)
         floor = self._with_retries(self._seq_floor)
         self._seqs = SeqClock(floor, self._seq_slot)
+
+    def use_seq_slot(self, slot: int) -> None:
+        self._seq_slot = slot
+        if self._seqs is not None:
+            self._seqs.set_slot(slot)
 
     def _with_retries(self, fn: Callable[[psycopg.Connection[Any]], R]) -> R:
         """Run ``fn(conn)`` in a serializable transaction, retried as a write group is."""

@@ -38,6 +38,7 @@ from metanode.store.base import (
     Checksum,
     CorsRule,
     GrantRecord,
+    LeaseRecord,
     ManifestEntry,
     NodeRecord,
     PartRecord,
@@ -188,8 +189,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE parts ADD COLUMN checksum TEXT NOT NULL DEFAULT '';
     ALTER TABLE buckets ADD COLUMN cors TEXT NOT NULL DEFAULT '[]';
     """,
+    # 6 -> 7: leases on the background work (metanode.leases), so that several metanodes over
+    # one database share it; a single SQLite metanode holds them all.
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        expires_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+_LEASE_COLUMNS = "name, holder, epoch, expires_ns"
 
 _VERSION_COLUMNS = (
     "bucket, key, version_id, seq, is_delete_marker, size, etag, content_type, metadata, "
@@ -812,6 +824,25 @@ class SqliteTransaction(Transaction):
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM versions WHERE is_delete_marker = 0"
         )
         return StoreStats(int(buckets), int(objects), int(size))
+
+    def db_now_ns(self) -> int:
+        # SQLite's clock is the host's (milliseconds): the one process that opens the file.
+        row = self._one("SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)")
+        return int(row[0]) * 1_000_000
+
+    def get_lease(self, name: str) -> LeaseRecord | None:
+        row = self._one(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE name = ?", name)
+        return LeaseRecord(*row) if row else None
+
+    def put_lease(self, lease: LeaseRecord) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?)",
+            (lease.name, lease.holder, lease.epoch, lease.expires_ns),
+        )
+
+    def list_leases(self) -> list[LeaseRecord]:
+        found = self._db.execute(f"SELECT {_LEASE_COLUMNS} FROM leases ORDER BY name")
+        return [LeaseRecord(*row) for row in found]
 
 
 class SqliteStore(Store):

@@ -139,6 +139,12 @@ def cluster() -> None:
     help="run a local PostgreSQL (initdb, pg_ctl) in DATA_DIR/postgres on PORT+30 for the metadata",
 )
 @click.option(
+    "--metanodes",
+    default=1,
+    show_default=True,
+    help="metanodes serving at once over one database (more than 1 needs PostgreSQL)",
+)
+@click.option(
     "--log-format",
     type=click.Choice(logs.FORMATS),
     default="text",
@@ -162,6 +168,7 @@ def cluster_up(
     write_quorum: int,
     metadata_url: str,
     postgres: bool,
+    metanodes: int,
     log_format: str,
     use_tls: bool,
 ) -> None:
@@ -175,6 +182,14 @@ def cluster_up(
     """
     if datanodes < 1:
         fail(f"--datanodes must be at least 1, got {datanodes}", 2)
+    if metanodes < 1:
+        fail(f"--metanodes must be at least 1, got {metanodes}", 2)
+    if metanodes > 1 and not (postgres or metadata_url.startswith("postgres")):
+        fail(
+            f"--metanodes {metanodes} needs one shared database: give --postgres or a "
+            "postgresql:// --metadata-url (a SQLite file serves one metanode)",
+            2,
+        )
     lc = LocalCluster(
         Path(data_dir),
         port=port,
@@ -185,6 +200,7 @@ def cluster_up(
         write_quorum=write_quorum,
         metadata_url=metadata_url,
         postgres=postgres,
+        metanodes=metanodes,
         log_format=log_format,
         tls=use_tls,
     )
@@ -208,7 +224,9 @@ def cluster_up(
     try:
         click.echo(f"starting ringstore in {lc.data_dir} ...")
         lc.start()
-        click.echo(f"metanode   {lc.metanode_address}  pid {lc.processes['metanode'].pid}")
+        for k in range(1, metanodes + 1):
+            m = lc.processes[lc.metanode_name(k)]
+            click.echo(f"{m.name:<10} {m.address}  pid {m.pid}")
         if lc.pg is not None:
             click.echo(f"postgres   {lc.metadata_url}  data {lc.pg.data_dir}")
         for i in range(1, datanodes + 1):

@@ -27,12 +27,12 @@ GIVE_UP = 20  # seconds: only a hang ever reaches it
 
 
 def test_schema_version_is_sqlites_and_a_newer_one_is_refused(postgres_url: str) -> None:
-    assert SCHEMA_VERSION == sqlite_store.SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == sqlite_store.SCHEMA_VERSION == 7
     with PostgresStore(postgres_url) as store:
         store.call(lambda tx: tx.put_bucket(BucketRecord("b1", 1)))
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (6,)
-        conn.execute("UPDATE schema_version SET version = 7")
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (7,)
+        conn.execute("UPDATE schema_version SET version = 8")
     with pytest.raises(RuntimeError, match="newer"):
         PostgresStore(postgres_url)
 
