@@ -13,6 +13,21 @@ from typing import Any
 from ringstore.errors import InvalidArgument
 
 PIECE = 1024 * 1024  # bytes per stream message
+DATA_TAG = b"\x12"  # field 2 (``data``), length-delimited: PutObjectRequest and UploadPartRequest
+
+
+def data_message(piece: bytes | memoryview, before: bytes = b"") -> bytes:
+    """The wire bytes of a PutObjectRequest (or UploadPartRequest) whose ``data`` is ``piece``,
+    after ``before`` (the message's other fields, serialized), made with one copy of the piece.
+    Building the message object and serializing it copies the piece three times (into a
+    ``bytes``, into the message, out to the wire): the SDK's largest cost on a large put."""
+    n = len(piece)
+    length = bytearray()
+    while n > 0x7F:
+        length.append(0x80 | (n & 0x7F))
+        n >>= 7
+    length.append(n)
+    return b"".join((before, DATA_TAG, length, piece))
 
 
 class Body:
@@ -48,6 +63,13 @@ class Body:
 
     def pieces(self) -> Iterator[bytes]:
         """The body, once (again, for a replayable body)."""
+        for piece in self.views():
+            yield piece if isinstance(piece, bytes) else bytes(piece)
+
+    def views(self) -> Iterator[bytes | memoryview]:
+        """Like :meth:`pieces`, but a bytes-like body yields views of the caller's buffer
+        instead of copies (read each before the next is asked for, and before the caller
+        changes the buffer)."""
         if self._used and not self.replayable:
             raise InvalidArgument("this body is a one-shot stream and was already sent")
         self._used = True
@@ -55,7 +77,7 @@ class Body:
         if isinstance(data, bytes | bytearray | memoryview):
             view = memoryview(data).cast("B")
             for start in range(0, len(view), PIECE):
-                yield bytes(view[start : start + PIECE])
+                yield view[start : start + PIECE]
             return
         if hasattr(data, "read"):
             if self._start is not None:
