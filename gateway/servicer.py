@@ -302,8 +302,9 @@ async def _body(
     async for msg in messages:
         if msg.WhichOneof("part") != "data":
             raise InvalidArgument("the stream holds a second header")
-        received += len(msg.data)
-        yield msg.data
+        data = msg.data  # each read of a bytes field copies it out of the message
+        received += len(data)
+        yield data
     _check_size(expected_size, received)
 
 
