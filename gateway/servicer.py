@@ -23,6 +23,7 @@ from gateway.objects import ByteRange, ObjectService, PutRequest
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
+from ringstore.wire import data_message
 
 UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
@@ -189,7 +190,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             first_data=first,
         )
         async for piece in reading.body:
-            yield objectstore_pb2.GetObjectResponse(data=piece)
+            yield data_message(piece)  # a GetObjectResponse with data, one copy (ringstore.wire)
 
     @handler
     async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]

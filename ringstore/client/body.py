@@ -11,23 +11,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ringstore.errors import InvalidArgument
+from ringstore.wire import data_message
 
 PIECE = 1024 * 1024  # bytes per stream message
-DATA_TAG = b"\x12"  # field 2 (``data``), length-delimited: PutObjectRequest and UploadPartRequest
 
-
-def data_message(piece: bytes | memoryview, before: bytes = b"") -> bytes:
-    """The wire bytes of a PutObjectRequest (or UploadPartRequest) whose ``data`` is ``piece``,
-    after ``before`` (the message's other fields, serialized), made with one copy of the piece.
-    Building the message object and serializing it copies the piece three times (into a
-    ``bytes``, into the message, out to the wire): the SDK's largest cost on a large put."""
-    n = len(piece)
-    length = bytearray()
-    while n > 0x7F:
-        length.append(0x80 | (n & 0x7F))
-        n >>= 7
-    length.append(n)
-    return b"".join((before, DATA_TAG, length, piece))
+__all__ = ["PIECE", "Body", "data_message"]
 
 
 class Body:
