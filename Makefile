@@ -34,7 +34,7 @@ protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. --pyi_out=. protos/ringstore/v1/*.proto
 
 bench: $(STAMP)
-	$(PY) -m bench.run --record
+	$(PY) -m bench.run --door all --rounds 2 --record
 
 clean:
 	rm -rf $(VENV) build *.egg-info

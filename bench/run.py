@@ -1,7 +1,7 @@
 """The ringstore benchmark: concurrent clients against a real local cluster, through each door.
 
-    python -m bench.run [--quick] [--door grpc|s3|both] [--endpoint HOST:PORT
-                        --s3-endpoint URL] [--record]
+    python -m bench.run [--quick] [--door grpc|s3|swift|both|all] [--rounds N]
+                        [--endpoint HOST:PORT --s3-endpoint URL] [--record]
 
 Without --endpoint it starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, every
 copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients),
@@ -9,8 +9,16 @@ copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects
 (VmHWM) of every process. Each runs through the gRPC door with the SDK (``ringstore.Client``)
 and through the S3 door with boto3 at its defaults (one ``put_object`` / ``get_object`` per
 operation, signed with the same key), so that the two rows side by side give the S3 door's cost.
---record appends the table to bench/RESULTS.md with the command. Bounded: every workload stops
-after its count of operations or its time budget.
+``--door swift`` (or ``all``) also drives an all-in-one OpenStack Swift with 3 replicas
+(bench/swift/) over HTTP with tempauth's X-Auth-Token, the yardstick of issue 13; when Swift is
+not installed the run says so and goes on without it. Every phase also reports the CPU of every
+process (this client's, and each server's from /proc, Swift's summed over its forked workers)
+per MiB moved. With ``--rounds 2`` the doors take turns workload by workload, and the best of the
+rounds is kept. At the end: the issue's table (Swift beside each door, the ratio and the target:
+2x Swift, or for PUTs at most 80% of the disk's 3-replica cap measured in the same run) and the
+CPU per MiB of each process. --record appends everything to bench/RESULTS.md with the command
+and the load average. Bounded: every phase stops after its count of operations or its time
+budget.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import http.client
 import os
 import platform
 import statistics
@@ -26,11 +35,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench import limits
+from bench.swift import aio as swift_aio
 from ringstore import Client
 from ringstore.client.credentials import resolve
 from ringstore.credentials_file import ACCESS_KEY_ENV, SECRET_KEY_ENV
@@ -50,9 +61,9 @@ class Workload:
 
 
 FULL = [
-    Workload("4 KiB", 4 * KiB, 16, 2000, 60),
-    Workload("1 MiB", 1 * MiB, 8, 400, 60),
-    Workload("64 MiB", 64 * MiB, 2, 16, 120),
+    Workload("4 KiB", 4 * KiB, 16, 2000, 20),
+    Workload("1 MiB", 1 * MiB, 8, 400, 30),
+    Workload("64 MiB", 64 * MiB, 2, 16, 45),
 ]
 QUICK = [
     Workload("4 KiB", 4 * KiB, 16, 300, 20),
@@ -149,19 +160,41 @@ def _getter(w: Workload, stored: int) -> Callable[[Client, int], None]:
     return get
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: dict[str, int], tree: bool = False) -> Callable[[], dict[str, float]]:
+    """A reader of the CPU seconds of each named process and of this one (``client``);
+    ``tree``: each summed over its descendants (Swift's workers)."""
+    read = swift_aio.tree_cpu if tree else process_cpu
+
+    def snapshot() -> dict[str, float]:
+        return {"client": process_cpu(os.getpid()), **{n: read(p) for n, p in pids.items()}}
+
+    return snapshot
+
+
 @dataclass(frozen=True)
 class Door:
-    """How one door is driven: a client per thread, and a PUT and a GET of workload objects."""
+    """How one door is driven: a client per thread, and a PUT and a GET of workload objects;
+    ``cpu`` reads the CPU seconds of every process that serves it."""
 
     name: str
     connect: Callable[[], Any]
     putter: Callable[[Workload, bytes], Callable[[Any, int], None]]
     getter: Callable[[Workload, int], Callable[[Any, int], None]]
+    cpu: Callable[[], dict[str, float]] = field(default_factory=lambda: cpu_of({}))
 
 
-def grpc_door(endpoint: str) -> Door:
+def grpc_door(endpoint: str, pids: dict[str, int] | None = None) -> Door:
     """The SDK over gRPC, signing with the key of the environment (RINGSTORE_ACCESS_KEY_ID)."""
-    return Door("gRPC", lambda: Client(endpoint, timeout=120), _putter, _getter)
+    return Door("gRPC", lambda: Client(endpoint, timeout=120), _putter, _getter, cpu_of(pids or {}))
 
 
 def _s3_putter(w: Workload, data: bytes) -> Callable[[Any, int], None]:
@@ -181,7 +214,7 @@ def _s3_getter(w: Workload, stored: int) -> Callable[[Any, int], None]:
     return get
 
 
-def s3_door(s3_endpoint: str) -> Door:
+def s3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
     """boto3 at its defaults (checksums, payload signing) against the S3 door, signing with the
     same key as the SDK."""
     import boto3  # a dev dependency: only this door needs it
@@ -199,28 +232,230 @@ def s3_door(s3_endpoint: str) -> Door:
             region_name="us-east-1",
         )
 
-    return Door("S3", connect, _s3_putter, _s3_getter)
+    return Door("S3", connect, _s3_putter, _s3_getter, cpu_of(pids or {}))
 
 
-def run(endpoint: str, workloads: list[Workload], doors: Sequence[Door] = ()) -> list[str]:
-    """Each workload's PUT and GET phases through each door (default: gRPC); the table rows."""
-    rows = []
+class SwiftConnection:
+    """One keep-alive HTTP connection to Swift's proxy, authenticated with a tempauth token."""
+
+    def __init__(self, port: int, path: str, token: str) -> None:
+        self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.path, self.headers = path, {"X-Auth-Token": token}
+        self.buffer = bytearray(MiB)
+
+    def put(self, name: str, data: bytes) -> None:
+        self.http.request("PUT", f"{self.path}/{quote(name)}", body=data, headers=self.headers)
+        resp = self.http.getresponse()
+        resp.read()
+        if resp.status not in (201, 202):
+            raise RuntimeError(f"Swift PUT {name}: {resp.status} {resp.reason}")
+
+    def get(self, name: str) -> int:
+        self.http.request("GET", f"{self.path}/{quote(name)}", headers=self.headers)
+        resp = self.http.getresponse()
+        view, got = memoryview(self.buffer), 0
+        while n := resp.readinto(view):
+            got += n
+        if resp.status != 200:
+            raise RuntimeError(f"Swift GET {name}: {resp.status} {resp.reason}")
+        return got
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _swift_putter(w: Workload, data: bytes) -> Callable[[SwiftConnection, int], None]:
+    def put(c: SwiftConnection, i: int) -> None:
+        c.put(f"bench/swift/{w.name}/{i}", data)
+
+    return put
+
+
+def _swift_getter(w: Workload, stored: int) -> Callable[[SwiftConnection, int], None]:
+    def get(c: SwiftConnection, i: int) -> None:
+        if c.get(f"bench/swift/{w.name}/{i % stored}") != w.size:
+            raise RuntimeError(f"Swift GET of {w.name}/{i % stored}: short body")
+
+    return get
+
+
+def swift_door(swift: swift_aio.SwiftAIO) -> Door:
+    """Swift's proxy over HTTP (http.client, one keep-alive connection per thread, bodies sent
+    whole and read into a reused 1 MiB buffer), into a container ``bench`` made here."""
+    path, token = swift.token()
+    setup = SwiftConnection(swift.proxy_port, path, token)
+    setup.http.request("PUT", f"{path}/bench", headers=setup.headers)
+    setup.http.getresponse().read()
+    setup.close()
+    return Door(
+        "Swift",
+        lambda: SwiftConnection(swift.proxy_port, path, token),
+        _swift_putter,
+        _swift_getter,
+        cpu_of(swift.pids(), tree=True),
+    )
+
+
+@dataclass(frozen=True)
+class Result:
+    """One phase of one door: its operations and the CPU seconds each process spent in it."""
+
+    door: str
+    workload: Workload
+    op: str
+    phase: Phase
+    cpu: dict[str, float]
+
+    def cpu_ms_per_mib(self) -> float:
+        mib = self.phase.ops * self.workload.size / MiB
+        return sum(self.cpu.values()) * 1000 / mib if mib else 0.0
+
+    def row(self) -> str:
+        ops_s, mib_s, p50, p99 = self.phase.row(self.workload.size)
+        w = self.workload
+        return (
+            f"| {self.door} | {w.name} | {self.op} | {w.concurrency} | {self.phase.ops} | "
+            f"{ops_s:.1f} | {mib_s:.1f} | {p50:.1f} | {p99:.1f} | {self.cpu_ms_per_mib():.2f} | "
+            f"{self.phase.errors} |"
+        )
+
+
+ROW_HEADER = [
+    "| door | objects | op | clients | ops | ops/s | MiB/s | p50 ms | p99 ms | CPU ms/MiB "
+    "| errors |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+]
+
+
+def measure(
+    endpoint: str, workloads: list[Workload], doors: Sequence[Door] = (), rounds: int = 1
+) -> list[Result]:
+    """Each workload's PUT and GET phases through each door (default: gRPC), the doors taking
+    turns, ``rounds`` times over; a result per phase, in the order they ran."""
+    results = []
     doors = doors or [grpc_door(endpoint)]
     payloads = {w.size: os.urandom(w.size) for w in workloads}
     with Client(endpoint) as c, contextlib.suppress(Exception):
         c.create_bucket("bench")
     for w in workloads:
-        for door in doors:
-            put = run_phase(endpoint, w, door.putter(w, payloads[w.size]), door.connect)
-            got = run_phase(endpoint, w, door.getter(w, max(1, put.ops)), door.connect)
-            for phase_name, phase in (("PUT", put), ("GET", got)):
-                ops_s, mib_s, p50, p99 = phase.row(w.size)
-                rows.append(
-                    f"| {door.name} | {w.name} | {phase_name} | {w.concurrency} | {phase.ops} | "
-                    f"{ops_s:.1f} | {mib_s:.1f} | {p50:.1f} | {p99:.1f} | {phase.errors} |"
-                )
-                print(rows[-1], flush=True)
-    return rows
+        for _ in range(rounds):
+            for door in doors:
+                for op in ("PUT", "GET"):
+                    before = door.cpu()
+                    if op == "PUT":
+                        phase = run_phase(
+                            endpoint, w, door.putter(w, payloads[w.size]), door.connect
+                        )
+                        stored = max(1, phase.ops)
+                    else:
+                        phase = run_phase(endpoint, w, door.getter(w, stored), door.connect)
+                    after = door.cpu()
+                    cpu = {n: after[n] - before.get(n, 0.0) for n in after}
+                    results.append(Result(door.name, w, op, phase, cpu))
+                    print(results[-1].row(), flush=True)
+    return results
+
+
+def run(endpoint: str, workloads: list[Workload], doors: Sequence[Door] = ()) -> list[str]:
+    """Each workload's PUT and GET phases through each door (default: gRPC); the table rows."""
+    return [r.row() for r in measure(endpoint, workloads, doors)]
+
+
+def best_of(results: Sequence[Result]) -> dict[tuple[str, str, str], Result]:
+    """Per (door, workload, op), the phase with the most operations per second."""
+    best: dict[tuple[str, str, str], Result] = {}
+    for r in results:
+        key = (r.door, r.workload.name, r.op)
+        rate = r.phase.row(r.workload.size)[0]
+        if key not in best or rate > best[key].phase.row(best[key].workload.size)[0]:
+            best[key] = r
+    return best
+
+
+def _rate(r: Result) -> float:
+    """ops/s for 4 KiB objects and smaller, MiB/s above (the units of issue 13's table)."""
+    ops_s, mib_s, _, _ = r.phase.row(r.workload.size)
+    return ops_s if r.workload.size <= 4 * KiB else mib_s
+
+
+def target(op: str, swift: float, size: int, disk_cap_mib_s: float | None) -> float:
+    """Issue 13's target for one case: 2x Swift; for a PUT at most 80% of the disk's
+    3-replica cap (in ops/s for objects of ``size`` up to 4 KiB), where 2x Swift is beyond it."""
+    goal = 2 * swift
+    if op == "PUT" and disk_cap_mib_s:
+        cap = 0.8 * disk_cap_mib_s
+        goal = min(goal, cap * MiB / size if size <= 4 * KiB else cap)
+    return goal
+
+
+def comparison(best: dict[tuple[str, str, str], Result], disk_cap_mib_s: float | None) -> list[str]:
+    """Issue 13's table: Swift beside each of our doors, the ratio and the target."""
+    doors = sorted({d for d, _, _ in best if d != "Swift"}, key=["gRPC", "S3"].index)
+    head = ["case", "Swift"]
+    for d in doors:
+        head += [f"ringstore {d}", "ratio"]
+    head += ["target", "met"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for (door, name, op), sw in best.items():
+        if door != "Swift":
+            continue
+        unit = "ops/s" if sw.workload.size <= 4 * KiB else "MiB/s"
+        swift = _rate(sw)
+        goal = target(op, swift, sw.workload.size, disk_cap_mib_s)
+        cells = [f"{name} c={sw.workload.concurrency} {op}", f"{swift:.0f} {unit}"]
+        met = []
+        for d in doors:
+            ours = best.get((d, name, op))
+            if ours is None:
+                cells += ["-", "-"]
+                continue
+            rate = _rate(ours)
+            cells += [f"{rate:.0f} {unit}", f"{rate / swift:.2f}x" if swift else "-"]
+            met.append(f"{d} {'yes' if rate >= goal else 'no'}")
+        cells += [f"{goal:.0f} {unit}", ", ".join(met)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _role(name: str) -> str:
+    if name == "client":
+        return "client"
+    if name.startswith(("gateway", "swift-proxy")):
+        return "front"
+    if name.startswith(("dn", "swift-object")):
+        return "storage"
+    return "metadata"
+
+
+def cpu_table(best: dict[tuple[str, str, str], Result]) -> list[str]:
+    """CPU ms per MiB of each process of each best phase: the client (this process), the front
+    (gateway, Swift's proxy), each storage node (datanodes, object servers: min-max) and the
+    metadata services (metanode; Swift's account and container servers and memcached)."""
+    lines = [
+        "| door | case | op | client | gateway / proxy | each datanode / object server "
+        "| metanode / account+container+memcached | all | CPU-s per object |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (door, name, op), r in best.items():
+        mib = r.phase.ops * r.workload.size / MiB
+        if not mib:
+            continue
+        per = {n: v * 1000 / mib for n, v in r.cpu.items()}
+        by_role: dict[str, list[float]] = {}
+        for n, v in per.items():
+            by_role.setdefault(_role(n), []).append(v)
+        storage = by_role.get("storage", [])
+        cells = [
+            door, name, op,
+            f"{sum(by_role.get('client', [])):.2f}",
+            f"{sum(by_role.get('front', [])):.2f}",
+            f"{min(storage):.2f}-{max(storage):.2f}" if storage else "-",
+            f"{sum(by_role.get('metadata', [])):.2f}",
+            f"{sum(per.values()):.2f}",
+            f"{sum(r.cpu.values()) / r.phase.ops:.3f}",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def sign_as_root(lc: LocalCluster) -> None:
@@ -251,55 +486,92 @@ def own_cluster(
             yield lc
 
 
+DOORS = {"grpc": ["grpc"], "s3": ["s3"], "swift": ["swift"], "both": ["grpc", "s3"],
+         "all": ["grpc", "s3", "swift"]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--endpoint", help="drive this running gateway instead of starting a cluster")
     p.add_argument("--s3-endpoint", help="with --endpoint: its S3 door (http://HOST:PORT)")
     p.add_argument(
-        "--door", choices=["grpc", "s3", "both"], default="both", help="which doors to drive"
-    )
+        "--door", choices=list(DOORS), default="both",
+        help="which doors to drive (swift: an all-in-one Swift started here; all: gRPC, S3, Swift)",
+    )  # fmt: skip
+    p.add_argument("--rounds", type=int, default=1, help="turns of every door; the best is kept")
     p.add_argument("--quick", action="store_true", help="fewer operations (a smoke run)")
     p.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
     p.add_argument("--datanodes", type=int, default=3, help="datanodes of the own cluster")
     p.add_argument("--gateways", type=int, default=1, help="gateways of the own cluster")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     workloads = QUICK if args.quick else FULL
+    chosen = DOORS[args.door]
+    notes: list[str] = []
+    if "swift" in chosen and (gone := swift_aio.missing()):
+        notes.append(
+            f"Swift is not installed (missing {', '.join(gone)}; Debian: apt-get install swift "
+            "swift-proxy swift-object swift-container swift-account memcached): "
+            "measured without it."
+        )
+        print(notes[-1], flush=True)
+        chosen = [d for d in chosen if d != "swift"]
+    if args.endpoint and "s3" in chosen and not args.s3_endpoint:
+        p.error("--door s3, both or all with --endpoint needs --s3-endpoint")
+    load_before = os.getloadavg()
     machine = limits.measure()
     machine_line = "Machine limits, same run: " + ", ".join(
         f"{name} {value:.0f}" for name, value in machine.items()
     )
+    disk = machine.get("sequential write MiB/s (fsync)")
+    cap = disk / 3 if disk else None
+    if cap:
+        machine_line += f"; 3 fsynced replicas on this disk cap a PUT at {cap:.0f} MiB/s"
     print(machine_line, flush=True)
-    header = [
-        "| door | objects | op | clients | ops | ops/s | MiB/s | p50 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    if args.endpoint and args.door != "grpc" and not args.s3_endpoint:
-        p.error("--door s3 or both with --endpoint needs --s3-endpoint")
-
-    def doors(endpoint: str, s3_endpoint: str) -> list[Door]:
-        chosen = []
-        if args.door in ("grpc", "both"):
-            chosen.append(grpc_door(endpoint))
-        if args.door in ("s3", "both"):
-            chosen.append(s3_door(s3_endpoint))
-        return chosen
-
-    print("\n".join(header), flush=True)
+    print("\n".join(ROW_HEADER), flush=True)
     rss: list[str] = []
-    if args.endpoint:
-        rows = run(args.endpoint, workloads, doors(args.endpoint, args.s3_endpoint))
-    else:
-        with own_cluster(args.datanodes, args.gateways) as lc:
-            rows = run(lc.endpoint, workloads, doors(lc.endpoint, lc.s3_endpoint))
-            for name, proc in lc.processes.items():
-                if proc.pid:
-                    rss.append(f"{name} {peak_rss(proc.pid) / MiB:.0f} MiB")
+    with contextlib.ExitStack() as stack:
+        if args.endpoint:
+            endpoint, s3_endpoint, pids = args.endpoint, args.s3_endpoint, {}
+        else:
+            lc = stack.enter_context(own_cluster(args.datanodes, args.gateways))
+            endpoint, s3_endpoint = lc.endpoint, lc.s3_endpoint
+            pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
+        doors = []
+        if "grpc" in chosen:
+            doors.append(grpc_door(endpoint, pids))
+        if "s3" in chosen:
+            doors.append(s3_door(s3_endpoint, pids))
+        if "swift" in chosen:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ringstore-swift-"))
+            swift = stack.enter_context(swift_aio.SwiftAIO(Path(tmp)))
+            doors.append(swift_door(swift))
+        results = measure(endpoint, workloads, doors, args.rounds)
+        for name, pid in pids.items():
+            rss.append(f"{name} {peak_rss(pid) / MiB:.0f} MiB")
+    load_after = os.getloadavg()
+    best = best_of(results)
+    load = (
+        f"Load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_before)} before, "
+        f"{'/'.join(f'{x:.1f}' for x in load_after)} after, on {os.cpu_count()} cores "
+        "shared with other work: throughput is noisy, CPU per MiB much less so."
+    )
+    summary = []
+    if any(d == "Swift" for d, _, _ in best):
+        summary += ["", f"Best of {args.rounds} round(s), Swift beside ringstore:", "",
+                    *comparison(best, cap)]  # fmt: skip
+    summary += ["", "CPU of each process per MiB moved (best round; ms/MiB):", "",
+                *cpu_table(best), "", load]  # fmt: skip
     if rss:
-        print("peak RSS: " + ", ".join(rss))
+        summary.append(f"Peak RSS (VmHWM) of ringstore: {', '.join(rss)}.")
+    print("\n".join(summary), flush=True)
     if args.record:
         command = "python -m bench.run" + (" --quick" if args.quick else "")
         if args.door != "both":
             command += f" --door {args.door}"
+        if args.rounds != 1:
+            command += f" --rounds {args.rounds}"
         if (args.datanodes, args.gateways) != (3, 1):
             command += f" --datanodes {args.datanodes} --gateways {args.gateways}"
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -307,14 +579,17 @@ def main(argv: list[str] | None = None) -> None:
             f"\n## Object workloads, {when}\n",
             f"Command: `{command}` (own cluster: metanode, {args.datanodes} datanodes, "
             f"{args.gateways} gateway(s); N=3, W=2, "
-            f"8 MiB chunks, fsync on). Machine: {os.cpu_count()} cores, {platform.machine()}, "
+            f"8 MiB chunks, fsync on"
+            + ("; Swift all-in-one from bench/swift/, 3 replicas" if "swift" in chosen else "")
+            + f"). Machine: {os.cpu_count()} cores, {platform.machine()}, "
             f"Python {platform.python_version()}.\n",
+            *(n + "\n" for n in notes),
             machine_line + ".\n",
-            *header,
-            *rows,
+            "Every phase, in the order run:\n",
+            *ROW_HEADER,
+            *(r.row() for r in results),
+            *summary,
         ]
-        if rss:
-            text.append(f"\nPeak RSS (VmHWM): {', '.join(rss)}.")
         with RESULTS.open("a") as f:
             f.write("\n".join(text) + "\n")
     sys.stdout.flush()

@@ -27,6 +27,7 @@ from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutReque
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
+from ringstore.wire import data_message
 
 UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
@@ -240,7 +241,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             first_data=first,
         )
         async for piece in reading.body:
-            yield objectstore_pb2.GetObjectResponse(data=piece)
+            yield data_message(piece)  # a GetObjectResponse with data, one copy (ringstore.wire)
 
     @handler
     async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]
@@ -361,8 +362,9 @@ async def _body(
     async for msg in messages:
         if msg.WhichOneof("part") != "data":
             raise InvalidArgument("the stream holds a second header")
-        received += len(msg.data)
-        yield msg.data
+        data = msg.data  # each read of a bytes field copies it out of the message
+        received += len(data)
+        yield data
     _check_size(expected_size, received)
 
 

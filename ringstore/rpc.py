@@ -149,7 +149,8 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
     """``rpc`` with a deserializer that never raises, and a behaviour that answers a request
-    that did not decode with InvalidArgument. Without this gRPC answers UNKNOWN and logs a
+    that did not decode with InvalidArgument (and a serializer that takes replies already
+    serialized). Without this gRPC answers UNKNOWN and logs a
     traceback for every malformed request a client sends."""
     if rpc is None or rpc.request_deserializer is None:
         return rpc
@@ -179,7 +180,23 @@ def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHa
             return await behaviour(await admit(request, context), context)
 
         guarded = called
-    return rpc._replace(request_deserializer=decode, **{kind: guarded})  # type: ignore[attr-defined]
+    return rpc._replace(  # type: ignore[attr-defined]
+        request_deserializer=decode,
+        response_serializer=_passing(rpc.response_serializer),
+        **{kind: guarded},
+    )
+
+
+def _passing(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """``serialize``, except that a reply already serialized (``bytes``: a GetObject data
+    message written by :func:`ringstore.wire.data_message`) goes out as it is."""
+    if serialize is None:
+        return None
+
+    def encode(reply: Any) -> bytes:
+        return reply if isinstance(reply, bytes) else serialize(reply)
+
+    return encode
 
 
 class _GuardedHandlers(grpc.GenericRpcHandler):

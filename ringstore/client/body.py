@@ -11,8 +11,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ringstore.errors import InvalidArgument
+from ringstore.wire import data_message
 
 PIECE = 1024 * 1024  # bytes per stream message
+
+__all__ = ["PIECE", "Body", "data_message"]
 
 
 class Body:
@@ -48,6 +51,13 @@ class Body:
 
     def pieces(self) -> Iterator[bytes]:
         """The body, once (again, for a replayable body)."""
+        for piece in self.views():
+            yield piece if isinstance(piece, bytes) else bytes(piece)
+
+    def views(self) -> Iterator[bytes | memoryview]:
+        """Like :meth:`pieces`, but a bytes-like body yields views of the caller's buffer
+        instead of copies (read each before the next is asked for, and before the caller
+        changes the buffer)."""
         if self._used and not self.replayable:
             raise InvalidArgument("this body is a one-shot stream and was already sent")
         self._used = True
@@ -55,7 +65,7 @@ class Body:
         if isinstance(data, bytes | bytearray | memoryview):
             view = memoryview(data).cast("B")
             for start in range(0, len(view), PIECE):
-                yield bytes(view[start : start + PIECE])
+                yield view[start : start + PIECE]
             return
         if hasattr(data, "read"):
             if self._start is not None:

@@ -20,7 +20,7 @@ import grpc
 
 from ringstore import etags, tls, validation
 from ringstore.client import credentials, transfer
-from ringstore.client.body import PIECE, Body
+from ringstore.client.body import PIECE, Body, data_message
 from ringstore.client.models import (
     BucketInfo,
     DeleteResult,
@@ -282,15 +282,19 @@ class Client:
             expected_size=size,
         )
 
-        def messages() -> Iterator[objectstore_pb2.PutObjectRequest]:
+        def messages() -> Iterator[objectstore_pb2.PutObjectRequest | bytes]:
             yield objectstore_pb2.PutObjectRequest(header=header)
-            for piece in body.pieces():
-                yield objectstore_pb2.PutObjectRequest(data=piece)
+            for piece in body.views():  # already serialized: see data_message
+                yield data_message(piece)
 
         safe = body.replayable and not if_match and not if_none_match
         if 0 <= size <= PIECE:  # fits one message: one unary call
-            small = objectstore_pb2.PutSmallObjectRequest(
-                header=header, data=b"".join(body.pieces())
+            # PutSmallObjectRequest's data is field 2 as well: serialized without a copy
+            # into a message (the signature hashes these very bytes)
+            head = objectstore_pb2.PutSmallObjectRequest(header=header)
+            views = list(body.views())
+            small = data_message(
+                views[0] if views else b"", head.SerializeToString(deterministic=True)
             )
             msg = self._call(lambda s: s.PutSmallObject(small, timeout=self.timeout), safe=safe)
             return ObjectInfo.from_proto(msg)
@@ -516,10 +520,10 @@ class Client:
             expected_size=size,
         )
 
-        def messages() -> Iterator[objectstore_pb2.UploadPartRequest]:
+        def messages() -> Iterator[objectstore_pb2.UploadPartRequest | bytes]:
             yield objectstore_pb2.UploadPartRequest(header=header)
-            for piece in body.pieces():
-                yield objectstore_pb2.UploadPartRequest(data=piece)
+            for piece in body.views():  # already serialized: see data_message
+                yield data_message(piece)
 
         msg = self._call(lambda s: self._stream(s.UploadPart, messages()), safe=body.replayable)
         return str(msg.etag)

@@ -97,7 +97,9 @@ class _Signer(
 
 class _DeterministicChannel:
     """A channel whose stubs serialize requests deterministically, so that the bytes the
-    signer hashed are the bytes sent (map fields otherwise have no fixed order)."""
+    signer hashed are the bytes sent (map fields otherwise have no fixed order), and pass a
+    request that is already ``bytes`` through as it is (the SDK serializes a put's data
+    messages itself, see ``body.data_message``)."""
 
     def __init__(self, channel: Any) -> None:
         self._channel = channel
@@ -123,9 +125,10 @@ class _DeterministicChannel:
 
 
 def signing_channel(channel: grpc.Channel, credentials: tuple[str, str] | None) -> Any:
-    """``channel`` with every call signed by ``credentials`` (unchanged when None)."""
+    """``channel`` with every call signed by ``credentials`` (unsigned when None); its stubs
+    take requests as messages or as their serialized bytes."""
     if credentials is None:
-        return channel
+        return _DeterministicChannel(channel)
     return _DeterministicChannel(grpc.intercept_channel(channel, _Signer(*credentials)))
 
 

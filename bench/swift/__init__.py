@@ -1,0 +1,1 @@
+"""OpenStack Swift, all-in-one on loopback, as the yardstick of the ringstore benchmark."""
