@@ -43,7 +43,7 @@ def test_the_request_beyond_the_limit_is_refused_with_slowdown() -> None:
         release = asyncio.Event()
         started = 0
 
-        async def serve(req: Any, resp: Any) -> None:
+        async def serve(req: Any, resp: Any, scope: Any) -> None:
             nonlocal started
             started += 1
             await release.wait()
@@ -68,7 +68,7 @@ def test_a_failed_request_frees_its_place() -> None:
     async def run() -> None:
         app = app_with(1)
 
-        async def serve(req: Any, resp: Any) -> None:
+        async def serve(req: Any, resp: Any, scope: Any) -> None:
             raise RuntimeError("boom")
 
         app._serve = serve  # type: ignore[method-assign]
