@@ -51,6 +51,7 @@ up: image
 	@$(COMPOSE) exec -T metanode cat /data/credentials
 	@echo "ready: export RINGSTORE_ENDPOINT=$$($(COMPOSE) port gateway 7000)"
 	@echo "       S3 endpoint http://$$($(COMPOSE) port gateway 9000)"
+	@echo "       console http://$$($(COMPOSE) port gateway 9001)/ (sign in with the root key above)"
 
 down:
 	$(COMPOSE) down

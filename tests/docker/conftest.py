@@ -139,6 +139,14 @@ class ComposeCluster:
         assert host == HOST, f"the S3 door is published on {out}, not on {HOST}"
         return f"http://{HOST}:{port}"
 
+    @property
+    def console_url(self) -> str:
+        """The first gateway's web console, as published on the host (http://127.0.0.1:PORT)."""
+        out = self.compose_cmd("port", "gateway", "9001").strip()
+        host, _, port = out.rpartition(":")
+        assert host == HOST, f"the console is published on {out}, not on {HOST}"
+        return f"http://{HOST}:{port}"
+
     # -- readiness ----------------------------------------------------------------------------
 
     def wait_serving(self, timeout: float = 90.0) -> None:
@@ -184,7 +192,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
     from testcontainers.compose import DockerCompose
 
     project = f"rstest-{uuid.uuid4().hex[:10]}"
-    base = free_port_block(24)  # gateways' gRPC ports, then their S3 ports
+    base = free_port_block(24)  # gateways' gRPC ports, their S3 ports, their consoles
     env_file = tmp_path_factory.mktemp("compose") / "test.env"
     env_file.write_text(
         f"COMPOSE_PROJECT_NAME={project}\n"
@@ -192,6 +200,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
         f"RINGSTORE_BIND={HOST}\n"
         f"RINGSTORE_GATEWAY_PORTS={base}-{base + 9}\n"
         f"RINGSTORE_S3_PORTS={base + 10}-{base + 19}\n"
+        f"RINGSTORE_CONSOLE_PORTS={base + 20}-{base + 23}\n"
         # The tests' root key (tests/conftest.py), which every client signs with.
         f"RINGSTORE_ROOT_ACCESS_KEY_ID={os.environ['RINGSTORE_ROOT_ACCESS_KEY_ID']}\n"
         f"RINGSTORE_ROOT_SECRET_ACCESS_KEY={os.environ['RINGSTORE_ROOT_SECRET_ACCESS_KEY']}\n"

@@ -155,6 +155,31 @@ def test_boto3_through_the_published_s3_port(
         client.head_object(BUCKET, "s3/forged")
 
 
+def test_the_console_on_its_published_port(cluster: ComposeCluster) -> None:
+    """`make up` prints the console's URL: it answers there, on loopback, and the root key
+    signs in and sees the module's bucket."""
+    import re
+
+    import requests
+
+    s = requests.Session()
+    form = s.get(f"{cluster.console_url}/signin", timeout=30)
+    assert form.status_code == 200, form.text[:300]
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token, form.text[:300]
+    page = s.post(
+        f"{cluster.console_url}/signin",
+        data={
+            "csrf": token.group(1),
+            "access_key_id": os.environ["RINGSTORE_ROOT_ACCESS_KEY_ID"],
+            "secret_access_key": os.environ["RINGSTORE_ROOT_SECRET_ACCESS_KEY"],
+        },
+        timeout=30,
+    )
+    assert page.status_code == 200 and page.url.endswith("/buckets"), page.text[:300]
+    assert f'data-bucket="{BUCKET}"' in page.text
+
+
 def test_cli_cluster_status_shows_six_datanodes_in_three_zones(cluster: ComposeCluster) -> None:
     cli = Path(sys.executable).parent / "ringstore"
     argv = [str(cli)] if cli.exists() else [sys.executable, "-m", "ringstore.cli.main"]

@@ -60,8 +60,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         driver.quit()
 
 
-def until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
+def until(check: Callable[[], Any], what: str, wait: float = WAIT) -> Any:
+    deadline = time.monotonic() + wait
     while True:
         try:
             found = check()
@@ -233,4 +233,68 @@ def test_a_key_named_with_a_script_does_not_run_it(
     assert name in cells  # shown as text, exactly as typed
     assert browser.title != "pwned"
     assert browser.execute_script("return document.querySelectorAll('main script').length") == 0
+    sign_out(browser)
+
+
+def test_upload_a_folder_then_rename_it(
+    browser: Any,
+    cluster: LocalCluster,  # noqa: F811
+    client: Client,
+    request: Any,
+    tmp_path: Path,
+) -> None:
+    """A folder picked with the folder input goes up with its relative paths as keys under the
+    page's prefix; then the folder is renamed from its own page (the metadata-only move)."""
+    base = base_url(cluster)
+    bucket = bucket_name(request, "dir")
+    client.create_bucket(bucket)
+    files = {"trip/a.txt": b"alpha\n", "trip/sub/b.bin": os.urandom(70_000), "trip/c d.txt": b"c"}
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    sign_in(browser, base, *TEST_ROOT_KEY)
+    browser.get(f"{base}/objects?bucket={bucket}&prefix=in%2F")
+    # Chromedriver fills a webkitdirectory input from a directory's path, as a user's pick.
+    by(browser, "#folder").send_keys(str(tmp_path / "trip"))
+    until(lambda: by(browser, "tr.folder a").text == "trip/", "the uploaded folder listed")
+    for rel, data in files.items():
+        assert client.get_object(bucket, f"in/{rel}").read() == data
+
+    by(browser, "tr.folder a").click()
+    until(lambda: by(browser, 'tr.object[data-key="in/trip/a.txt"]'), "the folder's page")
+    to = by(browser, "#rename-to")
+    to.clear()
+    to.send_keys("in/journey")
+    by(browser, "#rename").click()
+    until(lambda: "prefix=in%2Fjourney%2F" in browser.current_url, "the renamed folder's page")
+    until(lambda: by(browser, 'tr.object[data-key="in/journey/a.txt"]'), "the moved object")
+    assert "Moved 3 objects" in by(browser, "main").text
+    keys = sorted(o.key for o in client.list_objects(bucket).objects)
+    assert keys == sorted(f"in/{rel.replace('trip/', 'journey/')}" for rel in files)
+    sign_out(browser)
+
+
+def test_the_cluster_page_shows_a_killed_datanode_down_and_back_up(
+    browser: Any,
+    cluster: LocalCluster,  # noqa: F811
+) -> None:
+    """The cluster page refreshes itself: without a reload it shows a datanode killed with
+    SIGKILL turn down (after the metanode's heartbeat timeout) and up again once restarted."""
+    base = base_url(cluster)
+    sign_in(browser, base, *TEST_ROOT_KEY)
+    browser.get(f"{base}/cluster")
+    node = cluster.datanode_id(cluster.datanodes)
+    state = f'tr.node[data-node="{node}"] td.state'
+    until(lambda: by(browser, state).text == "up", f"{node} up")
+    browser.execute_script("window.notReloaded = true;")
+    # Generous: the heartbeat timeout, the page's 3 s refresh, and a loaded machine.
+    wait = cluster.heartbeat_timeout + 60.0
+    cluster.processes[node].kill()
+    try:
+        until(lambda: by(browser, state).text == "down", f"{node} shown down", wait)
+        shot(browser, "cluster-down")
+    finally:
+        cluster.restart(node)
+    until(lambda: by(browser, state).text == "up", f"{node} shown up again", wait)
+    assert browser.execute_script("return window.notReloaded === true")
     sign_out(browser)

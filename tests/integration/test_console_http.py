@@ -281,3 +281,31 @@ def test_a_read_only_key_can_change_nothing(
     assert [o.key for o in client.list_objects(bucket).objects] == ["keep"]
     keys = s.get(f"{base}/keys")
     assert "AccessDenied" in keys.text and "RKTEST" not in keys.text
+
+
+def test_rename_a_folder(
+    base: str, root: tuple[requests.Session, str], client: Client, request: Any
+) -> None:
+    """The objects page of a folder offers the metadata-only move (the SDK's rename_prefix):
+    every key under the folder moves, a sibling that merely starts with the same letters stays,
+    and the form needs the session's CSRF token like every other."""
+    s, csrf = root
+    bucket = bucket_name(request)
+    client.create_bucket(bucket)
+    for key in ("photos/2024/a.jpg", "photos/b.jpg", "photosx/c.jpg", "other/d.jpg"):
+        client.put_object(bucket, key, key.encode())
+    page = s.get(f"{base}/objects", params={"bucket": bucket, "prefix": "photos/"})
+    assert 'action="/objects/rename"' in page.text and 'id="rename-to"' in page.text
+    assert 'action="/objects/rename"' not in s.get(f"{base}/objects?bucket={bucket}").text
+    move = {"bucket": bucket, "prefix": "photos/", "to": "albums"}
+    refused = s.post(f"{base}/objects/rename", data=move, allow_redirects=False)
+    assert refused.status_code == 403
+    assert client.head_object(bucket, "photos/b.jpg").key == "photos/b.jpg"
+    done = s.post(f"{base}/objects/rename", data={**move, "csrf": csrf}, allow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/objects?bucket={bucket}&prefix=albums%2F"
+    keys = sorted(o.key for o in client.list_objects(bucket).objects)
+    assert keys == ["albums/2024/a.jpg", "albums/b.jpg", "other/d.jpg", "photosx/c.jpg"]
+    assert client.get_object(bucket, "albums/2024/a.jpg").read() == b"photos/2024/a.jpg"
+    landed = s.get(base + done.headers["location"])
+    assert "Moved 2 objects from photos/ to albums/." in landed.text
