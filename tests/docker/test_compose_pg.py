@@ -104,7 +104,7 @@ class Writers:
                 if self.stop_event.is_set():
                     return
                 body = os.urandom(rng.randrange(1, 300_000))
-                if self.checker.put(c, "pg", f"w{index}/{i}", body) is None:
+                if self.checker.put(c, "pgfail", f"w{index}/{i}", body) is None:
                     time.sleep(0.1)
                     continue
                 with self.lock:
@@ -146,10 +146,10 @@ def replication(cluster: ComposeCluster, primary: str) -> str:
 def test_primary_killed_standby_promoted_then_old_primary_rejoins(
     cluster: ComposeCluster,
 ) -> None:
-    assert replication(cluster, "pg1") == "pg2:streaming:sync"
+    assert replication(cluster, "pg1") == "pg2:streaming:quorum"
     checker = Checker()
     with Client(cluster.endpoint, timeout=30) as c:
-        c.create_bucket("pg")
+        c.create_bucket("pgfail")
     writers = Writers(cluster.endpoint, checker)
     try:
         writers.wait_acks(0.0, BEFORE_KILL, 120.0)
@@ -170,7 +170,7 @@ def test_primary_killed_standby_promoted_then_old_primary_rejoins(
         assert pg(cluster, "pg1", "ringstore-pg", "role").strip() == "standby"
         pg(cluster, "pg2", "ringstore-pg", "sync-on")
         deadline = time.monotonic() + 60
-        while replication(cluster, "pg2") != "pg1:streaming:sync":
+        while replication(cluster, "pg2") != "pg1:streaming:quorum":
             assert time.monotonic() < deadline, replication(cluster, "pg2")
             time.sleep(0.5)
         writers.wait_acks(time.monotonic(), AFTER, 60.0)
