@@ -50,6 +50,7 @@ SETTINGS = {
     "wal_log_hints": "on",  # so that pg_rewind can bring a failed primary back as a standby
 }
 STANDBY_TIMEOUT = 60.0  # seconds a new standby has to start streaming synchronously
+KILL_TIMEOUT = 30.0  # seconds kill() waits for the killed processes to be reaped
 
 
 def find_bin() -> Path | None:
@@ -203,13 +204,7 @@ class LocalPostgres:
             pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, owned by the postgres user
-        return pid
+        return pid if _alive(pid) else None
 
     def kill(self) -> None:
         """End the server as a lost machine would: SIGKILL to the postmaster and to every
@@ -222,7 +217,8 @@ class LocalPostgres:
         for each in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(each, signal.SIGKILL)
-        deadline = time.monotonic() + 10
+        # Until they are reaped: the server cannot start again before (see _alive).
+        deadline = time.monotonic() + KILL_TIMEOUT
         while any(_alive(each) for each in children) and time.monotonic() < deadline:
             time.sleep(0.02)
 
@@ -265,12 +261,15 @@ def _children(pid: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    """Whether process ``pid`` exists. A zombie (dead, not yet reaped by its parent) counts, as
+    it does for PostgreSQL: a new postmaster refuses to start while the old one's pid exists."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    return state not in ("Z", "X")
+    except PermissionError:
+        return True  # owned by the postgres user
+    return True
 
 
 @dataclasses.dataclass
