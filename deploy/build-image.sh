@@ -9,8 +9,10 @@
 #    build/image/wheels (for CPython 3.11 on this machine's architecture), so the image build
 #    itself needs no network: `pip install --no-index --find-links`.
 # 3. `docker build -f deploy/Dockerfile build/image`.
+# 4. The PostgreSQL image of deploy/docker-compose.pg.yml (see build_postgres below).
 #
-# Environment: RINGSTORE_IMAGE (tag to build), PYTHON (host interpreter with pip; default the
+# Environment: RINGSTORE_IMAGE (tag to build), RINGSTORE_PG_IMAGE (the PostgreSQL image's tag,
+# default ringstore-postgres:latest), PYTHON (host interpreter with pip; default the
 # project's .venv), DEBIAN_MIRROR (default http://deb.debian.org/debian), RINGSTORE_NO_PULL=1
 # (never try a registry for the base image), RINGSTORE_REBUILD=1 (build even when the image's
 # label says it was built from the same sources).
@@ -117,13 +119,39 @@ build() {
     log "built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"
 }
 
+# 4. The replicated metadata database's image (deploy/docker-compose.pg.yml): Debian's
+#    PostgreSQL on the same base, from deploy/Dockerfile.postgres, as ${RINGSTORE_PG_IMAGE}.
+build_postgres() {
+    local digest
+    digest=$(cat deploy/Dockerfile.postgres deploy/postgres/* | sha256sum | cut -c1-32)
+    if have_image "$PG_IMAGE" && [[ "${RINGSTORE_REBUILD:-}" != 1 ]] &&
+        [[ "$(docker image inspect -f '{{index .Config.Labels "org.ringstore.inputs"}}' \
+            "$PG_IMAGE")" == "$digest" ]]; then
+        log "$PG_IMAGE is up to date (inputs $digest)"
+        return
+    fi
+    ensure_base
+    local builder=()
+    docker buildx version >/dev/null 2>&1 || builder=(env DOCKER_BUILDKIT=0)
+    if ! "${builder[@]}" docker build -f deploy/Dockerfile.postgres -t "$PG_IMAGE" \
+        --label "org.ringstore.inputs=$digest" deploy/postgres >"$CONTEXT/build-pg.log" 2>&1
+    then
+        tail -40 "$CONTEXT/build-pg.log" >&2
+        exit 1
+    fi
+    log "built $PG_IMAGE ($(docker image inspect -f '{{.Id}}' "$PG_IMAGE"))"
+}
+
+PG_IMAGE=${RINGSTORE_PG_IMAGE:-ringstore-postgres:latest}
+mkdir -p "$CONTEXT"
 DIGEST=$(inputs_digest)
 if have_image "$IMAGE" && [[ "${RINGSTORE_REBUILD:-}" != 1 ]] &&
     [[ "$(docker image inspect -f '{{index .Config.Labels "org.ringstore.inputs"}}' "$IMAGE")" \
         == "$DIGEST" ]]; then
     log "$IMAGE is up to date (inputs $DIGEST); RINGSTORE_REBUILD=1 forces a build"
-    exit 0
+else
+    ensure_base
+    fetch_wheels
+    build
 fi
-ensure_base
-fetch_wheels
-build
+build_postgres

@@ -12,13 +12,22 @@ What it adds to :mod:`metanode.store.base`'s guarantees, and how:
    :class:`~ringstore.errors.ServiceUnavailable`. A connection lost before the COMMIT was sent
    is retried the same way on a new connection (libpq's multi-host URLs with
    ``target_session_attrs=read-write`` then find the new primary); one lost during the COMMIT
-   is not, since the commit may have happened: the callers get ServiceUnavailable.
+   is not, since the commit may have happened: the callers get ServiceUnavailable. So is a
+   COMMIT whose wait for the synchronous standby was cancelled: PostgreSQL then reports
+   success with a warning although the commit is on the primary alone (see
+   :func:`_sync_wait_cancelled`).
    **So ``fn`` may run more than once**: it must have no effect outside ``tx`` that a second
    run would double (logging aside). The logic modules' functions are written that way; the
    ones that fill caches (``RingCache.layout``) fill them idempotently.
 3. Reads (:meth:`Store.read`) run in ``REPEATABLE READ, READ ONLY`` transactions on pooled
    connections: one snapshot of the last commits, no serialization tracking (in PostgreSQL a
-   read-only repeatable-read transaction never fails with 40001), and a write raises.
+   read-only repeatable-read transaction never fails with 40001), and a write raises. A read
+   whose connection broke runs again on another, as a write group does.
+5. Failover: after the primary is lost, a connection is waited for at most
+   :data:`CONNECTION_WAIT` per attempt, and the pool gives a failing reconnection up after
+   :data:`RECONNECT_WINDOW` (its next attempt is then made at once when a caller waits), so the
+   first transaction after a promotion waits about a second, not the doubling backoff of a
+   long reconnection (psycopg_pool's: 1, 2, 4, ... s).
 4. Durability: a COMMIT returns once the server has flushed its WAL (``synchronous_commit`` is
    the server's; ``on``, the default, means fsynced, and on a synchronous standby too when one
    is configured).
@@ -33,10 +42,12 @@ counter row every write would update. The schema carries a version (table
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -72,6 +83,8 @@ MAX_ATTEMPTS = 8  # runs of a group before its callers are told the store is bus
 BACKOFF_BASE = 0.002  # seconds: the first retry waits up to this (full jitter), doubling after
 BACKOFF_CAP = 0.25  # seconds: no retry waits longer
 CONNECT_TIMEOUT = 30.0  # seconds the store waits for its first connection when opening
+CONNECTION_WAIT = 1.0  # seconds an attempt waits for a pooled connection before it is retried
+RECONNECT_WINDOW = 2.0  # seconds the pool retries one reconnection before starting afresh
 SEQ_NODE_BITS = 10  # low bits of a seq left for a metanode's slot (1,024 metanodes)
 RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
@@ -778,6 +791,31 @@ class PostgresTransaction(Transaction):
         return [LeaseRecord(*row) for row in found]
 
 
+# Connections whose last COMMIT's wait for the synchronous standby was cancelled.
+_SYNC_WAIT_CANCELLED: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+_SYNC_WAIT_CANCELLED_DETAIL = "committed locally, but might not have been replicated"
+
+
+def _watch_notices(conn: psycopg.Connection[Any]) -> None:
+    """Configure a new pooled connection: note the warning PostgreSQL sends when a COMMIT's
+    wait for the synchronous standby is cancelled (a query cancel, a statement timeout). The
+    COMMIT then returns success although the standby may not have the commit."""
+
+    def notice(diag: psycopg.errors.Diagnostic) -> None:
+        if _SYNC_WAIT_CANCELLED_DETAIL in (diag.message_detail or ""):
+            _SYNC_WAIT_CANCELLED.add(conn)
+
+    conn.add_notice_handler(notice)
+
+
+def _sync_wait_cancelled(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the COMMIT just run on ``conn`` returned without its standby's confirmation."""
+    if conn in _SYNC_WAIT_CANCELLED:
+        _SYNC_WAIT_CANCELLED.discard(conn)
+        return True
+    return False
+
+
 class _Retry(Exception):
     """The group must run again: the database refused it (40001, 40P01) or the connection
     broke before the COMMIT was sent."""
@@ -813,6 +851,9 @@ class PostgresStore(Store):
             kwargs={"autocommit": True},  # we issue BEGIN and COMMIT ourselves
             open=False,
             name="metanode-store",
+            timeout=CONNECTION_WAIT,
+            reconnect_timeout=RECONNECT_WINDOW,
+            configure=_watch_notices,
         )
         self._seqs: SeqClock | None = None
         self._seq_slot = seq_slot
@@ -825,6 +866,17 @@ class PostgresStore(Store):
             raise
 
     def _open(self) -> None:
+        # The database may still be starting: wait for it here, since the pool's own
+        # reconnection gives up after RECONNECT_WINDOW.
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=max(2, int(CONNECTION_WAIT))).close()
+                break
+            except psycopg.Error as exc:
+                if time.monotonic() > deadline:
+                    raise ServiceUnavailable(f"{redact(self.url)}: cannot connect: {exc}") from exc
+                time.sleep(0.25)
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:
@@ -841,7 +893,7 @@ class PostgresStore(Store):
     def _with_retries(self, fn: Callable[[psycopg.Connection[Any]], R]) -> R:
         """Run ``fn(conn)`` in a serializable transaction, retried as a write group is."""
         for attempt in range(MAX_ATTEMPTS):
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=CONNECT_TIMEOUT) as conn:
                 try:
                     conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
                     result = fn(conn)
@@ -915,7 +967,7 @@ class PostgresStore(Store):
     def _attempt(self, jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
         assert self._seqs is not None, "store is not open"
         committing = False
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             try:
                 cur = conn.cursor()
                 tx = PostgresTransaction(cur, self._seqs)
@@ -937,7 +989,14 @@ class PostgresStore(Store):
                     if len(jobs) > 1:
                         conn.execute("RELEASE SAVEPOINT txn")
                 committing = True
+                _SYNC_WAIT_CANCELLED.discard(conn)
                 conn.execute("COMMIT")
+                if _sync_wait_cancelled(conn):
+                    raise ServiceUnavailable(
+                        "the metadata store's commit was not confirmed by its synchronous "
+                        "standby (the wait was cancelled): it is on the primary alone, and "
+                        "may be lost if the primary is"
+                    )
                 return outcomes
             except BaseException as exc:
                 self._abandon(conn)
@@ -963,13 +1022,42 @@ class PostgresStore(Store):
         except psycopg.Error:
             conn.close()
 
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; none within CONNECTION_WAIT (the database is away, the pool
+        is reconnecting) is a reason to try again, as a lost connection is."""
+        try:
+            conn = self._pool.getconn(timeout=CONNECTION_WAIT)
+        except psycopg.OperationalError as exc:  # PoolTimeout among them
+            raise _Retry() from exc
+        try:
+            yield conn
+        finally:
+            self._pool.putconn(conn)  # a broken one is dropped and replaced by the pool
+
     def _read(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
-        with self._pool.connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        """Run ``fn`` in a read-only snapshot; again on another connection when its connection
+        broke (a read changes nothing, so running it twice is harmless)."""
+        last: BaseException | None = None
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                time.sleep(backoff(attempt - 1))
             try:
-                return fn(PostgresTransaction(conn.cursor(), None), *args)
-            finally:
-                self._abandon(conn)
+                with self._connection() as conn:
+                    try:
+                        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        return fn(PostgresTransaction(conn.cursor(), None), *args)
+                    except psycopg.OperationalError as exc:
+                        raise _Retry() from exc
+                    finally:
+                        self._abandon(conn)
+            except _Retry as retry:
+                last = retry.__cause__
+                log.debug("read retried: %s", last)
+        raise ServiceUnavailable(
+            f"the metadata store could not be read in {MAX_ATTEMPTS} attempts "
+            f"(lost connections): {last}"
+        )
 
     def _close(self) -> None:
         self._pool.close()

@@ -1,0 +1,181 @@
+"""The compose deployment on replicated PostgreSQL (deploy/docker-compose.pg.yml over
+deploy/docker-compose.yml): the primary's container killed during writes, the standby promoted
+as docs/operations.md says, every acknowledged write still there; then the old primary brought
+back as the new primary's synchronous standby (``ringstore-pg rejoin``, ``sync-on``), and writes
+go on waiting for it.
+
+One compose project for the module, always taken down with its volumes. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from ringstore import Client
+from ringstore.localcluster import free_port_block
+from tests.conftest import need
+from tests.docker.conftest import DEPLOY, HOST, IMAGE, ComposeCluster, docker, require_docker
+from tests.fault.checker import Checker, assert_holds
+
+pytestmark = pytest.mark.docker
+
+PG_IMAGE = os.environ.get("RINGSTORE_PG_IMAGE", "ringstore-postgres:latest")
+COMPOSE_FILES = ["docker-compose.yml", "docker-compose.test.yaml", "docker-compose.pg.yml"]
+WRITERS = 3
+BEFORE_KILL = 30  # writes acknowledged before the primary's container is killed
+RESUME_WITHIN = 90.0  # seconds after the promotion by which writes are acknowledged again
+AFTER = 20  # writes acknowledged after each step before the next
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster]:
+    require_docker()
+    need(
+        subprocess.run(["docker", "image", "inspect", PG_IMAGE], capture_output=True).returncode
+        == 0,
+        f"image {PG_IMAGE} is not built (deploy/build-image.sh)",
+    )
+    from testcontainers.compose import DockerCompose
+
+    project = f"rstest-{uuid.uuid4().hex[:10]}"
+    base = free_port_block(24)
+    env_file = tmp_path_factory.mktemp("compose-pg") / "test.env"
+    env_file.write_text(
+        f"COMPOSE_PROJECT_NAME={project}\n"
+        f"RINGSTORE_IMAGE={IMAGE}\n"
+        f"RINGSTORE_PG_IMAGE={PG_IMAGE}\n"
+        f"RINGSTORE_PG_PASSWORD={secrets.token_hex(16)}\n"
+        f"RINGSTORE_BIND={HOST}\n"
+        f"RINGSTORE_GATEWAY_PORTS={base}-{base + 9}\n"
+        f"RINGSTORE_S3_PORTS={base + 10}-{base + 19}\n"
+        f"RINGSTORE_ROOT_ACCESS_KEY_ID={os.environ['RINGSTORE_ROOT_ACCESS_KEY_ID']}\n"
+        f"RINGSTORE_ROOT_SECRET_ACCESS_KEY={os.environ['RINGSTORE_ROOT_SECRET_ACCESS_KEY']}\n"
+    )
+    compose = DockerCompose(
+        DEPLOY, compose_file_name=COMPOSE_FILES, env_file=str(env_file), wait=True
+    )
+    cc = ComposeCluster(compose, project, env_file)
+    try:
+        try:
+            compose.start()
+        except subprocess.CalledProcessError as exc:
+            logs = cc.compose_cmd("logs", "--no-color", "--tail", "30")
+            raise AssertionError(
+                f"docker compose up failed: {exc.stderr.decode(errors='replace')[-600:]}\n"
+                f"last log lines:\n{logs[-4000:]}"
+            ) from None
+        cc.wait_all_up()
+        yield cc
+    finally:
+        with contextlib.suppress(Exception):
+            logs, _ = compose.get_logs()
+            (tmp_path_factory.getbasetemp() / f"{project}.log").write_text(logs)
+        cc.down_with_volumes()
+
+
+class Writers:
+    """Background writers through the published gateway; the time of every ack."""
+
+    def __init__(self, endpoint: str, checker: Checker) -> None:
+        self.endpoint, self.checker = endpoint, checker
+        self.stop_event = threading.Event()
+        self.acks: list[float] = []
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(WRITERS)
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, index: int) -> None:
+        rng = random.Random(index)
+        with Client(self.endpoint, timeout=15, retries=0) as c:
+            for i in range(3000):
+                if self.stop_event.is_set():
+                    return
+                body = os.urandom(rng.randrange(1, 300_000))
+                if self.checker.put(c, "pgfail", f"w{index}/{i}", body) is None:
+                    time.sleep(0.1)
+                    continue
+                with self.lock:
+                    self.acks.append(time.monotonic())
+
+    def wait_acks(self, since: float, count: int, timeout: float) -> float:
+        """Wait for ``count`` acks after ``since``; the time of the first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                found = sorted(t for t in self.acks if t > since)
+            if len(found) >= count:
+                return found[0]
+            assert time.monotonic() < deadline, (
+                f"{len(found)} writes acknowledged in {timeout}s, want {count}: "
+                f"{self.checker.counts()}"
+            )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def pg(cluster: ComposeCluster, service: str, *argv: str, timeout: float = 120.0) -> str:
+    return docker("exec", cluster.container(service), *argv, timeout=timeout)
+
+
+def replication(cluster: ComposeCluster, primary: str) -> str:
+    return pg(
+        cluster,
+        primary,
+        "psql", "-h", "127.0.0.1", "-U", "ringstore", "-d", "postgres", "-Atc",
+        "SELECT application_name || ':' || state || ':' || sync_state FROM pg_stat_replication",
+    ).strip()  # fmt: skip
+
+
+def test_primary_killed_standby_promoted_then_old_primary_rejoins(
+    cluster: ComposeCluster,
+) -> None:
+    assert replication(cluster, "pg1") == "pg2:streaming:quorum"
+    checker = Checker()
+    with Client(cluster.endpoint, timeout=30) as c:
+        c.create_bucket("pgfail")
+    writers = Writers(cluster.endpoint, checker)
+    try:
+        writers.wait_acks(0.0, BEFORE_KILL, 120.0)
+        killed = time.monotonic()
+        docker("kill", cluster.container("pg1"))  # the primary's machine is lost
+        time.sleep(2.0)
+        assert cluster.containers()["pg1"]["State"] != "running"
+        pg(cluster, "pg2", "ringstore-pg", "promote")  # docs/operations.md
+        promoted = time.monotonic()
+        first = writers.wait_acks(promoted, AFTER, RESUME_WITHIN)
+        print(
+            f"\ncompose pg failover: first write acknowledged {first - promoted:.2f}s after "
+            f"the promotion, {first - killed:.2f}s after the kill"
+        )
+        # The old primary comes back as the new primary's standby, and commits wait for it.
+        cluster.compose_cmd("run", "--rm", "--no-deps", "pg1", "ringstore-pg", "rejoin", "pg2")
+        cluster.compose_cmd("up", "--detach", "--no-deps", "--wait", "pg1")
+        assert pg(cluster, "pg1", "ringstore-pg", "role").strip() == "standby"
+        pg(cluster, "pg2", "ringstore-pg", "sync-on")
+        deadline = time.monotonic() + 60
+        while replication(cluster, "pg2") != "pg1:streaming:quorum":
+            assert time.monotonic() < deadline, replication(cluster, "pg2")
+            time.sleep(0.5)
+        writers.wait_acks(time.monotonic(), AFTER, 60.0)
+    finally:
+        writers.stop()
+    with Client(cluster.endpoint, timeout=30) as c:
+        counts = assert_holds(checker, c)
+    assert counts.get("ok", 0) >= BEFORE_KILL + 2 * AFTER
