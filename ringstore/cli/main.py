@@ -19,21 +19,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import click
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tqdm import tqdm
 
-from ringstore import cluster_auth, credentials_file, logs, tls
+from ringstore import cluster_auth, credentials_file, healthcheck, logs, tls
 from ringstore.cli import status as status_view
 from ringstore.client import Client
-from ringstore.errors import InvalidArgument, RingstoreError
+from ringstore.errors import RingstoreError
 from ringstore.localcluster import LocalCluster
-from ringstore.rpc import internal_sync_channel, sync_channel
 
 PROGRESS_MIN = 4 * 1024 * 1024  # bytes: transfers at least this large show a progress bar
 PIECE = 1024 * 1024
 SUPERVISE_INTERVAL = 0.2  # seconds between two looks at the services of `cluster up`
-HEALTH_TIMEOUT = 3.0  # seconds `ringstore health` waits for an answer
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -279,7 +275,7 @@ def cluster_up(
     "--wait",
     "wait",
     type=float,
-    default=HEALTH_TIMEOUT,
+    default=healthcheck.DEFAULT_WAIT,
     show_default=True,
     help="seconds to wait for an answer",
 )
@@ -304,40 +300,15 @@ def health_command(
     exit 1. Needs no credentials: the health service is open on every port. With --ca-file it
     talks TLS; an internal port under mutual TLS also wants --cert and --key."""
     address = endpoint or ctx.obj["endpoint"].split(",")[0]
-    request = health_pb2.HealthCheckRequest(service=service)
-    what = f"{address}" + (f" ({service})" if service else "")
     try:
-        channel = _health_channel(address, ctx.obj["ca_file"], cert, key)
-    except RingstoreError as err:
+        ok, line = healthcheck.check(
+            address, service=service, wait=wait, ca_file=ctx.obj["ca_file"], cert=cert, key=key
+        )
+    except healthcheck.BadArguments as err:
         fail(str(err), 2)
-    try:
-        with channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=wait)
-    except grpc.RpcError as err:
-        code = err.code() if hasattr(err, "code") else None
-        if code == grpc.StatusCode.NOT_FOUND:
-            fail(f"{what}: unhealthy: the server does not know service {service!r}")
-        details = err.details() if hasattr(err, "details") else str(err)
-        name = code.name if code is not None else "error"
-        fail(f"{what}: no answer from the health service ({name}: {details})")
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        fail(f"{what}: unhealthy: it answers {status}")
-    click.echo(f"{what}: {status}")
-
-
-def _health_channel(
-    address: str, ca_file: str | None, cert: str | None, key: str | None
-) -> grpc.Channel:
-    if cert or key:
-        if not ca_file:
-            raise InvalidArgument("--cert and --key need the cluster CA as --ca-file")
-        material = tls.ClusterTls.load(ca_file, cert or "", key or "")
-        assert material is not None
-        return internal_sync_channel(address, b"", material)
-    if ca_file:
-        return sync_channel(address, tls.read_ca(ca_file, "--ca-file"))
-    return grpc.insecure_channel(address)
+    if not ok:
+        fail(line)
+    click.echo(line)
 
 
 @cli.group("tls")
