@@ -126,18 +126,28 @@ def test_an_s3_request_id_is_followed_to_the_metanode_and_the_datanodes(
     reply = s3.put_object(Bucket=name, Key="k", Body=b"x" * 1000)
     rid = reply["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
     names = ["gateway", "metanode", *(f"dn{i}" for i in range(1, 4))]
-    seen = {
-        n: [e["msg"] for e in log_entries(json_cluster, n) if e["request_id"] == rid] for n in names
-    }
-    assert any(m.startswith(f"S3 PUT /{name}/k 200 ") for m in seen["gateway"]), seen
-    assert any("/ringstore.v1.Meta/CommitObject OK" in m for m in seen["metanode"]), seen
-    # W=2 replicas are written before the reply; the third may still be under way.
-    assert (
-        sum(
+
+    def gateway_line(seen: dict[str, list[str]]) -> bool:
+        return any(m.startswith(f"S3 PUT /{name}/k 200 ") for m in seen["gateway"])
+
+    def commit_line(seen: dict[str, list[str]]) -> bool:
+        return any("/ringstore.v1.Meta/CommitObject OK" in m for m in seen["metanode"])
+
+    def replicas(seen: dict[str, list[str]]) -> int:
+        return sum(
             any("/ringstore.v1.Blob/WriteBlob OK" in m for m in seen[f"dn{i}"]) for i in range(1, 4)
         )
-        >= 2
-    ), seen
+
+    # Each service writes a call's access line after its reply is sent: wait for them.
+    seen = logged(
+        json_cluster,
+        names,
+        rid,
+        lambda seen: gateway_line(seen) and commit_line(seen) and replicas(seen) >= 2,
+    )
+    assert gateway_line(seen), seen
+    assert commit_line(seen), seen
+    assert replicas(seen) >= 2, seen  # W=2 replicas before the reply; the third may be under way
 
 
 def test_a_service_restarted_by_hand_with_its_old_environment_serves(
