@@ -28,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
+
 from bench.cpu_per_op import cpu_of
 from gateway.meta_client import coalesced_commits
 from metanode.store import BlobRecord, BucketRecord, ManifestEntry, Transaction, VersionRecord
@@ -81,6 +83,7 @@ async def drive(
     commits = coalesced_commits(stub)
     await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="commits"))
     latencies: list[float] = []
+    refused: list[str] = []
     deadline = time.monotonic() + seconds
     statuses = asyncio.ensure_future(status_loop(stub, deadline)) if status else None
 
@@ -94,16 +97,22 @@ async def drive(
                 bucket="commits", key=f"c{n}/{i}", size=4096, etag="0" * 32, chunks=[chunk]
             )
             started = time.perf_counter()
-            if coalesce:
-                await commits.call(req, 30)
+            try:
+                if coalesce:
+                    await commits.call(req, 30)
+                else:
+                    await stub.CommitObject(req, timeout=30)
+            except grpc.aio.AioRpcError as exc:  # refused (the store busy): counted, not timed
+                refused.append(exc.code().name)
             else:
-                await stub.CommitObject(req, timeout=30)
-            latencies.append(time.perf_counter() - started)
+                latencies.append(time.perf_counter() - started)
             i += 1
 
     await asyncio.gather(*(client(n) for n in range(clients)))
     took = await statuses if statuses is not None else []
     await channel.close(grace=None)
+    if refused:
+        print(f"{len(refused)} commits refused: {sorted(set(refused))}")
     return len(latencies), latencies, took
 
 
