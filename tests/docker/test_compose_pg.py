@@ -159,6 +159,7 @@ def test_metanode_killed_during_writes_the_other_serves(cluster: ComposeCluster)
     with Client(cluster.endpoint, timeout=30) as c:
         c.create_bucket("mnfail")
     writers = Writers(cluster.endpoint, checker, bucket="mnfail")
+    squatter = f"{cluster.project}-squatter"
     try:
         writers.wait_acks(0.0, BEFORE_KILL, 120.0)
         before = metanode_ip(cluster, "metanode")
@@ -166,10 +167,15 @@ def test_metanode_killed_during_writes_the_other_serves(cluster: ComposeCluster)
         docker("kill", cluster.container("metanode"))  # SIGKILL: its machine is lost
         first = writers.wait_acks(killed, AFTER, RESUME_WITHIN)
         print(f"\ncompose: first write acknowledged {first - killed:.2f}s after a metanode's kill")
-        # `docker kill` counts as a stop, so Docker leaves it down: started again, by hand,
-        # it may come back on another address, and it serves again beside the other.
+        # `docker kill` counts as a stop, so Docker leaves it down. Meanwhile another container
+        # takes its address, so that, started again, it comes back on another one: the
+        # gateways and datanodes must find it there (they do by resolving its name again).
+        docker("run", "--detach", "--rm", "--name", squatter, "--network",
+               f"{cluster.project}_default", "--entrypoint", "sleep", IMAGE, "600")  # fmt: skip
         cluster.compose_cmd("up", "--detach", "--no-deps", "--wait", "metanode")
-        print(f"compose: metanode back on {metanode_ip(cluster, 'metanode')} (was {before})")
+        after = metanode_ip(cluster, "metanode")
+        print(f"compose: metanode back on {after} (was {before})")
+        assert after != before, "the metanode came back on its old address: nothing tested"
         writers.wait_acks(time.monotonic(), AFTER, 60.0)
         killed = time.monotonic()
         docker("kill", cluster.container("metanode2"))  # now only the restarted one is left
@@ -178,6 +184,7 @@ def test_metanode_killed_during_writes_the_other_serves(cluster: ComposeCluster)
         cluster.compose_cmd("up", "--detach", "--no-deps", "--wait", "metanode2")
     finally:
         writers.stop()
+        docker("rm", "--force", squatter, check=False)
     with Client(cluster.endpoint, timeout=30) as c:
         counts = assert_holds(checker, c)
     assert counts.get("ok", 0) >= BEFORE_KILL + 3 * AFTER
