@@ -1,7 +1,7 @@
 """Where the CPU of a small PUT and GET goes: CPU time per operation of every process.
 
     python -m bench.cpu_per_op [--count 2000] [--size-kib 4] [--clients 16] [--profile DIR]
-                               [--metrics on|off]
+                               [--metrics on|off] [--postgres [--metanodes N]]
 
 Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs SDK clients
 (16 by default) through a bounded phase of PUTs of objects of ``--size-kib`` (4 KiB by default)
@@ -12,7 +12,9 @@ CPU-bound machine the total is what an operation costs, and ops/s is at most (co
 With --profile, py-spy samples every process during each phase (``--gil``: Python frames
 holding the GIL) into DIR as raw stacks, one file per phase and process, for ``py-spy``-style
 flame graphs or a quick top-frames count. ``--metrics off`` starts the services without their
-metrics port (no instrumentation at all), to measure what metrics cost.
+metrics port (no instrumentation at all), to measure what metrics cost. ``--postgres`` keeps the
+metadata in a PostgreSQL the cluster starts for itself (``--metanodes N`` of them over it); its
+row ``postgres`` sums the server and every backend (and the backends that exited meanwhile).
 """
 
 from __future__ import annotations
@@ -38,6 +40,28 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
+def tree_cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, its live children and its reaped ones (a
+    PostgreSQL server: the postmaster and its backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    user = (int(fields[11]) + int(fields[13])) / TICKS
+    system = (int(fields[12]) + int(fields[14])) / TICKS
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(child[1]) == pid:
+            user += int(child[11]) / TICKS
+            system += int(child[12]) / TICKS
+    return user, system
+
+
+def cpu_of(pid: int) -> tuple[float, float]:
+    """A negative pid names a process tree (:func:`tree_cpu_times`)."""
+    return tree_cpu_times(-pid) if pid < 0 else cpu_times(pid)
+
+
 def measure(
     name: str,
     pids: dict[str, int],
@@ -52,15 +76,17 @@ def measure(
         if spy is None:
             raise SystemExit("--profile needs py-spy on the PATH (pip install py-spy)")
         for proc, pid in pids.items():
+            if pid < 0:
+                continue
             out = profile / f"{name}-{proc}.txt"
             argv = [spy, "record", "-r", "200", "-d", "8", "-f", "raw", "--gil", "--nonblocking",
                     "-o", str(out), "--pid", str(pid)]  # fmt: skip
             spies.append(
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
-    before = {proc: cpu_times(pid) for proc, pid in pids.items()}
+    before = {proc: cpu_of(pid) for proc, pid in pids.items()}
     phase = run_phase(endpoint, w, op)
-    after = {proc: cpu_times(pid) for proc, pid in pids.items()}
+    after = {proc: cpu_of(pid) for proc, pid in pids.items()}
     for s in spies:
         s.wait()
     ops = max(phase.ops, 1)
@@ -97,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--metrics", choices=["on", "off"], default="on", help="the services' Prometheus metrics"
     )
+    p.add_argument(
+        "--postgres", action="store_true", help="the metadata on a PostgreSQL of its own"
+    )
+    p.add_argument("--metanodes", type=int, default=1, help="metanodes (more than 1: --postgres)")
     args = p.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -105,10 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     label = f"{args.size_kib // 1024} MiB" if args.size_kib % 1024 == 0 else f"{args.size_kib} KiB"
     w = Workload(label, args.size_kib * KiB, args.clients, args.count, 120)
     print(f"metrics {args.metrics}", flush=True)
-    with own_cluster(metrics=args.metrics == "on") as lc:
+    with own_cluster(
+        metrics=args.metrics == "on", postgres=args.postgres, metanodes=args.metanodes
+    ) as lc:
         with Client(lc.endpoint) as c:
             c.create_bucket("bench")
         pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
+        if lc.pg is not None and (postmaster := lc.pg.postmaster_pid()):
+            pids["postgres"] = -postmaster  # the server and its backends
         pids["client"] = os.getpid()
         put = measure(f"{label} PUT", pids, lc.endpoint, w, _putter(w, os.urandom(w.size)),
                       args.profile)  # fmt: skip

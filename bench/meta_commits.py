@@ -2,6 +2,7 @@
 
     python -m bench.meta_commits [--clients 32] [--seconds 10] [--coalesce]
                                  [--blobs N] [--status] [--metadata-url URL]
+                                 [--postgres] [--metanodes N]
 
 Starts a metanode process (SQLite, WAL, synchronous=FULL) on a free port and drives
 CommitObject for small one-chunk objects from ``--clients`` concurrent asyncio callers over
@@ -10,6 +11,10 @@ them: CommitObjects batches of whatever queued behind the call in flight). Every
 commit has been fsynced. --blobs N first writes N one-chunk objects straight into the store
 (before the metanode starts); --status keeps one ClusterStatus call running throughout (it
 counts every blob and every version), to show what whole-store work costs the commits.
+--postgres starts a PostgreSQL of its own (from the machine's binaries) as the metadata.url;
+--metanodes N runs N metanodes over it. It prints the CPU each process spent per commit
+(every metanode; the server and its backends summed as ``postgres``), so that the figures
+carry over to a machine with more cores than this one.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
+
+from bench.cpu_per_op import cpu_of
 from gateway.meta_client import coalesced_commits
 from metanode.store import BlobRecord, BucketRecord, ManifestEntry, Transaction, VersionRecord
 from metanode.store.sqlite import SqliteStore
 from ringstore import cluster_auth, metanodes
 from ringstore.localcluster import Process, free_port_block, service_command, wait_healthy
+from ringstore.localpg import LocalPostgres
 from ringstore.rpc import internal_channel
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc, objectstore_pb2
 
@@ -74,6 +83,7 @@ async def drive(
     commits = coalesced_commits(stub)
     await stub.CreateBucket(objectstore_pb2.CreateBucketRequest(name="commits"))
     latencies: list[float] = []
+    refused: list[str] = []
     deadline = time.monotonic() + seconds
     statuses = asyncio.ensure_future(status_loop(stub, deadline)) if status else None
 
@@ -87,16 +97,22 @@ async def drive(
                 bucket="commits", key=f"c{n}/{i}", size=4096, etag="0" * 32, chunks=[chunk]
             )
             started = time.perf_counter()
-            if coalesce:
-                await commits.call(req, 30)
+            try:
+                if coalesce:
+                    await commits.call(req, 30)
+                else:
+                    await stub.CommitObject(req, timeout=30)
+            except grpc.aio.AioRpcError as exc:  # refused (the store busy): counted, not timed
+                refused.append(exc.code().name)
             else:
-                await stub.CommitObject(req, timeout=30)
-            latencies.append(time.perf_counter() - started)
+                latencies.append(time.perf_counter() - started)
             i += 1
 
     await asyncio.gather(*(client(n) for n in range(clients)))
     took = await statuses if statuses is not None else []
     await channel.close(grace=None)
+    if refused:
+        print(f"{len(refused)} commits refused: {sorted(set(refused))}")
     return len(latencies), latencies, took
 
 
@@ -112,8 +128,15 @@ def main() -> None:
     )
     p.add_argument("--metanodes", type=int, default=1, help="metanodes over the one --metadata-url")
     p.add_argument("--balance", default=metanodes.DEFAULT_POLICY, choices=metanodes.POLICIES)
+    p.add_argument("--postgres", action="store_true", help="a PostgreSQL of its own as the url")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="ringstore-commits-") as tmp:
+        pg = None
+        if args.postgres:
+            Path(tmp).chmod(0o755)  # the server runs as the postgres user (it refuses root)
+            pg = LocalPostgres(Path(tmp) / "postgres", free_port_block(1))
+            pg.start()
+            args.metadata_url = pg.url()
         if args.blobs:
             prefill(Path(tmp) / "meta", args.blobs)
         base = free_port_block(args.metanodes + 1)
@@ -130,7 +153,11 @@ def main() -> None:
             proc.start({**os.environ, cluster_auth.SECRET_ENV: secret})
             procs.append(proc)
             wait_healthy(address, "ringstore.v1.Meta", 30, proc)
+        pids = {p.name: p.pid or 0 for p in procs}
+        if pg is not None:
+            pids["postgres"] = -(pg.postmaster_pid() or 0)  # the server and its backends
         try:
+            before = {name: sum(cpu_of(pid)) for name, pid in pids.items()}
             count, lat, took = asyncio.run(
                 drive(
                     ",".join(p.address for p in procs),
@@ -142,15 +169,23 @@ def main() -> None:
                     args.balance,
                 )
             )
+            spent = {name: sum(cpu_of(pid)) - before[name] for name, pid in pids.items()}
         finally:
             for proc in procs:
                 proc.stop()
+            if pg is not None:
+                pg.stop()
     lat.sort()
     print(
         f"{args.clients} clients{' (coalesced)' if args.coalesce else ''}: "
         f"{count / args.seconds:.0f} commits/s, "
         f"p50 {statistics.median(lat) * 1000:.1f} ms, "
         f"p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms"
+    )
+    print(
+        "CPU per commit: "
+        + ", ".join(f"{name} {cpu / max(count, 1) * 1e6:.0f} us" for name, cpu in spent.items())
+        + f"; all {sum(spent.values()) / max(count, 1) * 1e6:.0f} us"
     )
     if took:
         print(

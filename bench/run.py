@@ -471,15 +471,24 @@ def root_client(lc: LocalCluster, **kwargs: Any) -> Client:
 
 @contextlib.contextmanager
 def own_cluster(
-    datanodes: int = 3, gateways: int = 1, *, metrics: bool = True
+    datanodes: int = 3,
+    gateways: int = 1,
+    *,
+    metrics: bool = True,
+    postgres: bool = False,
+    metanodes: int = 1,
 ) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringstore-bench-") as tmp:
+        if postgres:
+            Path(tmp).chmod(0o755)  # the server runs as the postgres user (it refuses root)
         lc = LocalCluster(
             Path(tmp),
             port=free_port_block(),
             datanodes=datanodes,
             gateways=gateways,
             metrics=metrics,
+            postgres=postgres,
+            metanodes=metanodes,
         )
         with lc:
             sign_as_root(lc)

@@ -1,8 +1,11 @@
 """The compose deployment on replicated PostgreSQL (deploy/docker-compose.pg.yml over
-deploy/docker-compose.yml): the primary's container killed during writes, the standby promoted
-as docs/operations.md says, every acknowledged write still there; then the old primary brought
-back as the new primary's synchronous standby (``ringstore-pg rejoin``, ``sync-on``), and writes
-go on waiting for it.
+deploy/docker-compose.yml), with two metanodes over it: one metanode's container killed during
+writes, writes going on through the other and every acknowledged write still there, then the
+killed one started again (on whatever address Docker gives it) and serving beside the other.
+Then the primary's container killed during writes, the standby promoted as docs/operations.md
+says, every acknowledged write still there; then the old primary brought back as the new
+primary's synchronous standby (``ringstore-pg rejoin``, ``sync-on``), and writes go on waiting
+for it.
 
 One compose project for the module, always taken down with its volumes. Every wait is bounded.
 """
@@ -86,8 +89,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
 class Writers:
     """Background writers through the published gateway; the time of every ack."""
 
-    def __init__(self, endpoint: str, checker: Checker) -> None:
-        self.endpoint, self.checker = endpoint, checker
+    def __init__(self, endpoint: str, checker: Checker, bucket: str = "pgfail") -> None:
+        self.endpoint, self.checker, self.bucket = endpoint, checker, bucket
         self.stop_event = threading.Event()
         self.acks: list[float] = []
         self.lock = threading.Lock()
@@ -104,7 +107,7 @@ class Writers:
                 if self.stop_event.is_set():
                     return
                 body = os.urandom(rng.randrange(1, 300_000))
-                if self.checker.put(c, "pgfail", f"w{index}/{i}", body) is None:
+                if self.checker.put(c, self.bucket, f"w{index}/{i}", body) is None:
                     time.sleep(0.1)
                     continue
                 with self.lock:
@@ -141,6 +144,50 @@ def replication(cluster: ComposeCluster, primary: str) -> str:
         "psql", "-h", "127.0.0.1", "-U", "ringstore", "-d", "postgres", "-Atc",
         "SELECT application_name || ':' || state || ':' || sync_state FROM pg_stat_replication",
     ).strip()  # fmt: skip
+
+
+def metanode_ip(cluster: ComposeCluster, service: str) -> str:
+    return docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        cluster.container(service),
+    ).strip()  # fmt: skip
+
+
+def test_metanode_killed_during_writes_the_other_serves(cluster: ComposeCluster) -> None:
+    assert {"metanode", "metanode2"} <= set(cluster.containers())
+    checker = Checker()
+    with Client(cluster.endpoint, timeout=30) as c:
+        c.create_bucket("mnfail")
+    writers = Writers(cluster.endpoint, checker, bucket="mnfail")
+    squatter = f"{cluster.project}-squatter"
+    try:
+        writers.wait_acks(0.0, BEFORE_KILL, 120.0)
+        before = metanode_ip(cluster, "metanode")
+        killed = time.monotonic()
+        docker("kill", cluster.container("metanode"))  # SIGKILL: its machine is lost
+        first = writers.wait_acks(killed, AFTER, RESUME_WITHIN)
+        print(f"\ncompose: first write acknowledged {first - killed:.2f}s after a metanode's kill")
+        # `docker kill` counts as a stop, so Docker leaves it down. Meanwhile another container
+        # takes its address, so that, started again, it comes back on another one: the
+        # gateways and datanodes must find it there (they do by resolving its name again).
+        docker("run", "--detach", "--rm", "--name", squatter, "--network",
+               f"{cluster.project}_default", "--entrypoint", "sleep", IMAGE, "600")  # fmt: skip
+        cluster.compose_cmd("up", "--detach", "--no-deps", "--wait", "metanode")
+        after = metanode_ip(cluster, "metanode")
+        print(f"compose: metanode back on {after} (was {before})")
+        assert after != before, "the metanode came back on its old address: nothing tested"
+        writers.wait_acks(time.monotonic(), AFTER, 60.0)
+        killed = time.monotonic()
+        docker("kill", cluster.container("metanode2"))  # now only the restarted one is left
+        first = writers.wait_acks(killed, AFTER, RESUME_WITHIN)
+        print(f"compose: first write {first - killed:.2f}s after the other's kill")
+        cluster.compose_cmd("up", "--detach", "--no-deps", "--wait", "metanode2")
+    finally:
+        writers.stop()
+        docker("rm", "--force", squatter, check=False)
+    with Client(cluster.endpoint, timeout=30) as c:
+        counts = assert_holds(checker, c)
+    assert counts.get("ok", 0) >= BEFORE_KILL + 3 * AFTER
 
 
 def test_primary_killed_standby_promoted_then_old_primary_rejoins(

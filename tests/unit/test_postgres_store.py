@@ -127,3 +127,12 @@ def test_a_failing_transaction_in_a_group_leaves_the_others(postgres_url: str) -
 def test_redact_hides_the_password() -> None:
     assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_connections_run_without_jit(postgres_url: str) -> None:
+    # A listing page's scan is a handful of short queries whose estimated cost (a LIMIT over a
+    # big index) crosses jit_above_cost: compiling each took ~9 ms of a 1,000-key page's
+    # ~45 ms at 1M keys (bench/RESULTS.md). The metadata's queries are all short: no JIT.
+    with PostgresStore(postgres_url) as store:
+        assert store.read(lambda tx: tx._one("SHOW jit")) == ("off",)  # type: ignore[attr-defined]
+        assert store.call(lambda tx: tx._one("SHOW jit")) == ("off",)  # type: ignore[attr-defined]
