@@ -255,7 +255,15 @@ async def serve(
     )
     # The background work runs in shares, each only while this metanode holds its lease, and
     # each writes through a store that checks the lease's fence in every transaction.
-    keeper = LeaseKeeper(store, ttl=m.lease_ttl)
+    # A restarted metanode (the same data directory) takes its previous life's leases at once.
+    try:
+        holder = leases.new_holder_id(leases.metanode_id(m.data_dir)) if m.data_dir else None
+    except OSError as err:
+        log.warning(
+            "no metanode id in %s (%s): a restart waits for its old leases", m.data_dir, err
+        )
+        holder = None
+    keeper = LeaseKeeper(store, holder, ttl=m.lease_ttl)
 
     def share(name: str) -> Store:
         return cast(Store, FencedStore(store, keeper, name))

@@ -35,6 +35,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from metanode.store.base import LeaseRecord, Store, Transaction
@@ -48,6 +49,7 @@ GC = "work/gc"  # garbage collection, fence expiry and multipart-upload expiry
 WORK = (DETECTOR, REPAIR, GC)
 SLOT_PREFIX = "slot/"
 MAX_SLOTS = 1024  # slots a seq has room for (metanode.store.postgres.SEQ_NODE_BITS)
+METANODE_ID_FILE = "metanode.id"  # in the data directory: the metanode's name across lives
 DEFAULT_TTL = 6.0  # seconds a lease lives unless renewed (renewed every third of it)
 
 
@@ -64,18 +66,47 @@ class Fence:
     epoch: int
 
 
-def new_holder_id() -> str:
-    """A holder id unique to this process's life: a restarted metanode is a new holder."""
-    return f"{socket.gethostname()}/{os.getpid()}/{os.urandom(3).hex()}"
+def new_holder_id(metanode: str = "") -> str:
+    """A holder id unique to this process's life: ``METANODE/PID/RANDOM``. ``metanode`` names
+    the metanode across its lives (:func:`metanode_id`); without one every life is a stranger
+    to the others."""
+    name = metanode or f"{socket.gethostname()}-{os.urandom(4).hex()}"
+    return f"{name}/{os.getpid()}/{os.urandom(3).hex()}"
+
+
+def metanode_id(data_dir: str | Path) -> str:
+    """The metanode's name across restarts: made once into ``<data_dir>/metanode.id``. A
+    restarted metanode takes the leases of its previous life at once instead of waiting for
+    them to expire (that life is over; the new epoch fences anything it still sends)."""
+    path = Path(data_dir) / METANODE_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = f"{socket.gethostname()}-{os.urandom(4).hex()}"
+    try:
+        with open(path, "x") as f:  # two first starts: one file wins, both read it
+            f.write(made + "\n")
+    except FileExistsError:
+        pass
+    return path.read_text().strip()
+
+
+def _previous_life(held_by: str, holder: str) -> bool:
+    """``held_by`` is an earlier process of the same metanode as ``holder``."""
+    return held_by != holder and held_by.split("/")[0] == holder.split("/")[0]
 
 
 def acquire(tx: Transaction, name: str, holder: str, ttl_ns: int) -> LeaseRecord | None:
     """Take or renew ``name`` for ``holder`` until the database's now plus ``ttl_ns``. A lease
     changing holder (free, or expired) gets the next epoch; a renewal keeps its epoch. None when
-    another holder's lease has not expired."""
+    another holder's lease has not expired (a lease of this metanode's previous life is taken at
+    once)."""
     now = tx.db_now_ns()
     lease = tx.get_lease(name)
-    if lease is not None and lease.holder != holder and lease.expires_ns > now:
+    held_by_another = lease is not None and lease.holder != holder and lease.expires_ns > now
+    if held_by_another and not _previous_life(lease.holder, holder):  # type: ignore[union-attr]
         return None
     if lease is None:
         epoch = 1

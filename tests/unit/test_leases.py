@@ -147,3 +147,26 @@ def test_the_keeper_runs_a_shares_loops_only_while_it_holds_the_lease() -> None:
     assert store.read(lambda tx: tx.get_bucket("b")) == BucketRecord("b", 1)
     assert store.call(leases.acquire, "work/a", "C", HOUR_NS) is not None  # handed back
     store.close()
+
+
+def test_a_restarted_metanode_takes_its_previous_lifes_lease_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    name = leases.metanode_id(tmp_path)
+    assert leases.metanode_id(tmp_path) == name  # the same across lives
+    old, new = leases.new_holder_id(name), leases.new_holder_id(name)
+    assert old != new
+    store.call(leases.acquire, "work/a", old, HOUR_NS)  # the old life died holding it
+    taken = store.call(leases.acquire, "work/a", new, HOUR_NS)
+    assert taken is not None and (taken.holder, taken.epoch) == (new, 2)
+    with pytest.raises(LeaseLost):  # anything the old life still sends is fenced
+        store.call(
+            leases.fenced, Fence("work/a", old, 1), lambda tx: tx.put_bucket(BucketRecord("b", 1))
+        )
+    other = leases.new_holder_id(leases.metanode_id(tmp_path / "other"))
+    assert store.call(leases.acquire, "work/a", other, HOUR_NS) is None  # another metanode waits
+
+
+def test_holders_without_a_metanode_id_are_strangers_to_each_other(store: Store) -> None:
+    store.call(leases.acquire, "work/a", leases.new_holder_id(), HOUR_NS)
+    assert store.call(leases.acquire, "work/a", leases.new_holder_id(), HOUR_NS) is None
