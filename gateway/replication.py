@@ -1,7 +1,8 @@
 """Writing a chunk to N replicas with a write quorum W, and reading it back with failover.
 
-Chunks larger than one message move over the datanodes' bulk ports (:mod:`gateway.bulk_client`)
-when they have one, over gRPC streams otherwise or when the port cannot be reached.
+Chunks of at least :data:`BULK_MIN` bytes move over the datanodes' bulk ports
+(:mod:`gateway.bulk_client`) when they have one; smaller chunks, and any chunk for a node whose
+port cannot be reached, over gRPC (a coalesced unary call for one message, a stream for more).
 
 Guarantees:
 - :func:`write_chunk` returns only after at least W datanodes acknowledged the chunk (each
@@ -37,6 +38,10 @@ from ringstore.v1 import blob_pb2, common_pb2
 log = logging.getLogger(__name__)
 
 PIECE = 1024 * 1024  # bytes per stream message to a datanode
+# bytes: a chunk at least this long goes over the bulk port when the node has one; a shorter one
+# in a (coalesced) WriteBlob call. A 1 MiB chunk in WriteBlobs cost each datanode ~6 ms of CPU
+# and the gateway ~3 copies per replica; over the bulk port ~2 (docs/decisions.md, 29).
+BULK_MIN = 256 * 1024
 QUORUM_GRACE_MIN = 0.25  # seconds stragglers get once W replicas acknowledged
 QUORUM_GRACE_FACTOR = 1.0  # ... or this many times the time W acks took, whichever is longer
 
@@ -48,18 +53,19 @@ async def _put_blob(
     pieces: Sequence[bytes],
     timeout: float,
 ) -> str:
-    if len(pieces) == 1:  # a small chunk: unary (and coalesced) calls cost far less than a stream
+    if header.length >= BULK_MIN:
+        address = await view.bulk_address(node_id)
+        if address is not None and view.bulk is not None:
+            try:  # raw bytes on the bulk port: a fraction of gRPC's CPU per byte
+                await view.bulk.write(address, header.blob_id, pieces, header.crc32c, timeout)
+                return node_id
+            except BulkUnavailable as exc:
+                log.warning("datanode %s: %s; writing over gRPC", node_id, exc.message)
+                view.forget_bulk(node_id)
+    if len(pieces) == 1:  # one message: unary (and coalesced) calls cost far less than a stream
         request = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
         await view.write_batcher(node_id).call(request, timeout)
         return node_id
-    address = await view.bulk_address(node_id)
-    if address is not None and view.bulk is not None:
-        try:  # raw bytes on the bulk port: a fraction of a gRPC stream's CPU per byte
-            await view.bulk.write(address, header.blob_id, pieces, header.crc32c, timeout)
-            return node_id
-        except BulkUnavailable as exc:
-            log.warning("datanode %s: %s; writing over gRPC", node_id, exc.message)
-            view.forget_bulk(node_id)
     stub = view.blob_stub(node_id)
 
     async def messages():  # type: ignore[no-untyped-def]

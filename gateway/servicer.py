@@ -88,14 +88,15 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def PutSmallObject(self, request, context):  # type: ignore[no-untyped-def]
-        if len(request.data) > MAX_MESSAGE:
+        data = request.data  # each read of a bytes field copies it out of the message: once
+        if len(data) > MAX_MESSAGE:
             raise InvalidArgument(
-                f"PutSmallObject carries {len(request.data)} bytes, more than one message may "
+                f"PutSmallObject carries {len(data)} bytes, more than one message may "
                 f"({MAX_MESSAGE}); stream it with PutObject"
             )
-        _check_size(request.header.expected_size, len(request.data))
+        _check_size(request.header.expected_size, len(data))
         await self.auth.check(caller(), auth.WRITE, request.header.bucket)
-        info = await self.objects.put_object(_put_request(request.header), _one(request.data))
+        info = await self.objects.put_object(_put_request(request.header), _one(data))
         return grpc_wire.object_to_pb(info)
 
     @handler

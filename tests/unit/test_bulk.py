@@ -11,14 +11,23 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from datanode.blobstore import SEGMENT_SIZE, DiskBlobStore, MemoryBlobStore, crc32c
 from datanode.bulk import BulkServer
+from gateway import replication
 from gateway.bulk_client import BulkClient, BulkUnavailable
+from gateway.cluster_view import ClusterView
 from ringstore import bulk
-from ringstore.errors import AccessDenied, BlobCorrupt, BlobNotFound, InvalidRange
+from ringstore.errors import (
+    AccessDenied,
+    BlobCorrupt,
+    BlobNotFound,
+    InvalidRange,
+    ServiceUnavailable,
+)
 from tests.damage import flip
 
 SECRET = bytes(range(32))
@@ -268,3 +277,58 @@ def test_the_client_reports_a_port_it_cannot_use_as_unavailable(server: BulkServ
             client.close()
 
     asyncio.run(scenario())
+
+
+# -- the gateway's choice of path -------------------------------------------------------------
+
+
+class _BulkView(ClusterView):
+    """Three datanodes that all listen on ``server``'s bulk port; gRPC stubs that refuse."""
+
+    def __init__(self, port: int, client: BulkClient) -> None:
+        super().__init__(meta=None, rpc_timeout=TIMEOUT, bulk=client)  # type: ignore[arg-type]
+        self.order = ["dn1", "dn2", "dn3"]
+        self.port = port
+
+    def write_candidates(self, placement_hash: int) -> list[str]:
+        return list(self.order)
+
+    async def bulk_address(self, node_id: str) -> tuple[str, int] | None:
+        return ("127.0.0.1", self.port)
+
+    def blob_stub(self, node_id: str) -> Any:
+        raise AssertionError(f"a chunk of {replication.BULK_MIN} bytes or more went over gRPC")
+
+    def mark_suspect(self, node_id: str) -> None:
+        pass
+
+
+def _write_chunk(server: BulkServer, blob_id: str, data: bytes, crc: int) -> list[str]:
+    async def scenario() -> list[str]:
+        client = BulkClient(SECRET)
+        try:
+            view = _BulkView(server.port, client)
+            return await replication.write_chunk(
+                view, blob_id=blob_id, pieces=[data], crc32c=crc, placement_hash=1,
+                timeout=TIMEOUT,
+            )  # fmt: skip
+        finally:
+            client.close()
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("size", [replication.BULK_MIN, MiB])
+def test_a_chunk_of_one_message_goes_over_the_bulk_port_and_is_verified_there(
+    server: BulkServer, store: DiskBlobStore, size: int
+) -> None:
+    """A 1 MiB body arrives as one message (PutSmallObject) and its chunk is one piece: it
+    goes over the bulk port, into the store's volumes, verified as any other write."""
+    data = _body(size)
+    assert sorted(_write_chunk(server, ID_A, data, crc32c(data))) == ["dn1", "dn2", "dn3"]
+    assert b"".join(store.read(ID_A)) == data
+    corrupt = bytearray(data)
+    corrupt[size // 2] ^= 0x10  # one byte changed between the CRC and the wire
+    with pytest.raises(ServiceUnavailable, match=r"0 of 2 required copies.*declared CRC32C"):
+        _write_chunk(server, ID_B, bytes(corrupt), crc32c(data))
+    assert store.ids() == (ID_A,)
