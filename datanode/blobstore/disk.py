@@ -130,7 +130,7 @@ class _VolumeSink:
 
     def publish(self) -> None:
         with self._volumes.lock:
-            self._end = self._volumes.put(self._blob_id, b"".join(self._parts))
+            self._end = self._volumes.put(self._blob_id, self._parts)
         self._parts = []
 
     def sync_published(self) -> None:

@@ -33,7 +33,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from datanode.blobstore import footer as fmt
@@ -122,16 +122,21 @@ class _Volume:
         self._syncing = False
         self._cond = threading.Condition()
 
-    def append(self, data: bytes) -> int:
-        """Append ``data``; the offset it starts at. The caller holds the volumes' lock."""
+    def append(self, *parts: bytes | memoryview) -> int:
+        """Append ``parts``, one after another, with no copy of them (``pwritev``); the offset
+        the first starts at. The caller holds the volumes' lock."""
         start = self.size
-        view = memoryview(data)
+        views = [memoryview(p).cast("B") for p in parts if len(p)]
         position = start
         try:
-            while view:
-                written = os.pwrite(self.fd, view, position)
-                view = view[written:]
+            while views:
+                written = os.pwritev(self.fd, views, position)
                 position += written
+                while written:  # drop what was written; a short write goes on where it stopped
+                    if written < len(views[0]):
+                        views[0] = views[0][written:]
+                        break
+                    written -= len(views.pop(0))
         except BaseException:
             os.ftruncate(self.fd, start)  # a failed append leaves no partial record behind
             raise
@@ -220,13 +225,15 @@ class Volumes:
 
     # -- the interface -----------------------------------------------------------------------
 
-    def put(self, blob_id: str, stored: bytes) -> tuple[int, int]:
-        """Append a blob's stored form and index it (visible at once, durable only after
-        :meth:`sync`); the (volume seq, end offset) to sync up to. Caller holds :attr:`lock`."""
+    def put(self, blob_id: str, stored: Sequence[bytes]) -> tuple[int, int]:
+        """Append a blob's stored form (its parts, in order: written as they are, not joined)
+        and index it (visible at once, durable only after :meth:`sync`); the (volume seq, end
+        offset) to sync up to. Caller holds :attr:`lock`."""
         volume = self._active()
         now = time.time_ns()
-        start = volume.append(encode_header(PUT, blob_id, now, len(stored)) + stored)
-        record = Record(PUT, blob_id, now, start + HEADER_SIZE, len(stored))
+        length = sum(len(part) for part in stored)
+        start = volume.append(encode_header(PUT, blob_id, now, length), *stored)
+        record = Record(PUT, blob_id, now, start + HEADER_SIZE, length)
         self._apply(volume, record)
         return volume.seq, volume.size
 
@@ -294,7 +301,7 @@ class Volumes:
                         continue  # deleted since
                     stored = self.read_stored(loc)
                     start = target.append(
-                        encode_header(PUT, blob_id, loc.mtime_ns, len(stored)) + stored
+                        encode_header(PUT, blob_id, loc.mtime_ns, len(stored)), stored
                     )
                     self._apply(target, Record(PUT, blob_id, loc.mtime_ns, start + HEADER_SIZE,
                                                len(stored)))  # fmt: skip

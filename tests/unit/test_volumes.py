@@ -311,11 +311,11 @@ def test_a_full_disk_during_an_append_leaves_no_partial_record(
 
     real_pwrite = os.pwrite
 
-    def full(fd: int, data: Any, position: int) -> int:
+    def full(fd: int, buffers: Any, position: int) -> int:
         real_pwrite(fd, b"partial", position)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(volume_module.os, "pwrite", full)
+    monkeypatch.setattr(volume_module.os, "pwritev", full)
     with pytest.raises(InsufficientStorage, match=second):
         put(store, second, b"after")
     monkeypatch.undo()
@@ -334,3 +334,33 @@ def test_an_aborted_small_write_leaves_nothing(tmp_path: Path) -> None:
         writer.write(b"12345")
     assert os.path.getsize(tmp_path / "volumes" / "00000001.vol") == 0
     assert store.usage().blob_count == 0 and store.usage().used_bytes == 0
+
+
+def test_a_blob_written_in_pieces_and_appended_in_short_writes_is_stored_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small blob's pieces (as the bulk port receives them) go to the volume as they are, in
+    one ``pwritev`` of header, pieces and footer; a write the kernel cuts short goes on where
+    it stopped, whichever piece that falls in."""
+    store = open_store(tmp_path, small_blob_max=1024 * KiB, volume_size=4096 * KiB)
+    blob_id, after = ids(2)
+    data = body(300 * KiB)
+    real_pwritev = os.pwritev
+    calls = []
+
+    def short(fd: int, buffers: Any, position: int) -> int:
+        calls.append(len(buffers))
+        return real_pwritev(fd, [bytes(b"".join(buffers)[:7777])], position)
+
+    monkeypatch.setattr(volume_module.os, "pwritev", short)
+    with store.begin_write(blob_id, len(data), crc32c(data)) as writer:
+        for at in range(0, len(data), 64 * KiB):
+            writer.write(memoryview(data)[at : at + 64 * KiB])
+        writer.commit()
+    monkeypatch.undo()
+    assert calls[0] == 1 + 5 + 1  # header, five pieces, footer: one call, nothing joined
+    put(store, after, b"next")
+    store.close()
+    reopened = open_store(tmp_path, small_blob_max=1024 * KiB, volume_size=4096 * KiB)
+    assert read(reopened, blob_id) == data and read(reopened, after) == b"next"
+    assert volume_files(tmp_path) == ["00000001.vol"]
