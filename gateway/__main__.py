@@ -21,13 +21,13 @@ from gateway.meta_client import MetaClient
 from gateway.objects import ObjectService
 from gateway.s3.app import S3App
 from gateway.s3.server import S3Server
-from gateway.servicer import ObjectStoreServicer
+from gateway.servicer import ObjectStoreServicer, add_to_server
 from ringstore import cluster_auth, logs, metanodes, metrics, tls
 from ringstore import config as config_mod
 from ringstore.errors import RingstoreError
 from ringstore.lifecycle import StartupError, Stopper, die_with_parent, run_service, tune_malloc
 from ringstore.rpc import internal_channel, make_server, set_serving
-from ringstore.v1 import meta_pb2_grpc, objectstore_pb2_grpc
+from ringstore.v1 import meta_pb2_grpc
 
 log = logging.getLogger("ringstore.gateway")
 
@@ -130,9 +130,7 @@ async def serve(
         metrics=meter,
     )
     intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
-    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(
-        ObjectStoreServicer(objects, intake, authorizer=authorizer), server
-    )
+    add_to_server(ObjectStoreServicer(objects, intake, authorizer=authorizer), server)
     await server.start()
     s3 = None
     if gw.s3_listen:

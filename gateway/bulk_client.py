@@ -86,7 +86,7 @@ class BulkClient:
         self,
         address: Address,
         blob_id: str,
-        pieces: Sequence[bytes],
+        pieces: Sequence[bytes | memoryview],
         crc32c: int,
         timeout: float,
     ) -> None:

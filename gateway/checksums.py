@@ -14,12 +14,11 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-import google_crc32c
 from awscrt import checksums as crt
 
 
 class Digest(Protocol):
-    def update(self, data: bytes, /) -> Any: ...
+    def update(self, data: bytes | memoryview, /) -> Any: ...
     def digest(self) -> bytes: ...
 
 
@@ -32,10 +31,10 @@ class _Crc:
         self.value = 0
 
     @staticmethod
-    def extend(data: bytes, previous: int) -> int:
+    def extend(data: bytes | memoryview, previous: int) -> int:
         raise NotImplementedError
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self.value = self.extend(data, self.value)
 
     def digest(self) -> bytes:
@@ -44,21 +43,21 @@ class _Crc:
 
 class _Crc32(_Crc):
     @staticmethod
-    def extend(data: bytes, previous: int) -> int:
+    def extend(data: bytes | memoryview, previous: int) -> int:
         return zlib.crc32(data, previous)
 
 
 class _Crc32c(_Crc):
     @staticmethod
-    def extend(data: bytes, previous: int) -> int:
-        return int(google_crc32c.extend(previous, data))
+    def extend(data: bytes | memoryview, previous: int) -> int:
+        return int(crt.crc32c(data, previous))  # any buffer (a view of a message too)
 
 
 class _Crc64Nvme(_Crc):
     width = 8
 
     @staticmethod
-    def extend(data: bytes, previous: int) -> int:
+    def extend(data: bytes | memoryview, previous: int) -> int:
         return int(crt.crc64nvme(data, previous))
 
 

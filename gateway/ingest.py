@@ -22,8 +22,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-import google_crc32c
 import grpc
+from awscrt import checksums
 
 from gateway import replication
 from gateway.cluster_view import ClusterView
@@ -42,7 +42,7 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 async def store_body(
     view: ClusterView,
-    body: AsyncIterator[bytes],
+    body: AsyncIterator[bytes | memoryview],
     placement: Callable[[int], int],
     written: list[common_pb2.ChunkRef],
     *,
@@ -62,7 +62,7 @@ async def store_body(
     slots = asyncio.Semaphore(max_concurrent_chunks)
     tasks: list[asyncio.Task[common_pb2.ChunkRef]] = []
 
-    async def spawn(pieces: list[bytes]) -> None:
+    async def spawn(pieces: list[bytes | memoryview]) -> None:
         await slots.acquire()
         hash_ = placement(len(tasks))
         tasks.append(
@@ -72,7 +72,7 @@ async def store_body(
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
-    pieces: list[bytes] = []
+    pieces: list[bytes | memoryview] = []
     have = 0  # bytes in ``pieces``
     try:
         async for message in body:
@@ -122,7 +122,7 @@ class BodyMd5:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def update(self, data: bytes) -> None:
+    async def update(self, data: bytes | memoryview) -> None:
         if self._pool is None:
             if len(data) < HASH_IN_THREAD_MIN:
                 self._md5.update(data)
@@ -147,7 +147,7 @@ class BodyMd5:
 
 async def _store_chunk(
     view: ClusterView,
-    pieces: list[bytes],
+    pieces: list[bytes | memoryview],
     placement_hash: int,
     slots: asyncio.Semaphore,
     rpc_timeout: float,
@@ -157,8 +157,8 @@ async def _store_chunk(
     sent_to: list[str] = []
     try:
         crc = 0
-        for piece in pieces:
-            crc = google_crc32c.extend(crc, piece)
+        for piece in pieces:  # awscrt: any buffer, hardware CRC32C (google_crc32c: 10x slower)
+            crc = checksums.crc32c(piece, crc)
         ref.length = sum(len(p) for p in pieces)
         ref.crc32c = crc
         nodes = await replication.write_chunk(

@@ -109,7 +109,10 @@ class BodyStream:
                 f"{self._rpc}: the stream sent nothing for {self._idle_timeout:g} s "
                 f"(gateway.stream_idle_timeout) after {self.received} body bytes; it was cut"
             ) from None
-        self.received += len(getattr(message, "data", b""))
+        if isinstance(message, memoryview):  # a data message taken without protobuf
+            self.received += message.nbytes
+        else:
+            self.received += len(getattr(message, "data", b""))
         if 0 <= self.expected < self.received:
             raise InvalidArgument(
                 f"{self._rpc}: the stream announced {self.expected} bytes but carried more"

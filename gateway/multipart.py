@@ -78,7 +78,9 @@ def part_placement_key(key: str, upload_id: str, part_number: int) -> str:
     return f"{key}\x00{upload_id}\x00{part_number}"
 
 
-async def _tapped(body: AsyncIterator[bytes], digest: checksums.Digest) -> AsyncIterator[bytes]:
+async def _tapped(
+    body: AsyncIterator[bytes | memoryview], digest: checksums.Digest
+) -> AsyncIterator[bytes | memoryview]:
     async for piece in body:
         digest.update(piece)
         yield piece
@@ -135,14 +137,14 @@ class MultipartService:
         """The open upload (NoSuchUpload otherwise), with its checksum algorithm and type."""
         return await self.meta.head_upload(bucket, key, upload_id)
 
-    async def upload_part(self, header: PartTarget, body: AsyncIterator[bytes]) -> str:
+    async def upload_part(self, header: PartTarget, body: AsyncIterator[bytes | memoryview]) -> str:
         """Store one part and record it; returns its ETag (hex MD5 of the part)."""
         return (await self.store_part(header, body)).etag
 
     async def store_part(
         self,
         header: PartTarget,
-        body: AsyncIterator[bytes],
+        body: AsyncIterator[bytes | memoryview],
         *,
         sent_algorithm: str = "",
     ) -> StoredPart:

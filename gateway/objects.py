@@ -150,7 +150,9 @@ class ObjectService:
 
     # -- put --------------------------------------------------------------------------------
 
-    async def put_object(self, req: PutRequest, body: AsyncIterator[bytes]) -> ObjectInfo:
+    async def put_object(
+        self, req: PutRequest, body: AsyncIterator[bytes | memoryview]
+    ) -> ObjectInfo:
         """Store the body and commit the object; see the module docstring for the guarantees."""
         validation.check_key(req.key)
         validation.check_content_type(req.content_type)

@@ -50,7 +50,7 @@ async def _put_blob(
     view: ClusterView,
     node_id: str,
     header: blob_pb2.PutBlobHeader,
-    pieces: Sequence[bytes],
+    pieces: Sequence[bytes | memoryview],
     timeout: float,
 ) -> str:
     if header.length >= BULK_MIN:
@@ -63,7 +63,7 @@ async def _put_blob(
                 log.warning("datanode %s: %s; writing over gRPC", node_id, exc.message)
                 view.forget_bulk(node_id)
     if len(pieces) == 1:  # one message: unary (and coalesced) calls cost far less than a stream
-        request = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
+        request = blob_pb2.WriteBlobRequest(header=header, data=bytes(pieces[0]))
         await view.write_batcher(node_id).call(request, timeout)
         return node_id
     stub = view.blob_stub(node_id)
@@ -72,7 +72,7 @@ async def _put_blob(
         yield blob_pb2.PutBlobRequest(header=header)
         for piece in pieces:
             if piece:
-                yield blob_pb2.PutBlobRequest(data=piece)
+                yield blob_pb2.PutBlobRequest(data=bytes(piece))  # protobuf takes no view
 
     await stub.PutBlob(messages(), timeout=timeout)
     return node_id
@@ -118,7 +118,7 @@ async def write_chunk(
     view: ClusterView,
     *,
     blob_id: str,
-    pieces: Sequence[bytes],
+    pieces: Sequence[bytes | memoryview],
     crc32c: int,
     placement_hash: int,
     timeout: float,

@@ -13,9 +13,10 @@ The identity calls check the caller's powers here and are then carried out by th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import grpc
 from grpc import aio
 
 from gateway import auth, grpc_wire
@@ -27,7 +28,7 @@ from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutReque
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
-from ringstore.wire import data_message
+from ringstore.wire import data_field, data_message
 
 UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
@@ -325,6 +326,59 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         return reply
 
 
+# The calls whose body messages are taken without protobuf, and the message each parses as
+# otherwise: a data message (``data``, field 2, and nothing else) arrives at the handler as a
+# view of its wire bytes, any other message as the parsed message (ringstore.wire.data_field).
+RAW_BODIES = {
+    "PutObject": objectstore_pb2.PutObjectRequest,
+    "UploadPart": objectstore_pb2.UploadPartRequest,
+}
+
+
+def add_to_server(servicer: ObjectStoreServicer, server: aio.Server) -> None:
+    """Register ``servicer`` on ``server`` as the generated ``add_ObjectStoreServicer_to_server``
+    does, except that the body messages of :data:`RAW_BODIES` skip protobuf: parsing a 1 MiB
+    message copies its data into the message, and each read of the field copies it out again."""
+    collected = _Collected()
+    objectstore_pb2_grpc.add_ObjectStoreServicer_to_server(servicer, collected)
+    handlers = dict(collected.handlers)
+    for method, message in RAW_BODIES.items():
+        handlers[method] = handlers[method]._replace(  # type: ignore[attr-defined]
+            request_deserializer=body_decoder(message.FromString)
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(collected.service, handlers),)
+    )
+    server.add_registered_method_handlers(collected.service, handlers)  # type: ignore[attr-defined]
+
+
+def body_decoder(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A request deserializer that gives a data message as a view of its data, and parses every
+    other message with ``parse`` (which raises for a malformed one, as ever)."""
+
+    def decode(raw: bytes) -> Any:
+        data = data_field(raw)
+        return data if data is not None else parse(raw)
+
+    return decode
+
+
+class _Collected:
+    """Stands in for a server to collect the handlers the generated code registers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # the same handlers also come through add_registered_method_handlers
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self.service, self.handlers = service, handlers
+
+
 async def _header(request_iterator: Any, rpc: str) -> tuple[Any, AsyncIterator[Any]]:
     """The header that must open a body stream, and the rest of the stream."""
     messages = request_iterator.__aiter__()
@@ -332,7 +386,7 @@ async def _header(request_iterator: Any, rpc: str) -> tuple[Any, AsyncIterator[A
         first = await messages.__anext__()
     except StopAsyncIteration:
         raise InvalidArgument(f"{rpc} stream ended before its header") from None
-    if first.WhichOneof("part") != "header":
+    if isinstance(first, memoryview) or first.WhichOneof("part") != "header":
         raise InvalidArgument(f"{rpc} stream must begin with a header message")
     return first.header, messages
 
@@ -354,16 +408,20 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _body(
-    messages: AsyncIterator[objectstore_pb2.PutObjectRequest], expected_size: int
-) -> AsyncIterator[bytes]:
+    messages: AsyncIterator[objectstore_pb2.PutObjectRequest | memoryview], expected_size: int
+) -> AsyncIterator[bytes | memoryview]:
     """The body's bytes; a second header, or a size other than the one announced, is an error."""
     if expected_size < UNKNOWN_SIZE:
         _check_size(expected_size, 0)  # raises before a byte is stored
     received = 0
     async for msg in messages:
-        if msg.WhichOneof("part") != "data":
+        data: bytes | memoryview
+        if isinstance(msg, memoryview):
+            data = msg  # a data message taken without protobuf (add_to_server)
+        elif msg.WhichOneof("part") == "data":
+            data = msg.data  # each read of a bytes field copies it out of the message
+        else:
             raise InvalidArgument("the stream holds a second header")
-        data = msg.data  # each read of a bytes field copies it out of the message
         received += len(data)
         yield data
     _check_size(expected_size, received)

@@ -252,7 +252,9 @@ def connect(
 # -- the client's two operations (blocking; the gateway runs them on threads) ---------------
 
 
-def write_blob(sock: socket.socket, blob_id: str, pieces: Sequence[bytes], crc32c: int) -> None:
+def write_blob(
+    sock: socket.socket, blob_id: str, pieces: Sequence[bytes | memoryview], crc32c: int
+) -> None:
     """Send a blob and wait for the datanode's acknowledgement (stored, verified, fsynced)."""
     length = sum(len(p) for p in pieces)
     sock.sendall(Request(OP_WRITE, blob_id, 0, length, crc32c).encode())

@@ -196,7 +196,9 @@ _PLANS: dict[Any, _Plan] = {}
 
 def body_bytes(message: Any) -> int:
     """The bytes of ``message``'s ``bytes`` fields, those of its nested messages included (the
-    body data it carries: an object's, a blob's, a batch of blobs')."""
+    body data it carries: an object's, a blob's, a batch of blobs'); a view is body data."""
+    if isinstance(message, memoryview):  # a data message taken without protobuf
+        return message.nbytes
     plan = _BY_TYPE.get(type(message))
     if plan is None:
         descriptor = getattr(message, "DESCRIPTOR", None)

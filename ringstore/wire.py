@@ -5,7 +5,9 @@ PutSmallObjectRequest, GetObjectResponse) has them in field 2, ``bytes data``. W
 message's bytes directly costs one copy of the piece; building the message object and
 serializing it costs three, which made it the largest per-byte cost of the SDK on a put and of
 the gateway on a get. The receiving side parses the bytes as the message, as ever: the wire
-format is unchanged.
+format is unchanged. The gateway takes the body messages of a put without protobuf
+(:func:`data_field`): parsing one copies its data into the message and every read of the field
+copies it out again.
 """
 
 from __future__ import annotations
@@ -23,3 +25,21 @@ def data_message(piece: bytes | memoryview, before: bytes = b"") -> bytes:
         n >>= 7
     length.append(n)
     return b"".join((before, DATA_TAG, length, piece))
+
+
+def data_field(raw: bytes) -> memoryview | None:
+    """The ``data`` (field 2) of the message whose wire bytes are ``raw``, as a view of them
+    (no copy), when that field is all the message holds; None for any other message, which the
+    caller parses as protobuf (and which fails there if it is malformed). A message cut short
+    or longer than its one field says is "any other": it never yields a view."""
+    if raw[:1] != DATA_TAG:
+        return None
+    length = shift = 0
+    for at in range(1, min(len(raw), 11)):  # a varint of at most 10 bytes
+        byte = raw[at]
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            start = at + 1
+            return memoryview(raw)[start:] if start + length == len(raw) else None
+        shift += 7
+    return None

@@ -297,3 +297,18 @@ def test_concurrent_reads_are_coalesced_and_a_missing_copy_in_a_batch_is_reporte
     assert all(b"".join(parts) == data for parts in got)
     assert view.stubs["dn2"].batched_reads >= 1  # type: ignore[attr-defined]
     assert ("dn1", "missing") in view.reports and "dn1" not in view.suspects
+
+
+@pytest.mark.parametrize("size", [5, 3 * replication.PIECE + 1])
+def test_pieces_that_are_views_of_messages_are_written_over_grpc_too(size: int) -> None:
+    """The gRPC door hands a body on as views of its messages (protobuf takes no view)."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    view = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"})
+    pieces = [memoryview(p) for p in split_pieces(data)]
+    asyncio.run(
+        replication.write_chunk(
+            view, blob_id="a" * 32, pieces=pieces, crc32c=google_crc32c.value(data),
+            placement_hash=1, timeout=TIMEOUT,
+        )
+    )  # fmt: skip
+    assert all(s.received == data for s in view.stubs.values())

@@ -154,3 +154,8 @@ def test_docs_alerts_and_dashboard_name_only_exported_metrics() -> None:
     for expr in targets:
         names = set(NAME.findall(expr))
         assert names and names <= known, expr
+
+
+def test_a_body_message_taken_without_protobuf_counts_its_bytes() -> None:
+    """The gRPC door hands a put's data messages on as views of their wire bytes."""
+    assert body_bytes(memoryview(b"\x12\x03abc")[2:]) == 3

@@ -1,0 +1,145 @@
+"""The gRPC door takes a put's body messages without protobuf (ringstore.wire.data_field,
+gateway.servicer.add_to_server): a data message reaches the core as a view of its wire bytes,
+any other message is parsed as ever, and one that does not decode is refused with
+InvalidArgument. Over real gRPC on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway.model import ObjectInfo
+from gateway.servicer import ObjectStoreServicer, add_to_server
+from ringstore.errors import InvalidArgument
+from ringstore.grpc_errors import from_rpc_error
+from ringstore.rpc import insecure_channel, make_server
+from ringstore.v1 import common_pb2, objectstore_pb2
+from ringstore.wire import data_field, data_message
+
+PUT_OBJECT = "/ringstore.v1.ObjectStore/PutObject"
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16383, 16384, 1024 * 1024])
+def test_a_data_message_is_its_data_as_protobuf_reads_it(size: int) -> None:
+    data = os.urandom(size)
+    raw = data_message(data)
+    assert raw == objectstore_pb2.PutObjectRequest(data=data).SerializeToString() or size == 0
+    view = data_field(raw)
+    assert isinstance(view, memoryview) and view.obj is raw  # a view, not a copy
+    assert bytes(view) == objectstore_pb2.PutObjectRequest.FromString(raw).data == data
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",  # an empty message (no part set)
+        data_message(b"abc")[:-1],  # cut short
+        data_message(b"abc") + b"\x12\x00",  # a second field after it
+        b"\x12",  # a tag without its length
+        b"\x12\x80",  # a length cut inside its varint
+        b"\x12" + b"\xff" * 11 + b"\x01",  # a varint longer than ten bytes
+        objectstore_pb2.PutObjectRequest(
+            header=objectstore_pb2.PutObjectHeader(bucket="b", key="k")
+        ).SerializeToString(),
+    ],
+)
+def test_any_other_message_is_left_to_protobuf(raw: bytes) -> None:
+    assert data_field(raw) is None
+
+
+class Recorder:
+    """An ObjectService that keeps the body pieces a put hands it."""
+
+    meta = None
+
+    class view:  # stands in for the ClusterView attribute
+        chunk_size = 8 * 1024 * 1024
+
+    max_concurrent_chunks = 2
+
+    def __init__(self) -> None:
+        self.pieces: list[Any] = []
+
+    async def put_object(self, req: Any, body: AsyncIterator[Any]) -> ObjectInfo:
+        self.pieces = [piece async for piece in body]
+        size = sum(len(p) for p in self.pieces)
+        return ObjectInfo(bucket=req.bucket, key=req.key, size=size, etag="e")
+
+
+class Everyone:
+    async def check(self, identity: Any, action: str, bucket: str | None = None) -> None:
+        return None
+
+
+def _put(messages: list[bytes]) -> tuple[Recorder, common_pb2.ObjectInfo | InvalidArgument]:
+    """PutObject with ``messages`` as wire bytes; the recorder and the reply or the error."""
+
+    async def scenario() -> tuple[Recorder, Any]:
+        objects = Recorder()
+        server, _, port = make_server("127.0.0.1:0", max_concurrent_calls=8, service="gateway")
+        servicer = ObjectStoreServicer(objects, authorizer=Everyone())  # type: ignore[arg-type]
+        add_to_server(servicer, server)
+        await server.start()
+        channel = insecure_channel(f"127.0.0.1:{port}")
+        call = channel.stream_unary(
+            PUT_OBJECT,
+            request_serializer=lambda raw: raw,
+            response_deserializer=common_pb2.ObjectInfo.FromString,
+        )
+
+        def stream() -> Iterator[bytes]:
+            yield from messages
+
+        try:
+            return objects, await call(stream(), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            return objects, from_rpc_error(exc)
+        finally:
+            await channel.close(grace=None)
+            await server.stop(grace=None)
+
+    return asyncio.run(scenario())
+
+
+def _header(size: int) -> bytes:
+    header = objectstore_pb2.PutObjectHeader(bucket="b", key="k", expected_size=size)
+    return objectstore_pb2.PutObjectRequest(header=header).SerializeToString()
+
+
+def test_a_put_body_reaches_the_core_as_views_of_the_messages() -> None:
+    body = os.urandom(2 * 1024 * 1024 + 5)
+    pieces = [body[i : i + 1024 * 1024] for i in range(0, len(body), 1024 * 1024)]
+    objects, reply = _put([_header(len(body)), *(data_message(p) for p in pieces)])
+    assert isinstance(reply, common_pb2.ObjectInfo) and reply.size == len(body)
+    assert all(isinstance(p, memoryview) for p in objects.pieces)
+    assert b"".join(objects.pieces) == body
+
+
+def test_a_data_message_protobuf_wrote_with_other_fields_is_still_parsed() -> None:
+    """Not the one-field form (here the data field twice: protobuf keeps the last)."""
+    odd = data_message(b"ignored") + data_message(b"kept")
+    objects, reply = _put([_header(4), odd])
+    assert isinstance(reply, common_pb2.ObjectInfo) and reply.size == 4
+    assert [bytes(p) for p in objects.pieces] == [b"kept"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        ([_header(3), data_message(b"abc")[:-1]], "PutObject: the request does not decode"),
+        ([data_message(b"abc")], "must begin with a header"),
+        ([_header(6), data_message(b"abc"), _header(3)], "a second header"),
+        ([_header(2), data_message(b"abc")], "announced 2 bytes but carried more"),
+    ],
+)
+def test_a_malformed_body_message_is_refused_with_a_clear_error(
+    messages: list[bytes], message: str
+) -> None:
+    _, reply = _put(messages)
+    assert isinstance(reply, InvalidArgument)
+    assert message in reply.message
