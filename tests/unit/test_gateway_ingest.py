@@ -34,3 +34,27 @@ def test_a_small_body_never_starts_a_thread() -> None:
         return await md5.hexdigest(), md5._pool is not None
 
     assert asyncio.run(digest()) == (hashlib.md5(b"abc").hexdigest(), False)
+
+
+def test_a_finished_body_leaves_its_thread_to_the_next_and_an_abandoned_one_stops_it() -> None:
+    large = os.urandom(HASH_IN_THREAD_MIN)
+
+    async def bodies() -> None:
+        first = BodyMd5()
+        await first.update(large)
+        assert await first.hexdigest() == hashlib.md5(large).hexdigest()
+        thread = first._pool
+        first.close()
+        second = BodyMd5()
+        await second.update(large)
+        await second.update(large)
+        assert second._pool is thread  # no thread started for it
+        second.close()  # abandoned with a message still queued: its thread is not reused
+        assert second._pool is None
+        third = BodyMd5()
+        await third.update(large)
+        assert third._pool is not thread
+        assert await third.hexdigest() == hashlib.md5(large).hexdigest()
+        third.close()
+
+    asyncio.run(bodies())
