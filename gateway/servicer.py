@@ -14,6 +14,7 @@ The identity calls check the caller's powers here and are then carried out by th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -28,7 +29,7 @@ from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutReque
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
-from ringstore.wire import data_field, data_message
+from ringstore.wire import data_field, data_message, length_fields
 
 UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
@@ -89,7 +90,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
 
     @handler
     async def PutSmallObject(self, request, context):  # type: ignore[no-untyped-def]
-        data = request.data  # each read of a bytes field copies it out of the message: once
+        data = request.data  # a view (small_put_decoder), or a copy out of the message: once
         if len(data) > MAX_MESSAGE:
             raise InvalidArgument(
                 f"PutSmallObject carries {len(data)} bytes, more than one message may "
@@ -346,6 +347,9 @@ def add_to_server(servicer: ObjectStoreServicer, server: aio.Server) -> None:
         handlers[method] = handlers[method]._replace(  # type: ignore[attr-defined]
             request_deserializer=body_decoder(message.FromString)
         )
+    handlers["PutSmallObject"] = handlers["PutSmallObject"]._replace(  # type: ignore[attr-defined]
+        request_deserializer=small_put_decoder
+    )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(collected.service, handlers),)
     )
@@ -361,6 +365,26 @@ def body_decoder(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         return data if data is not None else parse(raw)
 
     return decode
+
+
+@dataclass(frozen=True)
+class SmallPut:
+    """A PutSmallObjectRequest taken without protobuf: its header parsed, its data a view of
+    the received bytes (read as the message's own fields are)."""
+
+    header: objectstore_pb2.PutObjectHeader
+    data: memoryview
+
+
+def small_put_decoder(raw: bytes) -> SmallPut | objectstore_pb2.PutSmallObjectRequest:
+    """PutSmallObject's request deserializer: the header (field 1) parsed, the data (field 2)
+    a view; a message of any other shape is parsed whole by protobuf (which raises for a
+    malformed one, as ever)."""
+    fields = length_fields(raw)
+    if fields is None or not set(fields) <= {1, 2}:
+        return objectstore_pb2.PutSmallObjectRequest.FromString(raw)
+    header = objectstore_pb2.PutObjectHeader.FromString(bytes(fields.get(1, b"")))
+    return SmallPut(header, fields.get(2, memoryview(b"")))
 
 
 class _Collected:

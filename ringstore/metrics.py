@@ -202,8 +202,9 @@ def body_bytes(message: Any) -> int:
     plan = _BY_TYPE.get(type(message))
     if plan is None:
         descriptor = getattr(message, "DESCRIPTOR", None)
-        if descriptor is None:  # a message an inner interceptor's deserializer wrapped
-            inner = getattr(message, "message", None)
+        if descriptor is None:  # a message an inner interceptor's deserializer wrapped, or one
+            # a door took without protobuf (its body a view in ``data``)
+            inner = getattr(message, "message", getattr(message, "data", None))
             return body_bytes(inner) if inner is not None else 0
         plan = _BY_TYPE[type(message)] = _plan(descriptor)
     plain, nested = plan

@@ -32,14 +32,37 @@ def data_field(raw: bytes) -> memoryview | None:
     (no copy), when that field is all the message holds; None for any other message, which the
     caller parses as protobuf (and which fails there if it is malformed). A message cut short
     or longer than its one field says is "any other": it never yields a view."""
-    if raw[:1] != DATA_TAG:
+    fields = length_fields(raw)
+    if fields is None or list(fields) != [2]:
         return None
-    length = shift = 0
-    for at in range(1, min(len(raw), 11)):  # a varint of at most 10 bytes
-        byte = raw[at]
-        length |= (byte & 0x7F) << shift
+    return fields[2]
+
+
+def length_fields(raw: bytes) -> dict[int, memoryview] | None:
+    """The fields of the message whose wire bytes are ``raw``, by number, as views of them,
+    when every field is length-delimited and appears once; None otherwise (a field of another
+    wire type or repeated, or bytes that do not parse), for the caller to parse as protobuf."""
+    fields: dict[int, memoryview] = {}
+    at = 0
+    while at < len(raw):
+        key, at = _varint(raw, at)
+        if key < 0 or key & 7 != 2 or (key >> 3) in fields:
+            return None
+        length, at = _varint(raw, at)
+        if length < 0 or at + length > len(raw):
+            return None
+        fields[key >> 3] = memoryview(raw)[at : at + length]
+        at += length
+    return fields
+
+
+def _varint(raw: bytes, at: int) -> tuple[int, int]:
+    """The varint at ``raw[at]`` and where it ends; (-1, at) when it is cut or too long."""
+    value = shift = 0
+    for end in range(at, min(len(raw), at + 10)):  # a varint of at most 10 bytes
+        byte = raw[end]
+        value |= (byte & 0x7F) << shift
         if not byte & 0x80:
-            start = at + 1
-            return memoryview(raw)[start:] if start + length == len(raw) else None
+            return value, end + 1
         shift += 7
-    return None
+    return -1, at

@@ -143,3 +143,85 @@ def test_a_malformed_body_message_is_refused_with_a_clear_error(
     _, reply = _put(messages)
     assert isinstance(reply, InvalidArgument)
     assert message in reply.message
+
+
+# -- PutSmallObject: the header parsed, the data a view ----------------------------------------
+
+PUT_SMALL = "/ringstore.v1.ObjectStore/PutSmallObject"
+
+
+def _put_small(raw: bytes) -> tuple[Recorder, common_pb2.ObjectInfo | InvalidArgument]:
+    async def scenario() -> tuple[Recorder, Any]:
+        objects = Recorder()
+        server, _, port = make_server("127.0.0.1:0", max_concurrent_calls=8, service="gateway")
+        servicer = ObjectStoreServicer(objects, authorizer=Everyone())  # type: ignore[arg-type]
+        add_to_server(servicer, server)
+        await server.start()
+        channel = insecure_channel(f"127.0.0.1:{port}")
+        call = channel.unary_unary(
+            PUT_SMALL,
+            request_serializer=lambda raw: raw,
+            response_deserializer=common_pb2.ObjectInfo.FromString,
+        )
+        try:
+            return objects, await call(raw, timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            return objects, from_rpc_error(exc)
+        finally:
+            await channel.close(grace=None)
+            await server.stop(grace=None)
+
+    return asyncio.run(scenario())
+
+
+def _small(data: bytes, size: int | None = None, bucket: str = "b") -> bytes:
+    """A PutSmallObjectRequest as the SDK writes it: the header, then the data."""
+    header = objectstore_pb2.PutObjectHeader(
+        bucket=bucket, key="k", expected_size=len(data) if size is None else size
+    )
+    head = objectstore_pb2.PutSmallObjectRequest(header=header)
+    return data_message(data, head.SerializeToString(deterministic=True))
+
+
+def test_a_small_put_reaches_the_core_as_a_view_with_its_header() -> None:
+    data = os.urandom(1024 * 1024)
+    objects, reply = _put_small(_small(data, bucket="bkt"))
+    assert isinstance(reply, common_pb2.ObjectInfo) and reply.bucket == "bkt"
+    assert reply.size == len(data)
+    assert [type(p) for p in objects.pieces] == [memoryview]
+    assert bytes(objects.pieces[0]) == data
+
+
+def _header_field(size: int) -> bytes:
+    header = objectstore_pb2.PutObjectHeader(bucket="b", key="k", expected_size=size)
+    return objectstore_pb2.PutSmallObjectRequest(header=header).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        data_message(b"abc") + _header_field(3),  # the data before the header
+        _header_field(3) + data_message(b"xy") + data_message(b"abc"),  # data twice: the last
+        _header_field(3) + b"\x28\x07" + data_message(b"abc"),  # an unknown varint field 5
+    ],
+)
+def test_a_small_put_of_another_shape_reads_as_protobuf_reads_it(raw: bytes) -> None:
+    objects, reply = _put_small(raw)
+    assert isinstance(reply, common_pb2.ObjectInfo) and reply.size == 3
+    assert b"".join(bytes(p) for p in objects.pieces) == b"abc"
+    assert objectstore_pb2.PutSmallObjectRequest.FromString(raw).data == b"abc"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_small(b"abc")[:-1], "PutSmallObject: the request does not decode"),
+        (b"\x0a\x02\xff\xff" + data_message(b"abc"), "PutSmallObject: the request does not"),
+        (_small(b"abc", size=4), "announced 4 bytes but carried 3"),
+    ],
+)
+def test_a_malformed_small_put_is_refused_with_a_clear_error(raw: bytes, message: str) -> None:
+    objects, reply = _put_small(raw)
+    assert isinstance(reply, InvalidArgument)
+    assert message in reply.message
+    assert objects.pieces == []

@@ -159,3 +159,14 @@ def test_docs_alerts_and_dashboard_name_only_exported_metrics() -> None:
 def test_a_body_message_taken_without_protobuf_counts_its_bytes() -> None:
     """The gRPC door hands a put's data messages on as views of their wire bytes."""
     assert body_bytes(memoryview(b"\x12\x03abc")[2:]) == 3
+
+
+def test_a_small_put_taken_without_protobuf_counts_its_bytes() -> None:
+    from gateway.servicer import small_put_decoder
+    from ringstore.wire import data_message
+
+    head = objectstore_pb2.PutSmallObjectRequest(
+        header=objectstore_pb2.PutObjectHeader(bucket="b", key="k")
+    )
+    request = small_put_decoder(data_message(b"x" * 1000, head.SerializeToString()))
+    assert isinstance(request.data, memoryview) and body_bytes(request) == 1000
