@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 PIECE = 1024 * 1024  # bytes per stream message to a datanode
 # bytes: a chunk at least this long goes over the bulk port when the node has one; a shorter one
-# in a (coalesced) WriteBlob call. Measured (docs/decisions.md, 29): over the bulk port a PUT
-# cost 35-45% less CPU in all at 16, 64 and 256 KiB and 1 MiB; at 4 KiB, where coalescing
+# in a (coalesced) WriteBlob call. Measured (docs/decisions.md, 30): over the bulk port a PUT
+# cost 33-45% less CPU in all at 16, 64 and 256 KiB and 1 MiB; at 4 KiB, where coalescing
 # serves many writes per call, the measurement was too noisy to move it.
 BULK_MIN = 16 * 1024
 QUORUM_GRACE_MIN = 0.25  # seconds stragglers get once W replicas acknowledged
