@@ -56,7 +56,9 @@ OPEN_PREFIXES = ("/grpc.health.",)  # calls that are not counted (probes)
 S3_OPERATION = "ringstore.s3_operation"  # ASGI scope key: S3's operation name, once routed
 S3_ERROR = "ringstore.s3_error"  # ASGI scope key: S3's error code of a failed request
 UNROUTED = "Unrouted"  # the operation of an S3 request refused before it was routed
-GET_OPERATIONS = frozenset({"GetObject", "/ringstore.v1.ObjectStore/GetObject"})
+GET_OPERATIONS = frozenset(
+    {"GetObject", "/ringstore.v1.ObjectStore/GetObject", "/ringstore.v1.ObjectStore/GetSmallObject"}
+)
 
 
 class Metrics:
@@ -327,6 +329,8 @@ class GrpcMetrics(aio.ServerInterceptor):
                 reply = await behaviour(self._requests(call, request, streaming_in), context)
                 if reply is not None:
                     call.sent += body_bytes(reply)
+                    if call.sent:  # a unary read's body goes out whole with its reply
+                        call.first_byte = time.perf_counter()
                 return reply
             except BaseException as exc:
                 error = exc
