@@ -23,3 +23,50 @@ def data_message(piece: bytes | memoryview, before: bytes = b"") -> bytes:
         n >>= 7
     length.append(n)
     return b"".join((before, DATA_TAG, length, piece))
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("a truncated or overlong varint in a protobuf message")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def take_bytes_field(buf: bytes, number: int) -> tuple[bytes, bytes]:
+    """Split a message's wire bytes into (its other fields, the value of its ``bytes`` field
+    ``number``), copying the value once: parsing the whole message and reading the field
+    copies it twice. ``b""`` for an absent field; the last one when repeated (protobuf's
+    rule). Raises ValueError for bytes that are not a message."""
+    view = memoryview(buf)
+    rest: list[memoryview] = []
+    value = b""
+    pos, end = 0, len(buf)
+    while pos < end:
+        start = pos
+        key, pos = _varint(buf, pos)
+        kind = key & 7
+        if kind == 0:
+            _, pos = _varint(buf, pos)
+        elif kind == 1:
+            pos += 8
+        elif kind == 5:
+            pos += 4
+        elif kind == 2:
+            size, pos = _varint(buf, pos)
+            if key >> 3 == number and pos + size <= end:
+                value = bytes(view[pos : pos + size])
+                pos += size
+                continue
+            pos += size
+        else:
+            raise ValueError(f"protobuf wire type {kind} is not one this decoder reads")
+        if pos > end:
+            raise ValueError("a field runs past the end of the protobuf message")
+        rest.append(view[start:pos])
+    return b"".join(rest), value
