@@ -27,8 +27,9 @@ from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutReque
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
-from ringstore.wire import data_message
+from ringstore.wire import Serialized, data_message
 
+DATA_FIELD = objectstore_pb2.GetSmallObjectResponse.DATA_FIELD_NUMBER
 UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
 
@@ -253,13 +254,15 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         whole = reading.length <= MAX_MESSAGE
         # A larger body (an unstarted generator) is never read: the caller uses GetObject.
         data = b"".join([piece async for piece in reading.body]) if whole else b""
-        return objectstore_pb2.GetSmallObjectResponse(
+        head = objectstore_pb2.GetSmallObjectResponse(
             info=grpc_wire.object_to_pb(reading.info),
             range_first=reading.offset,
             range_length=reading.length,
             whole=whole,
-            data=data,
-        )
+        ).SerializeToString()
+        # The body is written into the reply's wire bytes with one copy (ringstore.wire), not
+        # set on the message and serialized (two copies, and a third for the metrics' count).
+        return Serialized(data_message(data, head, field=DATA_FIELD) if data else head, len(data))
 
     @handler
     async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]

@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from ringstore import interception
 from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.tracing import status_name
+from ringstore.wire import Serialized
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ def body_bytes(message: Any) -> int:
     body data it carries: an object's, a blob's, a batch of blobs')."""
     plan = _BY_TYPE.get(type(message))
     if plan is None:
+        if isinstance(message, Serialized):  # a reply written as wire bytes: it says
+            return message.body
         descriptor = getattr(message, "DESCRIPTOR", None)
         if descriptor is None:  # a message an inner interceptor's deserializer wrapped
             inner = getattr(message, "message", None)

@@ -10,19 +10,35 @@ format is unchanged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 DATA_TAG = b"\x12"  # field 2 (``data``), length-delimited
 
 
-def data_message(piece: bytes | memoryview, before: bytes = b"") -> bytes:
-    """The wire bytes of a message whose ``data`` (field 2) is ``piece``, after ``before``
-    (the message's other fields, serialized), made with one copy of the piece."""
+def data_message(piece: bytes | memoryview, before: bytes = b"", *, field: int = 2) -> bytes:
+    """The wire bytes of a message whose ``data`` (field 2, or ``field``: at most 15) is
+    ``piece``, after ``before`` (the message's other fields, serialized), made with one copy of
+    the piece."""
+    if not 1 <= field <= 15:
+        raise ValueError(f"field {field}: a one-byte tag holds field numbers 1 to 15")
     n = len(piece)
     length = bytearray()
     while n > 0x7F:
         length.append(0x80 | (n & 0x7F))
         n >>= 7
     length.append(n)
-    return b"".join((before, DATA_TAG, length, piece))
+    tag = DATA_TAG if field == 2 else bytes(((field << 3) | 2,))
+    return b"".join((before, tag, length, piece))
+
+
+@dataclass(frozen=True, slots=True)
+class Serialized:
+    """A unary reply already in its wire bytes (:func:`data_message`), with the number of body
+    bytes it carries: the gRPC server sends ``wire`` as it is (``ringstore.rpc``), the metrics
+    count ``body`` (``ringstore.metrics.body_bytes``) without copying the field to measure it."""
+
+    wire: bytes
+    body: int
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -179,3 +179,20 @@ def test_the_unary_reply_says_whether_the_body_came_whole(door: RecordedDoor) ->
         req = objectstore_pb2.GetObjectRequest(bucket="photos", key="big")
         big, data = stub.GetSmallObject(req, timeout=10)
         assert not big.whole and data == b"" and big.info.size == MAX_MESSAGE + 1
+
+
+def test_the_unary_reply_is_a_plain_protobuf_message_to_any_client(door: RecordedDoor) -> None:
+    from ringstore.client import credentials
+
+    data = bytes(range(256)) * 4096  # 1 MiB: the largest body that comes whole
+    with with_bucket(door) as maker:
+        maker.put_object("photos", "one", data)
+        secret = door.meta.keys["maker"].secret_access_key
+        plain = objectstore_pb2_grpc.ObjectStoreStub(
+            credentials.signing_channel(maker._channels[0], ("maker", secret))
+        )
+        req = objectstore_pb2.GetObjectRequest(bucket="photos", key="one")
+        reply = plain.GetSmallObject(req, timeout=10)
+        assert isinstance(reply, objectstore_pb2.GetSmallObjectResponse)
+        assert reply.whole and reply.data == data and reply.info.size == len(data)
+        assert reply.range_first == 0 and reply.range_length == len(data)

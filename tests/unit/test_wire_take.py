@@ -52,3 +52,33 @@ def test_bytes_that_are_not_a_message_are_refused(wire: bytes) -> None:
         take_bytes_field(wire, DATA)
     with pytest.raises(ServiceUnavailable, match="GetSmallObject reply is malformed"):
         _small_reply(wire)
+
+
+@pytest.mark.parametrize("field", [2, 5, 15])
+def test_a_data_message_of_any_small_field_number_parses(field: int) -> None:
+    from ringstore.wire import data_message
+
+    head = objectstore_pb2.GetSmallObjectResponse(range_length=3, whole=True).SerializeToString()
+    wire = data_message(b"abc", head, field=field)
+    rest, value = take_bytes_field(wire, field)
+    assert value == b"abc" and rest == head
+    if field == DATA:
+        assert objectstore_pb2.GetSmallObjectResponse.FromString(wire).data == b"abc"
+
+
+def test_a_field_number_past_one_tag_byte_is_refused() -> None:
+    from ringstore.wire import data_message
+
+    with pytest.raises(ValueError, match="field 16"):
+        data_message(b"x", field=16)
+
+
+def test_a_serialized_reply_is_sent_as_it_is_and_counted_by_its_body() -> None:
+    from ringstore.metrics import body_bytes
+    from ringstore.rpc import _passing
+    from ringstore.wire import Serialized
+
+    reply = Serialized(b"\x2a\x03abc", 3)
+    encode = _passing(objectstore_pb2.GetSmallObjectResponse.SerializeToString)
+    assert encode is not None and encode(reply) == b"\x2a\x03abc"
+    assert body_bytes(reply) == 3
