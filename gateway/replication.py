@@ -1,7 +1,8 @@
 """Writing a chunk to N replicas with a write quorum W, and reading it back with failover.
 
-Chunks larger than one message move over the datanodes' bulk ports (:mod:`gateway.bulk_client`)
-when they have one, over gRPC streams otherwise or when the port cannot be reached.
+Chunks larger than one message, and reads of :data:`BULK_READ_MIN` bytes or more, move over
+the datanodes' bulk ports (:mod:`gateway.bulk_client`) when they have one, over gRPC otherwise
+or when the port cannot be reached.
 
 Guarantees:
 - :func:`write_chunk` returns only after at least W datanodes acknowledged the chunk (each
@@ -31,12 +32,14 @@ from gateway.bulk_client import BulkUnavailable
 from gateway.cluster_view import ClusterView
 from ringstore.bulk import SpanCorrupt
 from ringstore.errors import BlobCorrupt, BlobNotFound, RingstoreError, ServiceUnavailable
-from ringstore.rpc import MAX_MESSAGE
 from ringstore.v1 import blob_pb2, common_pb2
 
 log = logging.getLogger(__name__)
 
 PIECE = 1024 * 1024  # bytes per stream message to a datanode
+# bytes: a read this large goes over the datanode's bulk port (sendfile there, recv_into here);
+# a smaller one is a coalesced unary ReadBlob (a bulk transfer's thread hop costs more for it)
+BULK_READ_MIN = 128 * 1024
 QUORUM_GRACE_MIN = 0.25  # seconds stragglers get once W replicas acknowledged
 QUORUM_GRACE_FACTOR = 1.0  # ... or this many times the time W acks took, whichever is longer
 
@@ -204,7 +207,7 @@ async def read_chunk(
     request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
     for node_id in view.read_order(chunk.nodes, spread=zlib.crc32(chunk.blob_id.encode())):
         try:
-            if 0 < length <= MAX_MESSAGE:  # unary (and coalesced) replies cost far less
+            if 0 < length < BULK_READ_MIN:  # unary (and coalesced) replies cost far less
                 parts = [(await view.read_batcher(node_id).call(request, timeout)).data]
             else:
                 parts = await _get_blob(view, node_id, request, timeout)
