@@ -1,8 +1,9 @@
 """Writing a chunk to N replicas with a write quorum W, and reading it back with failover.
 
-Chunks of at least :data:`BULK_MIN` bytes move over the datanodes' bulk ports
-(:mod:`gateway.bulk_client`) when they have one; smaller chunks, and any chunk for a node whose
-port cannot be reached, over gRPC (a coalesced unary call for one message, a stream for more).
+Writes of :data:`BULK_WRITE_MIN` bytes or more and reads of :data:`BULK_READ_MIN` bytes or more
+move over the datanodes' bulk ports (:mod:`gateway.bulk_client`) when they have one; smaller
+ones, and any for a node whose port cannot be reached, over gRPC (a coalesced unary call for one
+message, a stream for more).
 
 Guarantees:
 - :func:`write_chunk` returns only after at least W datanodes acknowledged the chunk (each
@@ -32,7 +33,6 @@ from gateway.bulk_client import BulkUnavailable
 from gateway.cluster_view import ClusterView
 from ringstore.bulk import SpanCorrupt
 from ringstore.errors import BlobCorrupt, BlobNotFound, RingstoreError, ServiceUnavailable
-from ringstore.rpc import MAX_MESSAGE
 from ringstore.v1 import blob_pb2, common_pb2
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,10 @@ PIECE = 1024 * 1024  # bytes per stream message to a datanode
 # in a (coalesced) WriteBlob call. Measured (docs/decisions.md, 30): over the bulk port a PUT
 # cost 33-45% less CPU in all at 16, 64 and 256 KiB and 1 MiB; at 4 KiB, where coalescing
 # serves many writes per call, the measurement was too noisy to move it.
-BULK_MIN = 16 * 1024
+BULK_WRITE_MIN = 16 * 1024
+# bytes: a read this large goes over the datanode's bulk port (sendfile there, recv_into here);
+# a smaller one is a coalesced unary ReadBlob (a bulk transfer's thread hop costs more for it)
+BULK_READ_MIN = 128 * 1024
 QUORUM_GRACE_MIN = 0.25  # seconds stragglers get once W replicas acknowledged
 QUORUM_GRACE_FACTOR = 1.0  # ... or this many times the time W acks took, whichever is longer
 
@@ -54,7 +57,7 @@ async def _put_blob(
     pieces: Sequence[bytes | memoryview],
     timeout: float,
 ) -> str:
-    if header.length >= BULK_MIN:
+    if header.length >= BULK_WRITE_MIN:
         address = await view.bulk_address(node_id)
         if address is not None and view.bulk is not None:
             try:  # raw bytes on the bulk port: a fraction of gRPC's CPU per byte
@@ -211,7 +214,7 @@ async def read_chunk(
     request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
     for node_id in view.read_order(chunk.nodes, spread=zlib.crc32(chunk.blob_id.encode())):
         try:
-            if 0 < length <= MAX_MESSAGE:  # unary (and coalesced) replies cost far less
+            if 0 < length < BULK_READ_MIN:  # unary (and coalesced) replies cost far less
                 parts = [(await view.read_batcher(node_id).call(request, timeout)).data]
             else:
                 parts = await _get_blob(view, node_id, request, timeout)

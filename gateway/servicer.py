@@ -25,12 +25,13 @@ from gateway.auth import Authorizer
 from gateway.grpc_auth import caller
 from gateway.intake import Intake, footprint
 from gateway.multipart import MultipartService, PartListing, PartTarget
-from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutRequest
+from gateway.objects import DEFAULT_MAX_KEYS, ByteRange, ObjectService, PutRequest, Reading
 from ringstore.errors import InvalidArgument
 from ringstore.rpc import MAX_MESSAGE, handler
 from ringstore.v1 import common_pb2, objectstore_pb2, objectstore_pb2_grpc
-from ringstore.wire import data_field, data_message, length_fields
+from ringstore.wire import Serialized, data_field, data_message, length_fields
 
+DATA_FIELD = objectstore_pb2.GetSmallObjectResponse.DATA_FIELD_NUMBER
 UNKNOWN_SIZE = -1  # a header's expected_size when the sender does not know it
 
 
@@ -216,8 +217,8 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         )
         return objectstore_pb2.RenamePrefixResponse(moved=moved)
 
-    @handler
-    async def GetObject(self, request, context):  # type: ignore[no-untyped-def]
+    async def _open(self, request: objectstore_pb2.GetObjectRequest) -> Reading:
+        """Authorize a GetObjectRequest and open the object (conditions and range checked)."""
         await self.auth.check(caller(), auth.READ, request.bucket)
         byte_range = None
         if request.has_range:
@@ -225,7 +226,7 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             byte_range = ByteRange(
                 first=r.first, last=r.last if r.has_last else None, suffix=r.suffix
             )
-        reading = await self.objects.get_object(
+        return await self.objects.get_object(
             request.bucket,
             request.key,
             version_id=request.version_id,
@@ -233,6 +234,10 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             if_match=request.if_match,
             if_none_match=request.if_none_match,
         )
+
+    @handler
+    async def GetObject(self, request, context):  # type: ignore[no-untyped-def]
+        reading = await self._open(request)
         first = b""
         if request.accept_first_data and reading.length <= MAX_MESSAGE:
             # A small body goes out with the info: one message instead of two.
@@ -245,6 +250,22 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         )
         async for piece in reading.body:
             yield data_message(piece)  # a GetObjectResponse with data, one copy (ringstore.wire)
+
+    @handler
+    async def GetSmallObject(self, request, context):  # type: ignore[no-untyped-def]
+        reading = await self._open(request)
+        whole = reading.length <= MAX_MESSAGE
+        # A larger body (an unstarted generator) is never read: the caller uses GetObject.
+        data = b"".join([piece async for piece in reading.body]) if whole else b""
+        head = objectstore_pb2.GetSmallObjectResponse(
+            info=grpc_wire.object_to_pb(reading.info),
+            range_first=reading.offset,
+            range_length=reading.length,
+            whole=whole,
+        ).SerializeToString()
+        # The body is written into the reply's wire bytes with one copy (ringstore.wire), not
+        # set on the message and serialized (two copies, and a third for the metrics' count).
+        return Serialized(data_message(data, head, field=DATA_FIELD) if data else head, len(data))
 
     @handler
     async def HeadObject(self, request, context):  # type: ignore[no-untyped-def]

@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from ringstore import interception
 from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.tracing import status_name
+from ringstore.wire import Serialized
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ OPEN_PREFIXES = ("/grpc.health.",)  # calls that are not counted (probes)
 S3_OPERATION = "ringstore.s3_operation"  # ASGI scope key: S3's operation name, once routed
 S3_ERROR = "ringstore.s3_error"  # ASGI scope key: S3's error code of a failed request
 UNROUTED = "Unrouted"  # the operation of an S3 request refused before it was routed
-GET_OPERATIONS = frozenset({"GetObject", "/ringstore.v1.ObjectStore/GetObject"})
+GET_OPERATIONS = frozenset(
+    {"GetObject", "/ringstore.v1.ObjectStore/GetObject", "/ringstore.v1.ObjectStore/GetSmallObject"}
+)
 
 
 class Metrics:
@@ -201,6 +204,8 @@ def body_bytes(message: Any) -> int:
         return message.nbytes
     plan = _BY_TYPE.get(type(message))
     if plan is None:
+        if isinstance(message, Serialized):  # a reply written as wire bytes: it says
+            return message.body
         descriptor = getattr(message, "DESCRIPTOR", None)
         if descriptor is None:  # a message an inner interceptor's deserializer wrapped, or one
             # a door took without protobuf (its body a view in ``data``)
@@ -330,6 +335,8 @@ class GrpcMetrics(aio.ServerInterceptor):
                 reply = await behaviour(self._requests(call, request, streaming_in), context)
                 if reply is not None:
                     call.sent += body_bytes(reply)
+                    if call.sent:  # a unary read's body goes out whole with its reply
+                        call.first_byte = time.perf_counter()
                 return reply
             except BaseException as exc:
                 error = exc

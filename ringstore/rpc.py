@@ -34,6 +34,7 @@ from ringstore.metrics import GrpcMetrics, Metrics
 from ringstore.tls import CLUSTER_NAME, ClusterTls, plain_tcp_note
 from ringstore.tracing import RequestIds
 from ringstore.validation import shown
+from ringstore.wire import Serialized
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +190,17 @@ def _guarded(method: str, rpc: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHa
 
 def _passing(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
     """``serialize``, except that a reply already serialized (``bytes``: a GetObject data
-    message written by :func:`ringstore.wire.data_message`) goes out as it is."""
+    message written by :func:`ringstore.wire.data_message`; or a :class:`ringstore.wire.Serialized`)
+    goes out as it is."""
     if serialize is None:
         return None
 
     def encode(reply: Any) -> bytes:
-        return reply if isinstance(reply, bytes) else serialize(reply)
+        if isinstance(reply, bytes):
+            return reply
+        if isinstance(reply, Serialized):
+            return reply.wire
+        return serialize(reply)
 
     return encode
 

@@ -12,19 +12,82 @@ copies it out again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 DATA_TAG = b"\x12"  # field 2 (``data``), length-delimited
 
 
-def data_message(piece: bytes | memoryview, before: bytes = b"") -> bytes:
-    """The wire bytes of a message whose ``data`` (field 2) is ``piece``, after ``before``
-    (the message's other fields, serialized), made with one copy of the piece."""
+def data_message(piece: bytes | memoryview, before: bytes = b"", *, field: int = 2) -> bytes:
+    """The wire bytes of a message whose ``data`` (field 2, or ``field``: at most 15) is
+    ``piece``, after ``before`` (the message's other fields, serialized), made with one copy of
+    the piece."""
+    if not 1 <= field <= 15:
+        raise ValueError(f"field {field}: a one-byte tag holds field numbers 1 to 15")
     n = len(piece)
     length = bytearray()
     while n > 0x7F:
         length.append(0x80 | (n & 0x7F))
         n >>= 7
     length.append(n)
-    return b"".join((before, DATA_TAG, length, piece))
+    tag = DATA_TAG if field == 2 else bytes(((field << 3) | 2,))
+    return b"".join((before, tag, length, piece))
+
+
+@dataclass(frozen=True, slots=True)
+class Serialized:
+    """A unary reply already in its wire bytes (:func:`data_message`), with the number of body
+    bytes it carries: the gRPC server sends ``wire`` as it is (``ringstore.rpc``), the metrics
+    count ``body`` (``ringstore.metrics.body_bytes``) without copying the field to measure it."""
+
+    wire: bytes
+    body: int
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("a truncated or overlong varint in a protobuf message")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def take_bytes_field(buf: bytes, number: int) -> tuple[bytes, bytes]:
+    """Split a message's wire bytes into (its other fields, the value of its ``bytes`` field
+    ``number``), copying the value once: parsing the whole message and reading the field
+    copies it twice. ``b""`` for an absent field; the last one when repeated (protobuf's
+    rule). Raises ValueError for bytes that are not a message."""
+    view = memoryview(buf)
+    rest: list[memoryview] = []
+    value = b""
+    pos, end = 0, len(buf)
+    while pos < end:
+        start = pos
+        key, pos = _varint(buf, pos)
+        kind = key & 7
+        if kind == 0:
+            _, pos = _varint(buf, pos)
+        elif kind == 1:
+            pos += 8
+        elif kind == 5:
+            pos += 4
+        elif kind == 2:
+            size, pos = _varint(buf, pos)
+            if key >> 3 == number and pos + size <= end:
+                value = bytes(view[pos : pos + size])
+                pos += size
+                continue
+            pos += size
+        else:
+            raise ValueError(f"protobuf wire type {kind} is not one this decoder reads")
+        if pos > end:
+            raise ValueError("a field runs past the end of the protobuf message")
+        rest.append(view[start:pos])
+    return b"".join(rest), value
 
 
 def data_field(raw: bytes) -> memoryview | None:
@@ -44,25 +107,16 @@ def length_fields(raw: bytes) -> dict[int, memoryview] | None:
     wire type or repeated, or bytes that do not parse), for the caller to parse as protobuf."""
     fields: dict[int, memoryview] = {}
     at = 0
-    while at < len(raw):
-        key, at = _varint(raw, at)
-        if key < 0 or key & 7 != 2 or (key >> 3) in fields:
-            return None
-        length, at = _varint(raw, at)
-        if length < 0 or at + length > len(raw):
-            return None
-        fields[key >> 3] = memoryview(raw)[at : at + length]
-        at += length
+    try:
+        while at < len(raw):
+            key, at = _varint(raw, at)
+            if key & 7 != 2 or (key >> 3) in fields:
+                return None
+            length, at = _varint(raw, at)
+            if at + length > len(raw):
+                return None
+            fields[key >> 3] = memoryview(raw)[at : at + length]
+            at += length
+    except ValueError:  # a varint cut short or too long
+        return None
     return fields
-
-
-def _varint(raw: bytes, at: int) -> tuple[int, int]:
-    """The varint at ``raw[at]`` and where it ends; (-1, at) when it is cut or too long."""
-    value = shift = 0
-    for end in range(at, min(len(raw), at + 10)):  # a varint of at most 10 bytes
-        byte = raw[end]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, end + 1
-        shift += 7
-    return -1, at

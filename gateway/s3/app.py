@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable
 
 from gateway import auth
@@ -27,6 +28,10 @@ from ringstore import metrics, tracing
 from ringstore.errors import InternalError, RingstoreError, SlowDown
 
 log = logging.getLogger("ringstore.gateway.s3")
+
+# Under overload every refused request would log its own warning, and the log would grow with
+# the overload it reports: refusals are told at most once in this many seconds, with a count.
+OVERLOAD_LOG_INTERVAL = 10.0
 
 
 class S3App:
@@ -48,6 +53,8 @@ class S3App:
         self.limit = max_concurrent_calls
         self.active = 0  # requests being served now
         self.refused = 0  # requests refused since start
+        self._refusals_told = 0  # self.refused when the last overload warning was written
+        self._overload_told_at = -OVERLOAD_LOG_INTERVAL  # time.monotonic() of that warning
         self.auth = authorizer
         self.domain = check_domain(domain)
         self.handlers = Handlers(objects, authorizer, region, intake)
@@ -112,13 +119,23 @@ class S3App:
     ) -> None:
         status, code, message = errors.status_of(err)
         metrics.note(scope, metrics.S3_ERROR, code)
-        if status >= 500:
+        if isinstance(err, SlowDown):
+            self._tell_overload(err)
+        elif status >= 500:
             log.warning("S3 %s %s: %s", scope.get("method"), scope.get("path"), err)
         if resp.started:
             raise err  # the body was under way: the connection is cut, the client sees it short
         resource = scope.get("path", "")
         body = errors.error_xml(code, message, resource, resp.request_id)
         await resp.send(status, body, resp.error_headers)
+
+    def _tell_overload(self, err: SlowDown) -> None:
+        now = time.monotonic()
+        if now - self._overload_told_at < OVERLOAD_LOG_INTERVAL:
+            return
+        since = self.refused - self._refusals_told
+        self._overload_told_at, self._refusals_told = now, self.refused
+        log.warning("%s (%d refused since the last such warning)", err, since)
 
 
 def check_domain(domain: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ringstore import etags, tls, validation
+from ringstore import wire as wire_format
 from ringstore.client import credentials, transfer
 from ringstore.client.body import PIECE, Body, data_message
 from ringstore.client.models import (
@@ -150,10 +151,7 @@ class Client:
         ca = None if ca_file is None else tls.read_ca(ca_file, f"{source}: the CA bundle")
         self.ca_file = ca_file
         self._channels = [sync_channel(e, ca) for e in endpoints]
-        self._stubs = [
-            objectstore_pb2_grpc.ObjectStoreStub(credentials.signing_channel(c, signer))
-            for c in self._channels
-        ]
+        self._stubs = [_stub(credentials.signing_channel(c, signer)) for c in self._channels]
         self._next = itertools.count(random.randrange(len(endpoints)))
         self._lock = threading.Lock()
 
@@ -326,6 +324,17 @@ class Client:
             req.has_range = True
             req.range.CopyFrom(_range_proto(range))
 
+        def small(stub: objectstore_pb2_grpc.ObjectStoreStub) -> ObjectReader | None:
+            try:
+                msg, data = stub.GetSmallObject(req, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # a gateway older than it
+                    return None
+                raise
+            if not msg.whole:
+                return None
+            return ObjectReader(ObjectInfo.from_proto(msg.info), iter((data,)))
+
         def start(stub: objectstore_pb2_grpc.ObjectStoreStub) -> ObjectReader:
             call = stub.GetObject(req)
             first = next(call)
@@ -337,7 +346,14 @@ class Client:
                 pieces = itertools.chain((first.first_data,), pieces)
             return ObjectReader(ObjectInfo.from_proto(first.info), pieces, call)
 
-        return self._call(start, safe=True)
+        # One unary call reads a body of at most one message (far cheaper at both ends than
+        # a stream); a larger one is then streamed, looked up afresh, so the read is as
+        # current as a streamed read alone would be.
+        # A range known to be larger (a download's parts) skips the unary try.
+        r = req.range
+        large = req.has_range and r.has_last and not r.suffix and r.last - r.first >= PIECE
+        reader = None if large else self._call(small, safe=True)
+        return reader if reader is not None else self._call(start, safe=True)
 
     def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
         validation.check_bucket_length(bucket)
@@ -695,6 +711,32 @@ class Client:
         """The cluster as the metanode sees it (an ``objectstore_pb2.ClusterStatusResponse``)."""
         req = objectstore_pb2.ClusterStatusRequest()
         return self._call(lambda s: s.ClusterStatus(req, timeout=self.timeout), safe=True)
+
+
+GET_SMALL = "/ringstore.v1.ObjectStore/GetSmallObject"
+SMALL_DATA_FIELD = objectstore_pb2.GetSmallObjectResponse.DATA_FIELD_NUMBER
+
+
+def _small_reply(wire: bytes) -> tuple[objectstore_pb2.GetSmallObjectResponse, bytes]:
+    """A GetSmallObject reply as (the reply without its data, the data): the body copied out
+    of the wire bytes once, where parsing the reply and reading ``data`` copies it twice."""
+    try:
+        rest, data = wire_format.take_bytes_field(wire, SMALL_DATA_FIELD)
+    except ValueError as exc:
+        raise ServiceUnavailable(
+            f"the gateway's GetSmallObject reply is malformed: {exc}"
+        ) from None
+    return objectstore_pb2.GetSmallObjectResponse.FromString(rest), data
+
+
+def _stub(channel: Any) -> objectstore_pb2_grpc.ObjectStoreStub:
+    """The ObjectStore stub of a (signing) channel, its GetSmallObject answering
+    (reply, data) (:func:`_small_reply`)."""
+    stub = objectstore_pb2_grpc.ObjectStoreStub(channel)
+    stub.GetSmallObject = channel.unary_unary(  # type: ignore[method-assign]
+        GET_SMALL, response_deserializer=_small_reply
+    )
+    return stub
 
 
 def _range_proto(rng: tuple[int, int | None]) -> objectstore_pb2.ByteRange:

@@ -83,8 +83,10 @@ class _Signer(
         )
 
     def _unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        payload = signing.payload_hash(_deterministic(request))
-        return continuation(self._signed(details, payload), request)
+        # Serialized once: the bytes hashed are handed on as the request, and the channel's
+        # serializer (_deterministic) passes bytes through as they are.
+        data = _deterministic(request)
+        return continuation(self._signed(details, signing.payload_hash(data)), data)
 
     def _streamed(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
         return continuation(self._signed(details, signing.STREAMING_PAYLOAD), requests)

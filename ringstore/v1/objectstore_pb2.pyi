@@ -422,6 +422,20 @@ class GetObjectResponse(_message.Message):
     first_data: bytes
     def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., data: _Optional[bytes] = ..., range_first: _Optional[int] = ..., range_length: _Optional[int] = ..., first_data: _Optional[bytes] = ...) -> None: ...
 
+class GetSmallObjectResponse(_message.Message):
+    __slots__ = ("info", "range_first", "range_length", "whole", "data")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIRST_FIELD_NUMBER: _ClassVar[int]
+    RANGE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    info: _common_pb2.ObjectInfo
+    range_first: int
+    range_length: int
+    whole: bool
+    data: bytes
+    def __init__(self, info: _Optional[_Union[_common_pb2.ObjectInfo, _Mapping]] = ..., range_first: _Optional[int] = ..., range_length: _Optional[int] = ..., whole: _Optional[bool] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class HeadObjectRequest(_message.Message):
     __slots__ = ("bucket", "key", "version_id")
     BUCKET_FIELD_NUMBER: _ClassVar[int]

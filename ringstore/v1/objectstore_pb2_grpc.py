@@ -70,6 +70,11 @@ class ObjectStoreStub:
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.SerializeToString,
                 response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectResponse.FromString,
                 _registered_method=True)
+        self.GetSmallObject = channel.unary_unary(
+                '/ringstore.v1.ObjectStore/GetSmallObject',
+                request_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.SerializeToString,
+                response_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetSmallObjectResponse.FromString,
+                _registered_method=True)
         self.HeadObject = channel.unary_unary(
                 '/ringstore.v1.ObjectStore/HeadObject',
                 request_serializer=ringstore_dot_v1_dot_objectstore__pb2.HeadObjectRequest.SerializeToString,
@@ -230,6 +235,15 @@ class ObjectStoreServicer:
 
     def GetObject(self, request, context):
         """The first message carries the object's info, every later one at most 1 MiB of the body.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSmallObject(self, request, context):
+        """The same for a body (or range) that fits one message (at most 1 MiB): one unary call,
+        far cheaper than a stream at both ends. A larger one answers with its info and
+        whole=false and no bytes: the caller then reads it with GetObject.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -419,6 +433,11 @@ def add_ObjectStoreServicer_to_server(servicer, server):
                     servicer.GetObject,
                     request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.FromString,
                     response_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectResponse.SerializeToString,
+            ),
+            'GetSmallObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSmallObject,
+                    request_deserializer=ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.FromString,
+                    response_serializer=ringstore_dot_v1_dot_objectstore__pb2.GetSmallObjectResponse.SerializeToString,
             ),
             'HeadObject': grpc.unary_unary_rpc_method_handler(
                     servicer.HeadObject,
@@ -725,6 +744,33 @@ class ObjectStore:
             '/ringstore.v1.ObjectStore/GetObject',
             ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.SerializeToString,
             ringstore_dot_v1_dot_objectstore__pb2.GetObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSmallObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringstore.v1.ObjectStore/GetSmallObject',
+            ringstore_dot_v1_dot_objectstore__pb2.GetObjectRequest.SerializeToString,
+            ringstore_dot_v1_dot_objectstore__pb2.GetSmallObjectResponse.FromString,
             options,
             channel_credentials,
             insecure,

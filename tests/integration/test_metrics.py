@@ -87,7 +87,7 @@ def test_a_known_load_shows_in_the_gateways_metrics(cluster: LocalCluster) -> No
         return total(after, metric, **labels) - total(before, metric, **labels)
 
     put_ops = ("/ringstore.v1.ObjectStore/PutObject", "/ringstore.v1.ObjectStore/PutSmallObject")
-    get_op = "/ringstore.v1.ObjectStore/GetObject"
+    get_op = "/ringstore.v1.ObjectStore/GetSmallObject"  # a body of one message: unary
     req = "ringstore_requests_total"
     assert sum(grown(req, api="grpc", operation=op, status="OK") for op in put_ops) == K
     assert grown(req, api="grpc", operation=get_op, status="OK") == K

@@ -297,7 +297,7 @@ class _BulkView(ClusterView):
         return ("127.0.0.1", self.port)
 
     def blob_stub(self, node_id: str) -> Any:
-        raise AssertionError(f"a chunk of {replication.BULK_MIN} bytes or more went over gRPC")
+        raise AssertionError(f"a chunk of {replication.BULK_WRITE_MIN} bytes or more took gRPC")
 
     def mark_suspect(self, node_id: str) -> None:
         pass
@@ -318,7 +318,7 @@ def _write_chunk(server: BulkServer, blob_id: str, data: bytes, crc: int) -> lis
     return asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("size", [replication.BULK_MIN, MiB])
+@pytest.mark.parametrize("size", [replication.BULK_WRITE_MIN, MiB])
 def test_a_chunk_of_one_message_goes_over_the_bulk_port_and_is_verified_there(
     server: BulkServer, store: DiskBlobStore, size: int
 ) -> None:

@@ -265,17 +265,53 @@ def test_read_order_spreads_chunks_over_their_copies_and_keeps_one_chunk_on_one_
     assert view.read_order(holders, spread=1) == ["dn1", "dn2", "dn3"]
 
 
-def test_reads_of_one_message_are_unary_and_larger_ones_stream() -> None:
-    from ringstore.rpc import MAX_MESSAGE
-
-    small = b"s" * 1000
+def test_small_reads_are_unary_and_larger_ones_stream() -> None:
+    small = b"s" * (replication.BULK_READ_MIN - 1)
     view = FakeView({"dn1": "ok"}, data=small)
     assert read(view, small) == small
     assert view.stubs["dn1"].unary_reads == 1  # type: ignore[attr-defined]
-    large = b"l" * (MAX_MESSAGE + 1)
+    # From BULK_READ_MIN on (one message of 1 MiB included), a read takes the bulk port when
+    # the node has one; this view has none, so a GetBlob stream.
+    large = b"l" * replication.BULK_READ_MIN
     view = FakeView({"dn1": "ok"}, data=large)
     assert read(view, large) == large
     assert not hasattr(view.stubs["dn1"], "unary_reads")
+
+
+class FakeBulk:
+    """The bulk client of a gateway: serves reads from ``data``, counting them."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reads = 0
+
+    async def read(
+        self, address: Any, blob_id: str, offset: int, length: int, timeout: float
+    ) -> list[bytes]:
+        self.reads += 1
+        return [self.data[offset : offset + length]]
+
+
+class BulkView(FakeView):
+    async def bulk_address(self, node_id: str) -> tuple[str, int] | None:
+        return ("127.0.0.1", 1)
+
+
+def test_a_read_of_one_whole_message_takes_the_bulk_port_and_is_verified() -> None:
+    from ringstore.rpc import MAX_MESSAGE
+
+    data = bytes(range(256)) * (MAX_MESSAGE // 256)
+    view = BulkView({"dn1": "ok"}, data=data)
+    view.bulk = FakeBulk(data)  # type: ignore[assignment]
+    assert read(view, data) == data
+    assert view.bulk.reads == 1  # type: ignore[attr-defined]
+    assert not hasattr(view.stubs["dn1"], "unary_reads")
+    # Bytes that fail the metanode's CRC are refused, whichever path brought them.
+    view = BulkView({"dn1": "ok"}, data=data)
+    view.bulk = FakeBulk(b"x" + data[1:])  # type: ignore[assignment]
+    with pytest.raises(ServiceUnavailable, match="fail the metanode's checksum"):
+        read(view, data)
+    assert view.reports == [("dn1", "corrupt")]
 
 
 def test_concurrent_reads_are_coalesced_and_a_missing_copy_in_a_batch_is_reported() -> None:

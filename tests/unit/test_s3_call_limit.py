@@ -4,10 +4,12 @@ more is answered 503 SlowDown at once (never queued), as the gRPC door's CallLim
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 
+from gateway.s3 import app as s3app
 from gateway.s3.app import S3App
 
 
@@ -83,3 +85,33 @@ def test_no_limit_and_a_bad_limit() -> None:
     assert app_with(None).limit is None
     with pytest.raises(ValueError, match="max_concurrent_calls"):
         app_with(0)
+
+
+def test_refusals_under_overload_are_logged_once_in_an_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def run() -> None:
+        app = app_with(1)
+        release = asyncio.Event()
+
+        async def serve(req: Any, resp: Any, scope: Any) -> None:
+            await release.wait()
+            await resp.send(200)
+
+        app._serve = serve  # type: ignore[method-assign]
+        held = asyncio.create_task(call(app))
+        while app.active < 1:
+            await asyncio.sleep(0)
+        for _ in range(50):
+            assert (await call(app))[0] == 503
+        app._overload_told_at -= s3app.OVERLOAD_LOG_INTERVAL  # the interval has passed
+        assert (await call(app))[0] == 503
+        release.set()
+        await held
+
+    with caplog.at_level(logging.WARNING, logger="ringstore.gateway.s3"):
+        asyncio.run(run())
+    told = [r.getMessage() for r in caplog.records if "overloaded" in r.getMessage()]
+    assert len(told) == 2, told  # the first refusal, and one more after the interval
+    assert told[0].endswith("(1 refused since the last such warning)")
+    assert told[1].endswith("(50 refused since the last such warning)")
