@@ -1,12 +1,16 @@
-"""The HTTP/1.1 protocol the S3 door runs under uvicorn: uvicorn's httptools protocol, with request
-bodies handed to the application as the parser's own byte strings instead of copied twice.
+"""The HTTP/1.1 protocol the S3 door runs under uvicorn: uvicorn's httptools protocol, reading
+the socket into a buffer of its own and handing request bodies to the application as the
+parser's own byte strings instead of copied twice.
 
 uvicorn (0.54, pinned) appends every body piece the parser produces to a ``bytearray`` and
 copies that into a new ``bytes`` for each ``http.request`` message, and it stops reading the
 socket whenever more than 64 KiB wait. Measured on this machine kind with boto3 putting 64 MiB
 objects at a bare ASGI app, that costs the server 1.6-2.2 ms of CPU per MiB received; keeping
 the pieces as they are (:class:`BodyPieces`) and pausing only beyond :data:`BODY_HIGH_WATER`
-costs 0.4-0.5 ms per MiB (bench/RESULTS.md, "S3 door large PUT").
+costs 0.4-0.5 ms per MiB. Reading with ``recv_into`` one reused buffer (asyncio's
+``BufferedProtocol``) saves allocating each read, and larger reads make fewer, larger messages:
+each message costs the gateway's body path (checks, hashing thread, chunker) as much as a
+fraction of a MiB of bytes does (bench/RESULTS.md, "S3 door: large PUTs").
 
 Guarantees (unchanged from uvicorn's): the bytes the application receives are the request's
 body in order, every byte exactly once; reading from the socket stops while more than
@@ -16,9 +20,16 @@ that plus one socket read), and resumes when it asks for more.
 
 from __future__ import annotations
 
+import asyncio
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-BODY_HIGH_WATER = 1024 * 1024  # bytes of request body waiting for the app before reads pause
+# Bytes of request body waiting for the app beyond which reading pauses, and bytes one socket
+# read takes at most (asyncio's own reads: 256 KiB). A message to the app is what waits, so it
+# holds at most their sum: 1 MiB, one message to a datanode (gateway.replication.PIECE), which
+# the core then never has to split but at a chunk's end.
+BODY_HIGH_WATER = 512 * 1024
+READ_SIZE = 512 * 1024
 
 
 class BodyPieces:
@@ -47,8 +58,19 @@ class BodyPieces:
         return b"".join(self.pieces)
 
 
-class S3HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with :class:`BodyPieces` bodies (module docstring)."""
+class S3HttpProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
+    """uvicorn's httptools protocol with :class:`BodyPieces` bodies (module docstring), reading
+    the socket into one buffer of its own, :data:`READ_SIZE` bytes at a time."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._read_buffer = memoryview(bytearray(READ_SIZE))
+        super().connection_made(transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_buffer[:nbytes])  # type: ignore[arg-type]
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle

@@ -9,7 +9,8 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
-from gateway.s3.protocol import BODY_HIGH_WATER, BodyPieces, S3HttpProtocol
+from gateway import replication
+from gateway.s3.protocol import BODY_HIGH_WATER, READ_SIZE, BodyPieces, S3HttpProtocol
 
 
 class FakeTransport(asyncio.Transport):
@@ -96,8 +97,12 @@ def test_the_body_arrives_whole_and_in_order_across_pieces_and_requests() -> Non
         app.go.set()
         protocol, transport = connect(app)
         raw = put(first) + put(second, "/b/k2")
-        for at in range(0, len(raw), 7001):  # pieces that cut headers and bodies anywhere
-            protocol.data_received(raw[at : at + 7001])
+        for at in range(0, len(raw), 7001):  # reads that cut headers and bodies anywhere
+            buffer = protocol.get_buffer(-1)  # as asyncio reads a BufferedProtocol's socket
+            assert len(buffer) == READ_SIZE
+            piece = raw[at : at + 7001]
+            buffer[: len(piece)] = piece
+            protocol.buffer_updated(len(piece))
             await settle()
         await settle()
         assert transport.written.count(b"HTTP/1.1 200") == 2
@@ -160,3 +165,9 @@ def test_reading_pauses_only_beyond_the_high_water_mark_and_resumes_on_receive()
     assert states[:-1] == [w > BODY_HIGH_WATER for w in waiting]  # 64 KiB would pause at once
     assert states[-1] is False  # the app's receive resumed reading
     assert bodies == [b"y" * (BODY_HIGH_WATER + 200_000)]
+
+
+def test_a_message_never_exceeds_one_datanode_message() -> None:
+    # What waits (at most the high-water mark plus one read) becomes one message; the core
+    # splits, by copying, any message over a datanode message.
+    assert BODY_HIGH_WATER + READ_SIZE <= replication.PIECE
