@@ -190,7 +190,7 @@ def test_a_large_body_passes_every_check_and_is_hashed_off_the_event_loop(
 ) -> None:
     threads: set[int] = set()
 
-    class Recording(checksums._Crc32):  # noqa: SLF001 - the CRC32 S3 uses, watched
+    class Recording(checksums._Crc32):
         def update(self, data: bytes) -> None:
             threads.add(threading.get_ident())
             super().update(data)
