@@ -1,14 +1,16 @@
 """Where the CPU of a small PUT and GET goes: CPU time per operation of every process.
 
     python -m bench.cpu_per_op [--count 2000] [--size-kib 4] [--clients 16] [--profile DIR]
-                               [--metrics on|off] [--postgres [--metanodes N]]
+                               [--door grpc|s3] [--metrics on|off] [--postgres [--metanodes N]]
 
-Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs SDK clients
+Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs clients
 (16 by default) through a bounded phase of PUTs of objects of ``--size-kib`` (4 KiB by default)
-and then GETs, and reports for each process (the client being this one) its share of the machine
-and its user and system CPU per operation (and per MiB moved), read from /proc before and after
-the phase (``--size-kib 65536 --clients 2 --count 16`` profiles the large-object path). On a
-CPU-bound machine the total is what an operation costs, and ops/s is at most (cores / total).
+and then GETs: SDK clients on the gRPC door, or with ``--door s3`` boto3 at its defaults on the
+S3 door, driven as bench/run.py's S3 phases drive it. It reports for each process (the client
+being this one) its share of the machine and its user and system CPU per operation (and per MiB
+moved), read from /proc before and after the phase (``--size-kib 65536 --clients 2 --count 16``
+profiles the large-object path). On a CPU-bound machine the total is what an operation costs,
+and ops/s is at most (cores / total).
 With --profile, py-spy samples every process during each phase (``--gil``: Python frames
 holding the GIL) into DIR as raw stacks, one file per phase and process, for ``py-spy``-style
 flame graphs or a quick top-frames count. ``--metrics off`` starts the services without their
@@ -23,10 +25,12 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bench.run import Workload, _getter, _putter, own_cluster, run_phase
+from bench.run import Door, Workload, grpc_door, own_cluster, run_phase, s3_door
 from ringstore import Client
 
 KiB = 1024
@@ -62,19 +66,26 @@ def cpu_of(pid: int) -> tuple[float, float]:
     return tree_cpu_times(-pid) if pid < 0 else cpu_times(pid)
 
 
+def py_spy() -> str:
+    """The py-spy executable: on the PATH or beside this Python (a venv's bin/)."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on the PATH (pip install py-spy)")
+    return spy
+
+
 def measure(
     name: str,
     pids: dict[str, int],
     endpoint: str,
     w: Workload,
-    op: Callable[[Client, int], None],
+    op: Callable[[Any, int], None],
     profile: Path | None,
+    connect: Callable[[], Any] | None = None,
 ) -> list[str]:
     spies = []
     if profile is not None:
-        spy = shutil.which("py-spy")
-        if spy is None:
-            raise SystemExit("--profile needs py-spy on the PATH (pip install py-spy)")
+        spy = py_spy()
         for proc, pid in pids.items():
             if pid < 0:
                 continue
@@ -85,7 +96,7 @@ def measure(
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
     before = {proc: cpu_of(pid) for proc, pid in pids.items()}
-    phase = run_phase(endpoint, w, op)
+    phase = run_phase(endpoint, w, op, connect)
     after = {proc: cpu_of(pid) for proc, pid in pids.items()}
     for s in spies:
         s.wait()
@@ -121,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clients", type=int, default=16, help="concurrent SDK clients")
     p.add_argument("--profile", type=Path, help="also sample every process with py-spy into DIR")
     p.add_argument(
+        "--door", choices=["grpc", "s3"], default="grpc",
+        help="the SDK on the gRPC door, or boto3 on the S3 door",
+    )  # fmt: skip
+    p.add_argument(
         "--metrics", choices=["on", "off"], default="on", help="the services' Prometheus metrics"
     )
     p.add_argument(
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metanodes", type=int, default=1, help="metanodes (more than 1: --postgres)")
     args = p.parse_args(argv)
     if args.profile is not None:
+        py_spy()  # before minutes of cluster start-up, not after
         args.profile.mkdir(parents=True, exist_ok=True)
     if args.size_kib < 1 or args.clients < 1:
         raise SystemExit("--size-kib and --clients must be at least 1")
@@ -144,10 +160,13 @@ def main(argv: list[str] | None = None) -> None:
         if lc.pg is not None and (postmaster := lc.pg.postmaster_pid()):
             pids["postgres"] = -postmaster  # the server and its backends
         pids["client"] = os.getpid()
-        put = measure(f"{label} PUT", pids, lc.endpoint, w, _putter(w, os.urandom(w.size)),
-                      args.profile)  # fmt: skip
+        door: Door = s3_door(lc.s3_endpoint) if args.door == "s3" else grpc_door(lc.endpoint)
+        name = f"{label} {door.name}"
+        put = measure(f"{name} PUT", pids, lc.endpoint, w, door.putter(w, os.urandom(w.size)),
+                      args.profile, door.connect)  # fmt: skip
         print("\n".join(put), flush=True)
-        got = measure(f"{label} GET", pids, lc.endpoint, w, _getter(w, args.count), args.profile)
+        got = measure(f"{name} GET", pids, lc.endpoint, w, door.getter(w, args.count),
+                      args.profile, door.connect)  # fmt: skip
         print("\n" + "\n".join(got), flush=True)
 
 

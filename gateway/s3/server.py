@@ -1,4 +1,5 @@
-"""Serve the S3 door with uvicorn (httptools) inside the gateway's own event loop, beside gRPC.
+"""Serve the S3 door with uvicorn (httptools, see :mod:`gateway.s3.protocol`) inside the
+gateway's own event loop, beside gRPC.
 
 Chosen by measurement (the lead's docs/decisions.md): a raw ASGI app under uvicorn+httptools
 answered small GETs and PUTs faster than aiohttp on this machine, and uvicorn sends
@@ -16,6 +17,7 @@ import uvicorn
 
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
+from gateway.s3.protocol import S3HttpProtocol
 from ringstore.metrics import Metrics, S3Metrics
 from ringstore.tls import PublicTls
 from ringstore.tracing import access_log
@@ -74,7 +76,7 @@ class S3Server:
             asgi,
             host=host or "127.0.0.1",
             port=int(port),
-            http="httptools",
+            http=S3HttpProtocol,  # httptools, without copying request bodies twice
             loop="none",
             lifespan="off",
             access_log=False,  # AccessLog writes one, under the request's id

@@ -109,6 +109,9 @@ def test_boto3_with_the_ca_bundle_is_served_and_without_it_fails(
     s3.create_bucket(Bucket="tls-s3")
     s3.put_object(Bucket="tls-s3", Key="k", Body=b"over https")
     assert s3.get_object(Bucket="tls-s3", Key="k")["Body"].read() == b"over https"
+    body = os.urandom(3 * 1024 * 1024)  # many reads into the S3 protocol's buffer, over TLS
+    s3.put_object(Bucket="tls-s3", Key="big", Body=body)
+    assert s3.get_object(Bucket="tls-s3", Key="big")["Body"].read() == body
     with pytest.raises(SSLError):
         _s3(cluster).list_buckets()  # the system's CAs do not know the cluster's
 

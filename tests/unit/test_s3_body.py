@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import threading
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -160,3 +161,49 @@ def test_signed_payload_hash_md5_and_checksum_headers() -> None:
         decode(DATA, {"x-amz-checksum-crc64nvme": "AAAAAAAAAAA="}, unsigned)
     with pytest.raises(InvalidRequest, match="crc7"):
         decode(DATA, {"x-amz-checksum-crc7": "AA=="}, unsigned)
+
+
+BIG = bytes(range(256)) * 4096 * 3  # 3 MiB: pieces large enough to be hashed on threads
+
+
+@pytest.mark.parametrize(
+    ("headers", "payload_hash", "error"),
+    [
+        ({}, hashlib.sha256(BIG + b"!").hexdigest(), XAmzContentSHA256Mismatch),
+        ({"content-md5": base64.b64encode(hashlib.md5(b"x").digest()).decode()}, "", BadDigest),
+        ({"x-amz-checksum-crc32": checksums.of_bytes("crc32", b"x")}, "", BadDigest),
+        ({"x-amz-checksum-sha256": checksums.of_bytes("sha256", b"x")}, "", BadDigest),
+    ],
+)
+def test_a_large_body_that_fails_a_check_never_hands_on_its_last_byte(
+    headers: dict[str, str], payload_hash: str, error: type[Exception]
+) -> None:
+    verified = sigv4.Verified("k", payload_hash or sigv4.UNSIGNED_PAYLOAD)
+    seen: list[bytes] = []
+    with pytest.raises(error):
+        drain(body.decoded(receiver(BIG, 512 * 1024), headers, verified), seen)
+    assert 0 < len(b"".join(seen)) < len(BIG)  # the core never saw a complete body
+
+
+def test_a_large_body_passes_every_check_and_is_hashed_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: set[int] = set()
+
+    class Recording(checksums._Crc32):
+        def update(self, data: bytes) -> None:
+            threads.add(threading.get_ident())
+            super().update(data)
+
+    headers = {
+        "content-md5": base64.b64encode(hashlib.md5(BIG).digest()).decode(),
+        "x-amz-checksum-crc32": checksums.of_bytes("crc32", BIG),
+    }
+    monkeypatch.setitem(body.CHECKSUMS, "crc32", Recording)
+    found = body.BodyChecksum()
+    verified = sigv4.Verified("k", hashlib.sha256(BIG).hexdigest())
+    seen: list[bytes] = []
+    drain(body.decoded(receiver(BIG, 512 * 1024), headers, verified, found), seen)
+    assert b"".join(seen) == BIG
+    assert found.get() == ("CRC32", headers["x-amz-checksum-crc32"])
+    assert threads and threading.get_ident() not in threads  # never on the loop's thread
