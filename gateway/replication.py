@@ -47,10 +47,12 @@ async def _put_blob(
     header: blob_pb2.PutBlobHeader,
     pieces: Sequence[bytes],
     timeout: float,
+    small: blob_pb2.WriteBlobRequest | None = None,
 ) -> str:
-    if len(pieces) == 1:  # a small chunk: unary (and coalesced) calls cost far less than a stream
-        request = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
-        await view.write_batcher(node_id).call(request, timeout)
+    """``small``: the request of a one-piece chunk, made once and shared by every replica
+    (a protobuf message holds its own copy of the bytes)."""
+    if small is not None:  # a small chunk: unary (and coalesced) calls cost far less than a stream
+        await view.write_batcher(node_id).call(small, timeout)
         return node_id
     address = await view.bulk_address(node_id)
     if address is not None and view.bulk is not None:
@@ -132,6 +134,9 @@ async def write_chunk(
     length = sum(len(p) for p in pieces)
     header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=length, crc32c=crc32c)
     pieces = [p for p in pieces if p] or [b""]
+    small = None
+    if len(pieces) == 1:  # one copy of the bytes for all replicas, not one each
+        small = blob_pb2.WriteBlobRequest(header=header, data=pieces[0])
     started = time.monotonic()
     queue = iter(candidates)
     tasks: dict[asyncio.Task[str], str] = {}
@@ -140,7 +145,7 @@ async def write_chunk(
         node_id = next(queue, None)
         if node_id is None:
             return None
-        task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout))
+        task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout, small))
         tasks[task] = node_id
         if sent_to is not None:
             sent_to.append(node_id)
