@@ -1,9 +1,12 @@
 """Move one large file in and out through the CLI and report the peak RSS of the gateway and
 of the CLI process (bounded memory, whatever the size):
 
-    python -m bench.big_transfer [--size-mib 1024]
+    python -m bench.big_transfer [--size-mib 1024] [--door cli|s3|both]
 
-Starts its own cluster (metanode, 3 datanodes, gateway) in a temporary directory.
+Starts its own cluster (metanode, 3 datanodes, gateway) in a temporary directory. ``--door s3``
+(or ``both``) also moves the file through the S3 door with boto3 (one streamed ``put_object``
+of the file, one ``get_object`` streamed into a file). The servers' peaks are reset before each
+transfer (:func:`bench.run.reset_peak_rss`), so each transfer's own peak is reported.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import resource
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bench.run import peak_rss, sign_as_root
+from bench.run import PeakWatch, sign_as_root
 from ringstore.localcluster import LocalCluster, free_port_block, service_command
 
 MiB = 1024 * 1024
@@ -54,27 +59,74 @@ def cli(endpoint: str, *args: str) -> tuple[float, int]:
     return took, max(before, after) * 1024
 
 
+def s3_put(lc: LocalCluster, src: Path) -> float:
+    """PUT the file through the S3 door in one streamed request; seconds."""
+    started = time.perf_counter()
+    with src.open("rb") as body:
+        _s3(lc).put_object(Bucket="big", Key="s3.bin", Body=body)
+    return time.perf_counter() - started
+
+
+def s3_get(lc: LocalCluster, dst: Path) -> float:
+    """GET it back through the S3 door, streamed into ``dst``; seconds."""
+    started = time.perf_counter()
+    body = _s3(lc).get_object(Bucket="big", Key="s3.bin")["Body"]
+    with dst.open("wb") as f:
+        for piece in body.iter_chunks(MiB):
+            f.write(piece)
+    return time.perf_counter() - started
+
+
+def _s3(lc: LocalCluster) -> Any:
+    import boto3  # a dev dependency: only the S3 door needs it
+
+    key_id, secret = lc.credentials()
+    return boto3.session.Session().client(
+        "s3", endpoint_url=lc.s3_endpoint, aws_access_key_id=key_id,
+        aws_secret_access_key=secret, region_name="us-east-1",
+    )  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.big_transfer", description=__doc__)
     p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--door", choices=["cli", "s3", "both"], default="cli")
     args = p.parse_args()
     size = args.size_mib * MiB
+    lines = []
     with tempfile.TemporaryDirectory(prefix="ringstore-big-") as tmp:
         root = Path(tmp)
         src, dst = root / "src.bin", root / "dst.bin"
         digest = write_file(src, size)
         with LocalCluster(root / "cluster", port=free_port_block()) as lc:
             sign_as_root(lc)
+            peaks = PeakWatch({n: p.pid for n, p in lc.processes.items() if p.pid})
             cli(lc.endpoint, "mb", "big")
-            up, up_rss = cli(lc.endpoint, "put", str(src), "big/file.bin")
-            down, down_rss = cli(lc.endpoint, "get", "big/file.bin", str(dst))
-            gateway = peak_rss(lc.processes["gateway"].pid or 0)
-            nodes = {n: peak_rss(p.pid or 0) for n, p in lc.processes.items() if n != "gateway"}
-        assert file_md5(dst) == digest, "the file came back different"
-    print(f"{args.size_mib} MiB: put {up:.1f} s ({args.size_mib / up:.0f} MiB/s), "
-          f"get {down:.1f} s ({args.size_mib / down:.0f} MiB/s)")  # fmt: skip
-    print(f"peak RSS: CLI {max(up_rss, down_rss) / MiB:.0f} MiB, gateway {gateway / MiB:.0f} MiB, "
-          + ", ".join(f"{n} {v / MiB:.0f} MiB" for n, v in nodes.items()))  # fmt: skip
+            transfers: list[tuple[str, Callable[[], float]]] = []
+            if args.door in ("cli", "both"):
+                transfers += [
+                    ("CLI put", lambda: cli(lc.endpoint, "put", str(src), "big/file.bin")[0]),
+                    ("CLI get", lambda: cli(lc.endpoint, "get", "big/file.bin", str(dst))[0]),
+                ]
+            if args.door in ("s3", "both"):
+                transfers += [
+                    ("S3 put", lambda: s3_put(lc, src)),
+                    ("S3 get", lambda: s3_get(lc, dst)),
+                ]
+            for name, transfer in transfers:
+                peaks.start()
+                took = transfer()
+                rss = peaks.read()
+                if name.endswith("get"):
+                    assert file_md5(dst) == digest, f"{name}: the file came back different"
+                lines.append(
+                    f"{args.size_mib} MiB {name}: {took:.1f} s ({args.size_mib / took:.0f} MiB/s); "
+                    "peak RSS " + ", ".join(f"{n} {v / MiB:.0f} MiB" for n, v in rss.items())
+                )
+                print(lines[-1], flush=True)
+    if args.door in ("cli", "both"):
+        client = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        print(f"peak RSS of the CLI: {client / MiB:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,36 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
+def reset_peak_rss(pid: int) -> bool:
+    """Restart a process's VmHWM from its RSS now (Linux: "5" written to /proc/PID/clear_refs),
+    so that :func:`peak_rss` later gives the peak since this call; whether it took effect."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # EINVAL before Linux 4.0
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class PeakWatch:
+    """The peak RSS of each of ``pids`` phase by phase: :meth:`start` before a phase resets every
+    process's VmHWM, :meth:`read` after it gives each one's peak during the phase. ``per_phase``
+    is False when the kernel refused the reset: the readings are then peaks since start-up."""
+
+    pids: dict[str, int]
+    per_phase: bool = True
+    startup: dict[str, int] = field(default_factory=dict)  # the peaks before the first phase
+
+    def start(self) -> None:
+        if not self.startup:
+            self.startup = self.read()
+        for pid in self.pids.values():
+            self.per_phase = reset_peak_rss(pid) and self.per_phase
+
+    def read(self) -> dict[str, int]:
+        return {name: peak_rss(pid) for name, pid in self.pids.items()}
+
+
 def _putter(w: Workload, data: bytes) -> Callable[[Client, int], None]:
     def put(c: Client, i: int) -> None:
         c.put_object("bench", f"{w.name}/{i}", data)
@@ -305,6 +335,7 @@ class Result:
     op: str
     phase: Phase
     cpu: dict[str, float]
+    rss: dict[str, int] = field(default_factory=dict)  # peak RSS of each process in the phase
 
     def cpu_ms_per_mib(self) -> float:
         mib = self.phase.ops * self.workload.size / MiB
@@ -328,11 +359,17 @@ ROW_HEADER = [
 
 
 def measure(
-    endpoint: str, workloads: list[Workload], doors: Sequence[Door] = (), rounds: int = 1
+    endpoint: str,
+    workloads: list[Workload],
+    doors: Sequence[Door] = (),
+    rounds: int = 1,
+    peaks: PeakWatch | None = None,
 ) -> list[Result]:
     """Each workload's PUT and GET phases through each door (default: gRPC), the doors taking
-    turns, ``rounds`` times over; a result per phase, in the order they ran."""
+    turns, ``rounds`` times over; a result per phase, in the order they ran, with the peak RSS
+    of each process ``peaks`` watches during the phase."""
     results = []
+    peaks = peaks or PeakWatch({})
     doors = doors or [grpc_door(endpoint)]
     payloads = {w.size: os.urandom(w.size) for w in workloads}
     with Client(endpoint) as c, contextlib.suppress(Exception):
@@ -342,6 +379,7 @@ def measure(
             for door in doors:
                 for op in ("PUT", "GET"):
                     before = door.cpu()
+                    peaks.start()
                     if op == "PUT":
                         phase = run_phase(
                             endpoint, w, door.putter(w, payloads[w.size]), door.connect
@@ -350,8 +388,9 @@ def measure(
                     else:
                         phase = run_phase(endpoint, w, door.getter(w, stored), door.connect)
                     after = door.cpu()
+                    rss = peaks.read()
                     cpu = {n: after[n] - before.get(n, 0.0) for n in after}
-                    results.append(Result(door.name, w, op, phase, cpu))
+                    results.append(Result(door.name, w, op, phase, cpu, rss))
                     print(results[-1].row(), flush=True)
     return results
 
@@ -458,6 +497,31 @@ def cpu_table(best: dict[tuple[str, str, str], Result]) -> list[str]:
     return lines
 
 
+def rss_table(results: Sequence[Result]) -> list[str]:
+    """The peak RSS (MiB) of each process in each phase, in the order run."""
+    names = list(dict.fromkeys(n for r in results for n in r.rss))
+    lines = [
+        "| door | objects | op | " + " | ".join(names) + " |",
+        "|" + " --- |" * (3 + len(names)),
+    ]
+    for r in results:
+        cells = [r.door, r.workload.name, r.op, *(f"{r.rss.get(n, 0) / MiB:.0f}" for n in names)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def peak_of_run(results: Sequence[Result], startup: dict[str, int]) -> list[str]:
+    """Each process's highest peak RSS of the run and the phase that set it (or start-up)."""
+    out = []
+    for name, first in startup.items():
+        top, where = first, "start-up"
+        for r in results:
+            if r.rss.get(name, 0) > top:
+                top, where = r.rss[name], f"{r.door} {r.workload.name} {r.op}"
+        out.append(f"{name} {top / MiB:.0f} MiB ({where})")
+    return out
+
+
 def sign_as_root(lc: LocalCluster) -> None:
     """Make the clients and CLIs this process starts sign with ``lc``'s root key."""
     os.environ[ACCESS_KEY_ENV], os.environ[SECRET_KEY_ENV] = lc.credentials()
@@ -556,9 +620,12 @@ def main(argv: list[str] | None = None) -> None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ringstore-swift-"))
             swift = stack.enter_context(swift_aio.SwiftAIO(Path(tmp)))
             doors.append(swift_door(swift))
-        results = measure(endpoint, workloads, doors, args.rounds)
-        for name, pid in pids.items():
-            rss.append(f"{name} {peak_rss(pid) / MiB:.0f} MiB")
+        peaks = PeakWatch(pids)
+        results = measure(endpoint, workloads, doors, args.rounds, peaks)
+        if peaks.per_phase:
+            rss = peak_of_run(results, peaks.startup)
+        else:
+            rss = [f"{name} {peak_rss(pid) / MiB:.0f} MiB" for name, pid in pids.items()]
     load_after = os.getloadavg()
     best = best_of(results)
     load = (
@@ -572,8 +639,15 @@ def main(argv: list[str] | None = None) -> None:
                     *comparison(best, cap)]  # fmt: skip
     summary += ["", "CPU of each process per MiB moved (best round; ms/MiB):", "",
                 *cpu_table(best), "", load]  # fmt: skip
-    if rss:
-        summary.append(f"Peak RSS (VmHWM) of ringstore: {', '.join(rss)}.")
+    if rss and peaks.per_phase:
+        summary += ["", "Peak RSS (VmHWM, reset before each phase) of each ringstore process in "
+                    "each phase, MiB:", "", *rss_table(results), ""]  # fmt: skip
+        summary.append(
+            f"Peak RSS (VmHWM) of ringstore, and the phase that set it: {', '.join(rss)}."
+        )
+    elif rss:
+        summary.append(f"Peak RSS (VmHWM) of ringstore: {', '.join(rss)} (this kernel does not "
+                       "reset VmHWM: no peak per phase).")  # fmt: skip
     print("\n".join(summary), flush=True)
     if args.record:
         command = "python -m bench.run" + (" --quick" if args.quick else "")

@@ -56,7 +56,10 @@ async def _put_blob(
     header: blob_pb2.PutBlobHeader,
     pieces: Sequence[bytes | memoryview],
     timeout: float,
+    small: blob_pb2.WriteBlobRequest | None = None,
 ) -> str:
+    """``small``: the request of a one-piece chunk below the bulk size, made once and shared by
+    every replica (a protobuf message holds its own copy of the bytes)."""
     if header.length >= BULK_WRITE_MIN:
         address = await view.bulk_address(node_id)
         if address is not None and view.bulk is not None:
@@ -66,9 +69,8 @@ async def _put_blob(
             except BulkUnavailable as exc:
                 log.warning("datanode %s: %s; writing over gRPC", node_id, exc.message)
                 view.forget_bulk(node_id)
-    if len(pieces) == 1:  # one message: unary (and coalesced) calls cost far less than a stream
-        request = blob_pb2.WriteBlobRequest(header=header, data=bytes(pieces[0]))
-        await view.write_batcher(node_id).call(request, timeout)
+    if small is not None:  # one message: unary (and coalesced) calls cost far less than a stream
+        await view.write_batcher(node_id).call(small, timeout)
         return node_id
     stub = view.blob_stub(node_id)
 
@@ -142,6 +144,9 @@ async def write_chunk(
     length = sum(len(p) for p in pieces)
     header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=length, crc32c=crc32c)
     pieces = [p for p in pieces if p] or [b""]
+    small = None
+    if len(pieces) == 1 and length < BULK_WRITE_MIN:  # one copy for all replicas, not one each
+        small = blob_pb2.WriteBlobRequest(header=header, data=bytes(pieces[0]))
     started = time.monotonic()
     queue = iter(candidates)
     tasks: dict[asyncio.Task[str], str] = {}
@@ -150,7 +155,7 @@ async def write_chunk(
         node_id = next(queue, None)
         if node_id is None:
             return None
-        task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout))
+        task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout, small))
         tasks[task] = node_id
         if sent_to is not None:
             sent_to.append(node_id)

@@ -13,8 +13,11 @@ writes a traceback on a crash of the interpreter itself (SIGSEGV, SIGABRT). Only
 unlogged; the supervisor reports that one.
 
 Memory: the services pass megabyte-sized buffers between threads, and glibc's malloc keeps an
-arena per thread (up to 8 per core), each holding on to freed memory; :func:`tune_malloc` caps
-the arenas at two, which keeps the datanodes' peak RSS flat (bench/RESULTS.md). It leaves the
+arena per thread (up to 8 per core), each holding on to freed memory; :func:`tune_malloc` keeps
+every thread on one arena, which keeps the datanodes' peak RSS flat and took 30-40 MiB off the
+gateway's in 64 MiB transfers, where a second arena (its bulk and hashing threads) held freed
+buffers the event loop's thread could not reuse (bench/RESULTS.md, issue 13), at no cost in CPU
+per MiB: the threads that share it allocate a few buffers per megabyte. It leaves the
 dynamic mmap threshold alone: a fixed one (MALLOC_MMAP_THRESHOLD_, or any MALLOC_TOP_PAD_ /
 MALLOC_TRIM_THRESHOLD_, which fix it too) maps and faults in every megabyte buffer afresh and
 halved large-object throughput here.
@@ -38,7 +41,7 @@ from ringstore.validation import shown
 PARENT_ENV = "RINGSTORE_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
-ARENA_MAX = 2  # malloc arenas at most, whatever the number of threads
+ARENA_MAX = 1  # malloc arenas at most, whatever the number of threads
 
 
 def tune_malloc() -> bool:

@@ -24,6 +24,42 @@ def test_tune_malloc_applies_on_glibc_and_defers_to_malloc_variables() -> None:
     assert left.stdout.strip() == "False", left.stderr
 
 
+# Threads that each malloc a 64 KiB block (under the mmap threshold, so from an arena) while
+# the others hold theirs; then glibc's own report of its arenas (malloc_info: one <heap> each).
+ARENAS_PROBE = """
+import ctypes, threading
+from ringstore.lifecycle import tune_malloc
+tune_malloc()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = libc.open_memstream.restype = ctypes.c_void_p
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+held, barrier = [], threading.Barrier(4)
+def hold():
+    held.append(libc.malloc(64 * 1024))
+    barrier.wait()
+threads = [threading.Thread(target=hold) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+buf, size = ctypes.c_char_p(), ctypes.c_size_t()
+stream = libc.open_memstream(ctypes.byref(buf), ctypes.byref(size))
+libc.malloc_info(0, stream)
+libc.fclose(stream)
+print(buf.value.decode().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_info")
+def test_tune_malloc_keeps_every_thread_on_one_malloc_arena() -> None:
+    # A second arena held 30-40 MiB more of the gateway's peak RSS in 64 MiB transfers
+    # (bench/RESULTS.md, issue 13): memory freed in one arena is not reused by the other.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE], env=env, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "1", done.stderr
+
+
 def test_tune_malloc_without_mallopt_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     class NoMallopt:
         def __init__(self, name: object) -> None:
