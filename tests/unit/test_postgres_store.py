@@ -5,13 +5,14 @@ goes back. Runs against a server the session starts (tests/conftest.py: postgres
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import threading
 from typing import Any
 
 import psycopg
 import pytest
 
-from metanode.store import BucketRecord, Transaction
+from metanode.store import BucketRecord, Transaction, VersionRecord
 from metanode.store import sqlite as sqlite_store
 from metanode.store.engines import redact
 from metanode.store.postgres import (
@@ -19,7 +20,9 @@ from metanode.store.postgres import (
     SCHEMA_VERSION,
     SEQ_NODE_BITS,
     PostgresStore,
+    PostgresTransaction,
     SeqClock,
+    _prefix_end,
 )
 from ringstore.errors import ServiceUnavailable
 
@@ -136,3 +139,59 @@ def test_connections_run_without_jit(postgres_url: str) -> None:
     with PostgresStore(postgres_url) as store:
         assert store.read(lambda tx: tx._one("SHOW jit")) == ("off",)  # type: ignore[attr-defined]
         assert store.call(lambda tx: tx._one("SHOW jit")) == ("off",)  # type: ignore[attr-defined]
+
+
+def test_connections_run_without_parallel_workers(postgres_url: str) -> None:
+    # Once psycopg prepares a scan (its fifth run), the generic plan was costed high enough for
+    # two parallel workers, and starting them took ~140 ms of a 5 ms query (bench/RESULTS.md).
+    with PostgresStore(postgres_url) as store:
+        for run in (store.read, store.call):
+            shown = run(lambda tx: tx._one("SHOW max_parallel_workers_per_gather"))
+            assert shown == ("0",)
+
+
+def test_a_listing_page_of_latest_versions_takes_two_queries(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1,000-key page reads 1,001 keys: one small query (a listing with a delimiter uses one
+    # row of it before it seeks past a folder) and one that takes the rest. Each query is a
+    # round trip to the server; four of them were half of a page's time (bench/RESULTS.md).
+    with PostgresStore(postgres_url) as store:
+
+        def write(tx: Transaction) -> None:
+            tx.put_bucket(BucketRecord("b1", 1))
+            for i in range(1500):
+                for seq in (2 * i + 1, 2 * i + 2):  # two versions of each key
+                    tx.put_version(
+                        VersionRecord(
+                            bucket="b1", key=f"k{i:05d}", version_id=f"v{seq}", seq=seq,
+                            is_delete_marker=False, size=0, etag="e", content_type="",
+                            metadata={}, created_ns=1,
+                        )
+                    )  # fmt: skip
+
+        store.call(write)
+        queries: list[str] = []
+        real = PostgresTransaction._all
+
+        def counted(tx: PostgresTransaction, sql: str, *params: Any) -> list[Any]:
+            queries.append(sql)
+            return real(tx, sql, *params)
+
+        monkeypatch.setattr(PostgresTransaction, "_all", counted)
+        page = store.read(
+            lambda tx: [
+                (v.key, v.version_id)
+                for v in itertools.islice(tx.scan_latest("b1", b"", b"", manifests=False), 1001)
+            ]
+        )
+        assert page == [(f"k{i:05d}", f"v{2 * i + 2}") for i in range(1001)]
+        assert len(queries) == 2
+
+
+def test_prefix_end_is_the_least_string_above_the_prefixed_ones() -> None:
+    assert _prefix_end(b"") is None
+    assert _prefix_end(b"a/") == b"a0"
+    assert _prefix_end(b"dir0042/") == b"dir00420"
+    assert _prefix_end(b"a\xff\xff") == b"b"
+    assert _prefix_end(b"\xff") is None
