@@ -43,6 +43,7 @@ counter row every write would update. The schema carries a version (table
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import threading
@@ -79,8 +80,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 SCAN_BATCH = rows.SCAN_BATCH  # keys fetched per query while scanning
-LATEST_FIRST_BATCH = 32  # keys the first query of a scan_latest fetches
-LATEST_BATCH = 1024  # keys each later one fetches: a 1,000-key page and the one past it
+LATEST_FIRST_BATCH = 32  # versions the first query of a scan_latest reads
+LATEST_BATCH = 1024  # versions each later one reads: a 1,000-key page and the one past it
 MAX_ATTEMPTS = 8  # runs of a group before its callers are told the store is busy
 BACKOFF_BASE = 0.002  # seconds: the first retry waits up to this (full jitter), doubling after
 BACKOFF_CAP = 0.25  # seconds: no retry waits longer
@@ -306,6 +307,10 @@ class SeqClock:
             return self._last
 
 
+_VERSION_COLUMNS_BUT_MANIFEST = rows._VERSION_COLUMNS.replace(" manifest,", "")
+assert "manifest" not in _VERSION_COLUMNS_BUT_MANIFEST
+
+
 def _scan_batches() -> Iterator[int]:
     """The LIMIT of each query of one scan_latest: a small first one, then large ones."""
     yield LATEST_FIRST_BATCH
@@ -412,34 +417,54 @@ class PostgresTransaction(Transaction):
     def scan_latest(
         self, bucket: str, prefix: bytes, after: bytes, *, manifests: bool = True
     ) -> Iterator[VersionRecord]:
-        # A version is the latest of its key when no version of the key has a higher seq: an
-        # anti-join, which the planner runs as one ordered range scan of versions_by_seq with
-        # an index-only probe per row, stopping at the LIMIT. (A correlated MAX(seq) subquery
-        # made the planner misjudge the rows left: with a large LIMIT near the end of a big
-        # bucket it sorted the whole rest of the range, seconds per query; bench/RESULTS.md.)
-        # The LIMIT is written into the SQL, not passed as a parameter, so that a prepared
-        # statement's generic plan knows it too. The first batch is small, since a listing
-        # with a delimiter restarts the scan past each folder and uses one row of it; a page
-        # then takes the rest in one more query.
+        # Each query reads the next `batch` versions in (key, seq) order, one range scan of
+        # versions_by_seq that stops at the LIMIT, and keeps the last version of each key
+        # (the row whose next row is another key's): no per-row subquery or probe. (A
+        # correlated MAX(seq) subquery made the planner misjudge the rows left: near the end
+        # of a big bucket it sorted the whole rest of the range, seconds per query;
+        # bench/RESULTS.md.) A full batch may have cut the last key's versions short, so that
+        # key is left to the next query; a key with a whole batch of versions or more is
+        # read on its own. The LIMIT is written into the SQL, not passed as a parameter, so
+        # that a prepared statement's generic plan knows it too. The first batch is small,
+        # since a listing with a delimiter restarts the scan past each folder and uses one
+        # row of it; a page then takes the rest in one more query.
         inclusive = after < prefix
         cursor = prefix if inclusive else after
         columns = rows._VERSION_COLUMNS if manifests else rows._VERSION_COLUMNS_NO_MANIFEST
+        # Without manifests, not even read them (a big upload's is long, stored out of line).
+        read = rows._VERSION_COLUMNS if manifests else _VERSION_COLUMNS_BUT_MANIFEST
         end = _prefix_end(prefix)
         upper = "AND key < %s " if end is not None else ""
         for batch in _scan_batches():
-            found = self._all(
-                f"SELECT {columns} FROM versions AS v "
+            found = self._cur.execute(
+                f"SELECT {columns}, fetched FROM ("
+                f"SELECT {read}, lead(key) OVER (ORDER BY key, seq) AS next_key, "
+                "count(*) OVER () AS fetched FROM ("
+                f"SELECT {read} FROM versions "
                 f"WHERE bucket = %s AND key {'>=' if inclusive else '>'} %s {upper}"
-                "AND NOT EXISTS (SELECT 1 FROM versions AS w "
-                "WHERE w.bucket = v.bucket AND w.key = v.key AND w.seq > v.seq) "
-                f"ORDER BY key LIMIT {batch:d}",
-                *((bucket, cursor, end) if end is not None else (bucket, cursor)),
-            )
+                f"ORDER BY key, seq LIMIT {batch:d}) AS batch) AS v "
+                "WHERE next_key IS DISTINCT FROM key ORDER BY key",
+                (bucket, cursor, end) if end is not None else (bucket, cursor),
+                binary=True,  # cheaper to send and to parse than text
+            ).fetchall()
+            complete = not found or found[0][-1] < batch
+            if not complete:
+                *found, cut = found  # its key may have versions after the batch
+                if not found:  # a key with a batch of versions or more: read it alone
+                    if not bytes(cut[1]).startswith(prefix):
+                        return
+                    latest = self.get_latest(bucket, bytes(cut[1]).decode())
+                    assert latest is not None, "a version read in this snapshot is gone"
+                    if not manifests:
+                        latest = dataclasses.replace(latest, manifest=())
+                    yield latest
+                    cursor, inclusive = bytes(cut[1]), False
+                    continue
             for row in found:
                 if not bytes(row[1]).startswith(prefix):
                     return
                 yield rows._version(row)
-            if len(found) < batch:
+            if complete:
                 return
             cursor, inclusive = bytes(found[-1][1]), False
 

@@ -243,6 +243,12 @@ def test_scan_latest_finds_each_keys_highest_seq_across_batches(
                 for key in ordered
                 if key.startswith(prefix) and key.encode() > after.encode()
             ], (prefix, after)
+    # Whole records, read with and without their manifests.
+    expected = [version(key, latest[key][1], latest[key][0], is_delete_marker=latest[key][2])
+                for key in ordered]  # fmt: skip
+    assert store.read(lambda tx: list(tx.scan_latest("b1", b"", b""))) == expected
+    light = store.read(lambda tx: list(tx.scan_latest("b1", b"", b"", manifests=False)))
+    assert light == [dataclasses.replace(v, manifest=()) for v in expected]
 
 
 def test_scan_latest_stops_where_its_reader_stops_and_resumes_after(
