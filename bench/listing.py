@@ -21,7 +21,8 @@ shared):
   processes, which the machine's load does not inflate as it does the wall time;
 - through the SDK and the gateway: listing one folder with delimiter "/" (keys/100 entries),
   keys/s over every page; the latency of single 1,000-entry pages at the start, the middle and
-  the end; listing the top level with delimiter "/" (100 common prefixes, one seek each).
+  the end, and the CPU per page of each process; listing the top level with delimiter "/"
+  (100 common prefixes, one seek each).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.cpu_per_op import tree_cpu_times
+from bench.cpu_per_op import cpu_of, tree_cpu_times
 from bench.run import root_client
 from metanode import catalog
 from metanode.store import sqlite as rows
@@ -185,6 +186,15 @@ def page_ms(c: Client, start_after: str, repeat: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
+def page_cpu(c: Client, pids: dict[str, int], start_after: str, repeat: int = 20) -> str:
+    """The CPU ms per 1,000-key page of each process (a negative pid: a process tree)."""
+    before = {name: sum(cpu_of(pid)) for name, pid in pids.items()}
+    for _ in range(repeat):
+        c.list_objects("big", start_after=start_after, max_keys=1000)
+    used = {name: (sum(cpu_of(pid)) - before[name]) / repeat * 1000 for name, pid in pids.items()}
+    return ", ".join(f"{name} {ms:.1f}" for name, ms in used.items())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.listing", description=__doc__)
     p.add_argument("--keys", type=int, default=1_000_000)
@@ -243,6 +253,11 @@ def main() -> None:
                 middle = page_ms(c, f"dir{FOLDERS // 2:04d}/")
                 last = page_ms(c, key_at(args.keys - 1001, per_folder))
                 pages += [first, middle, last]
+                pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
+                if server is not None:
+                    pids["postgres"] = -server
+                pids["client"] = os.getpid()
+                cpu = page_cpu(c, pids, f"dir{FOLDERS // 2:04d}/")
                 print(f"through the SDK, run {run} (load {os.getloadavg()[0]:.1f}):")
                 print(f"  one folder with delimiter: {folder} keys in {folder_s * 1000:.0f} ms "
                       f"({folder / folder_s:.0f} keys/s)")  # fmt: skip
@@ -250,6 +265,7 @@ def main() -> None:
                       f"({top / top_s:.0f} entries/s)")  # fmt: skip
                 print(f"  1,000-key page, median of 20: start {first:.1f} ms, "
                       f"middle {middle:.1f} ms, end {last:.1f} ms", flush=True)  # fmt: skip
+                print(f"  CPU ms per page (middle, 20 pages): {cpu}", flush=True)
     if args.runs > 1:
         print(
             f"1,000-key pages over {args.runs} runs: best {min(pages):.1f} ms, "
