@@ -43,6 +43,7 @@ counter row every write would update. The schema carries a version (table
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import threading
@@ -79,6 +80,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 SCAN_BATCH = rows.SCAN_BATCH  # keys fetched per query while scanning
+LATEST_FIRST_BATCH = 32  # versions the first query of a scan_latest reads
+LATEST_BATCH = 1024  # versions each later one reads: a 1,000-key page and the one past it
 MAX_ATTEMPTS = 8  # runs of a group before its callers are told the store is busy
 BACKOFF_BASE = 0.002  # seconds: the first retry waits up to this (full jitter), doubling after
 BACKOFF_CAP = 0.25  # seconds: no retry waits longer
@@ -304,6 +307,26 @@ class SeqClock:
             return self._last
 
 
+_VERSION_COLUMNS_BUT_MANIFEST = rows._VERSION_COLUMNS.replace(" manifest,", "")
+assert "manifest" not in _VERSION_COLUMNS_BUT_MANIFEST
+
+
+def _scan_batches() -> Iterator[int]:
+    """The LIMIT of each query of one scan_latest: a small first one, then large ones."""
+    yield LATEST_FIRST_BATCH
+    while True:
+        yield LATEST_BATCH
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The least byte string above every one that starts with ``prefix``; None if there is
+    none (an empty prefix, or one of 0xFF bytes only)."""
+    stem = prefix.rstrip(b"\xff")
+    if not stem:
+        return None
+    return stem[:-1] + bytes([stem[-1] + 1])
+
+
 class PostgresTransaction(Transaction):
     def __init__(self, cur: psycopg.Cursor[Any], seqs: SeqClock | None) -> None:
         self._cur = cur
@@ -394,25 +417,54 @@ class PostgresTransaction(Transaction):
     def scan_latest(
         self, bucket: str, prefix: bytes, after: bytes, *, manifests: bool = True
     ) -> Iterator[VersionRecord]:
+        # Each query reads the next `batch` versions in (key, seq) order, one range scan of
+        # versions_by_seq that stops at the LIMIT, and keeps the last version of each key
+        # (the row whose next row is another key's): no per-row subquery or probe. (A
+        # correlated MAX(seq) subquery made the planner misjudge the rows left: near the end
+        # of a big bucket it sorted the whole rest of the range, seconds per query;
+        # bench/RESULTS.md.) A full batch may have cut the last key's versions short, so that
+        # key is left to the next query; a key with a whole batch of versions or more is
+        # read on its own. The LIMIT is written into the SQL, not passed as a parameter, so
+        # that a prepared statement's generic plan knows it too. The first batch is small,
+        # since a listing with a delimiter restarts the scan past each folder and uses one
+        # row of it; a page then takes the rest in one more query.
         inclusive = after < prefix
         cursor = prefix if inclusive else after
         columns = rows._VERSION_COLUMNS if manifests else rows._VERSION_COLUMNS_NO_MANIFEST
-        while True:
-            found = self._all(
-                f"SELECT {columns} FROM versions AS v "
-                f"WHERE bucket = %s AND key {'>=' if inclusive else '>'} %s "
-                "AND seq = (SELECT MAX(seq) FROM versions AS w "
-                "WHERE w.bucket = v.bucket AND w.key = v.key) "
-                "ORDER BY key LIMIT %s",
-                bucket,
-                cursor,
-                SCAN_BATCH,
-            )
+        # Without manifests, not even read them (a big upload's is long, stored out of line).
+        read = rows._VERSION_COLUMNS if manifests else _VERSION_COLUMNS_BUT_MANIFEST
+        end = _prefix_end(prefix)
+        upper = "AND key < %s " if end is not None else ""
+        for batch in _scan_batches():
+            found = self._cur.execute(
+                f"SELECT {columns}, fetched FROM ("
+                f"SELECT {read}, lead(key) OVER (ORDER BY key, seq) AS next_key, "
+                "count(*) OVER () AS fetched FROM ("
+                f"SELECT {read} FROM versions "
+                f"WHERE bucket = %s AND key {'>=' if inclusive else '>'} %s {upper}"
+                f"ORDER BY key, seq LIMIT {batch:d}) AS batch) AS v "
+                "WHERE next_key IS DISTINCT FROM key ORDER BY key",
+                (bucket, cursor, end) if end is not None else (bucket, cursor),
+                binary=True,  # cheaper to send and to parse than text
+            ).fetchall()
+            complete = not found or found[0][-1] < batch
+            if not complete:
+                *found, cut = found  # its key may have versions after the batch
+                if not found:  # a key with a batch of versions or more: read it alone
+                    if not bytes(cut[1]).startswith(prefix):
+                        return
+                    latest = self.get_latest(bucket, bytes(cut[1]).decode())
+                    assert latest is not None, "a version read in this snapshot is gone"
+                    if not manifests:
+                        latest = dataclasses.replace(latest, manifest=())
+                    yield latest
+                    cursor, inclusive = bytes(cut[1]), False
+                    continue
             for row in found:
                 if not bytes(row[1]).startswith(prefix):
                     return
                 yield rows._version(row)
-            if len(found) < SCAN_BATCH:
+            if complete:
                 return
             cursor, inclusive = bytes(found[-1][1]), False
 
@@ -802,16 +854,21 @@ def _watch_notices(conn: psycopg.Connection[Any]) -> None:
     COMMIT then returns success although the standby may not have the commit. And turn JIT
     compilation off: every query here is short, but a scan's LIMIT over a large index is
     estimated above jit_above_cost, and compiling it cost more than running it (about 9 ms of
-    a 45 ms listing page at 1M keys, bench/RESULTS.md)."""
+    a 45 ms listing page at 1M keys, bench/RESULTS.md). And parallel query off: a prepared
+    scan's generic plan (psycopg prepares a query from its fifth run) was costed high enough
+    for two workers, and starting them took longer than the whole query (140 ms against
+    5 ms, bench/RESULTS.md)."""
 
     def notice(diag: psycopg.errors.Diagnostic) -> None:
         if _SYNC_WAIT_CANCELLED_DETAIL in (diag.message_detail or ""):
             _SYNC_WAIT_CANCELLED.add(conn)
 
     conn.add_notice_handler(notice)
-    # An engine without JIT (CockroachDB) has no such setting: nothing to turn off.
-    with contextlib.suppress(psycopg.errors.UndefinedObject):
-        conn.execute("SET jit = off")
+    # An engine without JIT or parallel workers (CockroachDB) has no such setting: nothing
+    # to turn off.
+    for setting in ("jit = off", "max_parallel_workers_per_gather = 0"):
+        with contextlib.suppress(psycopg.errors.UndefinedObject):
+            conn.execute(f"SET {setting}")
 
 
 def _sync_wait_cancelled(conn: psycopg.Connection[Any]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,6 +183,103 @@ def test_scan_is_lazy_across_batches(store: Store) -> None:
     assert keys == [f"k{i:05d}" for i in range(total)]
     first = store.call(lambda tx: next(tx.scan_latest("b1", b"", b"k00100")).key)
     assert first == "k00101"
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scans fetch a few keys per query, so that a few keys cross many batch boundaries."""
+    from metanode.store import postgres, sqlite
+
+    monkeypatch.setattr(sqlite, "SCAN_BATCH", 3)
+    monkeypatch.setattr(postgres, "LATEST_FIRST_BATCH", 2)
+    monkeypatch.setattr(postgres, "LATEST_BATCH", 3)
+
+
+# Each key's versions as (version_id, seq, delete marker?), written in this order: seqs out of
+# order, version ids that do not sort as their seqs, delete markers latest or buried.
+HISTORIES: dict[str, list[tuple[str, int, bool]]] = {
+    "a": [("z", 10, False), ("y", 30, False), ("x", 20, False)],
+    "a/": [("m", 5, True)],
+    "a/b": [("v1", 11, False), ("v2", 12, True), ("v3", 13, False), ("v4", 14, True)],
+    "a/c": [("k", 40, True), ("j", 41, False)],
+    "a0": [("q", 7, False)],
+    "b": [("late", 99, True), *[(f"old{i}", 50 + i, False) for i in range(9)]],
+    "c": [("only", 1, False)],
+    "c\u00e9": [(f"v{i}", 100 + (i * 7) % 11, i == 4) for i in range(11)],
+    "d": [("n", 60, False), ("o", 61, True), ("p", 62, True)],
+}
+
+
+def test_scan_latest_finds_each_keys_highest_seq_across_batches(
+    store: Store, small_batches: None
+) -> None:
+    # The latest version is the one with the highest seq, whatever it is (a delete marker
+    # among many versions included), for every prefix and start, with batches of 2-3 keys:
+    # a query that took the first or last version id, the lowest seq, the latest live
+    # version, or lost or repeated a key at a batch boundary fails here.
+    def write(tx: Transaction) -> None:
+        for key, history in HISTORIES.items():
+            for version_id, seq, marker in history:
+                tx.put_version(version(key, seq, version_id, is_delete_marker=marker))
+        # The same keys in other buckets, with higher seqs: never a version of b1's keys.
+        for i, key in enumerate(HISTORIES):
+            tx.put_version(version(key, 1000 + i, "other", bucket="b0"))
+            tx.put_version(version(key, 2000 + i, "other", bucket="b2"))
+
+    store.call(write)
+    latest = {key: max(history, key=lambda h: h[1]) for key, history in HISTORIES.items()}
+    ordered = sorted(latest, key=lambda k: k.encode())
+    starts = ["", *ordered, "a/a", "a/z", "a\xff", "b0", "z"]
+    for prefix in ["", "a", "a/", "a/b", "b", "c", "c\u00e9", "a0", "e"]:
+        for after in starts:
+            found = store.read(
+                lambda tx, p=prefix, a=after: [
+                    (v.key, v.version_id, v.seq, v.is_delete_marker)
+                    for v in tx.scan_latest("b1", p.encode(), a.encode(), manifests=False)
+                ]
+            )
+            assert found == [
+                (key, *latest[key])
+                for key in ordered
+                if key.startswith(prefix) and key.encode() > after.encode()
+            ], (prefix, after)
+    # Whole records, read with and without their manifests.
+    expected = [version(key, latest[key][1], latest[key][0], is_delete_marker=latest[key][2])
+                for key in ordered]  # fmt: skip
+    assert store.read(lambda tx: list(tx.scan_latest("b1", b"", b""))) == expected
+    light = store.read(lambda tx: list(tx.scan_latest("b1", b"", b"", manifests=False)))
+    assert light == [dataclasses.replace(v, manifest=()) for v in expected]
+
+
+def test_scan_latest_stops_where_its_reader_stops_and_resumes_after(
+    store: Store, small_batches: None
+) -> None:
+    # A listing reads a scan until its page is full, then starts the next page after the
+    # last key: nothing lost or repeated, the versions of a key written on both sides of
+    # where a page ends included.
+    def write(tx: Transaction) -> None:
+        for i in range(20):
+            tx.put_version(version(f"k{i:02d}", 100 + i, "first"))
+        for i in range(0, 20, 3):  # a newer version of every third key, some a delete marker
+            tx.put_version(version(f"k{i:02d}", 200 + i, "second", is_delete_marker=i % 2 == 1))
+
+    store.call(write)
+    pages: list[list[tuple[str, str]]] = []
+    after = b""
+    while True:
+        page = store.read(
+            lambda tx, a=after: [
+                (v.key, v.version_id) for v in itertools.islice(tx.scan_latest("b1", b"k", a), 4)
+            ]
+        )
+        if not page:
+            break
+        pages.append(page)
+        after = page[-1][0].encode()
+    assert [entry for page in pages for entry in page] == [
+        (f"k{i:02d}", "second" if i % 3 == 0 else "first") for i in range(20)
+    ]
+    assert [len(page) for page in pages] == [4, 4, 4, 4, 4]
 
 
 def test_failed_transaction_leaves_no_trace(store: Store) -> None:

@@ -5,13 +5,14 @@ goes back. Runs against a server the session starts (tests/conftest.py: postgres
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import threading
 from typing import Any
 
 import psycopg
 import pytest
 
-from metanode.store import BucketRecord, Transaction
+from metanode.store import BucketRecord, Transaction, VersionRecord
 from metanode.store import sqlite as sqlite_store
 from metanode.store.engines import redact
 from metanode.store.postgres import (
@@ -20,6 +21,7 @@ from metanode.store.postgres import (
     SEQ_NODE_BITS,
     PostgresStore,
     SeqClock,
+    _prefix_end,
 )
 from ringstore.errors import ServiceUnavailable
 
@@ -136,3 +138,59 @@ def test_connections_run_without_jit(postgres_url: str) -> None:
     with PostgresStore(postgres_url) as store:
         assert store.read(lambda tx: tx._one("SHOW jit")) == ("off",)  # type: ignore[attr-defined]
         assert store.call(lambda tx: tx._one("SHOW jit")) == ("off",)  # type: ignore[attr-defined]
+
+
+def test_connections_run_without_parallel_workers(postgres_url: str) -> None:
+    # Once psycopg prepares a scan (its fifth run), the generic plan was costed high enough for
+    # two parallel workers, and starting them took ~140 ms of a 5 ms query (bench/RESULTS.md).
+    with PostgresStore(postgres_url) as store:
+        for run in (store.read, store.call):
+            shown = run(lambda tx: tx._one("SHOW max_parallel_workers_per_gather"))
+            assert shown == ("0",)
+
+
+def test_a_listing_page_of_latest_versions_takes_two_queries(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1,000-key page reads 1,001 keys: one small query (a listing with a delimiter uses one
+    # row of it before it seeks past a folder) and one that takes the rest, when each key has
+    # one version (a batch counts versions). Four queries of 256 keys, each row's latest
+    # found by a subquery, were half of a page's time (bench/RESULTS.md).
+    with PostgresStore(postgres_url) as store:
+
+        def write(tx: Transaction) -> None:
+            tx.put_bucket(BucketRecord("b1", 1))
+            for i in range(1500):
+                tx.put_version(
+                    VersionRecord(
+                        bucket="b1", key=f"k{i:05d}", version_id=f"v{i}", seq=i + 1,
+                        is_delete_marker=False, size=0, etag="e", content_type="",
+                        metadata={}, created_ns=1,
+                    )
+                )  # fmt: skip
+
+        store.call(write)
+        queries: list[str] = []
+        real = psycopg.Cursor.execute
+
+        def counted(cur: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+            queries.append(str(query))
+            return real(cur, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        page = store.read(
+            lambda tx: [
+                (v.key, v.version_id)
+                for v in itertools.islice(tx.scan_latest("b1", b"", b"", manifests=False), 1001)
+            ]
+        )
+        assert page == [(f"k{i:05d}", f"v{i}") for i in range(1001)]
+        assert len([q for q in queries if "FROM versions" in q]) == 2
+
+
+def test_prefix_end_is_the_least_string_above_the_prefixed_ones() -> None:
+    assert _prefix_end(b"") is None
+    assert _prefix_end(b"a/") == b"a0"
+    assert _prefix_end(b"dir0042/") == b"dir00420"
+    assert _prefix_end(b"a\xff\xff") == b"b"
+    assert _prefix_end(b"\xff") is None
