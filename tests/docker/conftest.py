@@ -185,35 +185,41 @@ class ComposeCluster:
         self.compose_cmd("down", "--volumes", "--remove-orphans", timeout=120)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster]:
-    """One compose project for the module, always taken down with its volumes."""
+@contextlib.contextmanager
+def compose_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    files: list[str],
+    env: dict[str, str] | None = None,
+) -> Iterator[ComposeCluster]:
+    """A compose project of ``files`` (with ``env`` added to its environment file) under a
+    unique project name, published on a free port block of 127.0.0.1; up and all nodes up when
+    entered, always taken down with its volumes (its logs kept in the test's base temp dir)."""
     require_docker()
     from testcontainers.compose import DockerCompose
 
     project = f"rstest-{uuid.uuid4().hex[:10]}"
     base = free_port_block(24)  # gateways' gRPC ports, their S3 ports, their consoles
-    env_file = tmp_path_factory.mktemp("compose") / "test.env"
-    env_file.write_text(
-        f"COMPOSE_PROJECT_NAME={project}\n"
-        f"RINGSTORE_IMAGE={IMAGE}\n"
-        f"RINGSTORE_BIND={HOST}\n"
-        f"RINGSTORE_GATEWAY_PORTS={base}-{base + 9}\n"
-        f"RINGSTORE_S3_PORTS={base + 10}-{base + 19}\n"
-        f"RINGSTORE_CONSOLE_PORTS={base + 20}-{base + 23}\n"
+    settings = {
+        "COMPOSE_PROJECT_NAME": project,
+        "RINGSTORE_IMAGE": IMAGE,
+        "RINGSTORE_BIND": HOST,
+        "RINGSTORE_GATEWAY_PORTS": f"{base}-{base + 9}",
+        "RINGSTORE_S3_PORTS": f"{base + 10}-{base + 19}",
+        "RINGSTORE_CONSOLE_PORTS": f"{base + 20}-{base + 23}",
         # The tests' root key (tests/conftest.py), which every client signs with.
-        f"RINGSTORE_ROOT_ACCESS_KEY_ID={os.environ['RINGSTORE_ROOT_ACCESS_KEY_ID']}\n"
-        f"RINGSTORE_ROOT_SECRET_ACCESS_KEY={os.environ['RINGSTORE_ROOT_SECRET_ACCESS_KEY']}\n"
-    )
-    compose = DockerCompose(
-        DEPLOY, compose_file_name=COMPOSE_FILES, env_file=str(env_file), wait=True
-    )
+        "RINGSTORE_ROOT_ACCESS_KEY_ID": os.environ["RINGSTORE_ROOT_ACCESS_KEY_ID"],
+        "RINGSTORE_ROOT_SECRET_ACCESS_KEY": os.environ["RINGSTORE_ROOT_SECRET_ACCESS_KEY"],
+        **(env or {}),
+    }
+    env_file = tmp_path_factory.mktemp("compose") / "test.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    compose = DockerCompose(DEPLOY, compose_file_name=files, env_file=str(env_file), wait=True)
     cc = ComposeCluster(compose, project, env_file)
     try:
         try:
             compose.start()
         except subprocess.CalledProcessError as exc:
-            logs = cc.compose_cmd("logs", "--no-color", "--tail", "20")
+            logs = cc.compose_cmd("logs", "--no-color", "--tail", "30")
             raise AssertionError(
                 f"docker compose up failed: {exc.stderr.decode(errors='replace')[-600:]}\n"
                 f"last log lines:\n{logs[-4000:]}"
@@ -225,3 +231,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
             logs, _ = compose.get_logs()
             (tmp_path_factory.getbasetemp() / f"{project}.log").write_text(logs)
         cc.down_with_volumes()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster]:
+    """One compose project for the module, always taken down with its volumes."""
+    with compose_cluster(tmp_path_factory, COMPOSE_FILES) as cc:
+        yield cc

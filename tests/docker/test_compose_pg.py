@@ -12,22 +12,25 @@ One compose project for the module, always taken down with its volumes. Every wa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import secrets
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from ringstore import Client
-from ringstore.localcluster import free_port_block
 from tests.conftest import need
-from tests.docker.conftest import DEPLOY, HOST, IMAGE, ComposeCluster, docker, require_docker
+from tests.docker.conftest import (
+    IMAGE,
+    ComposeCluster,
+    compose_cluster,
+    docker,
+    require_docker,
+)
 from tests.fault.checker import Checker, assert_holds
 
 pytestmark = pytest.mark.docker
@@ -48,42 +51,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeCluster
         == 0,
         f"image {PG_IMAGE} is not built (deploy/build-image.sh)",
     )
-    from testcontainers.compose import DockerCompose
-
-    project = f"rstest-{uuid.uuid4().hex[:10]}"
-    base = free_port_block(24)
-    env_file = tmp_path_factory.mktemp("compose-pg") / "test.env"
-    env_file.write_text(
-        f"COMPOSE_PROJECT_NAME={project}\n"
-        f"RINGSTORE_IMAGE={IMAGE}\n"
-        f"RINGSTORE_PG_IMAGE={PG_IMAGE}\n"
-        f"RINGSTORE_PG_PASSWORD={secrets.token_hex(16)}\n"
-        f"RINGSTORE_BIND={HOST}\n"
-        f"RINGSTORE_GATEWAY_PORTS={base}-{base + 9}\n"
-        f"RINGSTORE_S3_PORTS={base + 10}-{base + 19}\n"
-        f"RINGSTORE_ROOT_ACCESS_KEY_ID={os.environ['RINGSTORE_ROOT_ACCESS_KEY_ID']}\n"
-        f"RINGSTORE_ROOT_SECRET_ACCESS_KEY={os.environ['RINGSTORE_ROOT_SECRET_ACCESS_KEY']}\n"
-    )
-    compose = DockerCompose(
-        DEPLOY, compose_file_name=COMPOSE_FILES, env_file=str(env_file), wait=True
-    )
-    cc = ComposeCluster(compose, project, env_file)
-    try:
-        try:
-            compose.start()
-        except subprocess.CalledProcessError as exc:
-            logs = cc.compose_cmd("logs", "--no-color", "--tail", "30")
-            raise AssertionError(
-                f"docker compose up failed: {exc.stderr.decode(errors='replace')[-600:]}\n"
-                f"last log lines:\n{logs[-4000:]}"
-            ) from None
-        cc.wait_all_up()
+    env = {"RINGSTORE_PG_IMAGE": PG_IMAGE, "RINGSTORE_PG_PASSWORD": secrets.token_hex(16)}
+    with compose_cluster(tmp_path_factory, COMPOSE_FILES, env) as cc:
         yield cc
-    finally:
-        with contextlib.suppress(Exception):
-            logs, _ = compose.get_logs()
-            (tmp_path_factory.getbasetemp() / f"{project}.log").write_text(logs)
-        cc.down_with_volumes()
 
 
 class Writers:
