@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -76,8 +76,11 @@ class Everyone:
         return None
 
 
-def _put(messages: list[bytes]) -> tuple[Recorder, common_pb2.ObjectInfo | InvalidArgument]:
-    """PutObject with ``messages`` as wire bytes; the recorder and the reply or the error."""
+def _call(
+    method: str, request: Any, streaming: bool
+) -> tuple[Recorder, common_pb2.ObjectInfo | InvalidArgument]:
+    """``method`` called over real gRPC with ``request`` (wire bytes, or an iterator of them
+    when ``streaming``); the recorder and the reply or the error."""
 
     async def scenario() -> tuple[Recorder, Any]:
         objects = Recorder()
@@ -86,17 +89,14 @@ def _put(messages: list[bytes]) -> tuple[Recorder, common_pb2.ObjectInfo | Inval
         add_to_server(servicer, server)
         await server.start()
         channel = insecure_channel(f"127.0.0.1:{port}")
-        call = channel.stream_unary(
-            PUT_OBJECT,
+        kind = channel.stream_unary if streaming else channel.unary_unary
+        call = kind(
+            method,
             request_serializer=lambda raw: raw,
             response_deserializer=common_pb2.ObjectInfo.FromString,
         )
-
-        def stream() -> Iterator[bytes]:
-            yield from messages
-
         try:
-            return objects, await call(stream(), timeout=10)
+            return objects, await call(request, timeout=10)
         except grpc.aio.AioRpcError as exc:
             return objects, from_rpc_error(exc)
         finally:
@@ -104,6 +104,11 @@ def _put(messages: list[bytes]) -> tuple[Recorder, common_pb2.ObjectInfo | Inval
             await server.stop(grace=None)
 
     return asyncio.run(scenario())
+
+
+def _put(messages: list[bytes]) -> tuple[Recorder, common_pb2.ObjectInfo | InvalidArgument]:
+    """PutObject with ``messages`` as wire bytes; the recorder and the reply or the error."""
+    return _call(PUT_OBJECT, iter(messages), streaming=True)
 
 
 def _header(size: int) -> bytes:
@@ -151,27 +156,7 @@ PUT_SMALL = "/ringstore.v1.ObjectStore/PutSmallObject"
 
 
 def _put_small(raw: bytes) -> tuple[Recorder, common_pb2.ObjectInfo | InvalidArgument]:
-    async def scenario() -> tuple[Recorder, Any]:
-        objects = Recorder()
-        server, _, port = make_server("127.0.0.1:0", max_concurrent_calls=8, service="gateway")
-        servicer = ObjectStoreServicer(objects, authorizer=Everyone())  # type: ignore[arg-type]
-        add_to_server(servicer, server)
-        await server.start()
-        channel = insecure_channel(f"127.0.0.1:{port}")
-        call = channel.unary_unary(
-            PUT_SMALL,
-            request_serializer=lambda raw: raw,
-            response_deserializer=common_pb2.ObjectInfo.FromString,
-        )
-        try:
-            return objects, await call(raw, timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            return objects, from_rpc_error(exc)
-        finally:
-            await channel.close(grace=None)
-            await server.stop(grace=None)
-
-    return asyncio.run(scenario())
+    return _call(PUT_SMALL, raw, streaming=False)
 
 
 def _small(data: bytes, size: int | None = None, bucket: str = "b") -> bytes:
