@@ -249,7 +249,9 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
             first_data=first,
         )
         async for piece in reading.body:
-            yield data_message(piece)  # a GetObjectResponse with data, one copy (ringstore.wire)
+            # A GetObjectResponse with data, one copy (ringstore.wire); Serialized says how
+            # many body bytes it carries, for the metrics.
+            yield Serialized(data_message(piece), len(piece))
 
     @handler
     async def GetSmallObject(self, request, context):  # type: ignore[no-untyped-def]

@@ -119,6 +119,23 @@ def test_a_known_load_shows_in_the_gateways_metrics(cluster: LocalCluster) -> No
     assert total(scrape(lc, "dn1"), "ringstore_datanode_checksum_failures_total") == 0
 
 
+def test_a_streamed_get_counts_every_body_byte_sent(cluster: LocalCluster) -> None:
+    # Over one message, a GET is a stream of data messages already in their wire bytes: each
+    # is counted by the body it carries (it was counted as 0).
+    body = os.urandom(2 * 1024 * 1024 + 5)
+    with Client(cluster.endpoint, timeout=15) as c:
+        c.create_bucket("streamed")
+        c.put_object("streamed", "big", body)
+        before = scrape(cluster, "gateway")
+        assert c.get_object("streamed", "big").read() == body
+    after = scrape(cluster, "gateway")
+    op = "/ringstore.v1.ObjectStore/GetObject"
+    sent = total(after, "ringstore_sent_bytes_total", api="grpc", operation=op) - total(
+        before, "ringstore_sent_bytes_total", api="grpc", operation=op
+    )
+    assert sent == len(body)
+
+
 def test_status_json_parses_and_has_its_keys(cluster: LocalCluster) -> None:
     env = dict(os.environ, RINGSTORE_ENDPOINT=cluster.endpoint)
     done = subprocess.run(
