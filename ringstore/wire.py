@@ -35,9 +35,10 @@ def data_message(piece: bytes | memoryview, before: bytes = b"", *, field: int =
 
 @dataclass(frozen=True, slots=True)
 class Serialized:
-    """A unary reply already in its wire bytes (:func:`data_message`), with the number of body
-    bytes it carries: the gRPC server sends ``wire`` as it is (``ringstore.rpc``), the metrics
-    count ``body`` (``ringstore.metrics.body_bytes``) without copying the field to measure it."""
+    """A reply, or a message of a reply stream, already in its wire bytes (:func:`data_message`),
+    with the number of body bytes it carries: the gRPC server sends ``wire`` as it is
+    (``ringstore.rpc``), the metrics count ``body`` (``ringstore.metrics.body_bytes``) without
+    copying the field to measure it."""
 
     wire: bytes
     body: int
