@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.run import PeakWatch, sign_as_root
+from bench.run import PeakWatch, boto3_client, sign_as_root
 from ringstore.localcluster import LocalCluster, free_port_block, service_command
 
 MiB = 1024 * 1024
@@ -78,13 +78,7 @@ def s3_get(lc: LocalCluster, dst: Path) -> float:
 
 
 def _s3(lc: LocalCluster) -> Any:
-    import boto3  # a dev dependency: only the S3 door needs it
-
-    key_id, secret = lc.credentials()
-    return boto3.session.Session().client(
-        "s3", endpoint_url=lc.s3_endpoint, aws_access_key_id=key_id,
-        aws_secret_access_key=secret, region_name="us-east-1",
-    )  # fmt: skip
+    return boto3_client(lc.s3_endpoint, *lc.credentials())
 
 
 def main() -> None:

@@ -5,12 +5,12 @@
 
 Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs clients
 (16 by default) through a bounded phase of PUTs of objects of ``--size-kib`` (4 KiB by default)
-and then GETs: SDK clients on the gRPC door, or with ``--door s3`` boto3 at its defaults on the
-S3 door, driven as bench/run.py's S3 phases drive it. It reports for each process (the client
-being this one) its share of the machine and its user and system CPU per operation (and per MiB
-moved), read from /proc before and after the phase (``--size-kib 65536 --clients 2 --count 16``
-profiles the large-object path). On a CPU-bound machine the total is what an operation costs,
-and ops/s is at most (cores / total).
+and then GETs: SDK clients on the gRPC door, or with ``--door s3`` boto3 at its defaults (without
+the CRT: bench/run.py's ``boto3_client``) on the S3 door, driven as bench/run.py's S3 phases
+drive it. It reports for each process (the client being this one) its share of the machine and
+its user and system CPU per operation (and per MiB moved), read from /proc before and after the
+phase (``--size-kib 65536 --clients 2 --count 16`` profiles the large-object path). On a
+CPU-bound machine the total is what an operation costs, and ops/s is at most (cores / total).
 With --profile, py-spy samples every process during each phase (``--gil``: Python frames
 holding the GIL) into DIR as raw stacks, one file per phase and process, for ``py-spy``-style
 flame graphs or a quick top-frames count. ``--metrics off`` starts the services without their

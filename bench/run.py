@@ -7,8 +7,9 @@ Without --endpoint it starts its own cluster (metanode, 3 datanodes, gateway; N=
 copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients),
 1 MiB (8) and 64 MiB (2); for each, ops/s, MiB/s, p50 and p99 latency; and the peak RSS
 (VmHWM) of every process. Each runs through the gRPC door with the SDK (``ringstore.Client``)
-and through the S3 door with boto3 at its defaults (one ``put_object`` / ``get_object`` per
-operation, signed with the same key), so that the two rows side by side give the S3 door's cost.
+and through the S3 door with boto3 at its defaults, as ``pip install boto3`` installs it (without
+the optional AWS CRT: :func:`boto3_client`; one ``put_object`` / ``get_object`` per operation,
+signed with the same key), so that the two rows side by side give the S3 door's cost.
 ``--door swift`` (or ``all``) also drives an all-in-one OpenStack Swift with 3 replicas
 (bench/swift/) over HTTP with tempauth's X-Auth-Token, the yardstick of issue 13; when Swift is
 not installed the run says so and goes on without it. Every phase also reports the CPU of every
@@ -244,25 +245,35 @@ def _s3_getter(w: Workload, stored: int) -> Callable[[Any, int], None]:
     return get
 
 
-def s3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
-    """boto3 at its defaults (checksums, payload signing) against the S3 door, signing with the
-    same key as the SDK."""
-    import boto3  # a dev dependency: only this door needs it
+def boto3_client(endpoint: str, key_id: str, secret: str) -> Any:
+    """A boto3 S3 client of ``endpoint``, as ``pip install boto3`` gives it: at its defaults
+    (payload signing over HTTP, CRC32 checksums), but without the AWS CRT.
 
+    botocore signs with the CRT whenever ``awscrt`` can be imported, and our venv has it (the
+    gateway's CRC64NVME). Its signer then reads the body through a Python callback 4 KiB at a
+    time: 4.0 ms of the client's CPU per MiB put against 3.2 without it (bench/RESULTS.md, "S3
+    load generator"), on the two cores the servers share. ``boto3[crt]`` is an optional extra
+    that a plain install does not have, so the load generator goes without it too. botocore
+    reads ``BOTO_DISABLE_CRT`` once, when first imported."""
+    if "botocore" not in sys.modules:
+        os.environ.setdefault("BOTO_DISABLE_CRT", "true")
+    import boto3  # a dev dependency: only the S3 door needs it
+
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )  # fmt: skip
+
+
+def s3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
+    """boto3 at its defaults (checksums, payload signing; :func:`boto3_client`) against the S3
+    door, signing with the same key as the SDK."""
     key = resolve(None, None)
     if key is None:
         raise SystemExit(f"the S3 door needs a key: set {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}")
-
-    def connect() -> Any:
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=s3_endpoint,
-            aws_access_key_id=key[0],
-            aws_secret_access_key=key[1],
-            region_name="us-east-1",
-        )
-
-    return Door("S3", connect, _s3_putter, _s3_getter, cpu_of(pids or {}))
+    return Door(
+        "S3", lambda: boto3_client(s3_endpoint, *key), _s3_putter, _s3_getter, cpu_of(pids or {})
+    )
 
 
 class SwiftConnection:
