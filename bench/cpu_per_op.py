@@ -1,16 +1,18 @@
 """Where the CPU of a small PUT and GET goes: CPU time per operation of every process.
 
     python -m bench.cpu_per_op [--count 2000] [--size-kib 4] [--clients 16] [--profile DIR]
-                               [--door grpc|s3] [--metrics on|off] [--postgres [--metanodes N]]
+                               [--door grpc|s3|boto3] [--metrics on|off]
+                               [--postgres [--metanodes N]]
 
 Starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, fsync on), runs clients
 (16 by default) through a bounded phase of PUTs of objects of ``--size-kib`` (4 KiB by default)
-and then GETs: SDK clients on the gRPC door, or with ``--door s3`` boto3 at its defaults (without
-the CRT: bench/run.py's ``boto3_client``) on the S3 door, driven as bench/run.py's S3 phases
-drive it. It reports for each process (the client being this one) its share of the machine and
-its user and system CPU per operation (and per MiB moved), read from /proc before and after the
-phase (``--size-kib 65536 --clients 2 --count 16`` profiles the large-object path). On a
-CPU-bound machine the total is what an operation costs, and ops/s is at most (cores / total).
+and then GETs: SDK clients on the gRPC door, or on the S3 door (``--door s3``) bench/run.py's
+``S3Connection`` (requests signed as boto3 signs them, sent with http.client) or (``--door
+boto3``) boto3 itself, driven as bench/run.py's S3 phases drive them. It reports for each
+process (the client being this one) its share of the machine and its user and system CPU per
+operation (and per MiB moved), read from /proc before and after the phase (``--size-kib 65536
+--clients 2 --count 16`` profiles the large-object path). On a CPU-bound machine the total is
+what an operation costs, and ops/s is at most (cores / total).
 With --profile, py-spy samples every process during each phase (``--gil``: Python frames
 holding the GIL) into DIR as raw stacks, one file per phase and process, for ``py-spy``-style
 flame graphs or a quick top-frames count. ``--metrics off`` starts the services without their
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.run import Door, Workload, grpc_door, own_cluster, run_phase, s3_door
+from bench.run import Door, Workload, boto3_door, grpc_door, own_cluster, run_phase, s3_door
 from ringstore import Client
 
 KiB = 1024
@@ -132,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clients", type=int, default=16, help="concurrent SDK clients")
     p.add_argument("--profile", type=Path, help="also sample every process with py-spy into DIR")
     p.add_argument(
-        "--door", choices=["grpc", "s3"], default="grpc",
-        help="the SDK on the gRPC door, or boto3 on the S3 door",
+        "--door", choices=["grpc", "s3", "boto3"], default="grpc",
+        help="the SDK on the gRPC door; on the S3 door bench.run's lean client, or boto3",
     )  # fmt: skip
     p.add_argument(
         "--metrics", choices=["on", "off"], default="on", help="the services' Prometheus metrics"
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         if lc.pg is not None and (postmaster := lc.pg.postmaster_pid()):
             pids["postgres"] = -postmaster  # the server and its backends
         pids["client"] = os.getpid()
-        door: Door = s3_door(lc.s3_endpoint) if args.door == "s3" else grpc_door(lc.endpoint)
+        doors = {"grpc": grpc_door(lc.endpoint), "s3": s3_door(lc.s3_endpoint)}
+        door: Door = boto3_door(lc.s3_endpoint) if args.door == "boto3" else doors[args.door]
         name = f"{label} {door.name}"
         put = measure(f"{name} PUT", pids, lc.endpoint, w, door.putter(w, os.urandom(w.size)),
                       args.profile, door.connect)  # fmt: skip

@@ -1,15 +1,18 @@
 """The ringstore benchmark: concurrent clients against a real local cluster, through each door.
 
-    python -m bench.run [--quick] [--door grpc|s3|swift|both|all] [--rounds N]
+    python -m bench.run [--quick] [--door grpc|s3|boto3|swift|both|all] [--rounds N]
                         [--endpoint HOST:PORT --s3-endpoint URL] [--record]
 
 Without --endpoint it starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, every
 copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients),
 1 MiB (8) and 64 MiB (2); for each, ops/s, MiB/s, p50 and p99 latency; and the peak RSS
 (VmHWM) of every process. Each runs through the gRPC door with the SDK (``ringstore.Client``)
-and through the S3 door with boto3 at its defaults, as ``pip install boto3`` installs it (without
-the optional AWS CRT: :func:`boto3_client`; one ``put_object`` / ``get_object`` per operation,
-signed with the same key), so that the two rows side by side give the S3 door's cost.
+and through the S3 door (one PUT / GET per operation, signed with the same key), so that the two
+rows side by side give the S3 door's cost. The S3 door is driven as Swift is, with http.client
+and bodies sent whole (:class:`S3Connection`), each request signed and checksummed as boto3 does
+at its defaults over HTTP, so that the door does boto3's work but the load generator on the
+shared cores costs what Swift's does; ``--door boto3`` drives it with boto3 itself (without the
+optional AWS CRT, as ``pip install boto3`` installs it: :func:`boto3_client`).
 ``--door swift`` (or ``all``) also drives an all-in-one OpenStack Swift with 3 replicas
 (bench/swift/) over HTTP with tempauth's X-Auth-Token, the yardstick of issue 13; when Swift is
 not installed the run says so and goes on without it. Every phase also reports the CPU of every
@@ -25,6 +28,7 @@ budget.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime
 import http.client
@@ -35,11 +39,12 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from bench import limits
 from bench.swift import aio as swift_aio
@@ -245,6 +250,82 @@ def _s3_getter(w: Workload, stored: int) -> Callable[[Any, int], None]:
     return get
 
 
+class S3Connection:
+    """One keep-alive HTTP connection to the S3 door, the twin of :class:`SwiftConnection`:
+    http.client, bodies sent whole and read into a reused 1 MiB buffer. Each request carries
+    what boto3 sends at its defaults over plain HTTP, so the door does the same work as for
+    boto3: botocore's own SigV4 signer signs it with the payload's SHA-256, and a PUT carries
+    the body's CRC32 (``x-amz-checksum-crc32``, computed with zlib as botocore does), a GET
+    ``x-amz-checksum-mode: ENABLED``. What it leaves out is botocore's request machinery, which
+    costs boto3 several milliseconds of CPU per request on the cores the servers share
+    (bench/RESULTS.md, "The S3 load generator")."""
+
+    def __init__(self, endpoint: str, key_id: str, secret: str) -> None:
+        _botocore_without_crt()
+        from botocore.auth import S3SigV4Auth  # a dev dependency: only the S3 door needs it
+        from botocore.credentials import Credentials
+
+        url = urlsplit(endpoint)
+        self.http = http.client.HTTPConnection(url.hostname or "", url.port, timeout=120)
+        self.endpoint = endpoint.rstrip("/")
+        self.auth = S3SigV4Auth(Credentials(key_id, secret), "s3", "us-east-1")
+        self.buffer = bytearray(MiB)
+
+    def _request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> http.client.HTTPResponse:
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method, self.endpoint + path, headers or {}, body)
+        self.auth.add_auth(request)
+        self.http.request(method, path, body=body, headers=dict(request.headers.items()))
+        return self.http.getresponse()
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        headers = {"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "CRC32"}
+        resp = self._request("PUT", f"/{bucket}/{quote(key)}", data, headers)
+        reply = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"S3 PUT {key}: {resp.status} {reply[:300]!r}")
+
+    def get(self, bucket: str, key: str) -> int:
+        resp = self._request("GET", f"/{bucket}/{quote(key)}", headers=S3_GET_HEADERS)
+        view, got = memoryview(self.buffer), 0
+        while n := resp.readinto(view):
+            got += n
+        if resp.status != 200:
+            raise RuntimeError(f"S3 GET {key}: {resp.status} {bytes(view[: min(got, 300)])!r}")
+        return got
+
+    def close(self) -> None:
+        self.http.close()
+
+
+S3_GET_HEADERS = {"x-amz-checksum-mode": "ENABLED"}
+
+
+def _s3_lean_putter(w: Workload, data: bytes) -> Callable[[S3Connection, int], None]:
+    def put(c: S3Connection, i: int) -> None:
+        c.put("bench", f"s3/{w.name}/{i}", data)
+
+    return put
+
+
+def _s3_lean_getter(w: Workload, stored: int) -> Callable[[S3Connection, int], None]:
+    def get(c: S3Connection, i: int) -> None:
+        if c.get("bench", f"s3/{w.name}/{i % stored}") != w.size:
+            raise RuntimeError(f"S3 GET of {w.name}/{i % stored}: short body")
+
+    return get
+
+
+def _botocore_without_crt() -> None:
+    """Make botocore, when first imported, do without the AWS CRT (:func:`boto3_client`)."""
+    if "botocore" not in sys.modules:
+        os.environ.setdefault("BOTO_DISABLE_CRT", "true")
+
+
 def boto3_client(endpoint: str, key_id: str, secret: str) -> Any:
     """A boto3 S3 client of ``endpoint``, as ``pip install boto3`` gives it: at its defaults
     (payload signing over HTTP, CRC32 checksums), but without the AWS CRT.
@@ -255,8 +336,7 @@ def boto3_client(endpoint: str, key_id: str, secret: str) -> Any:
     load generator"), on the two cores the servers share. ``boto3[crt]`` is an optional extra
     that a plain install does not have, so the load generator goes without it too. botocore
     reads ``BOTO_DISABLE_CRT`` once, when first imported."""
-    if "botocore" not in sys.modules:
-        os.environ.setdefault("BOTO_DISABLE_CRT", "true")
+    _botocore_without_crt()
     import boto3  # a dev dependency: only the S3 door needs it
 
     return boto3.session.Session().client(
@@ -265,14 +345,36 @@ def boto3_client(endpoint: str, key_id: str, secret: str) -> Any:
     )  # fmt: skip
 
 
-def s3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
-    """boto3 at its defaults (checksums, payload signing; :func:`boto3_client`) against the S3
-    door, signing with the same key as the SDK."""
+def _root_key() -> tuple[str, str]:
     key = resolve(None, None)
     if key is None:
         raise SystemExit(f"the S3 door needs a key: set {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}")
+    return key
+
+
+def s3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
+    """The S3 door driven as Swift is (:class:`S3Connection`: http.client, requests signed as
+    boto3 signs them at its defaults), with the same key as the SDK."""
+    key = _root_key()
     return Door(
-        "S3", lambda: boto3_client(s3_endpoint, *key), _s3_putter, _s3_getter, cpu_of(pids or {})
+        "S3",
+        lambda: S3Connection(s3_endpoint, *key),
+        _s3_lean_putter,
+        _s3_lean_getter,
+        cpu_of(pids or {}),
+    )
+
+
+def boto3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
+    """boto3 itself at its defaults (checksums, payload signing; :func:`boto3_client`) against
+    the S3 door, signing with the same key as the SDK: the door with boto3's own cost."""
+    key = _root_key()
+    return Door(
+        "S3 boto3",
+        lambda: boto3_client(s3_endpoint, *key),
+        _s3_putter,
+        _s3_getter,
+        cpu_of(pids or {}),
     )
 
 
@@ -440,7 +542,7 @@ def target(op: str, swift: float, size: int, disk_cap_mib_s: float | None) -> fl
 
 def comparison(best: dict[tuple[str, str, str], Result], disk_cap_mib_s: float | None) -> list[str]:
     """Issue 13's table: Swift beside each of our doors, the ratio and the target."""
-    doors = sorted({d for d, _, _ in best if d != "Swift"}, key=["gRPC", "S3"].index)
+    doors = sorted({d for d, _, _ in best if d != "Swift"}, key=["gRPC", "S3", "S3 boto3"].index)
     head = ["case", "Swift"]
     for d in doors:
         head += [f"ringstore {d}", "ratio"]
@@ -570,8 +672,8 @@ def own_cluster(
             yield lc
 
 
-DOORS = {"grpc": ["grpc"], "s3": ["s3"], "swift": ["swift"], "both": ["grpc", "s3"],
-         "all": ["grpc", "s3", "swift"]}  # fmt: skip
+DOORS = {"grpc": ["grpc"], "s3": ["s3"], "boto3": ["boto3"], "swift": ["swift"],
+         "both": ["grpc", "s3"], "all": ["grpc", "s3", "swift"]}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -580,7 +682,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--s3-endpoint", help="with --endpoint: its S3 door (http://HOST:PORT)")
     p.add_argument(
         "--door", choices=list(DOORS), default="both",
-        help="which doors to drive (swift: an all-in-one Swift started here; all: gRPC, S3, Swift)",
+        help="which doors to drive (s3: signed as boto3 signs, sent with http.client; boto3: "
+        "boto3 itself; swift: an all-in-one Swift started here; all: gRPC, S3, Swift)",
     )  # fmt: skip
     p.add_argument("--rounds", type=int, default=1, help="turns of every door; the best is kept")
     p.add_argument("--quick", action="store_true", help="fewer operations (a smoke run)")
@@ -601,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(notes[-1], flush=True)
         chosen = [d for d in chosen if d != "swift"]
-    if args.endpoint and "s3" in chosen and not args.s3_endpoint:
+    if args.endpoint and {"s3", "boto3"} & set(chosen) and not args.s3_endpoint:
         p.error("--door s3, both or all with --endpoint needs --s3-endpoint")
     load_before = os.getloadavg()
     machine = limits.measure()
@@ -627,6 +730,8 @@ def main(argv: list[str] | None = None) -> None:
             doors.append(grpc_door(endpoint, pids))
         if "s3" in chosen:
             doors.append(s3_door(s3_endpoint, pids))
+        if "boto3" in chosen:
+            doors.append(boto3_door(s3_endpoint, pids))
         if "swift" in chosen:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ringstore-swift-"))
             swift = stack.enter_context(swift_aio.SwiftAIO(Path(tmp)))
