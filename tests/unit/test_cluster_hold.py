@@ -10,10 +10,11 @@ import dataclasses
 from gateway.cluster_view import HOLD_SECONDS, ClusterView
 from metanode import membership
 from metanode.membership import ClusterView as MetaView
+from metanode.servicer import MetaServicer
 from metanode.store import Store
 from metanode.store.base import NodeRecord
 from metanode.store.memory import MemoryStore
-from ringstore.config import ClusterConfig
+from ringstore.config import ClusterConfig, Config
 from ringstore.v1 import common_pb2, meta_pb2
 
 
@@ -162,5 +163,39 @@ def test_the_gateway_asks_for_a_hold_only_after_a_good_refresh_and_never_after_a
         await view.sync(None, view.hold(0.5), 0.5)  # good again: holds again
         assert view.hold(0.5) > 0
         assert view.hold(60.0) == 0.0  # a hold no longer than the refresh interval is no hold
+
+    asyncio.run(scenario())
+
+
+def test_the_servicer_holds_getcluster_until_a_node_goes_down_or_the_server_stops() -> None:
+    async def scenario() -> None:
+        store = MemoryStore()
+        cluster = ClusterConfig(replicas=2, write_quorum=1, partition_power=5)
+        servicer = MetaServicer(store, Config(cluster=cluster))
+        for i in (1, 2):
+            reg = membership.Registration(f"dn{i}", f"127.0.0.1:{7000 + i}", f"z{i}", 1.0)
+            store.call(membership.register_node, reg, cluster, 1)
+        first = await servicer.GetCluster(meta_pb2.GetClusterRequest(), None)
+        assert first.nodes_digest
+        current = meta_pb2.GetClusterRequest(
+            known_epoch=first.ring.epoch,
+            known_nodes=first.nodes_digest,
+            wait_seconds=60,
+            check_seconds=membership.MIN_CHECK,
+        )
+        held = asyncio.create_task(servicer.GetCluster(current, None))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not held.done()  # nothing changed: held (for up to a minute)
+        store.call(membership.expire_nodes, 10**12, 10, 0)  # every node's heartbeat is old
+        reply = await asyncio.wait_for(held, timeout=20)
+        assert {n.state for n in reply.nodes} == {"down"}
+        assert reply.nodes_digest != first.nodes_digest
+
+        current.known_nodes = reply.nodes_digest
+        held = asyncio.create_task(servicer.GetCluster(current, None))
+        await asyncio.sleep(0)
+        servicer.stop_holding()  # shutdown: answered at once, as it stands
+        assert (await asyncio.wait_for(held, timeout=20)).nodes_digest == reply.nodes_digest
 
     asyncio.run(scenario())
