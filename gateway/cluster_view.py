@@ -29,6 +29,11 @@ SUSPECT_SECONDS = 5.0  # how long a node that failed a call is tried last
 # Seconds without a successful refresh after which the view is stale: the gateway then reports
 # NOT_SERVING (it still serves on its last good ring, but a load balancer should prefer others).
 STALE_SECONDS = 30.0
+# Seconds the metanode may hold a refresh while nothing changes (a long poll: it looks at its
+# store every ring_refresh and answers a change at once), so that an idle gateway makes one
+# GetCluster call per HOLD_SECONDS instead of one per ring_refresh. Bounded so that a hung
+# metanode is still found stale after stale_after seconds (see ClusterView.hold).
+HOLD_SECONDS = 10.0
 BULK_RECHECK_SECONDS = 30.0  # how long a node without a usable bulk port is left on gRPC
 
 HealthReport = Callable[[bool], Awaitable[None]]
@@ -73,20 +78,37 @@ class ClusterView:
         # node id -> (its Blob address, its bulk address or None, clock time to ask again)
         self._bulk_ports: dict[str, tuple[str, tuple[str, int] | None, float]] = {}
         self.synced = False  # set by the first successful refresh
+        self._nodes_digest = b""  # the metanode's digest of self.nodes (a held refresh's basis)
 
-    async def refresh(self) -> None:
-        """Fetch node states, and the ring when its epoch moved. Nothing changes unless the
-        whole reply decodes: a reply that does not (a malformed ring) raises and keeps the last
-        good view."""
+    def hold(self, interval: float) -> float:
+        """How long a refresh may be held by the metanode (0: not at all): up to
+        :data:`HOLD_SECONDS` while the last refresh succeeded, short enough that a held call
+        that hangs (``hold + rpc_timeout``) ends within half the ``stale_after`` window, and
+        only when longer than ``interval``. After a failure the refreshes are plain again, so a
+        hung metanode is found stale as soon as with plain polling."""
+        if self._failing or not self._nodes_digest:
+            return 0.0
+        hold = min(HOLD_SECONDS, self._stale_after / 2 - self._rpc_timeout)
+        return hold if hold > interval else 0.0
+
+    async def refresh(self, hold: float = 0.0, every: float = 0.0) -> None:
+        """Fetch node states, and the ring when its epoch moved; with ``hold`` the metanode
+        answers when either changes (looking every ``every`` seconds) or after ``hold``
+        seconds. Nothing changes unless the whole reply decodes: a reply that does not (a
+        malformed ring) raises and keeps the last good view."""
         known = self.ring.epoch if self.ring is not None else 0
-        resp = await self._meta.GetCluster(
-            meta_pb2.GetClusterRequest(known_epoch=known), timeout=self._rpc_timeout
-        )
+        request = meta_pb2.GetClusterRequest(known_epoch=known)
+        if hold > 0:
+            request.known_nodes = self._nodes_digest
+            request.wait_seconds = hold
+            request.check_seconds = every
+        resp = await self._meta.GetCluster(request, timeout=self._rpc_timeout + hold)
         ring = Ring.from_proto(resp.ring) if resp.HasField("ring") else self.ring
         if ring is not None and (self.ring is None or ring.epoch != self.ring.epoch):
             log.info("ring epoch %d with %d nodes", ring.epoch, len(ring.node_ids))
         self.ring = ring
         self.nodes = {n.id: n for n in resp.nodes}
+        self._nodes_digest = resp.nodes_digest  # empty from a metanode that cannot hold
         self.replicas = resp.replicas or self.replicas
         self.write_quorum = resp.write_quorum or self.write_quorum
         self.chunk_size = resp.chunk_size or self.chunk_size
@@ -97,12 +119,15 @@ class ClusterView:
         """Refreshed successfully within the last ``stale_after`` seconds."""
         return self._synced_at is not None and self._clock() - self._synced_at <= self._stale_after
 
-    async def sync(self, on_health: HealthReport | None = None) -> None:
-        """One refresh. Any failure (the metanode unreachable, a reply that does not decode)
-        keeps the last good view and is logged once per run of failures, with its traceback
-        when it is not a transport error; ``on_health`` is told when freshness changes."""
+    async def sync(
+        self, on_health: HealthReport | None = None, hold: float = 0.0, every: float = 0.0
+    ) -> None:
+        """One refresh (held up to ``hold`` seconds, see :meth:`refresh`). Any failure (the
+        metanode unreachable, a reply that does not decode) keeps the last good view and is
+        logged once per run of failures, with its traceback when it is not a transport error;
+        ``on_health`` is told when freshness changes."""
         try:
-            await self.refresh()
+            await self.refresh(hold, every)
             if self._failing:
                 log.info("cluster view refreshed again")
             self._failing = False
@@ -126,9 +151,10 @@ class ClusterView:
 
     async def follow(self, interval: float, on_health: HealthReport | None = None) -> None:
         """:meth:`sync` every ``interval`` seconds until cancelled; nothing but cancellation
-        ends it."""
+        ends it. Each sync may be held by the metanode (:meth:`hold`), which then looks for a
+        change every ``interval`` seconds itself: a change is still seen within ``interval``."""
         while True:
-            await self.sync(on_health)
+            await self.sync(on_health, self.hold(interval), interval)
             await asyncio.sleep(interval)
 
     def is_up(self, node_id: str) -> bool:

@@ -341,6 +341,7 @@ async def serve(
         await keeper.stop_work()
         with contextlib.suppress(Exception):  # a store that is gone: they expire instead
             await keeper.release_all()
+        servicer.stop_holding()  # the gateways' held GetCluster calls answer now
         await server.stop(grace=STOP_GRACE)
         await blob_client.close()
 

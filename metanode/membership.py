@@ -35,11 +35,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
 import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from metanode.store.base import NodeRecord, Store, StoreStats, Transaction
@@ -54,6 +55,8 @@ R = TypeVar("R")
 NODE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 RING_STATES = ("up", "down")  # states a ring member can have (down ones only within the grace)
 RING_ATTEMPTS = 3  # builds outside the store's thread before one is built inside the transaction
+MAX_HOLD = 60.0  # seconds at most that a long-polling GetCluster is held
+MIN_CHECK = 0.05  # seconds at least between two looks at the store while one is held
 
 # Rings built outside the store's thread, by what they were built from: (the previous ring's
 # epoch, the members) -> the serialized RingTable of the next epoch.
@@ -466,6 +469,48 @@ def cluster_view(tx: Transaction, known_epoch: int, cluster: ClusterConfig) -> C
     ring = current_ring(tx, cluster)
     table = None if known_epoch == ring.epoch else ring.to_proto()
     return ClusterView(ring.epoch, table, tx.list_nodes())
+
+
+def nodes_digest(nodes: Iterable[NodeRecord]) -> bytes:
+    """A digest of the fields of the node records that route requests (id, address, zone,
+    weight, state, disk_full), in id order: what a held GetCluster waits to see change. Usage
+    figures and heartbeat times change with every heartbeat and route nothing: left out."""
+    h = hashlib.blake2b(digest_size=16)
+    for n in sorted(nodes, key=lambda n: n.id):
+        h.update(repr((n.id, n.address, n.zone, n.weight, n.state, n.disk_full)).encode())
+    return h.digest()
+
+
+async def hold_cluster_view(
+    read: Callable[[], Awaitable[ClusterView]],
+    known_epoch: int,
+    known_nodes: bytes,
+    wait: float,
+    every: float,
+    pause: Callable[[float], Awaitable[bool]],
+) -> ClusterView:
+    """GetCluster as a long poll: the view from ``read``, taken again after every ``pause`` of
+    ``every`` seconds (at least :data:`MIN_CHECK`) while the caller already has it (the ring at
+    ``known_epoch``, the nodes at the digest ``known_nodes``), for ``wait`` seconds at most
+    (:data:`MAX_HOLD`). A change is answered within ``every`` seconds of its commit, so a
+    follower that polled every ``every`` seconds learns it as soon as before, with one call per
+    ``wait`` seconds instead of one per ``every``. ``pause`` returns True when the server stops:
+    the view is answered at once. ``wait`` <= 0 or no ``known_nodes``: no hold."""
+    view = await read()
+    if wait <= 0 or not known_nodes:
+        return view
+    every, wait = max(every, MIN_CHECK), min(wait, MAX_HOLD)
+    waited = 0.0
+    while (
+        view.epoch == known_epoch
+        and nodes_digest(view.nodes) == known_nodes
+        and waited + every <= wait
+    ):
+        if await pause(every):
+            break
+        waited += every
+        view = await read()
+    return view
 
 
 def cluster_status(tx: Transaction, cluster: ClusterConfig) -> StatusView:

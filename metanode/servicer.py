@@ -6,6 +6,7 @@ Errors are raised by the logic and mapped to statuses by :func:`ringstore.rpc.ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -199,6 +200,17 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
         self.census = repair.SharedCensus(store, self.rings)
         self.completed = multipart.CompletedUploads()
         self.sampler: Any = None  # a metanode.telemetry.ClusterSampler: progress estimates
+        self._stopping = asyncio.Event()  # set on shutdown: held GetCluster calls answer now
+
+    def stop_holding(self) -> None:
+        """Answer every held GetCluster now and hold no more (the server is stopping)."""
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` or until :meth:`stop_holding`; whether the server is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        return self._stopping.is_set()
 
     @handler
     async def CreateBucket(self, request, context):  # type: ignore[no-untyped-def]
@@ -590,15 +602,21 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
 
     @handler
     async def GetCluster(self, request, context):  # type: ignore[no-untyped-def]
-        view = await self.store.aread(
-            membership.cluster_view, request.known_epoch, self.config.cluster
-        )
         cluster = self.config.cluster
+        view = await membership.hold_cluster_view(
+            lambda: self.store.aread(membership.cluster_view, request.known_epoch, cluster),
+            request.known_epoch,
+            request.known_nodes,
+            request.wait_seconds,
+            request.check_seconds,
+            self._pause,
+        )
         response = meta_pb2.GetClusterResponse(
             nodes=[node_info(n) for n in view.nodes],
             replicas=cluster.replicas,
             write_quorum=cluster.write_quorum,
             chunk_size=cluster.chunk_size,
+            nodes_digest=membership.nodes_digest(view.nodes),
         )
         if view.ring is not None:
             response.ring.CopyFrom(view.ring)

@@ -27,6 +27,7 @@ replayed for the same method, and bodies are not covered. TLS, its own issue, cl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -155,8 +156,10 @@ def format_date(when: float) -> str:
     return time.strftime(DATE_FORMAT, time.gmtime(when))
 
 
+@functools.lru_cache(maxsize=256)
 def proof(secret: bytes, method: str, date: str) -> str:
-    """The hex proof of a call to ``method`` made at ``date``."""
+    """The hex proof of a call to ``method`` made at ``date``. Kept for the calls of the same
+    second (a date has one-second steps): a steady caller asks for the same few proofs."""
     return hmac.new(secret, f"{SCHEME}\n{date}\n{method}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -164,6 +167,13 @@ def prove(secret: bytes, method: str, now: float | None = None) -> tuple[tuple[s
     """The metadata entries that prove a call to ``method``."""
     date = format_date(time.time() if now is None else now)
     return ((DATE_HEADER, date), (PROOF_HEADER, proof(secret, method, date)))
+
+
+@functools.lru_cache(maxsize=16)
+def _date_seconds(date: str) -> float:
+    """The POSIX time of a proof's date (ValueError unless like 20260130T093000Z); kept for the
+    few dates of the last seconds: strptime costs more than the rest of a call's check."""
+    return datetime.strptime(date, DATE_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def check(secret: bytes, metadata: Iterable[tuple[str, Any]], method: str, now: float) -> None:
@@ -176,7 +186,7 @@ def check(secret: bytes, metadata: Iterable[tuple[str, Any]], method: str, now: 
         )
     date = given[DATE_HEADER]
     try:
-        when = datetime.strptime(date, DATE_FORMAT).replace(tzinfo=UTC).timestamp()
+        when = _date_seconds(date)
     except ValueError:
         raise AccessDenied(
             f"{method}: {DATE_HEADER} {date[:40]!r} is not a UTC time like 20260130T093000Z; {rule}"

@@ -283,21 +283,29 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, ring_epoch: _Optional[int] = ...) -> None: ...
 
 class GetClusterRequest(_message.Message):
-    __slots__ = ("known_epoch",)
+    __slots__ = ("known_epoch", "known_nodes", "wait_seconds", "check_seconds")
     KNOWN_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_NODES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_SECONDS_FIELD_NUMBER: _ClassVar[int]
     known_epoch: int
-    def __init__(self, known_epoch: _Optional[int] = ...) -> None: ...
+    known_nodes: bytes
+    wait_seconds: float
+    check_seconds: float
+    def __init__(self, known_epoch: _Optional[int] = ..., known_nodes: _Optional[bytes] = ..., wait_seconds: _Optional[float] = ..., check_seconds: _Optional[float] = ...) -> None: ...
 
 class GetClusterResponse(_message.Message):
-    __slots__ = ("ring", "nodes", "replicas", "write_quorum", "chunk_size")
+    __slots__ = ("ring", "nodes", "replicas", "write_quorum", "chunk_size", "nodes_digest")
     RING_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
     CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NODES_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ring: _common_pb2.RingTable
     nodes: _containers.RepeatedCompositeFieldContainer[_common_pb2.NodeInfo]
     replicas: int
     write_quorum: int
     chunk_size: int
-    def __init__(self, ring: _Optional[_Union[_common_pb2.RingTable, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., chunk_size: _Optional[int] = ...) -> None: ...
+    nodes_digest: bytes
+    def __init__(self, ring: _Optional[_Union[_common_pb2.RingTable, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.NodeInfo, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., chunk_size: _Optional[int] = ..., nodes_digest: _Optional[bytes] = ...) -> None: ...

@@ -229,3 +229,28 @@ def test_the_cli_makes_a_secret_file_and_never_shows_the_secret(tmp_path: Path) 
     assert again.exit_code == 2
     assert "differs from the cluster secret already in" in again.output
     assert cluster_auth.read_file(path) == secret
+
+
+def test_a_steady_callers_proofs_are_kept_and_every_refusal_still_holds() -> None:
+    """Issue 13: the proof (an HMAC) and the parsed date are kept per second instead of being
+    computed again for every call; a kept one must never admit what the rules refuse."""
+    now = 1_790_000_000.0
+    date = cluster_auth.format_date(now)
+    method = "/ringstore.v1.Meta/Heartbeat"
+    good = cluster_auth.prove(SECRET, method, now)
+    cluster_auth.check(SECRET, good, method, now)
+    hits = cluster_auth.proof.cache_info().hits
+    for _ in range(3):
+        cluster_auth.check(SECRET, cluster_auth.prove(SECRET, method, now), method, now)
+    assert cluster_auth.proof.cache_info().hits >= hits + 6  # neither side computed it again
+    forged = ((cluster_auth.DATE_HEADER, date), (cluster_auth.PROOF_HEADER, "0" * 64))
+    refused = [
+        (SECRET, forged, method, now),
+        (SECRET, good, "/ringstore.v1.Meta/RemoveNode", now),  # a proof for another method
+        (bytes(32), good, method, now),  # another cluster's secret
+        (SECRET, good, method, now + 2 * cluster_auth.MAX_SKEW),  # too old by now
+        (SECRET, ((cluster_auth.DATE_HEADER, "yesterday"), good[1]), method, now),
+    ]  # fmt: skip
+    for secret, metadata, called, at in refused:
+        with pytest.raises(AccessDenied):
+            cluster_auth.check(secret, metadata, called, at)
