@@ -56,8 +56,8 @@ async def store_body(
     every chunk that may have reached a datanode (a chunk whose write failed with every node it
     was sent to), for :func:`discard`.
 
-    A chunk is kept as the list of the body's own messages (split only where a message crosses
-    a chunk boundary or is larger than one datanode message), so no byte is copied to form it."""
+    A chunk is kept as the list of the body's own messages, cut (as memoryviews, never copied)
+    only where a message crosses a chunk boundary or is larger than one datanode message."""
     chunk_size = view.chunk_size
     md5 = BodyMd5()
     size = 0
@@ -83,7 +83,7 @@ async def store_body(
             view_ = memoryview(message)
             while len(view_):
                 take = min(len(view_), chunk_size - have, replication.PIECE)
-                piece = message if take == len(message) else bytes(view_[:take])
+                piece = message if take == len(message) else view_[:take]
                 view_ = view_[take:]
                 pieces.append(piece)
                 have += take
