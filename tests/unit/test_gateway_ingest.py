@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from awscrt.checksums import crc32c
 
-from gateway import replication
+from gateway import ingest, replication
 from gateway.ingest import HASH_IN_THREAD_MIN, HASH_PENDING_MAX, BodyMd5, store_body
+from ringstore.errors import InternalError
 
 
 def test_the_md5_of_mixed_messages_is_that_of_the_body_in_order() -> None:
@@ -101,3 +102,34 @@ def test_chunks_are_the_body_in_order_cut_from_its_own_messages_without_copies(
     # Every piece is a message itself or a view into one: no byte of the body was copied.
     owners = [p.obj if isinstance(p, memoryview) else p for p in pieces]
     assert all(any(o is m for m in messages) for o in owners)
+
+
+def test_a_body_whose_producer_hashes_its_md5_is_not_hashed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def write_chunk(view: Any, **kw: Any) -> list[str]:
+        return ["dn1"]
+
+    class NoMd5:
+        def __init__(self) -> None:
+            raise AssertionError("the body's MD5 was hashed a second time")
+
+    monkeypatch.setattr(replication, "write_chunk", write_chunk)
+    monkeypatch.setattr(ingest, "BodyMd5", NoMd5)
+    data = os.urandom(3 * HASH_IN_THREAD_MIN)
+    given: list[str] = []  # what the producer knows once the body is read whole
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+        given.append(hashlib.md5(data).hexdigest())
+
+    async def store(md5: Any) -> tuple[int, str]:
+        view: Any = SimpleNamespace(chunk_size=replication.PIECE)
+        return await store_body(
+            view, body(), lambda i: i, [], rpc_timeout=1.0, max_concurrent_chunks=2, md5=md5
+        )
+
+    assert asyncio.run(store(lambda: given[0])) == (len(data), hashlib.md5(data).hexdigest())
+    given.clear()
+    with pytest.raises(InternalError, match="no MD5"):  # never an empty or partial ETag
+        asyncio.run(store(lambda: ""))
