@@ -27,6 +27,7 @@ from awscrt import checksums
 
 from gateway import replication
 from gateway.cluster_view import ClusterView
+from ringstore.errors import InternalError
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,20 @@ async def store_body(
     *,
     rpc_timeout: float,
     max_concurrent_chunks: int,
+    md5: Callable[[], str] | None = None,
 ) -> tuple[int, str]:
     """Store ``body``; ``placement(i)`` gives chunk i's placement hash. Returns (size, MD5 hex)
     and leaves the stored chunks, in order, in ``written``. When it raises, ``written`` holds
     every chunk that may have reached a datanode (a chunk whose write failed with every node it
     was sent to), for :func:`discard`.
 
-    A chunk is kept as the list of the body's own messages (split only where a message crosses
-    a chunk boundary or is larger than one datanode message), so no byte is copied to form it."""
+    A chunk is kept as the list of the body's own messages, cut (as memoryviews, never copied)
+    only where a message crosses a chunk boundary or is larger than one datanode message.
+
+    ``md5``: the body's MD5 (hex) as its producer computes it, asked for once the body is
+    exhausted (the S3 door hashes it with the digests it verifies); None: hashed here."""
     chunk_size = view.chunk_size
-    md5 = BodyMd5()
+    hasher = BodyMd5() if md5 is None else None
     size = 0
     slots = asyncio.Semaphore(max_concurrent_chunks)
     tasks: list[asyncio.Task[common_pb2.ChunkRef]] = []
@@ -78,12 +83,13 @@ async def store_body(
     have = 0  # bytes in ``pieces``
     try:
         async for message in body:
-            await md5.update(message)
+            if hasher is not None:
+                await hasher.update(message)
             size += len(message)
             view_ = memoryview(message)
             while len(view_):
                 take = min(len(view_), chunk_size - have, replication.PIECE)
-                piece = message if take == len(message) else bytes(view_[:take])
+                piece = message if take == len(message) else view_[:take]
                 view_ = view_[take:]
                 pieces.append(piece)
                 have += take
@@ -94,7 +100,7 @@ async def store_body(
             await spawn(pieces)
         pieces = []
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        digest = await md5.hexdigest()
+        digest = await hasher.hexdigest() if hasher is not None else _given(md5)
     except BaseException:
         for task in tasks:
             task.cancel()
@@ -102,12 +108,20 @@ async def store_body(
         written.extend(r for r in results if isinstance(r, common_pb2.ChunkRef))
         raise
     finally:
-        md5.close()
+        if hasher is not None:
+            hasher.close()
     written.extend(r for r in results if isinstance(r, common_pb2.ChunkRef))
     for result in results:
         if isinstance(result, BaseException):
             raise result
     return size, digest
+
+
+def _given(md5: Callable[[], str] | None) -> str:
+    digest = md5() if md5 is not None else ""
+    if len(digest) != 32:  # the producer had not hashed the whole body: never a wrong ETag
+        raise InternalError(f"the body's producer gave no MD5 for it once read ({digest!r})")
+    return digest
 
 
 class BodyMd5:

@@ -102,8 +102,9 @@ class BodyStream:
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            message = await asyncio.wait_for(self._messages.__anext__(), self._idle_timeout)
+        try:  # a timeout in this task: wait_for would start a task for every message
+            async with asyncio.timeout(self._idle_timeout):
+                message = await self._messages.__anext__()
         except TimeoutError:
             raise InvalidArgument(
                 f"{self._rpc}: the stream sent nothing for {self._idle_timeout:g} s "

@@ -70,6 +70,9 @@ class PutRequest:
     # The (algorithm, base64 value) of a checksum the door verified over the body, or None:
     # called once the body has been read whole, so a checksum sent in a trailer is known.
     checksum: Callable[[], tuple[str, str] | None] | None = None
+    # The body's MD5 (hex) when the door hashes it anyway while verifying, called once the body
+    # has been read whole; None: the core hashes it (gateway.ingest.store_body).
+    md5: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ class ObjectService:
                 written,
                 rpc_timeout=self.rpc_timeout,
                 max_concurrent_chunks=self.max_concurrent_chunks,
+                md5=req.md5,
             )
             checksum = None
             verified = req.checksum() if req.checksum is not None else None

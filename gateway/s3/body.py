@@ -49,11 +49,14 @@ Receiver = Callable[[], Awaitable[MutableMapping[str, Any]]]  # ASGI's receive
 
 @dataclass
 class BodyChecksum:
-    """The ``x-amz-checksum-*`` a body was verified against: set once the whole body has been
-    read and the checksum held (a value in a trailer is known only then)."""
+    """The ``x-amz-checksum-*`` a body was verified against, and the body's MD5: set once the
+    whole body has been read and every check held (a value in a trailer is known only then).
+    The MD5 (the object's ETag) is hashed with the other digests, in the same thread job per
+    message, so the core need not hash the body again (:func:`gateway.ingest.store_body`)."""
 
     algorithm: str = ""  # as S3 names it: CRC32, CRC32C, CRC64NVME, SHA1, SHA256
     value: str = ""  # base64
+    md5: str = ""  # hex
 
     def get(self) -> tuple[str, str] | None:
         """(algorithm, value), or None when the body carried no checksum (or is not read)."""
@@ -180,10 +183,10 @@ async def checked(
 ) -> AsyncIterator[bytes]:
     """``stream`` with every digest the request declares checked at its end (module docstring).
     ``trailers`` is filled by the decoder by the time the stream ends; ``found`` receives the
-    x-amz-checksum-* value once it has been verified."""
+    x-amz-checksum-* value once it has been verified, and the body's MD5."""
     sha256 = hashlib.sha256() if _is_hex_sha256(payload_hash) else None
     md5_expected = _content_md5(headers.get("content-md5"))
-    md5 = hashlib.md5() if md5_expected is not None else None
+    md5 = hashlib.md5() if md5_expected is not None or found is not None else None
     algorithm = checksum_algorithm(headers)
     checksum = CHECKSUMS[algorithm]() if algorithm else None
     decoded_length = headers.get("x-amz-decoded-content-length")
@@ -202,7 +205,7 @@ async def checked(
             f"the body's SHA-256 {sha256.hexdigest()} is not the x-amz-content-sha256 signed, "
             f"{payload_hash}"
         )
-    if md5 is not None and md5.digest() != md5_expected:
+    if md5_expected is not None and md5 is not None and md5.digest() != md5_expected:
         raise BadDigest("the Content-MD5 you specified did not match what we received")
     if algorithm and checksum is not None:
         name = CHECKSUM_HEADER + algorithm
@@ -217,6 +220,8 @@ async def checked(
         raise IncompleteBody(
             f"x-amz-decoded-content-length says {decoded_length} bytes, the body held {size}"
         )
+    if found is not None and md5 is not None:
+        found.md5 = md5.hexdigest()
     if held:
         yield held
 
@@ -306,7 +311,7 @@ def decoded(
     found: BodyChecksum | None = None,
 ) -> AsyncIterator[bytes]:
     """The request's body as the object's bytes, every declared digest checked (``found``
-    receives the verified x-amz-checksum-*)."""
+    receives the verified x-amz-checksum-* and the body's MD5)."""
     stream = raw_body(receive)
     trailers: dict[str, str] = {}
     if verified.payload_hash in sigv4.STREAMING_MODES:

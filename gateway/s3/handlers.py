@@ -320,6 +320,7 @@ class Handlers:
             if_none_match=h.get("if-none-match", ""),
             headers=stored.request_headers(h),
             checksum=verified.get,
+            md5=lambda: verified.md5,
         )
         try:
             async with self._admitted(c, "PutObject", verified) as stream:

@@ -7,10 +7,17 @@ copies that into a new ``bytes`` for each ``http.request`` message, and it stops
 socket whenever more than 64 KiB wait. Measured on this machine kind with boto3 putting 64 MiB
 objects at a bare ASGI app, that costs the server 1.6-2.2 ms of CPU per MiB received; keeping
 the pieces as they are (:class:`BodyPieces`) and pausing only beyond :data:`BODY_HIGH_WATER`
-costs 0.4-0.5 ms per MiB. Reading with ``recv_into`` one reused buffer (asyncio's
+costs 0.4-0.5 ms per MiB. Reading with ``recv_into`` a reused buffer (asyncio's
 ``BufferedProtocol``) saves allocating each read, and larger reads make fewer, larger messages:
 each message costs the gateway's body path (checks, hashing thread, chunker) as much as a
-fraction of a MiB of bytes does (bench/RESULTS.md, "S3 door: large PUTs").
+fraction of a MiB of bytes does (bench/RESULTS.md, "S3 door: large PUTs"). A read nearly as
+large as a datanode message, and a pause as soon as more than a small body waits, make a large
+body's message one socket read: the parser's own bytes, never joined from several reads (a copy
+of every byte, 0.2-0.3 ms per MiB here; bench/RESULTS.md, "S3 door: large PUTs, gateway CPU").
+
+The read buffer is one per thread, shared by every connection: the parser copies what it needs
+out of it within ``buffer_updated``, and asyncio fills and hands over a read in one callback, so
+no two reads ever use it at once; a connection costs no buffer of its own.
 
 Guarantees (unchanged from uvicorn's): the bytes the application receives are the request's
 body in order, every byte exactly once; reading from the socket stops while more than
@@ -21,15 +28,26 @@ that plus one socket read), and resumes when it asks for more.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-# Bytes of request body waiting for the app beyond which reading pauses, and bytes one socket
-# read takes at most (asyncio's own reads: 256 KiB). A message to the app is what waits, so it
-# holds at most their sum: 1 MiB, one message to a datanode (gateway.replication.PIECE), which
-# the core then never has to split but at a chunk's end.
-BODY_HIGH_WATER = 512 * 1024
-READ_SIZE = 512 * 1024
+# Bytes of request body waiting for the app beyond which reading pauses (uvicorn's own mark, so
+# a small body never pauses), and bytes one socket read takes at most (asyncio's own: 256 KiB). A
+# message to the app is what waits, so it holds at most their sum: one message to a datanode
+# (gateway.replication.PIECE), which the core then never has to cut but at a chunk's end.
+BODY_HIGH_WATER = 64 * 1024
+READ_SIZE = 1024 * 1024 - BODY_HIGH_WATER
+
+_buffers = threading.local()  # the read buffer of each thread's event loop (module docstring)
+
+
+def read_buffer() -> memoryview:
+    """This thread's read buffer (:data:`READ_SIZE` bytes), shared by its connections."""
+    buffer: memoryview | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = memoryview(bytearray(READ_SIZE))
+    return buffer
 
 
 class BodyPieces:
@@ -60,17 +78,13 @@ class BodyPieces:
 
 class S3HttpProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
     """uvicorn's httptools protocol with :class:`BodyPieces` bodies (module docstring), reading
-    the socket into one buffer of its own, :data:`READ_SIZE` bytes at a time."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._read_buffer = memoryview(bytearray(READ_SIZE))
-        super().connection_made(transport)
+    the socket into its thread's shared buffer, :data:`READ_SIZE` bytes at a time."""
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_buffer
+        return read_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._read_buffer[:nbytes])  # type: ignore[arg-type]
+        self.data_received(read_buffer()[:nbytes])  # type: ignore[arg-type]
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle

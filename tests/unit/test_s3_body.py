@@ -207,3 +207,32 @@ def test_a_large_body_passes_every_check_and_is_hashed_off_the_event_loop(
     assert b"".join(seen) == BIG
     assert found.get() == ("CRC32", headers["x-amz-checksum-crc32"])
     assert threads and threading.get_ident() not in threads  # never on the loop's thread
+
+
+@pytest.mark.parametrize("headers", [{}, {"content-md5": "MD5"}])
+def test_the_body_md5_is_hashed_with_the_checks_and_given_only_once_they_all_held(
+    headers: dict[str, str],
+) -> None:
+    if headers:
+        headers = {"content-md5": base64.b64encode(hashlib.md5(BIG).digest()).decode()}
+    verified = sigv4.Verified("k", hashlib.sha256(BIG).hexdigest())
+    found = body.BodyChecksum()
+    seen: list[bytes] = []
+    # The core asks for the MD5 (its ETag) once it has read the body whole: the MD5 is known
+    # by then, and the one Content-MD5 was checked against (it is never hashed twice).
+    md5_when_whole: list[str] = []
+
+    async def run() -> None:
+        async for piece in body.decoded(receiver(BIG, 512 * 1024), headers, verified, found):
+            seen.append(piece)
+            if sum(map(len, seen)) < len(BIG):
+                assert found.md5 == ""  # not before the last byte's checks held
+        md5_when_whole.append(found.md5)
+
+    asyncio.run(run())
+    assert md5_when_whole == [hashlib.md5(BIG).hexdigest()]
+    wrong = sigv4.Verified("k", hashlib.sha256(b"x").hexdigest())
+    failed = body.BodyChecksum()
+    with pytest.raises(XAmzContentSHA256Mismatch):
+        drain(body.decoded(receiver(BIG, 512 * 1024), {}, wrong, failed), [])
+    assert failed.md5 == ""

@@ -169,5 +169,31 @@ def test_reading_pauses_only_beyond_the_high_water_mark_and_resumes_on_receive()
 
 def test_a_message_never_exceeds_one_datanode_message() -> None:
     # What waits (at most the high-water mark plus one read) becomes one message; the core
-    # splits, by copying, any message over a datanode message.
+    # cuts any message over a datanode message.
     assert BODY_HIGH_WATER + READ_SIZE <= replication.PIECE
+
+
+def test_connections_share_one_read_buffer_and_each_gets_its_own_body() -> None:
+    bodies = [bytes([n]) * (3 * READ_SIZE + 11) for n in (1, 2)]
+
+    async def run() -> list[list[bytes]]:
+        apps = [Recorder(), Recorder()]
+        for app in apps:
+            app.go.set()
+        (one, _), (two, _) = connect(apps[0]), connect(apps[1])
+        # No connection holds a buffer of its own (1 MiB each would count against the gateway's
+        # memory with every idle keep-alive connection).
+        assert one.get_buffer(-1) is two.get_buffer(-1)
+        raws = [put(body, f"/b/k{i}") for i, body in enumerate(bodies)]
+        for at in range(0, len(raws[0]), READ_SIZE // 3):  # reads of the two alternate
+            for protocol, raw in zip((one, two), raws, strict=True):
+                buffer = protocol.get_buffer(-1)
+                piece = raw[at : at + READ_SIZE // 3]
+                buffer[: len(piece)] = piece
+                protocol.buffer_updated(len(piece))
+            await settle()
+        await settle()
+        return [app.bodies[0] for app in apps]
+
+    received = asyncio.run(run())
+    assert [b"".join(messages) for messages in received] == bodies
