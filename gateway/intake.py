@@ -102,9 +102,8 @@ class BodyStream:
         return self
 
     async def __anext__(self) -> Any:
-        try:  # a timeout in this task: wait_for would start a task for every message
-            async with asyncio.timeout(self._idle_timeout):
-                message = await self._messages.__anext__()
+        try:
+            message = await asyncio.wait_for(self._messages.__anext__(), self._idle_timeout)
         except TimeoutError:
             raise InvalidArgument(
                 f"{self._rpc}: the stream sent nothing for {self._idle_timeout:g} s "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -36,30 +35,6 @@ def test_a_stream_that_stalls_is_cut_with_an_error_naming_the_limit() -> None:
         assert "after 120 body bytes" in err.value.message
 
     asyncio.run(scenario())
-
-
-def test_a_message_costs_no_task_of_its_own() -> None:
-    async def messages() -> AsyncIterator[bytes]:
-        for n in range(50):
-            yield bytes([n]) * 10
-            await asyncio.sleep(0)
-
-    async def scenario() -> tuple[list[bytes], int]:
-        loop = asyncio.get_running_loop()
-        started = 0
-
-        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
-            nonlocal started
-            started += 1
-            return asyncio.Task(coro, loop=loop, **kw)
-
-        loop.set_task_factory(counting)
-        received = [m async for m in Intake(idle_timeout=5).stream(messages(), "PutObject")]
-        return received, started
-
-    received, started = asyncio.run(scenario())
-    assert received == [bytes([n]) * 10 for n in range(50)]
-    assert started == 0  # the idle timeout runs in the reader's own task
 
 
 def test_a_stream_carrying_more_than_it_announced_fails_at_once() -> None:
