@@ -250,6 +250,14 @@ def _s3_getter(w: Workload, stored: int) -> Callable[[Any, int], None]:
     return get
 
 
+def drain(resp: http.client.HTTPResponse, buffer: bytearray) -> int:
+    """Read a response's whole body into ``buffer`` over and over (nothing kept); its length."""
+    view, got = memoryview(buffer), 0
+    while n := resp.readinto(view):
+        got += n
+    return got
+
+
 class S3Connection:
     """One keep-alive HTTP connection to the S3 door, the twin of :class:`SwiftConnection`:
     http.client, bodies sent whole and read into a reused 1 MiB buffer. Each request carries
@@ -291,11 +299,9 @@ class S3Connection:
 
     def get(self, bucket: str, key: str) -> int:
         resp = self._request("GET", f"/{bucket}/{quote(key)}", headers=S3_GET_HEADERS)
-        view, got = memoryview(self.buffer), 0
-        while n := resp.readinto(view):
-            got += n
+        got = drain(resp, self.buffer)
         if resp.status != 200:
-            raise RuntimeError(f"S3 GET {key}: {resp.status} {bytes(view[: min(got, 300)])!r}")
+            raise RuntimeError(f"S3 GET {key}: {resp.status} {bytes(self.buffer[:300])!r}")
         return got
 
     def close(self) -> None:
@@ -396,9 +402,7 @@ class SwiftConnection:
     def get(self, name: str) -> int:
         self.http.request("GET", f"{self.path}/{quote(name)}", headers=self.headers)
         resp = self.http.getresponse()
-        view, got = memoryview(self.buffer), 0
-        while n := resp.readinto(view):
-            got += n
+        got = drain(resp, self.buffer)
         if resp.status != 200:
             raise RuntimeError(f"Swift GET {name}: {resp.status} {resp.reason}")
         return got
