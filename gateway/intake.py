@@ -111,6 +111,8 @@ class BodyStream:
             ) from None
         if isinstance(message, memoryview):  # a data message taken without protobuf
             self.received += message.nbytes
+        elif isinstance(message, bytes | bytearray):  # the S3 door's decoded body
+            self.received += len(message)
         else:
             self.received += len(getattr(message, "data", b""))
         if 0 <= self.expected < self.received:

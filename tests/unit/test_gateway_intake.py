@@ -52,6 +52,27 @@ def test_a_stream_carrying_more_than_it_announced_fails_at_once() -> None:
     asyncio.run(scenario())
 
 
+def test_an_s3_body_of_plain_bytes_carrying_more_than_it_announced_fails_too() -> None:
+    # The S3 door's body messages are the decoded bytes themselves, not protobuf messages:
+    # they count, or an aws-chunked body could carry more than its decoded length announced.
+    async def s3_body() -> AsyncIterator[bytes | memoryview]:
+        yield b"x" * 60
+        yield memoryview(b"y" * 30)
+        yield bytearray(b"z" * 30)
+
+    async def scenario() -> None:
+        intake = Intake(ByteBudget(limit=1000, wait=TINY), idle_timeout=5)
+        stream = intake.stream(s3_body(), "PutObject")
+        async with intake.admit(stream, 100, most=500):
+            await anext(stream)
+            await anext(stream)
+            assert stream.received == 90
+            with pytest.raises(InvalidArgument, match="announced 100 bytes but carried more"):
+                await anext(stream)
+
+    asyncio.run(scenario())
+
+
 def test_a_body_reserves_its_size_or_the_most_a_put_holds() -> None:
     async def scenario() -> None:
         intake = Intake(ByteBudget(limit=10_000, wait=TINY))
