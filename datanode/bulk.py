@@ -6,7 +6,8 @@ plain TCP port, beside the gRPC Blob service, over the same store and with its g
   (mutual TLS inside the cluster, :mod:`ringstore.tls`) a caller must first complete a TLS
   handshake with a certificate of the cluster CA; one that does not is counted and dropped.
 - A write is received into one preallocated buffer (``recv_into``) and fed to
-  :meth:`BlobStore.begin_write`'s writer, which checks its length and CRC32C; the status is sent
+  :meth:`BlobStore.begin_write`'s writer, which checks its length and the CRC32C that follows
+  the bytes (the gateway sends a chunk while it still receives it); the status is sent
   only after :meth:`BlobWriter.commit` returned (verified, fsynced, published), as PutBlob's
   reply is. A write refused or failed still has its body drained, so the connection stays in
   step; a connection that breaks mid-body leaves nothing behind (the write is aborted).
@@ -167,8 +168,8 @@ class BulkServer:
     def _write(self, conn: socket.socket, request: bulk.Request, buffer: memoryview) -> None:
         failure: RingstoreError | None = None
         writer: BlobWriter | None = None
-        try:
-            writer = self._store.begin_write(request.blob_id, request.length, request.crc32c)
+        try:  # the CRC32C comes after the bytes (protocol version 2): checked at the commit
+            writer = self._store.begin_write(request.blob_id, request.length, None)
         except RingstoreError as err:
             failure = err  # refused before a byte: drain the body, then say why
         try:
@@ -182,8 +183,9 @@ class BulkServer:
                         writer.write(buffer[:n])
                     except RingstoreError as err:  # the writer aborted itself
                         failure, writer = err, None
+            crc32c = bulk.read_crc(conn)
             if writer is not None:
-                writer.commit()  # length and CRC32C checked, fsynced, published
+                writer.commit(crc32c)  # length and CRC32C checked, fsynced, published
         except RingstoreError as err:
             failure = err
         except BaseException:

@@ -17,7 +17,8 @@ only after its reply was read whole. Errors:
 - a segment that fails its checksum at the reader: :class:`ringstore.bulk.SpanCorrupt`.
 
 Cancelling a transfer (a write straggler after the quorum's grace) shuts its socket down, which
-ends the blocking call in its thread; the datanode then aborts the write.
+ends the blocking call in its thread; the datanode then aborts the write. A write waiting for
+its chunk's next piece (:class:`gateway.chunkfeed.ChunkFeed`) is ended by aborting the feed.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from gateway.chunkfeed import ChunkFeed
 from ringstore import bulk
 from ringstore.errors import ServiceUnavailable
 
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Address = tuple[str, int]
 
-BULK_THREADS = 32  # transfers in flight at once (each holds a thread while its node fsyncs)
+# transfers in flight at once: each holds a thread while its chunk arrives and its node fsyncs
+BULK_THREADS = 128
 IDLE_PER_ADDRESS = 8  # idle connections kept per datanode
 PIECE = 1024 * 1024  # bytes per piece a read returns (one message to the client)
 
@@ -82,16 +85,15 @@ class BulkClient:
         self._idle: dict[Address, list[socket.socket]] = {}
         self.stats = BulkClientStats()
 
-    async def write(
-        self,
-        address: Address,
-        blob_id: str,
-        pieces: Sequence[bytes | memoryview],
-        crc32c: int,
-        timeout: float,
-    ) -> None:
-        """Store the blob on the node; returns once it acknowledged (verified and fsynced)."""
-        await self._run(address, timeout, lambda s: bulk.write_blob(s, blob_id, pieces, crc32c))
+    async def write(self, address: Address, blob_id: str, feed: ChunkFeed, timeout: float) -> None:
+        """Store the chunk on the node as its pieces arrive (each waited for at most
+        ``timeout``); returns once the node acknowledged it (verified and fsynced)."""
+
+        def send(sock: socket.socket) -> None:
+            pieces = feed.pieces(timeout)
+            bulk.write_blob(sock, blob_id, feed.length, pieces, lambda: feed.crc32c)
+
+        await self._run(address, timeout, send)
         with self._lock:
             self.stats.writes += 1
 

@@ -1,9 +1,11 @@
 """Taking a body in: cutting it into chunks and storing each on its replicas.
 
-Used by puts and by multipart parts alike. At most ``max_concurrent_chunks`` chunks are in
-flight, so the gateway's memory per request is bounded by that times the chunk size, whatever
-the body's size. Chunks are listed in order in ``written`` as they are stored, so that a caller
-whose request fails can :func:`discard` everything that may have been written.
+Used by puts and by multipart parts alike. At most ``max_concurrent_chunks`` chunks are being
+written besides the one being filled, so the gateway's memory per request is bounded by that
+plus one times the chunk size, whatever the body's size. A chunk whose length is known ahead
+(the body announced its size) goes to its replicas while it is filled (:mod:`gateway.chunkfeed`).
+Chunks are listed in order in ``written`` as they are stored, so that a caller whose request
+fails can :func:`discard` everything that may have been written.
 
 Who may delete a chunk: never the request path. A request that fails after its chunks were
 written (its commit failed, timed out, was cancelled, or the metanode died before answering)
@@ -23,11 +25,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import grpc
-from awscrt import checksums
 
 from gateway import replication
+from gateway.chunkfeed import ChunkFeed
 from gateway.cluster_view import ClusterView
-from ringstore.errors import InternalError
+from ringstore.errors import InternalError, InvalidArgument
 from ringstore.v1 import common_pb2, meta_pb2, meta_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ async def store_body(
     rpc_timeout: float,
     max_concurrent_chunks: int,
     md5: Callable[[], str] | None = None,
+    size: int = -1,
 ) -> tuple[int, str]:
     """Store ``body``; ``placement(i)`` gives chunk i's placement hash. Returns (size, MD5 hex)
     and leaves the stored chunks, in order, in ``written``. When it raises, ``written`` holds
@@ -61,49 +64,86 @@ async def store_body(
     A chunk is kept as the list of the body's own messages, cut (as memoryviews, never copied)
     only where a message crosses a chunk boundary or is larger than one datanode message.
 
+    ``size``: the bytes the body announced (-1: unknown; the caller checks the body carries
+    them). When it is known, each chunk's length is known before its first byte, and a chunk
+    large enough for the bulk path is sent to its replicas while it arrives
+    (:mod:`gateway.chunkfeed`), holding a slot from its first byte (the chunk being filled and
+    ``max_concurrent_chunks`` being written, as :func:`gateway.intake.footprint` counts them).
+    Otherwise a chunk is sent once whole, after it was filled.
+
     ``md5``: the body's MD5 (hex) as its producer computes it, asked for once the body is
     exhausted (the S3 door hashes it with the digests it verifies); None: hashed here."""
     chunk_size = view.chunk_size
     hasher = BodyMd5() if md5 is None else None
-    size = 0
-    slots = asyncio.Semaphore(max_concurrent_chunks)
+    received = 0
+    # A streamed chunk holds its slot from its first byte: one more slot keeps the bound at
+    # the chunk being filled plus max_concurrent_chunks being written (intake.footprint).
+    streams = size >= 0 and view.bulk is not None
+    slots = asyncio.Semaphore(max_concurrent_chunks + 1 if streams else max_concurrent_chunks)
     tasks: list[asyncio.Task[common_pb2.ChunkRef]] = []
 
-    async def spawn(pieces: list[bytes | memoryview]) -> None:
-        await slots.acquire()
-        hash_ = placement(len(tasks))
-        tasks.append(
-            asyncio.create_task(_store_chunk(view, pieces, hash_, slots, rpc_timeout, written))
-        )
-        for task in tasks:  # fail fast: stop reading the body once a chunk failed
+    def check_tasks() -> None:  # fail fast: stop reading the body once a chunk failed
+        for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
+    async def spawn(feed: ChunkFeed) -> None:
+        await slots.acquire()
+        hash_ = placement(len(tasks))
+        tasks.append(
+            asyncio.create_task(_store_chunk(view, feed, hash_, slots, rpc_timeout, written))
+        )
+        check_tasks()
+
+    def streamed_length(offset: int) -> int:
+        """The length of the chunk starting at ``offset`` when it is sent as it arrives, or 0."""
+        length = min(chunk_size, size - offset) if streams else 0
+        return length if length >= replication.BULK_WRITE_MIN else 0
+
     pieces: list[bytes | memoryview] = []
-    have = 0  # bytes in ``pieces``
+    have = 0  # bytes in the chunk being filled
+    feed: ChunkFeed | None = None  # the chunk being filled, when it is streamed
     try:
         async for message in body:
+            if 0 <= size < received + len(message):  # the doors refuse such a body first
+                raise InvalidArgument(f"the body carried more than the {size} bytes it announced")
             if hasher is not None:
                 await hasher.update(message)
-            size += len(message)
             view_ = memoryview(message)
             while len(view_):
+                if have == 0 and feed is None and (length := streamed_length(received)):
+                    feed = ChunkFeed(length)
+                    await spawn(feed)
                 take = min(len(view_), chunk_size - have, replication.PIECE)
+                if feed is not None:
+                    take = min(take, feed.length - have)
                 piece = message if take == len(message) else view_[:take]
                 view_ = view_[take:]
-                pieces.append(piece)
                 have += take
+                received += take
+                if feed is not None:
+                    feed.append(piece)
+                    if have == feed.length:
+                        feed.finish()
+                        feed, have = None, 0
+                        check_tasks()
+                    continue
+                pieces.append(piece)
                 if have == chunk_size:
-                    await spawn(pieces)
+                    await spawn(ChunkFeed.whole(pieces))
                     pieces, have = [], 0
+        if 0 <= size != received:  # the doors refuse such a body first
+            raise InvalidArgument(f"the body ended after {received} bytes; it announced {size}")
         if pieces:
-            await spawn(pieces)
+            await spawn(ChunkFeed.whole(pieces))
         pieces = []
         results = await asyncio.gather(*tasks, return_exceptions=True)
         digest = await hasher.hexdigest() if hasher is not None else _given(md5)
-    except BaseException:
+    except BaseException as exc:
         for task in tasks:
             task.cancel()
+        if feed is not None:  # its replicas may be waiting for its next piece
+            feed.abort(exc)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         written.extend(r for r in results if isinstance(r, common_pb2.ChunkRef))
         raise
@@ -114,7 +154,7 @@ async def store_body(
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return size, digest
+    return received, digest
 
 
 def _given(md5: Callable[[], str] | None) -> str:
@@ -176,32 +216,32 @@ class BodyMd5:
 
 async def _store_chunk(
     view: ClusterView,
-    pieces: list[bytes | memoryview],
+    feed: ChunkFeed,
     placement_hash: int,
     slots: asyncio.Semaphore,
     rpc_timeout: float,
     failed: list[common_pb2.ChunkRef],
 ) -> common_pb2.ChunkRef:
-    ref = common_pb2.ChunkRef(blob_id=uuid.uuid4().hex, placement_hash=placement_hash)
+    ref = common_pb2.ChunkRef(
+        blob_id=uuid.uuid4().hex, placement_hash=placement_hash, length=feed.length
+    )
     sent_to: list[str] = []
     try:
-        crc = 0
-        for piece in pieces:  # awscrt: any buffer, hardware CRC32C (google_crc32c: 10x slower)
-            crc = checksums.crc32c(piece, crc)
-        ref.length = sum(len(p) for p in pieces)
-        ref.crc32c = crc
         nodes = await replication.write_chunk(
             view,
             blob_id=ref.blob_id,
-            pieces=pieces,
-            crc32c=crc,
+            feed=feed,
             placement_hash=placement_hash,
             timeout=rpc_timeout,
             sent_to=sent_to,
         )
+        ref.crc32c = feed.crc32c
         ref.nodes.extend(nodes)
         return ref
-    except BaseException:
+    except BaseException as exc:
+        feed.abort(exc)  # replicas still waiting for a piece stop (a no-op once it is whole)
+        if feed.finished:
+            ref.crc32c = feed.crc32c
         if sent_to:  # some copies may have landed: the metanode will have them deleted
             ref.nodes.extend(sent_to)
             failed.append(ref)

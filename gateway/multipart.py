@@ -137,9 +137,12 @@ class MultipartService:
         """The open upload (NoSuchUpload otherwise), with its checksum algorithm and type."""
         return await self.meta.head_upload(bucket, key, upload_id)
 
-    async def upload_part(self, header: PartTarget, body: AsyncIterator[bytes | memoryview]) -> str:
-        """Store one part and record it; returns its ETag (hex MD5 of the part)."""
-        return (await self.store_part(header, body)).etag
+    async def upload_part(
+        self, header: PartTarget, body: AsyncIterator[bytes | memoryview], size: int = -1
+    ) -> str:
+        """Store one part of ``size`` bytes (-1: unknown) and record it; returns its ETag (hex
+        MD5 of the part)."""
+        return (await self.store_part(header, body, size=size)).etag
 
     async def store_part(
         self,
@@ -147,6 +150,7 @@ class MultipartService:
         body: AsyncIterator[bytes | memoryview],
         *,
         sent_algorithm: str = "",
+        size: int = -1,
     ) -> StoredPart:
         """Store one part and record it with its checksum when the upload has an algorithm.
         ``sent_algorithm`` is the one the client's own checksum of the body uses (verified by
@@ -175,6 +179,7 @@ class MultipartService:
                 written,
                 rpc_timeout=self.objects.rpc_timeout,
                 max_concurrent_chunks=self.objects.max_concurrent_chunks,
+                size=size,
             )
             checksum = checksums.b64(digest.digest()) if digest is not None else ""
             etag = await self.meta.commit_part(
@@ -218,7 +223,7 @@ class MultipartService:
             if_match=if_match,
         )
         try:
-            part = await self.store_part(header, reading.body)
+            part = await self.store_part(header, reading.body, size=reading.length)
         finally:
             await reading.body.aclose()  # type: ignore[attr-defined]
         return part, reading.info

@@ -73,6 +73,9 @@ class PutRequest:
     # The body's MD5 (hex) when the door hashes it anyway while verifying, called once the body
     # has been read whole; None: the core hashes it (gateway.ingest.store_body).
     md5: Callable[[], str] | None = None
+    # The bytes the body announced (-1: unknown); the door makes sure it carries exactly these.
+    # Known, it lets each chunk go to its replicas while it arrives (gateway.ingest).
+    size: int = -1
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ class ObjectService:
                 rpc_timeout=self.rpc_timeout,
                 max_concurrent_chunks=self.max_concurrent_chunks,
                 md5=req.md5,
+                size=req.size,
             )
             checksum = None
             verified = req.checksum() if req.checksum is not None else None

@@ -30,6 +30,7 @@ import grpc
 from awscrt import checksums
 
 from gateway.bulk_client import BulkUnavailable
+from gateway.chunkfeed import ChunkFeed
 from gateway.cluster_view import ClusterView
 from ringstore.bulk import SpanCorrupt
 from ringstore.errors import BlobCorrupt, BlobNotFound, RingstoreError, ServiceUnavailable
@@ -53,18 +54,18 @@ QUORUM_GRACE_FACTOR = 1.0  # ... or this many times the time W acks took, whiche
 async def _put_blob(
     view: ClusterView,
     node_id: str,
-    header: blob_pb2.PutBlobHeader,
-    pieces: Sequence[bytes | memoryview],
+    blob_id: str,
+    feed: ChunkFeed,
     timeout: float,
     small: blob_pb2.WriteBlobRequest | None = None,
 ) -> str:
     """``small``: the request of a one-piece chunk below the bulk size, made once and shared by
     every replica (a protobuf message holds its own copy of the bytes)."""
-    if header.length >= BULK_WRITE_MIN:
+    if feed.length >= BULK_WRITE_MIN:
         address = await view.bulk_address(node_id)
         if address is not None and view.bulk is not None:
-            try:  # raw bytes on the bulk port: a fraction of gRPC's CPU per byte
-                await view.bulk.write(address, header.blob_id, pieces, header.crc32c, timeout)
+            try:  # raw bytes on the bulk port, sent as they arrive: a fraction of gRPC's CPU
+                await view.bulk.write(address, blob_id, feed, timeout)
                 return node_id
             except BulkUnavailable as exc:
                 log.warning("datanode %s: %s; writing over gRPC", node_id, exc.message)
@@ -72,6 +73,8 @@ async def _put_blob(
     if small is not None:  # one message: unary (and coalesced) calls cost far less than a stream
         await view.write_batcher(node_id).call(small, timeout)
         return node_id
+    pieces = await feed.settled()  # a PutBlob header carries the CRC32C: the chunk whole first
+    header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=feed.length, crc32c=feed.crc32c)
     stub = view.blob_stub(node_id)
 
     async def messages():  # type: ignore[no-untyped-def]
@@ -124,16 +127,16 @@ async def write_chunk(
     view: ClusterView,
     *,
     blob_id: str,
-    pieces: Sequence[bytes | memoryview],
-    crc32c: int,
+    feed: ChunkFeed,
     placement_hash: int,
     timeout: float,
     sent_to: list[str] | None = None,
 ) -> list[str]:
-    """Store the chunk, given as stream messages of at most :data:`PIECE` bytes each (shared,
-    never copied, by every replica's stream), on up to N nodes; return the ids of those that
-    acknowledged (>= W). Every node the chunk was sent to is appended to ``sent_to`` as it is
-    tried, so that a caller whose write fails can have what reached them discarded."""
+    """Store the chunk ``feed`` delivers (its pieces of at most :data:`PIECE` bytes shared,
+    never copied, by every replica; sent over the bulk path as they arrive) on up to N nodes;
+    return the ids of those that acknowledged (>= W). Every node the chunk was sent to is
+    appended to ``sent_to`` as it is tried, so that a caller whose write fails can have what
+    reached them discarded."""
     candidates = view.write_candidates(placement_hash)
     want = min(view.replicas, len(candidates))
     quorum = view.write_quorum
@@ -141,12 +144,13 @@ async def write_chunk(
         raise ServiceUnavailable(
             f"chunk {blob_id}: only {want} datanodes are up, the write quorum is {quorum}"
         )
-    length = sum(len(p) for p in pieces)
-    header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=length, crc32c=crc32c)
-    pieces = [p for p in pieces if p] or [b""]
     small = None
-    if len(pieces) == 1 and length < BULK_WRITE_MIN:  # one copy for all replicas, not one each
-        small = blob_pb2.WriteBlobRequest(header=header, data=bytes(pieces[0]))
+    if feed.finished and feed.length < BULK_WRITE_MIN:
+        pieces = [p for p in await feed.settled() if p]
+        if len(pieces) <= 1:  # one copy for all replicas, not one each
+            header = blob_pb2.PutBlobHeader(blob_id=blob_id, length=feed.length, crc32c=feed.crc32c)
+            data = bytes(pieces[0]) if pieces else b""
+            small = blob_pb2.WriteBlobRequest(header=header, data=data)
     started = time.monotonic()
     queue = iter(candidates)
     tasks: dict[asyncio.Task[str], str] = {}
@@ -155,7 +159,7 @@ async def write_chunk(
         node_id = next(queue, None)
         if node_id is None:
             return None
-        task = asyncio.create_task(_put_blob(view, node_id, header, pieces, timeout, small))
+        task = asyncio.create_task(_put_blob(view, node_id, blob_id, feed, timeout, small))
         tasks[task] = node_id
         if sent_to is not None:
             sent_to.append(node_id)
@@ -171,8 +175,10 @@ async def write_chunk(
             done, pending = await asyncio.wait(
                 pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED
             )
-            if not done:
-                break  # the grace after quorum ran out
+            if not done:  # the grace after quorum ran out: the stragglers are suspect
+                for task in pending:
+                    view.mark_suspect(tasks[task])
+                break
             for task in done:
                 node_id = tasks[task]
                 exc = task.exception()
@@ -190,10 +196,9 @@ async def write_chunk(
                 grace_deadline = time.monotonic() + max(
                     QUORUM_GRACE_MIN, QUORUM_GRACE_FACTOR * took
                 )
-    finally:
+    finally:  # stragglers, or every copy when the caller gave up (its body failed)
         for task in pending:
             task.cancel()
-            view.mark_suspect(tasks[task])
     if len(acked) < quorum:
         detail = "; ".join(f"{n}: {e}" for n, e in failures.items()) or "no reply in time"
         raise ServiceUnavailable(

@@ -109,7 +109,8 @@ class ObjectStoreServicer(objectstore_pb2_grpc.ObjectStoreServicer):
         await self.auth.check(caller(), auth.WRITE, header.bucket)
         async with self.intake.admit(stream, header.expected_size, self._most()):
             target = PartTarget(header.bucket, header.key, header.upload_id, header.part_number)
-            etag = await self.multipart.upload_part(target, _body(messages, header.expected_size))
+            body = _body(messages, header.expected_size)
+            etag = await self.multipart.upload_part(target, body, header.expected_size)
         return objectstore_pb2.UploadPartResponse(etag=etag)
 
     @handler
@@ -446,6 +447,7 @@ def _put_request(h: objectstore_pb2.PutObjectHeader) -> PutRequest:
         metadata=dict(h.metadata),
         if_match=h.if_match,
         if_none_match=h.if_none_match,
+        size=h.expected_size,
     )
 
 

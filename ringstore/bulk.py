@@ -5,7 +5,7 @@ several times the CPU of a byte on a socket (issue 13: 2.2 ms per MiB for both e
 stream of 1 MiB messages, 0.38 ms for ``sendall`` into ``recv_into``). Both ends use blocking
 sockets on threads: ``sendall``, ``recv_into`` and ``os.sendfile`` release the GIL.
 
-Version 1 of the protocol (``RSB1``; integers little-endian):
+Version 2 of the protocol (``RSB1`` on the wire; integers little-endian):
 
 Handshake, once per connection, proving the cluster secret both ways (:mod:`cluster_auth`)::
 
@@ -22,9 +22,12 @@ certificate of the cluster CA, and the handshake above runs inside it.
 Then requests, one at a time (a connection is reused for the next once a reply is complete)::
 
     request            op (1) | blob id (32 ASCII hex) | offset (8) | length (8) | crc32c (4)
-    write (op 1)       the request, then ``length`` bytes of body; the reply is a status, sent
-                       only after the blob is stored (CRC32C verified against the request's,
-                       fsynced, published): exactly what PutBlob acknowledges
+    write (op 1)       the request (its crc32c 0, unused), then ``length`` bytes of body, then
+                       the body's CRC32C (4), sent after the bytes so that a sender may start
+                       before it has them all (the gateway streams a chunk to its replicas as
+                       the client's body arrives); the reply is a status, sent only after the
+                       blob is stored (CRC32C verified against the trailer's, fsynced,
+                       published): exactly what PutBlob acknowledges
     read (op 2)        the reply is a status; when OK, a span header and the span's bytes:
                        span start (8) | span length (8) | segment size (4) | count (4) |
                        count uint32 CRC32C, one per segment of the span | the span's bytes
@@ -44,7 +47,7 @@ import secrets
 import socket
 import ssl
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from awscrt import checksums
@@ -52,7 +55,7 @@ from awscrt import checksums
 from ringstore.errors import ERRORS, AccessDenied, BlobCorrupt, InternalError, RingstoreError
 from ringstore.tls import CLUSTER_NAME
 
-VERSION = 1  # of the protocol, as BulkPort reports it
+VERSION = 2  # of the protocol, as BulkPort reports it (2: a write's CRC32C follows its bytes)
 MAGIC = b"RSB1"
 NONCE_SIZE = 16  # bytes of each side's handshake nonce
 MAC_SIZE = 32  # bytes of an HMAC-SHA256
@@ -61,6 +64,7 @@ OP_READ = 2
 _REQUEST = struct.Struct("<B32sQQI")
 _STATUS = struct.Struct("<BHI")
 _SPAN = struct.Struct("<QQII")
+_CRC = struct.Struct("<I")
 MAX_STATUS_TEXT = 64 * 1024  # bytes of a status's code plus message at most
 MAX_SEGMENTS = 1 << 20  # segment checksums one span header may carry at most
 HANDSHAKE_TIMEOUT = 10.0  # seconds a peer has to complete the handshake
@@ -253,14 +257,36 @@ def connect(
 
 
 def write_blob(
-    sock: socket.socket, blob_id: str, pieces: Sequence[bytes | memoryview], crc32c: int
+    sock: socket.socket,
+    blob_id: str,
+    length: int,
+    pieces: Iterable[bytes | memoryview],
+    crc32c: int | Callable[[], int],
 ) -> None:
-    """Send a blob and wait for the datanode's acknowledgement (stored, verified, fsynced)."""
-    length = sum(len(p) for p in pieces)
-    sock.sendall(Request(OP_WRITE, blob_id, 0, length, crc32c).encode())
+    """Send a blob of ``length`` bytes and wait for the datanode's acknowledgement (stored,
+    verified, fsynced). ``pieces`` may still be arriving while they are sent (an iterator that
+    waits for them); ``crc32c``, or what it returns once every piece was sent, is the CRC32C
+    of them all. Pieces that do not add up to ``length`` raise InternalError before the
+    trailer is sent (the datanode then never commits; the caller closes the connection)."""
+    sock.sendall(Request(OP_WRITE, blob_id, 0, length).encode())
+    sent = 0
     for piece in pieces:
+        sent += len(piece)
+        if sent > length:
+            break
         sock.sendall(piece)
+    if sent != length:
+        raise InternalError(
+            f"blob {blob_id}: the pieces given to the bulk write add up to {sent} bytes, "
+            f"not the {length} announced"
+        )
+    sock.sendall(_CRC.pack(crc32c() if callable(crc32c) else crc32c))
     read_status(sock)
+
+
+def read_crc(sock: socket.socket) -> int:
+    """A write's trailer: the CRC32C of the bytes that came before it."""
+    return int(_CRC.unpack(recv_exact(sock, _CRC.size))[0])
 
 
 def read_blob(

@@ -203,16 +203,19 @@ class BlobStore(abc.ABC):
 
     # -- the interface ----------------------------------------------------------------------
 
-    def begin_write(self, blob_id: str, length: int, crc32c: int) -> BlobWriter:
-        """Start writing a blob of ``length`` bytes whose CRC32C is ``crc32c``."""
+    def begin_write(self, blob_id: str, length: int, crc32c: int | None) -> BlobWriter:
+        """Start writing a blob of ``length`` bytes whose CRC32C is ``crc32c`` (None: given to
+        :meth:`BlobWriter.commit`, when the sender learns it only after the bytes)."""
         check_blob_id(blob_id)
         if length < 0:
             raise InvalidArgument(f"blob {blob_id}: length must not be negative, got {length}")
-        if not 0 <= crc32c < 2**32:
-            raise InvalidArgument(f"blob {blob_id}: crc32c must be a uint32, got {crc32c}")
+        if crc32c is not None:
+            _check_crc(blob_id, crc32c)
         existing = self._stat_or_none(blob_id)
-        if existing is not None and (existing.length, existing.crc32c) != (length, crc32c):
-            raise _conflict(existing, length, crc32c)
+        if existing is not None and (
+            existing.length != length or crc32c not in (None, existing.crc32c)
+        ):
+            raise _conflict(existing, length, existing.crc32c if crc32c is None else crc32c)
         # A re-write of an identical blob takes no new space, so it needs no reservation.
         need = 0 if existing is not None else fmt.stored_size(length)
         if need and self.is_full():
@@ -422,7 +425,7 @@ class BlobStore(abc.ABC):
             if existing is not None:
                 sink.discard()
                 if (existing.length, existing.crc32c) != (writer.length, writer.crc32c):
-                    raise _conflict(existing, writer.length, writer.crc32c)
+                    raise _conflict(existing, writer.length, writer.crc32c or 0)
                 # The re-write stands for a fresh write: garbage collection of uncommitted blobs
                 # goes by mtime, so an old mtime here could let it delete what was just written.
                 self._touch(writer.blob_id)
@@ -443,7 +446,13 @@ class BlobWriter:
     Used as a context manager, it aborts unless committed. Thread-safe."""
 
     def __init__(
-        self, store: BlobStore, blob_id: str, length: int, crc32c: int, sink: Sink, reserved: int
+        self,
+        store: BlobStore,
+        blob_id: str,
+        length: int,
+        crc32c: int | None,
+        sink: Sink,
+        reserved: int,
     ) -> None:
         self.blob_id = blob_id
         self.length = length
@@ -471,11 +480,31 @@ class BlobWriter:
             self._checksum(data)
             self._guard(sink.write, data)
 
-    def commit(self) -> BlobStat:
-        """Check the bytes against the declared length and CRC32C, store them durably and make
-        them visible. Raises (leaving nothing behind) when they do not match."""
+    def commit(self, crc32c: int | None = None) -> BlobStat:
+        """Check the bytes against the declared length and CRC32C (``crc32c``, when it was not
+        known at :meth:`BlobStore.begin_write`), store them durably and make them visible.
+        Raises (leaving nothing behind) when they do not match."""
         with self._lock:
             sink = self._live_sink()
+            if crc32c is not None:
+                try:
+                    _check_crc(self.blob_id, crc32c)
+                except InvalidArgument:
+                    self._abort_locked()
+                    raise
+                if self.crc32c not in (None, crc32c):
+                    self._abort_locked()
+                    raise InvalidArgument(
+                        f"blob {self.blob_id}: committed with CRC32C {crc32c}, but the write "
+                        f"began with {self.crc32c}"
+                    )
+                self.crc32c = crc32c
+            if self.crc32c is None:
+                self._abort_locked()
+                raise InvalidArgument(
+                    f"blob {self.blob_id}: no CRC32C was given for the write, at its start or "
+                    "its commit; a blob is stored only against its checksum"
+                )
             if self._received != self.length:
                 self._abort_locked()
                 raise InvalidArgument(
@@ -576,6 +605,11 @@ class BlobWriter:
         self._segment_crcs.append(self._segment_crc)
         self._crc = fmt.crc32c_combine(self._crc, self._segment_crc, self._segment_fill)
         self._segment_crc = self._segment_fill = 0
+
+
+def _check_crc(blob_id: str, crc32c: int) -> None:
+    if not 0 <= crc32c < 2**32:
+        raise InvalidArgument(f"blob {blob_id}: crc32c must be a uint32, got {crc32c}")
 
 
 def _conflict(existing: BlobStat, length: int, crc32c: int) -> InvalidArgument:

@@ -321,6 +321,7 @@ class Handlers:
             headers=stored.request_headers(h),
             checksum=verified.get,
             md5=lambda: verified.md5,
+            size=_announced_size(c),
         )
         try:
             async with self._admitted(c, "PutObject", verified) as stream:
@@ -598,7 +599,9 @@ class Handlers:
         header = self._part_header(c)
         sent = body.checksum_algorithm(c.req.headers)
         async with self._admitted(c, "UploadPart") as stream:
-            part = await self.multipart.store_part(header, stream, sent_algorithm=sent)
+            part = await self.multipart.store_part(
+                header, stream, sent_algorithm=sent, size=_announced_size(c)
+            )
         headers = {"ETag": x.quoted_etag(part.etag)}
         if part.checksum:
             headers.update(mp.checksum_headers(part.checksum_algorithm, part.checksum, ""))

@@ -19,6 +19,7 @@ from datanode.blobstore import SEGMENT_SIZE, DiskBlobStore, MemoryBlobStore, crc
 from datanode.bulk import BulkServer
 from gateway import replication
 from gateway.bulk_client import BulkClient, BulkUnavailable
+from gateway.chunkfeed import ChunkFeed
 from gateway.cluster_view import ClusterView
 from ringstore import bulk
 from ringstore.errors import (
@@ -153,7 +154,7 @@ def test_a_large_blob_round_trips_whole_and_in_ranges(
 ) -> None:
     data = _body(5 * MiB + 12345)
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
-        bulk.write_blob(conn, ID_A, _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
         assert store.stat(ID_A).length == len(data)
         whole = bulk.read_blob(conn, ID_A, 0, len(data), MiB)
         assert b"".join(whole) == data and max(len(p) for p in whole) <= MiB
@@ -169,7 +170,7 @@ def test_the_memory_store_serves_the_same() -> None:
     data = _body(2 * MiB + 1)
     try:
         with bulk.connect(("127.0.0.1", srv.port), SECRET, TIMEOUT) as conn:
-            bulk.write_blob(conn, ID_A, _pieces(data), crc32c(data))
+            bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
             assert (
                 b"".join(bulk.read_blob(conn, ID_A, 7, 2 * MiB - 6, MiB)) == data[7 : 2 * MiB + 1]
             )
@@ -183,10 +184,10 @@ def test_a_write_whose_bytes_fail_the_crc_is_refused_and_leaves_nothing(
     data = _body(2 * MiB)
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
         with pytest.raises(BlobCorrupt, match="declared CRC32C"):
-            bulk.write_blob(conn, ID_A, _pieces(data), crc32c(data) ^ 1)
+            bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data) ^ 1)
         assert store.ids() == ()
         # The connection is still in step: the next write on it works.
-        bulk.write_blob(conn, ID_B, _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_B, len(data), _pieces(data), crc32c(data))
     assert store.ids() == (ID_B,)
 
 
@@ -213,7 +214,7 @@ def test_missing_blobs_and_bad_ranges_are_answered_with_their_error(server: Bulk
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
         with pytest.raises(BlobNotFound):
             bulk.read_blob(conn, ID_A, 0, 10, MiB)
-        bulk.write_blob(conn, ID_A, _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
         with pytest.raises(InvalidRange):
             bulk.read_blob(conn, ID_A, 2 * MiB - 1, 2, MiB)
 
@@ -223,7 +224,7 @@ def test_a_bit_flipped_on_disk_is_caught_by_the_reader(
 ) -> None:
     data = _body(3 * MiB)
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
-        bulk.write_blob(conn, ID_A, _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
     flip(store, ID_A, 2 * MiB + 99)  # in segment 8
     with (
         bulk.connect(_address(server), SECRET, TIMEOUT) as conn,
@@ -248,7 +249,8 @@ def test_the_client_pools_connections_and_reconnects_after_a_restart(
     async def scenario() -> None:
         client = BulkClient(SECRET)
         try:
-            await client.write(("127.0.0.1", port), ID_A, _pieces(data), crc32c(data), TIMEOUT)
+            feed = ChunkFeed.whole(_pieces(data))
+            await client.write(("127.0.0.1", port), ID_A, feed, TIMEOUT)
             got = await client.read(("127.0.0.1", port), ID_A, 0, len(data), TIMEOUT)
             assert b"".join(got) == data
             assert client.stats.connects == 1  # the second transfer reused the connection
@@ -309,7 +311,7 @@ def _write_chunk(server: BulkServer, blob_id: str, data: bytes, crc: int) -> lis
         try:
             view = _BulkView(server.port, client)
             return await replication.write_chunk(
-                view, blob_id=blob_id, pieces=[data], crc32c=crc, placement_hash=1,
+                view, blob_id=blob_id, feed=ChunkFeed.whole([data], crc), placement_hash=1,
                 timeout=TIMEOUT,
             )  # fmt: skip
         finally:

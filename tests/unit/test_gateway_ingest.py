@@ -77,8 +77,9 @@ def test_chunks_are_the_body_in_order_cut_from_its_own_messages_without_copies(
     sent: dict[int, list[bytes | memoryview]] = {}
 
     async def write_chunk(view: Any, **kw: Any) -> list[str]:
-        assert kw["crc32c"] == crc32c(b"".join(bytes(p) for p in kw["pieces"]))
-        sent[kw["placement_hash"]] = list(kw["pieces"])
+        pieces = await kw["feed"].settled()
+        assert kw["feed"].crc32c == crc32c(b"".join(bytes(p) for p in pieces))
+        sent[kw["placement_hash"]] = list(pieces)
         return ["dn1"]
 
     monkeypatch.setattr(replication, "write_chunk", write_chunk)

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from gateway import replication
+from gateway.chunkfeed import ChunkFeed
 from gateway.cluster_view import ClusterView
 from ringstore.errors import ServiceUnavailable
 from ringstore.v1 import blob_pb2, common_pb2
@@ -139,8 +140,8 @@ class FakeView(ClusterView):
 def write(view: FakeView, data: bytes = b"chunk") -> list[str]:
     return asyncio.run(
         replication.write_chunk(
-            view, blob_id="a" * 32, pieces=split_pieces(data),
-            crc32c=google_crc32c.value(data),
+            view, blob_id="a" * 32,
+            feed=ChunkFeed.whole(split_pieces(data), google_crc32c.value(data)),
             placement_hash=1, timeout=TIMEOUT,
         )
     )  # fmt: skip
@@ -355,7 +356,7 @@ def test_pieces_that_are_views_of_messages_are_written_over_grpc_too(size: int) 
     pieces = [memoryview(p) for p in split_pieces(data)]
     asyncio.run(
         replication.write_chunk(
-            view, blob_id="a" * 32, pieces=pieces, crc32c=google_crc32c.value(data),
+            view, blob_id="a" * 32, feed=ChunkFeed.whole(pieces, google_crc32c.value(data)),
             placement_hash=1, timeout=TIMEOUT,
         )
     )  # fmt: skip
