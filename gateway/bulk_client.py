@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gateway.chunkfeed import ChunkFeed
+from gateway.chunkfeed import PIECE_WAIT, ChunkFeed
 from ringstore import bulk
 from ringstore.errors import ServiceUnavailable
 
@@ -86,11 +86,11 @@ class BulkClient:
         self.stats = BulkClientStats()
 
     async def write(self, address: Address, blob_id: str, feed: ChunkFeed, timeout: float) -> None:
-        """Store the chunk on the node as its pieces arrive (each waited for at most
-        ``timeout``); returns once the node acknowledged it (verified and fsynced)."""
+        """Store the chunk on the node as its pieces arrive (a slow body is the intake's to cut,
+        not ``timeout``'s); returns once the node acknowledged it (verified and fsynced)."""
 
         def send(sock: socket.socket) -> None:
-            pieces = feed.pieces(timeout)
+            pieces = feed.pieces(PIECE_WAIT)
             bulk.write_blob(sock, blob_id, feed.length, pieces, lambda: feed.crc32c)
 
         await self._run(address, timeout, send)

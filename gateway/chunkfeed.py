@@ -27,6 +27,11 @@ from awscrt import checksums
 
 from ringstore.errors import InternalError
 
+# Seconds a replica's transfer waits for the chunk's next piece. A backstop only: a body that
+# stalls is cut by the intake's idle timeout first (gateway.stream_idle_timeout, 30 s), which
+# aborts the feed; the datanode's bulk port waits as long (datanode.bulk.IO_TIMEOUT).
+PIECE_WAIT = 120.0
+
 
 class FeedAborted(Exception):
     """The chunk's body failed before the chunk was whole: nothing of it may be stored."""

@@ -199,6 +199,7 @@ def _store(
     chunk_size: int,
     written: list[common_pb2.ChunkRef],
     view_out: list[_View] | None = None,
+    rpc_timeout: float = TIMEOUT,
 ) -> tuple[int, str]:
     async def scenario() -> tuple[int, str]:
         client = BulkClient(SECRET)
@@ -207,7 +208,7 @@ def _store(
             view_out.append(view)
         try:
             return await store_body(
-                view, body, lambda i: i, written, rpc_timeout=TIMEOUT,
+                view, body, lambda i: i, written, rpc_timeout=rpc_timeout,
                 max_concurrent_chunks=2, size=size,
             )  # fmt: skip
         finally:
@@ -361,3 +362,25 @@ def test_a_node_without_a_bulk_port_gets_a_streamed_chunk_whole_over_grpc(
     assert grpc_node.data == data
     assert (grpc_node.header.length, grpc_node.header.crc32c) == (len(data), crc32c(data))
     assert b"".join(stores["dn1"].read(chunk.blob_id)) == data
+
+
+def test_a_body_slower_than_the_rpc_timeout_is_stored_without_suspects(
+    cluster: tuple[dict[str, _Store], dict[str, BulkServer]],
+) -> None:
+    """Pauses between a body's messages are the intake's to bound (its idle timeout), not the
+    internal calls' deadline: a replica waiting for the next piece does not give up."""
+    stores, servers = cluster
+    data = os.urandom(MiB)
+
+    async def body() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), MiB // 4):
+            yield data[at : at + MiB // 4]
+            await asyncio.sleep(0.3)  # longer than the rpc_timeout below
+
+    written: list[common_pb2.ChunkRef] = []
+    views: list[_View] = []
+    _store(servers, body(), len(data), 4 * MiB, written, views, rpc_timeout=0.2)
+    [chunk] = written
+    assert len(chunk.nodes) == 3 and views[0].suspects == []
+    for node in chunk.nodes:
+        assert b"".join(stores[node].read(chunk.blob_id)) == data
