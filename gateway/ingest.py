@@ -3,7 +3,8 @@
 Used by puts and by multipart parts alike. At most ``max_concurrent_chunks`` chunks are being
 written besides the one being filled, so the gateway's memory per request is bounded by that
 plus one times the chunk size, whatever the body's size. A chunk whose length is known ahead
-(the body announced its size) goes to its replicas while it is filled (:mod:`gateway.chunkfeed`).
+(the body announced its size) goes to its replicas while it is filled (:mod:`gateway.chunkfeed`)
+and counts among the ``max_concurrent_chunks`` from its first byte.
 Chunks are listed in order in ``written`` as they are stored, so that a caller whose request
 fails can :func:`discard` everything that may have been written.
 
@@ -67,19 +68,18 @@ async def store_body(
     ``size``: the bytes the body announced (-1: unknown; the caller checks the body carries
     them). When it is known, each chunk's length is known before its first byte, and a chunk
     large enough for the bulk path is sent to its replicas while it arrives
-    (:mod:`gateway.chunkfeed`), holding a slot from its first byte (the chunk being filled and
-    ``max_concurrent_chunks`` being written, as :func:`gateway.intake.footprint` counts them).
-    Otherwise a chunk is sent once whole, after it was filled.
+    (:mod:`gateway.chunkfeed`), holding one of the ``max_concurrent_chunks`` slots from its
+    first byte. Otherwise a chunk is sent once whole, after it was filled.
 
     ``md5``: the body's MD5 (hex) as its producer computes it, asked for once the body is
     exhausted (the S3 door hashes it with the digests it verifies); None: hashed here."""
     chunk_size = view.chunk_size
     hasher = BodyMd5() if md5 is None else None
     received = 0
-    # A streamed chunk holds its slot from its first byte: one more slot keeps the bound at
-    # the chunk being filled plus max_concurrent_chunks being written (intake.footprint).
+    # A streamed chunk holds its slot from its first byte, so it counts among the chunks in
+    # flight while it is filled: one chunk less than intake.footprint allows for.
     streams = size >= 0 and view.bulk is not None
-    slots = asyncio.Semaphore(max_concurrent_chunks + 1 if streams else max_concurrent_chunks)
+    slots = asyncio.Semaphore(max_concurrent_chunks)
     tasks: list[asyncio.Task[common_pb2.ChunkRef]] = []
 
     def check_tasks() -> None:  # fail fast: stop reading the body once a chunk failed

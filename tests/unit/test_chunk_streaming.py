@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from datanode.blobstore import DiskBlobStore, crc32c
 from datanode.bulk import BulkServer
+from gateway import replication
 from gateway.bulk_client import BulkClient
 from gateway.chunkfeed import ChunkFeed, FeedAborted
 from gateway.cluster_view import ClusterView
@@ -384,3 +386,42 @@ def test_a_body_slower_than_the_rpc_timeout_is_stored_without_suspects(
     assert len(chunk.nodes) == 3 and views[0].suspects == []
     for node in chunk.nodes:
         assert b"".join(stores[node].read(chunk.blob_id)) == data
+
+
+def test_a_streamed_chunk_counts_among_the_chunks_in_flight_from_its_first_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gateway's memory per put: a streamed chunk holds a slot while it is filled, so at
+    most max_concurrent_chunks chunks (filled or not) are held at once."""
+    active: list[int] = [0, 0]  # now, most
+
+    async def write_chunk(view: Any, **kw: Any) -> list[str]:
+        feed = kw["feed"]
+        active[0] += 1
+        active[1] = max(active)
+        try:
+            await feed.settled()
+            await asyncio.sleep(0.01)  # the replicas' fsyncs
+        finally:
+            active[0] -= 1
+        return ["dn1"]
+
+    monkeypatch.setattr(replication, "write_chunk", write_chunk)
+    data = os.urandom(10 * MiB)
+
+    async def body() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), MiB // 2):
+            yield data[at : at + MiB // 2]
+
+    async def scenario() -> list[common_pb2.ChunkRef]:
+        view: Any = SimpleNamespace(chunk_size=MiB, bulk=object())
+        written: list[common_pb2.ChunkRef] = []
+        await store_body(
+            view, body(), lambda i: i, written, rpc_timeout=TIMEOUT,
+            max_concurrent_chunks=2, size=len(data),
+        )  # fmt: skip
+        return written
+
+    written = asyncio.run(scenario())
+    assert [c.length for c in written] == [MiB] * 10
+    assert active[1] == 2
