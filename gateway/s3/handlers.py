@@ -597,8 +597,11 @@ class Handlers:
     async def UploadPart(self, c: Call) -> None:
         header = self._part_header(c)
         sent = body.checksum_algorithm(c.req.headers)
-        async with self._admitted(c, "UploadPart") as stream:
-            part = await self.multipart.store_part(header, stream, sent_algorithm=sent)
+        verified = body.BodyChecksum()  # the part's MD5, hashed once, with the door's digests
+        async with self._admitted(c, "UploadPart", verified) as stream:
+            part = await self.multipart.store_part(
+                header, stream, sent_algorithm=sent, md5=lambda: verified.md5
+            )
         headers = {"ETag": x.quoted_etag(part.etag)}
         if part.checksum:
             headers.update(mp.checksum_headers(part.checksum_algorithm, part.checksum, ""))
