@@ -17,7 +17,7 @@ time, and is stored as any part is: the same bounded memory as an upload.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway import checksums, ingest
@@ -151,10 +151,13 @@ class MultipartService:
         *,
         sent_algorithm: str = "",
         size: int = -1,
+        md5: Callable[[], str] | None = None,
     ) -> StoredPart:
         """Store one part and record it with its checksum when the upload has an algorithm.
         ``sent_algorithm`` is the one the client's own checksum of the body uses (verified by
-        the door); it must be the upload's, when the upload has one."""
+        the door); it must be the upload's, when the upload has one. ``md5``: the part's MD5
+        (hex, its ETag) when the door hashes the body anyway, called once the body has been
+        read whole (as :attr:`gateway.objects.PutRequest.md5`); None: hashed here."""
         if not 1 <= header.part_number <= MAX_PART_NUMBER:
             raise InvalidArgument(
                 f"part_number must be between 1 and {MAX_PART_NUMBER}, got {header.part_number}"
@@ -180,6 +183,7 @@ class MultipartService:
                 rpc_timeout=self.objects.rpc_timeout,
                 max_concurrent_chunks=self.objects.max_concurrent_chunks,
                 size=size,
+                md5=md5,
             )
             checksum = checksums.b64(digest.digest()) if digest is not None else ""
             etag = await self.meta.commit_part(

@@ -22,9 +22,11 @@ Guarantees:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal, TypeAlias
 
 from metanode.listing import Page, list_page
 from metanode.refs import Chunk, acquire, check_chunks, check_refs, release, retain
@@ -261,29 +263,51 @@ def seq_of_version_id(version_id: str) -> int | None:
         return None
 
 
-def _replace_null(tx: Transaction, bucket: str, key: str) -> None:
-    """Remove the "null" version of ``key``, if any, releasing its blobs."""
-    old = tx.get_version(bucket, key, NULL_VERSION)
+class _Unread(enum.Enum):
+    """The key's latest version was not read in this transaction yet."""
+
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD
+# A key's latest version (None: the key has none), or UNREAD when not read yet.
+Latest: TypeAlias = VersionRecord | Literal[_Unread.UNREAD] | None
+
+
+def _replace_null(tx: Transaction, bucket: str, key: str, latest: Latest = UNREAD) -> None:
+    """Remove the "null" version of ``key``, if any, releasing its blobs. ``latest``, when the
+    caller read it in this transaction, spares a read: no latest means no version at all, and
+    a latest that is the null version is the one to remove."""
+    if latest is None:
+        return
+    if latest is not UNREAD and latest.version_id == NULL_VERSION:
+        old: VersionRecord | None = latest
+    else:
+        old = tx.get_version(bucket, key, NULL_VERSION)
     if old is not None:
         tx.delete_version(bucket, key, NULL_VERSION)
         release(tx, old.manifest)
 
 
-def _next_version(tx: Transaction, bucket: BucketRecord, key: str) -> tuple[str, int]:
+def _next_version(
+    tx: Transaction, bucket: BucketRecord, key: str, latest: Latest = UNREAD
+) -> tuple[str, int]:
     """(version id, seq) of the next write to ``key``; outside Enabled, the "null" version is
-    removed (its data released) to make room.
+    removed (its data released) to make room. ``latest``: the key's latest version if the
+    caller read it in this transaction (and wrote no version since), so it is read once.
 
     The seq is above the key's latest as well as the store's clock: with several metanodes
     over one database their clocks order writes only as well as they agree, and reading the
     key's latest in this (serializable) transaction also makes two racing writes of one key
     conflict, one retried after the other, rather than both commit unordered."""
-    latest = tx.get_latest(bucket.name, key)
+    if latest is UNREAD:
+        latest = tx.get_latest(bucket.name, key)
     seq = tx.next_seq()
     if latest is not None and latest.seq >= seq:
         seq = latest.seq + 1
     if bucket.versioning == "Enabled":
         return _new_version_id(seq), seq
-    _replace_null(tx, bucket.name, key)
+    _replace_null(tx, bucket.name, key, latest)
     return NULL_VERSION, seq
 
 
@@ -301,10 +325,12 @@ def write_version(
     checksum: Checksum | None = None,
     part_sizes: tuple[int, ...] = (),
     part_checksums: tuple[str, ...] = (),
+    latest: Latest = UNREAD,
 ) -> ObjectView:
     """Store a new latest version of ``key`` under the bucket's versioning rules. The caller
-    has already taken (or moved over) the references ``manifest`` holds."""
-    version_id, seq = _next_version(tx, bucket, key)
+    has already taken (or moved over) the references ``manifest`` holds; ``latest`` as for
+    :func:`_next_version`."""
+    version_id, seq = _next_version(tx, bucket, key, latest)
     version = VersionRecord(
         bucket=bucket.name,
         key=key,
@@ -382,8 +408,9 @@ def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
     if commit.checksum is not None:
         check_checksum(commit.checksum.algorithm, commit.checksum.value)
     check_chunks(commit.chunks, commit.size)
-    _check_conditions(commit, tx.get_latest(commit.bucket, commit.key))
-    manifest = acquire(tx, commit.chunks, _now())
+    latest = tx.get_latest(commit.bucket, commit.key)
+    _check_conditions(commit, latest)
+    manifest = acquire(tx, commit.chunks, _now())  # blobs only: ``latest`` stays the latest
     return write_version(
         tx,
         bucket,
@@ -395,6 +422,7 @@ def commit_object(tx: Transaction, commit: Commit) -> ObjectView:
         manifest=manifest,
         headers=headers,
         checksum=commit.checksum,
+        latest=latest,
     )
 
 

@@ -416,7 +416,8 @@ def complete_upload(
     chosen = _chosen_parts(tx, upload_id, _listed(parts), min_part_size)
     stored_checksum = _object_checksum(upload, checksum)
     record = bucket_record(tx, bucket)
-    check_write_conditions(bucket, key, if_match, if_none_match, tx.get_latest(bucket, key))
+    latest = tx.get_latest(bucket, key)
+    check_write_conditions(bucket, key, if_match, if_none_match, latest)
     listed = {p.part_number for p in chosen}
     for part in tx.list_parts(upload_id):
         if part.part_number not in listed:
@@ -435,6 +436,7 @@ def complete_upload(
         checksum=stored_checksum,
         part_sizes=tuple(p.size for p in chosen),
         part_checksums=tuple(p.checksum for p in chosen) if upload.checksum_algorithm else (),
+        latest=latest,  # the upload's rows changed since, the key's versions did not
     )
 
 

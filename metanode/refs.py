@@ -78,15 +78,19 @@ def acquire(tx: Transaction, chunks: Sequence[Chunk], now: int) -> tuple[Manifes
                 "took too long or was abandoned); nothing was written, retry the write"
             )
         if blob is None:
+            # A new blob: no queue row can name it (ids are never reused, and a blob's row
+            # and its queue row are deleted together), so there is nothing to dequeue.
             blob = _unreferenced(chunk, now, nodes=())
+            tx.put_blob(dataclasses.replace(blob, refs=1, nodes=tuple(sorted(set(chunk.nodes)))))
         elif (blob.length, blob.crc32c) != (chunk.length, chunk.crc32c):
             raise InvalidArgument(
                 f"blob {chunk.blob_id!r} is recorded with length {blob.length} and CRC32C "
                 f"{blob.crc32c}, not {chunk.length} and {chunk.crc32c}"
             )
-        nodes = tuple(sorted(set(blob.nodes) | set(chunk.nodes)))
-        tx.put_blob(dataclasses.replace(blob, refs=blob.refs + 1, nodes=nodes))
-        tx.dequeue_gc(chunk.blob_id)  # referenced again: no longer garbage
+        else:
+            nodes = tuple(sorted(set(blob.nodes) | set(chunk.nodes)))
+            tx.put_blob(dataclasses.replace(blob, refs=blob.refs + 1, nodes=nodes))
+            tx.dequeue_gc(chunk.blob_id)  # referenced again: no longer garbage
         manifest.append(ManifestEntry(chunk.blob_id, offset, chunk.length))
         offset += chunk.length
     return tuple(manifest)

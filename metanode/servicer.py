@@ -303,22 +303,21 @@ class MetaServicer(meta_pb2_grpc.MetaServicer):
     @handler
     async def CommitObjects(self, request, context):  # type: ignore[no-untyped-def]
         _check_batch("CommitObjects", len(request.commits))
-        # Each commit is its own transaction; queued together, they share one group commit.
-        results = await asyncio.gather(*(self._commit_one(c) for c in request.commits))
+        # Each commit is its own transaction, with its own outcome; queued together, they share
+        # one group commit, and the batch is answered once the last is durable. Any failure,
+        # expected or not, is that item's error result; it never fails the batch, whose other
+        # commits may already be durable.
+        commits = [(decode_commit(c),) for c in request.commits]
+        outcomes = await self.store.acall_each(catalog.commit_object, commits)
+        results = []
+        for item, outcome in zip(request.commits, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                err = _item_error("CommitObjects", item.bucket, item.key, outcome)
+                result = meta_pb2.CommitObjectResult(error_code=err.code, error_message=err.message)
+            else:
+                result = meta_pb2.CommitObjectResult(info=_view_info(outcome))
+            results.append(result)
         return meta_pb2.CommitObjectsResponse(results=results)
-
-    async def _commit_one(
-        self, request: meta_pb2.CommitObjectRequest
-    ) -> meta_pb2.CommitObjectResult:
-        """One commit of a batch: its own transaction, its own outcome. Any failure, expected or
-        not, is this item's error result; it never fails the batch, whose other commits may
-        already be durable."""
-        try:
-            view = await self.store.acall(catalog.commit_object, decode_commit(request))
-        except Exception as exc:
-            err = _item_error("CommitObjects", request.bucket, request.key, exc)
-            return meta_pb2.CommitObjectResult(error_code=err.code, error_message=err.message)
-        return meta_pb2.CommitObjectResult(info=_view_info(view))
 
     @handler
     async def GetObjectRecords(self, request, context):  # type: ignore[no-untyped-def]

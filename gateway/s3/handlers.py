@@ -598,9 +598,14 @@ class Handlers:
     async def UploadPart(self, c: Call) -> None:
         header = self._part_header(c)
         sent = body.checksum_algorithm(c.req.headers)
-        async with self._admitted(c, "UploadPart") as stream:
+        verified = body.BodyChecksum()  # the part's MD5, hashed once, with the door's digests
+        async with self._admitted(c, "UploadPart", verified) as stream:
             part = await self.multipart.store_part(
-                header, stream, sent_algorithm=sent, size=_announced_size(c)
+                header,
+                stream,
+                sent_algorithm=sent,
+                md5=lambda: verified.md5,
+                size=_announced_size(c),
             )
         headers = {"ETag": x.quoted_etag(part.etag)}
         if part.checksum:

@@ -30,7 +30,7 @@ import dataclasses
 import functools
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 from ringstore.cors import CorsRule as CorsRule  # the record a bucket keeps (re-exported)
@@ -553,6 +553,46 @@ class Store(abc.ABC):
         call = functools.partial(fn, **kwargs) if kwargs else fn
         return await asyncio.wrap_future(self._submit(call, args))
 
+    async def acall_each(
+        self, fn: Callable[..., R], args_list: Sequence[tuple[Any, ...]]
+    ) -> list[Any]:
+        """Run ``fn(tx, *args)`` for each ``args`` of ``args_list``, each in a transaction of
+        its own (queued together, they share group commits), without blocking the event loop.
+        Returns, in order, each one's result or the Exception it raised. The loop is woken
+        once, when the last is durable, where awaiting each with :meth:`acall` wakes it once
+        per transaction (a write to its self-pipe, a task and a callback each)."""
+        if not args_list:
+            return []
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        lock = threading.Lock()
+        left = len(args_list)
+
+        def settled(_: concurrent.futures.Future[Any]) -> None:
+            nonlocal left
+            with lock:  # the worker settles them, but one already settled runs here at once
+                left -= 1
+                last = left == 0
+            if last:
+                loop.call_soon_threadsafe(_resolve, done)
+
+        futures = [self._submit(fn, args) for args in args_list]
+        for future in futures:
+            future.add_done_callback(settled)
+        try:
+            await done
+        except asyncio.CancelledError:
+            for future in futures:  # those not begun yet are skipped, as acall's would be
+                future.cancel()
+            raise
+        outcomes: list[Any] = []
+        for future in futures:
+            exc = future.exception()
+            if exc is not None and not isinstance(exc, Exception):
+                raise exc  # the store failing as a whole (a commit that could not be made)
+            outcomes.append(exc if exc is not None else future.result())
+        return outcomes
+
     def read(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run ``fn(tx, *args, **kwargs)`` in one read-only transaction off the worker thread;
         return its result (blocking)."""
@@ -595,6 +635,11 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():  # its awaiter may have been cancelled meanwhile
+        done.set_result(None)
 
 
 def _settle(

@@ -360,6 +360,13 @@ def _version(row: sqlite3.Row | tuple[Any, ...]) -> VersionRecord:
 class SqliteTransaction(Transaction):
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        # The replica rows this transaction knows a blob to have, from its own reads and
+        # writes, so that put_blob rewrites them only when they change (a commit's new blob
+        # has none to delete; a reference count going up or down keeps them). Sound because
+        # this transaction is the only writer (BEGIN IMMEDIATE), it lives for one job (a
+        # rolled-back savepoint discards it with its job), and a blob's replica rows exist
+        # only beside its blobs row (put_blob writes both, delete_blob deletes both).
+        self._replicas: dict[str, frozenset[str]] = {}
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self._db.execute(sql, params).fetchone()
@@ -578,12 +585,15 @@ class SqliteTransaction(Transaction):
             blob_id,
         )
         if row is None:
+            self._replicas[blob_id] = frozenset()
             return None
-        nodes = self._db.execute(
+        rows = self._db.execute(
             "SELECT node_id FROM blob_replicas WHERE blob_id = ? ORDER BY node_id", (blob_id,)
         )
+        nodes = tuple(n for (n,) in rows)
+        self._replicas[blob_id] = frozenset(nodes)
         b_id, length, crc, phash, refs, created = row
-        return BlobRecord(b_id, length, crc, phash, refs, created, tuple(n for (n,) in nodes))
+        return BlobRecord(b_id, length, crc, phash, refs, created, nodes)
 
     def put_blob(self, blob: BlobRecord) -> None:
         self._db.execute(
@@ -598,13 +608,19 @@ class SqliteTransaction(Transaction):
                 blob.created_ns,
             ),
         )
-        self._db.execute("DELETE FROM blob_replicas WHERE blob_id = ?", (blob.blob_id,))
-        self._db.executemany(
-            "INSERT OR IGNORE INTO blob_replicas (blob_id, node_id) VALUES (?, ?)",
-            [(blob.blob_id, n) for n in blob.nodes],
-        )
+        nodes = frozenset(blob.nodes)
+        held = self._replicas.pop(blob.blob_id, None)
+        if held != nodes:
+            if held is None or held:  # unknown, or rows to replace
+                self._db.execute("DELETE FROM blob_replicas WHERE blob_id = ?", (blob.blob_id,))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO blob_replicas (blob_id, node_id) VALUES (?, ?)",
+                [(blob.blob_id, n) for n in blob.nodes],
+            )
+        self._replicas[blob.blob_id] = nodes
 
     def delete_blob(self, blob_id: str) -> None:
+        self._replicas[blob_id] = frozenset()
         self._db.execute("DELETE FROM blob_replicas WHERE blob_id = ?", (blob_id,))
         self._db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
 

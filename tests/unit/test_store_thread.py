@@ -190,3 +190,59 @@ def test_a_ring_built_from_a_membership_that_changed_is_built_again(
         ring = store.read(membership.current_ring, CLUSTER)
         assert (ring.epoch, ring.node_ids) == (2, ["dn1", "dn2"])
     assert built == [["dn1"], ["dn2"], ["dn1", "dn2"]]
+
+
+def test_a_batch_of_transactions_wakes_the_event_loop_once(store: Store) -> None:
+    """CommitObjects runs its commits with acall_each: each its own transaction and outcome,
+    and one wake-up of the event loop for the whole batch, not one per commit."""
+    store.call(lambda tx: tx.put_bucket(BucketRecord("b1", 1)))
+
+    def named(tx: Transaction, name: str) -> str:
+        if name == "bad":
+            raise ValueError("no such thing")
+        tx.put_bucket(BucketRecord(name, 2))
+        return name
+
+    async def batch() -> tuple[list[Any], int, int]:
+        loop = asyncio.get_running_loop()
+        wakes = 0
+        real = loop.call_soon_threadsafe
+
+        def counted(*args: Any, **kw: Any) -> Any:
+            nonlocal wakes
+            wakes += 1
+            return real(*args, **kw)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        outcomes = await store.acall_each(named, [("b2",), ("bad",), ("b3",), ("b4",)])
+        batched, wakes = wakes, 0
+        for name in ("b5", "b6", "b7", "b8"):  # one acall each: one wake-up each
+            await store.acall(named, name)
+        return outcomes, batched, wakes
+
+    outcomes, batched, one_by_one = asyncio.run(batch())
+    assert outcomes[0] == "b2" and outcomes[2:] == ["b3", "b4"]
+    assert isinstance(outcomes[1], ValueError)
+    assert (batched, one_by_one) == (1, 4)
+    names = [b.name for b in store.call(lambda tx: tx.list_buckets())]
+    assert names == ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"]
+    assert asyncio.run(store.acall_each(named, [])) == []
+
+
+def test_a_cancelled_batch_skips_the_transactions_not_begun(store: Store) -> None:
+    release = threading.Event()
+    held = store._submit_raw(release.wait)  # the writer is busy: the batch waits in the queue
+
+    async def cancelled() -> None:
+        task = asyncio.ensure_future(
+            store.acall_each(lambda tx, n: tx.put_bucket(BucketRecord(n, 1)), [("c1",), ("c2",)])
+        )
+        await asyncio.sleep(0)  # submitted
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled())
+    release.set()
+    held.result()
+    assert store.call(lambda tx: tx.list_buckets()) == []
