@@ -83,6 +83,12 @@ class Coalescer(Generic[Req, Res]):
         self.calls = 0  # calls sent (for tests and benchmarks)
         self.requests = 0  # requests they carried
 
+    @property
+    def joinable(self) -> bool:
+        """Whether a request sent now would leave in a batch with others already waiting (the
+        next batch has requests and room), so that it adds no call of its own."""
+        return 0 < len(self._queue) < self._max_items
+
     async def call(self, request: Req, timeout: float) -> Res:
         """The result of ``request``; raises what the plain call would (the transport's error
         for the call, or the RingstoreError the server gave for this request). Refused with

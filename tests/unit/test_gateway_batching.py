@@ -321,3 +321,30 @@ def test_a_batch_error_that_is_not_about_size_still_fails_the_batch() -> None:
 
     with pytest.raises(grpc.aio.AioRpcError):
         asyncio.run(scenario())
+
+
+def test_joinable_while_the_next_batch_has_requests_and_room() -> None:
+    """A request sent to a joinable coalescer leaves in a batch with others, adding no call."""
+    gate = asyncio.Event()
+
+    async def one(request: str, timeout: float) -> str:
+        await gate.wait()
+        return request
+
+    async def many(requests: list[str], timeout: float) -> list[str]:
+        return requests
+
+    async def scenario() -> None:
+        batcher: Coalescer[str, str] = Coalescer(one, many, max_items=2)
+        calls = [asyncio.create_task(batcher.call("first", 1.0))]
+        await asyncio.sleep(0)
+        assert not batcher.joinable  # in flight, nothing waiting: a new request waits alone
+        for name in ("second", "third"):
+            calls.append(asyncio.create_task(batcher.call(name, 1.0)))
+            await asyncio.sleep(0)
+            assert batcher.joinable == (name == "second")  # "third" filled the next batch
+        gate.set()
+        assert await asyncio.gather(*calls) == ["first", "second", "third"]
+        assert not batcher.joinable and batcher.calls == 2
+
+    asyncio.run(scenario())
