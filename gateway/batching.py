@@ -57,7 +57,10 @@ class _Pending(Generic[Req, Res]):
 class Coalescer(Generic[Req, Res]):
     """Calls to one server, coalesced. ``one(request, timeout)`` is the plain call;
     ``many(requests, timeout)`` the batch call, returning per request its result or the
-    :class:`RingstoreError` it failed with; ``size(request)`` its bytes."""
+    :class:`RingstoreError` it failed with; ``size(request)`` its bytes. With ``gather``, a
+    request that finds nothing in flight leaves on the event loop's next turn rather than at
+    once, with every request made on this turn (a call's task starts on that turn anyway, so
+    it waits for nothing more: requests resumed together, by one batch reply, leave together)."""
 
     def __init__(
         self,
@@ -69,8 +72,11 @@ class Coalescer(Generic[Req, Res]):
         max_items: int = MAX_ITEMS,
         max_bytes: int = MAX_BYTES,
         max_queued: int = MAX_QUEUED,
+        gather: bool = False,
     ) -> None:
         self._one = one
+        self._gather = gather
+        self._pump_due = False  # a pump is scheduled for the loop's next turn
         self._many = many
         self._size = size
         self._max_in_flight = max_in_flight
@@ -101,8 +107,16 @@ class Coalescer(Generic[Req, Res]):
         loop = asyncio.get_running_loop()
         pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), loop.time() + timeout)
         self._queue.append(pending)
-        self._pump()
+        if not self._gather:
+            self._pump()
+        elif not self._pump_due:
+            self._pump_due = True
+            loop.call_soon(self._due_pump)
         return await pending.future
+
+    def _due_pump(self) -> None:
+        self._pump_due = False
+        self._pump()
 
     def _pump(self) -> None:
         while self._queue and self._in_flight < self._max_in_flight:
@@ -169,6 +183,7 @@ def coalesced(
     wrap: Callable[[list[Req]], Any],
     unwrap: Callable[[Any], Res],
     size: Callable[[Req], int],
+    gather: bool = False,
 ) -> Coalescer[Req, Res]:
     """A coalescer over a unary call ``one(request, timeout=...)`` and its batch twin
     ``many(wrap(requests), timeout=...)``, whose reply holds one result per request: an error
@@ -202,7 +217,7 @@ def coalesced(
             results[i] = result
         return results
 
-    return Coalescer(send_one, send_many, size=size)
+    return Coalescer(send_one, send_many, size=size, gather=gather)
 
 
 def _too_large(exc: grpc.aio.AioRpcError) -> bool:
@@ -237,4 +252,5 @@ def blob_reads(
         wrap=lambda requests: blob_pb2.ReadBlobsRequest(reads=requests),
         unwrap=lambda result: blob_pb2.GetBlobResponse(data=result.data),
         size=lambda request: request.length,
+        gather=True,  # the reads of one batch of metanode lookups leave together
     )

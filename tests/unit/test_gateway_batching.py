@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from gateway import batching
-from gateway.batching import Coalescer, blob_writes
+from gateway.batching import Coalescer, blob_reads, blob_writes
 from ringstore.errors import (
     InsufficientStorage,
     InternalError,
@@ -348,3 +348,35 @@ def test_joinable_while_the_next_batch_has_requests_and_room() -> None:
         assert not batcher.joinable and batcher.calls == 2
 
     asyncio.run(scenario())
+
+
+def test_reads_made_on_one_turn_of_the_loop_leave_as_one_call() -> None:
+    """Small reads resumed together (by one batch of metanode lookups) leave together: with
+    nothing in flight the first no longer leaves alone ahead of the rest."""
+
+    class Node:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        async def ReadBlob(self, request: Any, timeout: float) -> Any:
+            self.calls.append(1)
+            return blob_pb2.GetBlobResponse(data=request.blob_id.encode())
+
+        async def ReadBlobs(self, request: Any, timeout: float) -> Any:
+            self.calls.append(len(request.reads))
+            return blob_pb2.ReadBlobsResponse(
+                results=[blob_pb2.ReadBlobResult(data=r.blob_id.encode()) for r in request.reads]
+            )
+
+    node = Node()
+    reads = blob_reads(lambda: node)  # type: ignore[arg-type,return-value]
+
+    async def scenario() -> list[Any]:
+        requests = [blob_pb2.GetBlobRequest(blob_id=f"b{i}", length=1) for i in range(5)]
+        return await asyncio.gather(*(reads.call(r, 1.0) for r in requests))
+
+    replies = asyncio.run(scenario())
+    assert [r.data for r in replies] == [f"b{i}".encode() for i in range(5)]
+    assert node.calls == [5]
+    lone = asyncio.run(reads.call(blob_pb2.GetBlobRequest(blob_id="x", length=1), 1.0))
+    assert lone.data == b"x" and node.calls == [5, 1]  # alone: the plain ReadBlob

@@ -369,10 +369,11 @@ def test_a_small_read_joins_a_trusted_copy_whose_reads_already_wait() -> None:
     data = b"d" * 100
     view = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"}, data=data)
     view.nodes = {n: common_pb2.NodeInfo(id=n, state="up") for n in ("dn1", "dn2", "dn3")}
-    gate = asyncio.Event()
+    entered, gate = asyncio.Event(), asyncio.Event()
     read_blob = view.stubs["dn3"].ReadBlob
 
     async def gated(request: Any, timeout: float) -> Any:
+        entered.set()
         await gate.wait()
         return await read_blob(request, timeout)
 
@@ -388,6 +389,7 @@ def test_a_small_read_joins_a_trusted_copy_whose_reads_already_wait() -> None:
 
     async def scenario() -> None:
         in_flight = asyncio.create_task(reading(chunk(1, ["dn3"])))
+        await entered.wait()  # dn3 has a call in flight
         queued = asyncio.create_task(reading(chunk(2, ["dn3"])))
         await asyncio.sleep(0)
         assert view.read_batcher("dn3").joinable
