@@ -42,6 +42,9 @@ MAX_IN_FLIGHT = 1  # calls at once; requests queue behind them and leave togethe
 MAX_ITEMS = 32  # requests in one batch at most
 MAX_BYTES = 2 * 1024 * 1024  # request bytes in one batch at most (a message may hold 4 MiB)
 MAX_QUEUED = 1024  # requests waiting for one server at most; more are refused
+# seconds: a queue older than this is not joinable (its server may be hung: a call in flight
+# that does not come back must not draw more requests than would go to it anyway)
+JOIN_WINDOW = 0.05
 
 One = Callable[[Req, float], Awaitable[Res]]
 Many = Callable[[list[Req], float], Awaitable[Sequence["Res | RingstoreError"]]]
@@ -52,6 +55,7 @@ class _Pending(Generic[Req, Res]):
     request: Req
     future: asyncio.Future[Res]
     deadline: float  # loop time
+    since: float  # loop time it was queued
 
 
 class Coalescer(Generic[Req, Res]):
@@ -92,8 +96,11 @@ class Coalescer(Generic[Req, Res]):
     @property
     def joinable(self) -> bool:
         """Whether a request sent now would leave in a batch with others already waiting (the
-        next batch has requests and room), so that it adds no call of its own."""
-        return 0 < len(self._queue) < self._max_items
+        next batch has requests and room), so that it adds no call of its own; not when they
+        have waited :data:`JOIN_WINDOW` or more (the call they wait for may never return)."""
+        if not 0 < len(self._queue) < self._max_items:
+            return False
+        return asyncio.get_running_loop().time() - self._queue[0].since < JOIN_WINDOW
 
     async def call(self, request: Req, timeout: float) -> Res:
         """The result of ``request``; raises what the plain call would (the transport's error
@@ -105,7 +112,8 @@ class Coalescer(Generic[Req, Res]):
                 f"{self._max_queued}); it is overloaded, try again later"
             )
         loop = asyncio.get_running_loop()
-        pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), loop.time() + timeout)
+        now = loop.time()
+        pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), now + timeout, now)
         self._queue.append(pending)
         if not self._gather:
             self._pump()

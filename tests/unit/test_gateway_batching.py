@@ -380,3 +380,28 @@ def test_reads_made_on_one_turn_of_the_loop_leave_as_one_call() -> None:
     assert node.calls == [5]
     lone = asyncio.run(reads.call(blob_pb2.GetBlobRequest(blob_id="x", length=1), 1.0))
     assert lone.data == b"x" and node.calls == [5, 1]  # alone: the plain ReadBlob
+
+
+def test_a_queue_that_waited_the_join_window_is_not_joinable() -> None:
+    """A call in flight that does not come back (a hung server) draws no more requests than
+    would go to it anyway, once its queue is JOIN_WINDOW old."""
+    gate = asyncio.Event()
+
+    async def one(request: str, timeout: float) -> str:
+        await gate.wait()
+        return request
+
+    async def many(requests: list[str], timeout: float) -> list[str]:
+        return requests
+
+    async def scenario() -> None:
+        batcher: Coalescer[str, str] = Coalescer(one, many)
+        calls = [asyncio.create_task(batcher.call(name, 1.0)) for name in ("first", "second")]
+        await asyncio.sleep(0)
+        assert batcher.joinable
+        await asyncio.sleep(2 * batching.JOIN_WINDOW)
+        assert not batcher.joinable
+        gate.set()
+        assert await asyncio.gather(*calls) == ["first", "second"]
+
+    asyncio.run(scenario())
