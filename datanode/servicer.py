@@ -11,6 +11,9 @@ move as raw bytes. ReplicateBlob (:mod:`datanode.replicator`) stores a blob pull
 datanodes the same way.
 A full store refuses both before the body is read. Corrupt blobs a read meets are quarantined and
 reported by the store's quarantine listener, not here.
+ReadBlob and ReadBlobs serve a small blob whose bytes are in the page cache on the event loop
+(:meth:`BlobStore.read_cached`, verified as every read is, never waiting for the disk): a thread
+hop cost more than the read itself (docs/decisions.md, 34); any other read takes the thread.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from grpc import aio
 
@@ -146,8 +149,9 @@ class BlobService(blob_pb2_grpc.BlobServicer):
         self, request: blob_pb2.GetBlobRequest, context: aio.ServicerContext
     ) -> blob_pb2.GetBlobResponse:
         _check_read_length("ReadBlob", request)
-        # One thread hop: open, read and verify, close.
-        data = await asyncio.to_thread(_read_whole, self._store, request)
+        data = self._store.read_cached(request.blob_id, request.offset, request.length)
+        if data is None:  # one thread hop: open, read and verify, close
+            data = await asyncio.to_thread(_read_whole, self._store, request)
         return blob_pb2.GetBlobResponse(data=data)
 
     @handler
@@ -160,8 +164,11 @@ class BlobService(blob_pb2_grpc.BlobServicer):
             raise InvalidArgument(
                 f"ReadBlobs: {total} bytes is more than one call may carry ({2 * MAX_MESSAGE})"
             )
-        # One thread hop for the whole batch: reads need no shared fsync to wait for.
-        results = await asyncio.to_thread(_read_many, self._store, list(request.reads))
+        cached = _read_many_cached(self._store, request.reads)
+        rest = [read for read, result in zip(request.reads, cached, strict=True) if result is None]
+        # One thread hop for all the others: reads need no shared fsync to wait for.
+        done = iter(await asyncio.to_thread(_read_many, self._store, rest) if rest else ())
+        results = [next(done) if result is None else result for result in cached]
         return blob_pb2.ReadBlobsResponse(results=results)
 
     @handler
@@ -284,6 +291,22 @@ def _read_many(
         except Exception as exc:
             code, message = _failure("ReadBlobs", read.blob_id, exc)
             results.append(blob_pb2.ReadBlobResult(error_code=code, error_message=message))
+    return results
+
+
+def _read_many_cached(
+    store: BlobStore, reads: Sequence[blob_pb2.GetBlobRequest]
+) -> list[blob_pb2.ReadBlobResult | None]:
+    """The results of the reads the store can serve at once from memory (see
+    :meth:`BlobStore.read_cached`), None for the others (and for bad requests: left for
+    :func:`_read_many` to answer)."""
+    results: list[blob_pb2.ReadBlobResult | None] = []
+    for read in reads:
+        data = None
+        if 0 < read.length <= MAX_MESSAGE:
+            with contextlib.suppress(RingstoreError):  # a bad id: _read_many answers it
+                data = store.read_cached(read.blob_id, read.offset, read.length)
+        results.append(None if data is None else blob_pb2.ReadBlobResult(data=data))
     return results
 
 

@@ -42,6 +42,9 @@ MAX_IN_FLIGHT = 1  # calls at once; requests queue behind them and leave togethe
 MAX_ITEMS = 32  # requests in one batch at most
 MAX_BYTES = 2 * 1024 * 1024  # request bytes in one batch at most (a message may hold 4 MiB)
 MAX_QUEUED = 1024  # requests waiting for one server at most; more are refused
+# seconds: a queue older than this is not joinable (its server may be hung: a call in flight
+# that does not come back must not draw more requests than would go to it anyway)
+JOIN_WINDOW = 0.05
 
 One = Callable[[Req, float], Awaitable[Res]]
 Many = Callable[[list[Req], float], Awaitable[Sequence["Res | RingstoreError"]]]
@@ -52,12 +55,16 @@ class _Pending(Generic[Req, Res]):
     request: Req
     future: asyncio.Future[Res]
     deadline: float  # loop time
+    since: float  # loop time it was queued
 
 
 class Coalescer(Generic[Req, Res]):
     """Calls to one server, coalesced. ``one(request, timeout)`` is the plain call;
     ``many(requests, timeout)`` the batch call, returning per request its result or the
-    :class:`RingstoreError` it failed with; ``size(request)`` its bytes."""
+    :class:`RingstoreError` it failed with; ``size(request)`` its bytes. With ``gather``, a
+    request that finds nothing in flight leaves on the event loop's next turn rather than at
+    once, with every request made on this turn (a call's task starts on that turn anyway, so
+    it waits for nothing more: requests resumed together, by one batch reply, leave together)."""
 
     def __init__(
         self,
@@ -69,8 +76,11 @@ class Coalescer(Generic[Req, Res]):
         max_items: int = MAX_ITEMS,
         max_bytes: int = MAX_BYTES,
         max_queued: int = MAX_QUEUED,
+        gather: bool = False,
     ) -> None:
         self._one = one
+        self._gather = gather
+        self._pump_due = False  # a pump is scheduled for the loop's next turn
         self._many = many
         self._size = size
         self._max_in_flight = max_in_flight
@@ -83,6 +93,15 @@ class Coalescer(Generic[Req, Res]):
         self.calls = 0  # calls sent (for tests and benchmarks)
         self.requests = 0  # requests they carried
 
+    @property
+    def joinable(self) -> bool:
+        """Whether a request sent now would leave in a batch with others already waiting (the
+        next batch has requests and room), so that it adds no call of its own; not when they
+        have waited :data:`JOIN_WINDOW` or more (the call they wait for may never return)."""
+        if not 0 < len(self._queue) < self._max_items:
+            return False
+        return asyncio.get_running_loop().time() - self._queue[0].since < JOIN_WINDOW
+
     async def call(self, request: Req, timeout: float) -> Res:
         """The result of ``request``; raises what the plain call would (the transport's error
         for the call, or the RingstoreError the server gave for this request). Refused with
@@ -93,10 +112,19 @@ class Coalescer(Generic[Req, Res]):
                 f"{self._max_queued}); it is overloaded, try again later"
             )
         loop = asyncio.get_running_loop()
-        pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), loop.time() + timeout)
+        now = loop.time()
+        pending: _Pending[Req, Res] = _Pending(request, loop.create_future(), now + timeout, now)
         self._queue.append(pending)
-        self._pump()
+        if not self._gather:
+            self._pump()
+        elif not self._pump_due:
+            self._pump_due = True
+            loop.call_soon(self._due_pump)
         return await pending.future
+
+    def _due_pump(self) -> None:
+        self._pump_due = False
+        self._pump()
 
     def _pump(self) -> None:
         while self._queue and self._in_flight < self._max_in_flight:
@@ -163,6 +191,7 @@ def coalesced(
     wrap: Callable[[list[Req]], Any],
     unwrap: Callable[[Any], Res],
     size: Callable[[Req], int],
+    gather: bool = False,
 ) -> Coalescer[Req, Res]:
     """A coalescer over a unary call ``one(request, timeout=...)`` and its batch twin
     ``many(wrap(requests), timeout=...)``, whose reply holds one result per request: an error
@@ -196,7 +225,7 @@ def coalesced(
             results[i] = result
         return results
 
-    return Coalescer(send_one, send_many, size=size)
+    return Coalescer(send_one, send_many, size=size, gather=gather)
 
 
 def _too_large(exc: grpc.aio.AioRpcError) -> bool:
@@ -231,4 +260,5 @@ def blob_reads(
         wrap=lambda requests: blob_pb2.ReadBlobsRequest(reads=requests),
         unwrap=lambda result: blob_pb2.GetBlobResponse(data=result.data),
         size=lambda request: request.length,
+        gather=True,  # the reads of one batch of metanode lookups leave together
     )

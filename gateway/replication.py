@@ -3,7 +3,9 @@
 Writes of :data:`BULK_WRITE_MIN` bytes or more and reads of :data:`BULK_READ_MIN` bytes or more
 move over the datanodes' bulk ports (:mod:`gateway.bulk_client`) when they have one; smaller
 ones, and any for a node whose port cannot be reached, over gRPC (a coalesced unary call for one
-message, a stream for more).
+message, a stream for more). A coalesced read goes to a copy whose reads already wait for the
+call in flight when a trusted one has them (docs/decisions.md, 34): it then costs no call of its
+own, where sent alone to the first copy in line it costs a whole call at both ends.
 
 Guarantees:
 - :func:`write_chunk` returns only after at least W datanodes acknowledged the chunk (each
@@ -108,6 +110,17 @@ async def _get_blob(
             log.warning("datanode %s: %s; reading it again over gRPC", node_id, exc.message)
     stub = view.blob_stub(node_id)
     return [msg.data async for msg in stub.GetBlob(request, timeout=timeout)]
+
+
+def _joining(view: ClusterView, order: list[str]) -> list[str]:
+    """``order`` with, first, the first trusted holder whose coalesced reads already wait
+    for the call in flight (see :attr:`Coalescer.joinable`)."""
+    for i, node_id in enumerate(order):
+        if not view.is_up(node_id) or view.is_suspect(node_id):
+            break  # read_order put the trusted holders first
+        if i and view.read_batcher(node_id).joinable:
+            return [node_id, *order[:i], *order[i + 1 :]]
+    return order
 
 
 def _crc(pieces: Sequence[bytes]) -> int:
@@ -222,7 +235,10 @@ async def read_chunk(
     failures: dict[str, str] = {}
     whole = offset == 0 and length == chunk.length
     request = blob_pb2.GetBlobRequest(blob_id=chunk.blob_id, offset=offset, length=length)
-    for node_id in view.read_order(chunk.nodes, spread=zlib.crc32(chunk.blob_id.encode())):
+    order = view.read_order(chunk.nodes, spread=zlib.crc32(chunk.blob_id.encode()))
+    if 0 < length < BULK_READ_MIN:
+        order = _joining(view, order)
+    for node_id in order:
         try:
             if 0 < length < BULK_READ_MIN:  # unary (and coalesced) replies cost far less
                 parts = [(await view.read_batcher(node_id).call(request, timeout)).data]

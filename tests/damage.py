@@ -3,6 +3,7 @@ file or a record in a volume file)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from datanode.blobstore import DiskBlobStore
@@ -33,3 +34,41 @@ def volume_blobs(data_dir: Path) -> dict[str, tuple[Path, int]]:
     for path, record in iter_puts(data_dir / "volumes"):
         found[record.blob_id] = (path, record.offset)
     return found
+
+
+def evict(store: DiskBlobStore, blob_id: str) -> bool:
+    """Drop the file holding the blob from the page cache (written back first), as memory
+    pressure would; whether this filesystem lets a file be dropped (tmpfs keeps every page).
+    That is tried on a scratch file beside it: a probe of the blob's own file with
+    ``RWF_NOWAIT`` would start reading it back in."""
+    found = store.locate(blob_id)
+    assert found is not None, f"blob {blob_id} is not in the store"
+    path = found[0]
+    scratch = path.with_name("evict-probe")
+    scratch.write_bytes(b"x" * 4096)
+    try:
+        if not _dropped(scratch):
+            return False
+    finally:
+        scratch.unlink()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _dropped(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return True
+        return False
+    finally:
+        os.close(fd)

@@ -11,6 +11,9 @@ A blob is an immutable run of bytes named by a 32-hex-digit id. The store guaran
   read of a whole blob is also checked against the whole-blob CRC32C before its last piece is
   returned; a corrupt blob is quarantined (it disappears from the store) and raises
   :class:`BlobCorrupt`;
+- :meth:`BlobStore.read_cached` returns the same verified bytes without ever waiting for a disk
+  or a lock (for an event loop's thread), or None, and then changes nothing: :meth:`read` (in a
+  thread) serves that read, with its errors and quarantine;
 - usage is tracked in memory, and a write that would exceed the capacity is refused up front;
 - a store is *full* when less than ``full_reserve`` bytes are free (by its capacity, and by the
   filesystem for the disk store) or a write hit ENOSPC in the last :data:`NO_SPACE_WINDOW`
@@ -201,6 +204,12 @@ class BlobStore(abc.ABC):
         """Bytes the underlying filesystem has free, or None when there is no such limit."""
         return None
 
+    def _open_cached(self, blob_id: str) -> Handle | None:
+        """The stored blob, when it can be had and read without waiting for a disk or a lock
+        (a small blob whose bytes are in memory); None when it cannot, or is not there.
+        The default: never (every read then takes :meth:`read`)."""
+        return None
+
     # -- the interface ----------------------------------------------------------------------
 
     def begin_write(self, blob_id: str, length: int, crc32c: int | None) -> BlobWriter:
@@ -256,6 +265,27 @@ class BlobStore(abc.ABC):
             handle.close()
             raise
         return self._pieces(blob_id, handle, footer, offset, length)
+
+    def read_cached(self, blob_id: str, offset: int, length: int) -> bytes | None:
+        """Bytes ``[offset, offset+length)`` of the blob, verified exactly as :meth:`read`
+        verifies them, when they can be read without blocking (see :meth:`_open_cached`): for a
+        caller on an event loop, to whom a thread hop costs more than a small cached read.
+
+        None when they cannot, and for anything out of the ordinary (a missing or corrupt blob,
+        a bad range, an unknown format): nothing is quarantined or reported here; the caller
+        then calls :meth:`read` (in a thread), which finds the same and does both."""
+        check_blob_id(blob_id)
+        handle = self._open_cached(blob_id)
+        if handle is None:
+            return None
+        try:
+            footer = _read_footer(blob_id, handle)
+            length = _check_range(blob_id, footer.length, offset, length)
+            return b"".join(_verified_pieces(blob_id, handle, footer, offset, length))
+        except (BlobCorrupt, InternalError, InvalidRange):
+            return None
+        finally:
+            handle.close()
 
     def open_span(self, blob_id: str, offset: int, length: int) -> OpenSpan:
         """The whole segments covering ``[offset, offset+length)`` of the blob, with their
@@ -371,10 +401,7 @@ class BlobStore(abc.ABC):
         if handle is None:
             raise BlobNotFound(f"blob {blob_id} not found")
         try:
-            trailer = handle.read_at(handle.size - fmt.TRAILER_SIZE, fmt.TRAILER_SIZE)
-            length, _, segment_size = fmt.read_trailer(blob_id, handle.size, trailer)
-            table = handle.read_at(*fmt.table_span(length, segment_size))
-            return handle, fmt.decode(blob_id, handle.size, table, trailer)
+            return handle, _read_footer(blob_id, handle)
         except BlobCorrupt as err:
             handle.close()
             self._quarantine(blob_id, err)
@@ -633,6 +660,32 @@ def _check_range(blob_id: str, size: int, offset: int, length: int | None) -> in
             f"({size} bytes)"
         )
     return length
+
+
+def _read_footer(blob_id: str, handle: Handle) -> fmt.Footer:
+    """The blob's footer, verified (:class:`BlobCorrupt` when it does not check)."""
+    trailer = handle.read_at(handle.size - fmt.TRAILER_SIZE, fmt.TRAILER_SIZE)
+    length, _, segment_size = fmt.read_trailer(blob_id, handle.size, trailer)
+    table = handle.read_at(*fmt.table_span(length, segment_size))
+    return fmt.decode(blob_id, handle.size, table, trailer)
+
+
+class StoredBytes:
+    """A :class:`Handle` over a blob's whole stored form, already in memory."""
+
+    def __init__(self, stored: bytes, mtime_ns: int) -> None:
+        self._stored = stored
+        self.size = len(stored)
+        self.mtime_ns = mtime_ns
+
+    def read_at(self, position: int, size: int) -> bytes:
+        return self._stored[position : position + size]
+
+    def send_to(self, sock: socket.socket, position: int, size: int) -> None:
+        sock.sendall(memoryview(self._stored)[position : position + size])
+
+    def close(self) -> None:
+        pass
 
 
 def _verified_pieces(

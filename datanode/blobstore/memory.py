@@ -5,28 +5,11 @@ For tests, and for anything that wants a blob store without a disk. Nothing surv
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-from datanode.blobstore.base import BlobStore, QuarantineListener
-
-
-class _MemoryHandle:
-    def __init__(self, stored: bytes, mtime_ns: int) -> None:
-        self._stored = stored
-        self.size = len(stored)
-        self.mtime_ns = mtime_ns
-
-    def read_at(self, position: int, size: int) -> bytes:
-        return self._stored[position : position + size]
-
-    def send_to(self, sock: socket.socket, position: int, size: int) -> None:
-        sock.sendall(memoryview(self._stored)[position : position + size])
-
-    def close(self) -> None:
-        pass
+from datanode.blobstore.base import BlobStore, QuarantineListener, StoredBytes
 
 
 class _MemorySink:
@@ -71,10 +54,13 @@ class MemoryBlobStore(BlobStore):
         self.blobs: dict[str, tuple[bytes, int]] = {}  # id -> (stored form, mtime_ns)
         self.quarantined: dict[str, bytes] = {}  # id -> stored form found corrupt
 
-    def _open(self, blob_id: str) -> _MemoryHandle | None:
+    def _open(self, blob_id: str) -> StoredBytes | None:
         with self.dict_lock:
             entry = self.blobs.get(blob_id)
-        return None if entry is None else _MemoryHandle(*entry)
+        return None if entry is None else StoredBytes(*entry)
+
+    def _open_cached(self, blob_id: str) -> StoredBytes | None:
+        return self._open(blob_id)  # in memory: nothing to wait for (the lock guards a lookup)
 
     def _new_sink(self, blob_id: str, length: int) -> _MemorySink:
         return _MemorySink(self, blob_id)

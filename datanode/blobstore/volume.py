@@ -47,6 +47,7 @@ _HEADER = struct.Struct("<4sB16sqQ")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size + _CRC.size  # 41 bytes
 _SUFFIX = ".vol"
+_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +264,19 @@ class Volumes:
         """The whole stored form at ``location`` (for quarantine and compaction)."""
         with self.lock:
             return os.pread(self._volumes[location.seq].fd, location.size, location.offset)
+
+    def read_cached(self, location: Location) -> bytes | None:
+        """The whole stored form at ``location`` if every byte of it is in the page cache, read
+        without waiting for the disk; None when it is not (or the system cannot tell: no
+        ``RWF_NOWAIT``). Caller holds :attr:`lock`."""
+        if _RWF_NOWAIT is None:
+            return None
+        buffer = bytearray(location.size)
+        try:
+            got = os.preadv(self._volumes[location.seq].fd, [buffer], location.offset, _RWF_NOWAIT)
+        except OSError:  # EAGAIN: not all cached; EOPNOTSUPP: a filesystem without it; an
+            return None  # I/O error: the blocking read meets it again and reports it
+        return bytes(buffer) if got == location.size else None  # short: the rest not cached
 
     def ids(self, prefix: str = "") -> list[str]:
         with self.lock:

@@ -34,6 +34,7 @@ from ringstore.errors import (
     InvalidArgument,
     InvalidRange,
 )
+from tests.damage import evict, flip
 
 ID_A = "0123456789abcdef0123456789abcdef"
 ID_B = "fedcba9876543210fedcba9876543210"
@@ -661,3 +662,65 @@ def test_a_failing_quarantine_listener_does_not_break_reads(tmp_path: Path) -> N
     with pytest.raises(BlobCorrupt):
         read_all(store, ID_A)
     assert store.usage().quarantined == 1
+
+
+# -- reads that may not block ----------------------------------------------------------------
+
+
+def test_read_cached_serves_what_read_serves(store: BlobStore) -> None:
+    data = body(5000)
+    put(store, ID_A, data)
+    expected = store.read_cached(ID_A, 0, len(data))
+    if isinstance(store, DiskBlobStore) and store.small_blob_max == 0:
+        assert expected is None  # a blob file: opening it may wait for the disk
+        return
+    assert expected == data
+    assert store.read_cached(ID_A, 10, 20) == read_all(store, ID_A, 10, 20) == data[10:30]
+    assert store.read_cached(ID_A, 4990, 10) == data[4990:]
+    for offset, length in ((4990, 20), (5001, 1)):  # bad ranges: read() reports them
+        assert store.read_cached(ID_A, offset, length) is None
+    assert store.read_cached(ID_B, 0, 1) is None  # missing: read() reports it
+    with pytest.raises(InvalidArgument):
+        store.read_cached("../x", 0, 1)
+
+
+def test_read_cached_leaves_a_corrupt_blob_to_read(tmp_path: Path) -> None:
+    store = DiskBlobStore(tmp_path, fsync=False)
+    data = body(5000)
+    put(store, ID_A, data)
+    flip(store, ID_A, 100)
+    assert store.read_cached(ID_A, 0, 10) is None
+    assert store.usage().quarantined == 0 and store.usage().blob_count == 1
+    with pytest.raises(BlobCorrupt):
+        read_all(store, ID_A, 0, 10)
+    assert store.usage().quarantined == 1
+    put(store, ID_B, data)
+    flip(store, ID_B, len(data) + 2)  # the footer
+    assert store.read_cached(ID_B, 0, 10) is None
+
+
+def test_read_cached_never_waits_for_the_disk_or_a_writer(tmp_path: Path) -> None:
+    store = DiskBlobStore(tmp_path, fsync=True)
+    data = body(5000)
+    put(store, ID_A, data)
+    put(store, ID_C, body(disk_module.CACHED_READ_MAX + 1))
+    assert store.read_cached(ID_A, 0, 10) == data[:10]
+    assert store.read_cached(ID_C, 0, 10) is None  # too large to copy on an event loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a writer holding the volumes
+        held, release = concurrent.futures.Future[None](), concurrent.futures.Future[None]()
+
+        def writer() -> None:
+            with store.volumes.lock:
+                held.set_result(None)
+                release.result()
+
+        done = pool.submit(writer)
+        held.result()
+        assert store.read_cached(ID_A, 0, 10) is None
+        release.set_result(None)
+        done.result()
+    if not evict(store, ID_A):
+        pytest.skip("this filesystem keeps every page cached")
+    assert store.read_cached(ID_A, 0, 10) is None  # would wait for the disk
+    assert read_all(store, ID_A, 0, 10) == data[:10]  # read() brings it back in
+    assert store.read_cached(ID_A, 0, 10) == data[:10]

@@ -17,7 +17,7 @@ from datanode.servicer import LIST_BATCH, BlobService
 from ringstore.grpc_errors import ERROR_CODE_KEY
 from ringstore.rpc import MAX_MESSAGE, insecure_channel, make_server
 from ringstore.v1 import blob_pb2, blob_pb2_grpc
-from tests.damage import flip
+from tests.damage import evict, flip
 
 ID_A = "0123456789abcdef0123456789abcdef"
 ID_B = "fedcba9876543210fedcba9876543210"
@@ -607,5 +607,47 @@ def test_unary_write_blob(tmp_path: Path) -> None:
         )
         assert store.locate(ID_B) is None and store.locate(ID_C) is None
         assert list(store.list()) and [s.blob_id for s in store.list()] == [ID_A]
+
+    run(tmp_path, scenario)
+
+
+def test_cached_small_reads_take_no_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small blob in the page cache is read on the event loop (the hop to a thread cost more
+    than the read); one that is not, or that fails, still takes the thread and its answer."""
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counting(fn: Callable[..., object], /, *args: object) -> object:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await to_thread(fn, *args)
+
+    data = os.urandom(5000)
+    corrupt_id = f"{7:032x}"
+
+    def read(blob_id: str, offset: int = 0, length: int = len(data)) -> blob_pb2.GetBlobRequest:
+        return blob_pb2.GetBlobRequest(blob_id=blob_id, offset=offset, length=length)
+
+    async def scenario(stub: blob_pb2_grpc.BlobStub, store: DiskBlobStore) -> None:
+        for blob_id in (ID_A, ID_B, corrupt_id):
+            await put(stub, blob_id, data)
+        flip(store, corrupt_id, 100)
+        monkeypatch.setattr(asyncio, "to_thread", counting)
+        assert (await stub.ReadBlob(read(ID_A, 10, 20))).data == data[10:30]
+        reply = await stub.ReadBlobs(blob_pb2.ReadBlobsRequest(reads=[read(ID_A), read(ID_B)]))
+        assert [r.data for r in reply.results] == [data, data]
+        assert hops == []
+        reads = [read(ID_A), read(corrupt_id), read(ID_B, 4990, 20), read(ID_B, 1, 2)]
+        reply = await stub.ReadBlobs(blob_pb2.ReadBlobsRequest(reads=reads))
+        assert [r.error_code for r in reply.results] == ["", "BlobCorrupt", "InvalidRange", ""]
+        assert reply.results[0].data == data and reply.results[3].data == data[1:3]
+        assert hops == ["_read_many"]  # one hop for the two the cache could not serve
+        assert store.usage().quarantined == 1
+        if not evict(store, ID_A):
+            pytest.skip("this filesystem keeps every page cached")
+        hops.clear()
+        assert (await stub.ReadBlob(read(ID_A, 10, 20))).data == data[10:30]
+        assert hops == ["_read_whole"]
 
     run(tmp_path, scenario)

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from gateway import batching
-from gateway.batching import Coalescer, blob_writes
+from gateway.batching import Coalescer, blob_reads, blob_writes
 from ringstore.errors import (
     InsufficientStorage,
     InternalError,
@@ -321,3 +321,87 @@ def test_a_batch_error_that_is_not_about_size_still_fails_the_batch() -> None:
 
     with pytest.raises(grpc.aio.AioRpcError):
         asyncio.run(scenario())
+
+
+def test_joinable_while_the_next_batch_has_requests_and_room() -> None:
+    """A request sent to a joinable coalescer leaves in a batch with others, adding no call."""
+    gate = asyncio.Event()
+
+    async def one(request: str, timeout: float) -> str:
+        await gate.wait()
+        return request
+
+    async def many(requests: list[str], timeout: float) -> list[str]:
+        return requests
+
+    async def scenario() -> None:
+        batcher: Coalescer[str, str] = Coalescer(one, many, max_items=2)
+        calls = [asyncio.create_task(batcher.call("first", 1.0))]
+        await asyncio.sleep(0)
+        assert not batcher.joinable  # in flight, nothing waiting: a new request waits alone
+        for name in ("second", "third"):
+            calls.append(asyncio.create_task(batcher.call(name, 1.0)))
+            await asyncio.sleep(0)
+            assert batcher.joinable == (name == "second")  # "third" filled the next batch
+        gate.set()
+        assert await asyncio.gather(*calls) == ["first", "second", "third"]
+        assert not batcher.joinable and batcher.calls == 2
+
+    asyncio.run(scenario())
+
+
+def test_reads_made_on_one_turn_of_the_loop_leave_as_one_call() -> None:
+    """Small reads resumed together (by one batch of metanode lookups) leave together: with
+    nothing in flight the first no longer leaves alone ahead of the rest."""
+
+    class Node:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        async def ReadBlob(self, request: Any, timeout: float) -> Any:
+            self.calls.append(1)
+            return blob_pb2.GetBlobResponse(data=request.blob_id.encode())
+
+        async def ReadBlobs(self, request: Any, timeout: float) -> Any:
+            self.calls.append(len(request.reads))
+            return blob_pb2.ReadBlobsResponse(
+                results=[blob_pb2.ReadBlobResult(data=r.blob_id.encode()) for r in request.reads]
+            )
+
+    node = Node()
+    reads = blob_reads(lambda: node)  # type: ignore[arg-type,return-value]
+
+    async def scenario() -> list[Any]:
+        requests = [blob_pb2.GetBlobRequest(blob_id=f"b{i}", length=1) for i in range(5)]
+        return await asyncio.gather(*(reads.call(r, 1.0) for r in requests))
+
+    replies = asyncio.run(scenario())
+    assert [r.data for r in replies] == [f"b{i}".encode() for i in range(5)]
+    assert node.calls == [5]
+    lone = asyncio.run(reads.call(blob_pb2.GetBlobRequest(blob_id="x", length=1), 1.0))
+    assert lone.data == b"x" and node.calls == [5, 1]  # alone: the plain ReadBlob
+
+
+def test_a_queue_that_waited_the_join_window_is_not_joinable() -> None:
+    """A call in flight that does not come back (a hung server) draws no more requests than
+    would go to it anyway, once its queue is JOIN_WINDOW old."""
+    gate = asyncio.Event()
+
+    async def one(request: str, timeout: float) -> str:
+        await gate.wait()
+        return request
+
+    async def many(requests: list[str], timeout: float) -> list[str]:
+        return requests
+
+    async def scenario() -> None:
+        batcher: Coalescer[str, str] = Coalescer(one, many)
+        calls = [asyncio.create_task(batcher.call(name, 1.0)) for name in ("first", "second")]
+        await asyncio.sleep(0)
+        assert batcher.joinable
+        await asyncio.sleep(2 * batching.JOIN_WINDOW)
+        assert not batcher.joinable
+        gate.set()
+        assert await asyncio.gather(*calls) == ["first", "second"]
+
+    asyncio.run(scenario())

@@ -361,3 +361,49 @@ def test_pieces_that_are_views_of_messages_are_written_over_grpc_too(size: int) 
         )
     )  # fmt: skip
     assert all(s.received == data for s in view.stubs.values())
+
+
+def test_a_small_read_joins_a_trusted_copy_whose_reads_already_wait() -> None:
+    """A small read goes to a holder whose coalesced reads already wait for its call in flight
+    (it then costs no call of its own) before the first holder in line; never to a down or
+    suspect holder's queue."""
+    data = b"d" * 100
+    view = FakeView({"dn1": "ok", "dn2": "ok", "dn3": "ok"}, data=data)
+    view.nodes = {n: common_pb2.NodeInfo(id=n, state="up") for n in ("dn1", "dn2", "dn3")}
+    entered, gate = asyncio.Event(), asyncio.Event()
+    read_blob = view.stubs["dn3"].ReadBlob
+
+    async def gated(request: Any, timeout: float) -> Any:
+        entered.set()
+        await gate.wait()
+        return await read_blob(request, timeout)
+
+    view.stubs["dn3"].ReadBlob = gated  # type: ignore[method-assign]
+
+    def chunk(i: int, nodes: list[str]) -> common_pb2.ChunkRef:
+        return common_pb2.ChunkRef(blob_id=f"{i:032x}", length=len(data),
+                                   crc32c=google_crc32c.value(data), nodes=nodes)  # fmt: skip
+
+    async def reading(c: common_pb2.ChunkRef) -> bytes:
+        got = await replication.read_chunk(view, c, offset=0, length=len(data), timeout=TIMEOUT)
+        return b"".join(got)
+
+    async def scenario() -> None:
+        in_flight = asyncio.create_task(reading(chunk(1, ["dn3"])))
+        await entered.wait()  # dn3 has a call in flight
+        queued = asyncio.create_task(reading(chunk(2, ["dn3"])))
+        await asyncio.sleep(0)
+        assert view.read_batcher("dn3").joinable
+        joining = asyncio.create_task(reading(chunk(3, ["dn1", "dn2", "dn3"])))
+        await asyncio.sleep(0)
+        view._suspect_until["dn3"] = float("inf")
+        assert await reading(chunk(4, ["dn1", "dn3"])) == data  # served while dn3 is held
+        del view._suspect_until["dn3"]
+        view.nodes["dn3"].state = "down"
+        assert await reading(chunk(5, ["dn1", "dn3"])) == data
+        gate.set()
+        assert await asyncio.gather(in_flight, queued, joining) == [data] * 3
+        assert view.stubs["dn1"].unary_reads == 2  # type: ignore[attr-defined]
+        assert view.stubs["dn3"].batched_reads == 1  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
