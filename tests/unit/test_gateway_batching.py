@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -323,9 +324,12 @@ def test_a_batch_error_that_is_not_about_size_still_fails_the_batch() -> None:
         asyncio.run(scenario())
 
 
-def test_joinable_while_the_next_batch_has_requests_and_room() -> None:
-    """A request sent to a joinable coalescer leaves in a batch with others, adding no call."""
-    gate = asyncio.Event()
+def _gated(
+    gate: asyncio.Event,
+) -> tuple[
+    Callable[[str, float], Awaitable[str]], Callable[[list[str], float], Awaitable[list[str]]]
+]:
+    """A single call that waits for ``gate`` (the call in flight), and a batch call."""
 
     async def one(request: str, timeout: float) -> str:
         await gate.wait()
@@ -333,6 +337,14 @@ def test_joinable_while_the_next_batch_has_requests_and_room() -> None:
 
     async def many(requests: list[str], timeout: float) -> list[str]:
         return requests
+
+    return one, many
+
+
+def test_joinable_while_the_next_batch_has_requests_and_room() -> None:
+    """A request sent to a joinable coalescer leaves in a batch with others, adding no call."""
+    gate = asyncio.Event()
+    one, many = _gated(gate)
 
     async def scenario() -> None:
         batcher: Coalescer[str, str] = Coalescer(one, many, max_items=2)
@@ -386,13 +398,7 @@ def test_a_queue_that_waited_the_join_window_is_not_joinable() -> None:
     """A call in flight that does not come back (a hung server) draws no more requests than
     would go to it anyway, once its queue is JOIN_WINDOW old."""
     gate = asyncio.Event()
-
-    async def one(request: str, timeout: float) -> str:
-        await gate.wait()
-        return request
-
-    async def many(requests: list[str], timeout: float) -> list[str]:
-        return requests
+    one, many = _gated(gate)
 
     async def scenario() -> None:
         batcher: Coalescer[str, str] = Coalescer(one, many)
