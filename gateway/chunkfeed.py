@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 from awscrt import checksums
@@ -46,6 +47,7 @@ class ChunkFeed:
         self._have = 0  # bytes appended
         self._crc = 0
         self._finished = False
+        self.finished_at: float | None = None  # time.monotonic() when the last byte came
         self._failure: BaseException | None = None
         self._cond = threading.Condition()
         self._settled = asyncio.Event()  # finished or aborted, for readers on the event loop
@@ -83,6 +85,7 @@ class ChunkFeed:
         with self._cond:
             self._finished = True
             self._cond.notify_all()
+        self.finished_at = time.monotonic()
         self._settled.set()
 
     def abort(self, reason: BaseException) -> None:

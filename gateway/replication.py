@@ -205,7 +205,8 @@ async def write_chunk(
                     if replacement is not None:
                         pending.add(replacement)
             if grace_deadline is None and len(acked) >= quorum:
-                took = time.monotonic() - started
+                # the nodes' time: a streamed chunk's replicas could not finish before its body
+                took = time.monotonic() - max(started, feed.finished_at or started)
                 grace_deadline = time.monotonic() + max(
                     QUORUM_GRACE_MIN, QUORUM_GRACE_FACTOR * took
                 )

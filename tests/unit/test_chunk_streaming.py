@@ -425,3 +425,41 @@ def test_a_streamed_chunk_counts_among_the_chunks_in_flight_from_its_first_byte(
     written = asyncio.run(scenario())
     assert [c.length for c in written] == [MiB] * 10
     assert active[1] == 2
+
+
+def test_a_hung_replicas_grace_counts_from_the_chunks_last_byte_not_its_first(
+    cluster: tuple[dict[str, _Store], dict[str, BulkServer]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stragglers get a grace proportional to the time W acks took; for a streamed chunk that
+    is the nodes' time after its last byte, not the client's time sending it (a slow body must
+    not keep a hung node's copy waiting as long as the body took)."""
+    stores, servers = cluster
+    hang = threading.Event()
+    hung_store = stores["dn3"]
+    real_begin = hung_store.begin_write
+
+    def begin_write(blob_id: str, length: int, crc32c: int | None) -> Any:
+        hang.wait(30)  # a node that stopped answering (SIGSTOP)
+        return real_begin(blob_id, length, crc32c)
+
+    monkeypatch.setattr(hung_store, "begin_write", begin_write)
+    monkeypatch.setattr(replication, "QUORUM_GRACE_FACTOR", 20.0)
+    data = os.urandom(MiB)
+    last_byte_at: list[float] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), MiB // 4):
+            await asyncio.sleep(0.4)  # the body takes 1.6 s: 20x that is far past TIMEOUT
+            yield data[at : at + MiB // 4]
+        last_byte_at.append(time.monotonic())
+
+    written: list[common_pb2.ChunkRef] = []
+    try:
+        _store(servers, body(), len(data), 4 * MiB, written)
+        # 20x the 1.6 s body would be 32 s: cut by TIMEOUT (10 s) at the earliest
+        assert time.monotonic() - last_byte_at[0] < TIMEOUT / 2
+    finally:
+        hang.set()
+    [chunk] = written
+    assert sorted(chunk.nodes) == ["dn1", "dn2"]
