@@ -55,6 +55,18 @@ def lc(tmp_path: Path) -> Iterator[LocalCluster]:
         yield cluster
 
 
+def wait_node_state(lc: LocalCluster, node_id: str, state: str, timeout: float = 60.0) -> None:
+    """Wait until the metanode reports ``node_id`` in ``state``."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = {n.id: n.state for n in lc.cluster_state().nodes}.get(node_id)
+        if seen == state:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{node_id} was not {state} within {timeout} s (last seen {seen})")
+
+
 def finish(lc: LocalCluster, c: Client, bucket: str, h: History, **kw: bool) -> float:
     """The end of every test: everything readable, then N intact copies of everything."""
     h.verify(c, bucket)
@@ -183,7 +195,10 @@ def test_metanode_killed_during_writes_repair_and_rebalance(lc: LocalCluster) ->
         h.verify(c, "metakill")
 
         lc.processes["dn5"].kill()  # a node past its grace: repair starts
-        time.sleep(5)
+        # Seen down first: the restarted metanode detects failures only once the killed one's
+        # lease on that work has expired, which can take longer than the node's grace.
+        wait_node_state(lc, "dn5", "down")
+        time.sleep(3)
         lc.processes["metanode"].kill()  # during repair
         lc.restart("metanode")
         finish(lc, c, "metakill", h)
