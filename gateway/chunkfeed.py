@@ -22,7 +22,7 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from awscrt import checksums
 
@@ -32,6 +32,14 @@ from ringstore.errors import InternalError
 # stalls is cut by the intake's idle timeout first (gateway.stream_idle_timeout, 30 s), which
 # aborts the feed; the datanode's bulk port waits as long (datanode.bulk.IO_TIMEOUT).
 PIECE_WAIT = 120.0
+
+
+def crc32c_of(pieces: Iterable[bytes | memoryview]) -> int:
+    """The CRC32C of the pieces joined (awscrt: any buffer, hardware CRC32C)."""
+    crc = 0
+    for piece in pieces:
+        crc = checksums.crc32c(piece, crc)
+    return crc
 
 
 class FeedAborted(Exception):
@@ -46,7 +54,6 @@ class ChunkFeed:
         self._pieces: list[bytes | memoryview] = []
         self._have = 0  # bytes appended
         self._crc = 0
-        self._finished = False
         self.finished_at: float | None = None  # time.monotonic() when the last byte came
         self._failure: BaseException | None = None
         self._cond = threading.Condition()
@@ -58,10 +65,7 @@ class ChunkFeed:
         feed = cls(sum(len(p) for p in pieces))
         feed._pieces = list(pieces)
         feed._have = feed.length
-        if crc32c is None:
-            for piece in pieces:
-                crc32c = checksums.crc32c(piece, crc32c or 0)
-        feed._crc = crc32c or 0
+        feed._crc = crc32c_of(pieces) if crc32c is None else crc32c
         feed.finish()
         return feed
 
@@ -83,15 +87,14 @@ class ChunkFeed:
         if self._have != self.length:
             raise InternalError(f"chunk of {self.length} bytes finished at {self._have} bytes")
         with self._cond:
-            self._finished = True
+            self.finished_at = time.monotonic()
             self._cond.notify_all()
-        self.finished_at = time.monotonic()
         self._settled.set()
 
     def abort(self, reason: BaseException) -> None:
         """The body failed: every reader stops, none may complete the chunk."""
         with self._cond:
-            if self._finished or self._failure is not None:
+            if self.finished or self._failure is not None:
                 return
             self._failure = reason
             self._cond.notify_all()
@@ -102,13 +105,13 @@ class ChunkFeed:
     @property
     def crc32c(self) -> int:
         """The CRC32C of the whole chunk (once finished)."""
-        if not self._finished:
+        if not self.finished:
             raise InternalError("a chunk's CRC32C was asked for before its last byte")
         return self._crc
 
     @property
     def finished(self) -> bool:
-        return self._finished
+        return self.finished_at is not None
 
     def pieces(self, timeout: float) -> Iterator[bytes | memoryview]:
         """Every piece from the first, waiting (blocking, at most ``timeout`` seconds for each)
@@ -128,7 +131,7 @@ class ChunkFeed:
             yield piece
 
     def _ready(self, at: int) -> bool:
-        return at < len(self._pieces) or self._finished or self._failure is not None
+        return at < len(self._pieces) or self.finished or self._failure is not None
 
     async def settled(self) -> list[bytes | memoryview]:
         """Every piece, once the chunk is whole; :class:`FeedAborted` when the body failed."""

@@ -26,13 +26,11 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Sequence
 
 import grpc
-from awscrt import checksums
 
 from gateway.bulk_client import BulkUnavailable
-from gateway.chunkfeed import ChunkFeed
+from gateway.chunkfeed import ChunkFeed, crc32c_of
 from gateway.cluster_view import ClusterView
 from ringstore.bulk import SpanCorrupt
 from ringstore.errors import BlobCorrupt, BlobNotFound, RingstoreError, ServiceUnavailable
@@ -121,13 +119,6 @@ def _joining(view: ClusterView, order: list[str]) -> list[str]:
         if i and view.read_batcher(node_id).joinable:
             return [node_id, *order[:i], *order[i + 1 :]]
     return order
-
-
-def _crc(pieces: Sequence[bytes]) -> int:
-    crc = 0
-    for piece in pieces:  # awscrt's hardware CRC32C, as the write path (gateway.ingest) uses
-        crc = checksums.crc32c(piece, crc)
-    return crc
 
 
 def _describe(exc: BaseException) -> str:
@@ -256,7 +247,7 @@ async def read_chunk(
                 view.mark_suspect(node_id)
             continue
         served = sum(len(p) for p in parts)
-        if served != length or (whole and _crc(parts) != chunk.crc32c):
+        if served != length or (whole and crc32c_of(parts) != chunk.crc32c):
             failures[node_id] = f"served {served} bytes that fail the metanode's checksum"
             view.report_damage(node_id, chunk.blob_id, "corrupt")
             continue
