@@ -295,16 +295,26 @@ def test_restart_the_metanode_loses_nothing(
     ledger.verify(client)
 
 
-KILL_SERVICE = (
+FIND_SERVICE = (
     "import os, sys\n"
     "name = sys.argv[1].encode()\n"
     "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
     "    with open(f'/proc/{pid}/cmdline', 'rb') as f:\n"
     "        argv = f.read().split(b'\\0')\n"
     "    if int(pid) != os.getpid() and any(a.endswith(name) for a in argv[:2]):\n"
-    "        os.kill(int(pid), 9)\n"
     "        print(pid)\n"
-)  # kill -9 the service's process inside its container, as a crash would
+)  # the pid of the service's process inside its container
+
+
+def crash(container: str, command: str) -> None:
+    """kill -9 the service's process inside its container, as a crash would.
+
+    The kill runs detached (`exec -d`): the container stops with its service, and an attached
+    exec session dies with it, sometimes before it could report success.
+    """
+    found = docker("exec", container, "python", "-c", FIND_SERVICE, command).split()
+    assert len(found) == 1, f"{command} in {container}: {found}"
+    docker("exec", "-d", container, "python", "-c", f"import os; os.kill({int(found[0])}, 9)")
 
 
 def restarts(container: str) -> int:
@@ -328,8 +338,7 @@ def test_a_crashed_service_comes_back_by_itself(
     before = restarts(container)
     with Client(cluster.endpoint, timeout=30) as c:
         ledger.put(c, f"crash-{service}/before", CHUNK + 1)
-    killed = docker("exec", container, "python", "-c", KILL_SERVICE, command).split()
-    assert len(killed) == 1, f"{command} in {container}: {killed}"
+    crash(container, command)
     wait_for(f"{service} to be restarted", lambda: restarts(container) > before, timeout=60)
     wait_for(
         f"{service} to be healthy again",
