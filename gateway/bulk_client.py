@@ -90,8 +90,8 @@ class BulkClient:
         not ``timeout``'s); returns once the node acknowledged it (verified and fsynced)."""
 
         def send(sock: socket.socket) -> None:
-            pieces = feed.pieces(PIECE_WAIT)
-            bulk.write_blob(sock, blob_id, feed.length, pieces, lambda: feed.crc32c)
+            batches = feed.batches(PIECE_WAIT)
+            bulk.write_blob(sock, blob_id, feed.length, batches, lambda: feed.crc32c)
 
         await self._run(address, timeout, send)
         with self._lock:

@@ -14,6 +14,12 @@ any replica starts (:meth:`ChunkFeed.whole`), exactly as before.
 The producer (the body's reader, on the event loop) calls :meth:`append`, then :meth:`finish`
 or :meth:`abort`; an abort wakes every reader, which raises :class:`FeedAborted` (its transfer
 then closes the connection mid-body, and the datanode drops the write).
+
+Readers are woken once :data:`NOTIFY_BYTES` more have arrived (or at the end), and each takes
+every piece there in one batch, which its transfer sends with one gathering system call. Waking
+three threads for every piece cost the event loop's thread more than anything else in a large
+PUT: a piece is one network read, 16 KiB when boto3 sends over HTTPS (bench/RESULTS.md,
+"Issue 13: a large PUT's pieces in batches").
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from ringstore.errors import InternalError
 # stalls is cut by the intake's idle timeout first (gateway.stream_idle_timeout, 30 s), which
 # aborts the feed; the datanode's bulk port waits as long (datanode.bulk.IO_TIMEOUT).
 PIECE_WAIT = 120.0
+
+# Bytes appended since readers were last woken beyond which the producer wakes them again.
+NOTIFY_BYTES = 256 * 1024
 
 
 def crc32c_of(pieces: Iterable[bytes | memoryview]) -> int:
@@ -53,6 +62,7 @@ class ChunkFeed:
         self.length = length
         self._pieces: list[bytes | memoryview] = []
         self._have = 0  # bytes appended
+        self._unannounced = 0  # bytes appended since readers were last woken
         self._crc = 0
         self.finished_at: float | None = None  # time.monotonic() when the last byte came
         self._failure: BaseException | None = None
@@ -80,7 +90,10 @@ class ChunkFeed:
         with self._cond:
             self._pieces.append(piece)
             self._have += len(piece)
-            self._cond.notify_all()
+            self._unannounced += len(piece)
+            if self._unannounced >= NOTIFY_BYTES:
+                self._unannounced = 0
+                self._cond.notify_all()
 
     def finish(self) -> None:
         """Every byte is in: readers may send the CRC32C."""
@@ -113,9 +126,10 @@ class ChunkFeed:
     def finished(self) -> bool:
         return self.finished_at is not None
 
-    def pieces(self, timeout: float) -> Iterator[bytes | memoryview]:
-        """Every piece from the first, waiting (blocking, at most ``timeout`` seconds for each)
-        for those not there yet; :class:`FeedAborted` when the body failed first."""
+    def batches(self, timeout: float) -> Iterator[list[bytes | memoryview]]:
+        """Every piece from the first, in batches of all those there at once, waiting
+        (blocking, at most ``timeout`` seconds each time) for more; :class:`FeedAborted` when
+        the body failed first. A reader is woken every :data:`NOTIFY_BYTES` and at the end."""
         at = 0
         while True:
             with self._cond:
@@ -126,9 +140,9 @@ class ChunkFeed:
                     raise FeedAborted(f"no byte of the chunk came for {timeout:g} s")
                 if at == len(self._pieces):
                     return  # finished, every piece given
-                piece = self._pieces[at]
-            at += 1
-            yield piece
+                batch = self._pieces[at:]
+            at += len(batch)
+            yield batch
 
     def _ready(self, at: int) -> bool:
         return at < len(self._pieces) or self.finished or self._failure is not None

@@ -47,7 +47,7 @@ import secrets
 import socket
 import ssl
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from awscrt import checksums
@@ -260,21 +260,22 @@ def write_blob(
     sock: socket.socket,
     blob_id: str,
     length: int,
-    pieces: Iterable[bytes | memoryview],
+    batches: Iterable[Sequence[bytes | memoryview]],
     crc32c: int | Callable[[], int],
 ) -> None:
     """Send a blob of ``length`` bytes and wait for the datanode's acknowledgement (stored,
-    verified, fsynced). ``pieces`` may still be arriving while they are sent (an iterator that
-    waits for them); ``crc32c``, or what it returns once every piece was sent, is the CRC32C
-    of them all. Pieces that do not add up to ``length`` raise InternalError before the
-    trailer is sent (the datanode then never commits; the caller closes the connection)."""
+    verified, fsynced). ``batches`` are its pieces, a list at a time, and may still be arriving
+    while they are sent (an iterator that waits for them); ``crc32c``, or what it returns once
+    every piece was sent, is the CRC32C of them all. Pieces that do not add up to ``length``
+    raise InternalError before the trailer is sent (the datanode then never commits; the caller
+    closes the connection)."""
     sock.sendall(Request(OP_WRITE, blob_id, 0, length).encode())
     sent = 0
-    for piece in pieces:
-        sent += len(piece)
+    for batch in batches:
+        sent += sum(len(piece) for piece in batch)
         if sent > length:
             break
-        sock.sendall(piece)
+        send_all(sock, batch)
     if sent != length:
         raise InternalError(
             f"blob {blob_id}: the pieces given to the bulk write add up to {sent} bytes, "
@@ -282,6 +283,27 @@ def write_blob(
         )
     sock.sendall(_CRC.pack(crc32c() if callable(crc32c) else crc32c))
     read_status(sock)
+
+
+IOV_MAX = 1024  # buffers one sendmsg may gather (Linux's UIO_MAXIOV)
+
+
+def send_all(sock: socket.socket, buffers: Sequence[bytes | memoryview]) -> None:
+    """Send ``buffers`` in order, gathered into as few system calls as the kernel allows (a TLS
+    socket has no sendmsg: one sendall each)."""
+    if isinstance(sock, ssl.SSLSocket):
+        for buffer in buffers:
+            sock.sendall(buffer)
+        return
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    first = 0
+    while first < len(views):
+        sent = sock.sendmsg(views[first : first + IOV_MAX])
+        while first < len(views) and sent >= len(views[first]):
+            sent -= len(views[first])
+            first += 1
+        if sent:
+            views[first] = views[first][sent:]
 
 
 def read_crc(sock: socket.socket) -> int:

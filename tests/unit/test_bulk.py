@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,31 @@ def test_a_request_and_a_status_survive_the_wire() -> None:
         assert bulk.read_request(right) is None  # closed between requests: no request
 
 
+def test_send_all_sends_every_buffer_in_order_through_partial_sends() -> None:
+    # More buffers than one sendmsg gathers, of odd sizes, through a small socket buffer: the
+    # kernel takes part of a buffer at a time, and nothing may be lost, repeated or reordered.
+    buffers: list[bytes | memoryview] = [
+        bytes([i % 251]) * (1 + i * 37 % 5000) for i in range(bulk.IOV_MAX + 300)
+    ]
+    buffers[7] = memoryview(b"view-of-bytes")[5:]
+    buffers[9] = b""
+    expected = b"".join(buffers)
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(expected):
+            got.extend(right.recv(1000))
+
+    with left, right:
+        reader = threading.Thread(target=drain)
+        reader.start()
+        bulk.send_all(left, buffers)
+        reader.join(10)
+    assert bytes(got) == expected
+
+
 def test_a_message_cut_short_is_an_error_not_a_short_read() -> None:
     left, right = socket.socketpair()
     with right:
@@ -154,7 +180,7 @@ def test_a_large_blob_round_trips_whole_and_in_ranges(
 ) -> None:
     data = _body(5 * MiB + 12345)
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
-        bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_A, len(data), [_pieces(data)], crc32c(data))
         assert store.stat(ID_A).length == len(data)
         whole = bulk.read_blob(conn, ID_A, 0, len(data), MiB)
         assert b"".join(whole) == data and max(len(p) for p in whole) <= MiB
@@ -170,7 +196,7 @@ def test_the_memory_store_serves_the_same() -> None:
     data = _body(2 * MiB + 1)
     try:
         with bulk.connect(("127.0.0.1", srv.port), SECRET, TIMEOUT) as conn:
-            bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
+            bulk.write_blob(conn, ID_A, len(data), [_pieces(data)], crc32c(data))
             assert (
                 b"".join(bulk.read_blob(conn, ID_A, 7, 2 * MiB - 6, MiB)) == data[7 : 2 * MiB + 1]
             )
@@ -184,10 +210,10 @@ def test_a_write_whose_bytes_fail_the_crc_is_refused_and_leaves_nothing(
     data = _body(2 * MiB)
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
         with pytest.raises(BlobCorrupt, match="declared CRC32C"):
-            bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data) ^ 1)
+            bulk.write_blob(conn, ID_A, len(data), [_pieces(data)], crc32c(data) ^ 1)
         assert store.ids() == ()
         # The connection is still in step: the next write on it works.
-        bulk.write_blob(conn, ID_B, len(data), _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_B, len(data), [_pieces(data)], crc32c(data))
     assert store.ids() == (ID_B,)
 
 
@@ -214,7 +240,7 @@ def test_missing_blobs_and_bad_ranges_are_answered_with_their_error(server: Bulk
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
         with pytest.raises(BlobNotFound):
             bulk.read_blob(conn, ID_A, 0, 10, MiB)
-        bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_A, len(data), [_pieces(data)], crc32c(data))
         with pytest.raises(InvalidRange):
             bulk.read_blob(conn, ID_A, 2 * MiB - 1, 2, MiB)
 
@@ -224,7 +250,7 @@ def test_a_bit_flipped_on_disk_is_caught_by_the_reader(
 ) -> None:
     data = _body(3 * MiB)
     with bulk.connect(_address(server), SECRET, TIMEOUT) as conn:
-        bulk.write_blob(conn, ID_A, len(data), _pieces(data), crc32c(data))
+        bulk.write_blob(conn, ID_A, len(data), [_pieces(data)], crc32c(data))
     flip(store, ID_A, 2 * MiB + 99)  # in segment 8
     with (
         bulk.connect(_address(server), SECRET, TIMEOUT) as conn,

@@ -20,7 +20,7 @@ from datanode.blobstore import DiskBlobStore, crc32c
 from datanode.bulk import BulkServer
 from gateway import replication
 from gateway.bulk_client import BulkClient
-from gateway.chunkfeed import ChunkFeed, FeedAborted
+from gateway.chunkfeed import NOTIFY_BYTES, ChunkFeed, FeedAborted
 from gateway.cluster_view import ClusterView
 from gateway.ingest import store_body
 from ringstore import bulk
@@ -36,30 +36,60 @@ NODES = ["dn1", "dn2", "dn3", "dn4"]
 # -- the feed -----------------------------------------------------------------------------
 
 
-def test_a_reader_gets_each_piece_as_it_arrives_and_the_crc_once_whole() -> None:
-    feed = ChunkFeed(6)
-    got: list[bytes] = []
+def test_a_reader_gets_the_pieces_as_they_arrive_and_the_crc_once_whole() -> None:
+    first, second = b"a" * NOTIFY_BYTES, b"b" * 3
+    feed = ChunkFeed(len(first) + len(second))
+    got: list[list[bytes]] = []
     first_read = threading.Event()
 
     def reader() -> None:
-        for piece in feed.pieces(TIMEOUT):
-            got.append(bytes(piece))
+        for batch in feed.batches(TIMEOUT):
+            got.append([bytes(piece) for piece in batch])
             first_read.set()
 
     thread = threading.Thread(target=reader)
     thread.start()
-    feed.append(b"abc")
+    feed.append(first)
     assert first_read.wait(TIMEOUT)  # read before the chunk was whole
     assert not feed.finished
     with pytest.raises(InternalError, match="CRC32C was asked for before its last byte"):
         _ = feed.crc32c
-    feed.append(memoryview(b"def"))
+    feed.append(memoryview(second))
     feed.finish()
     thread.join(TIMEOUT)
-    assert got == [b"abc", b"def"]
-    assert feed.crc32c == crc32c(b"abcdef")
-    # A second reader (a replica taking over) gets the chunk from its first byte.
-    assert b"".join(feed.pieces(TIMEOUT)) == b"abcdef"
+    assert got == [[first], [second]]
+    assert feed.crc32c == crc32c(first + second)
+    # A second reader (a replica taking over) gets the chunk from its first byte, at once.
+    assert [b"".join(batch) for batch in feed.batches(TIMEOUT)] == [first + second]
+
+
+def test_small_pieces_wake_a_waiting_reader_once_enough_came_or_at_the_end() -> None:
+    piece = b"x" * (NOTIFY_BYTES // 4)
+    feed = ChunkFeed(len(piece) * 6)
+    got: list[int] = []
+    woke = threading.Event()
+
+    def reader() -> None:
+        for batch in feed.batches(TIMEOUT):
+            got.append(len(batch))
+            woke.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    _until(lambda: feed._cond._waiters)  # type: ignore[attr-defined]
+    for _ in range(3):
+        feed.append(piece)
+    assert not woke.wait(0.2)  # three quarters of NOTIFY_BYTES: the reader sleeps on
+    feed.append(piece)
+    assert woke.wait(TIMEOUT)
+    _until(lambda: feed._cond._waiters)  # type: ignore[attr-defined]
+    woke.clear()
+    feed.append(piece)
+    assert not woke.wait(0.2)
+    feed.append(piece)  # the last: below NOTIFY_BYTES, but finish wakes the reader
+    feed.finish()
+    thread.join(TIMEOUT)
+    assert got == [4, 2]
 
 
 def test_an_abort_wakes_every_waiting_reader_and_fails_settled() -> None:
@@ -69,7 +99,7 @@ def test_an_abort_wakes_every_waiting_reader_and_fails_settled() -> None:
 
     def reader() -> None:
         try:
-            for _ in feed.pieces(TIMEOUT):
+            for _ in feed.batches(TIMEOUT):
                 pass
         except FeedAborted as exc:
             errors.append(exc)
@@ -89,7 +119,7 @@ def test_an_abort_wakes_every_waiting_reader_and_fails_settled() -> None:
 def test_a_reader_waits_for_a_piece_no_longer_than_its_timeout() -> None:
     feed = ChunkFeed(10)
     with pytest.raises(FeedAborted, match=r"no byte of the chunk came for 0\.05 s"):
-        list(feed.pieces(0.05))
+        list(feed.batches(0.05))
 
 
 def test_a_feed_refuses_more_or_fewer_bytes_than_its_length() -> None:
@@ -121,7 +151,7 @@ def test_pieces_that_do_not_add_up_to_the_length_are_refused_before_the_trailer(
             conn = bulk.connect(("127.0.0.1", server.port), SECRET, TIMEOUT)
             try:
                 with pytest.raises(InternalError, match=r"add up to .* not the 20 announced"):
-                    bulk.write_blob(conn, "ab" * 16, 20, pieces, 0)
+                    bulk.write_blob(conn, "ab" * 16, 20, [pieces], 0)
             finally:
                 conn.close()
         _until(lambda: not server._connections)

@@ -106,7 +106,7 @@ def test_a_peer_with_a_cluster_certificate_writes_and_reads_over_tls(
     address = ("127.0.0.1", tls_server.port)
     with bulk.connect(address, SECRET, TIMEOUT, _client_context(material, "gateway")) as sock:
         assert isinstance(sock, ssl.SSLSocket)
-        bulk.write_blob(sock, BLOB, len(data), [data], crc32c(data))
+        bulk.write_blob(sock, BLOB, len(data), [[data]], crc32c(data))
         # The read is served through the cipher (sendfile would bypass it).
         assert b"".join(bulk.read_blob(sock, BLOB, 5, len(data) - 5, 1 << 20)) == data[5:]
     assert tls_server.stats.refused == 0
