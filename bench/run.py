@@ -1,7 +1,7 @@
 """The ringstore benchmark: concurrent clients against a real local cluster, through each door.
 
     python -m bench.run [--quick] [--door grpc|s3|boto3|swift|both|all] [--rounds N]
-                        [--endpoint HOST:PORT --s3-endpoint URL] [--record]
+                        [--endpoint HOST:PORT --s3-endpoint URL] [--tls] [--record]
 
 Without --endpoint it starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, every
 copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients),
@@ -12,7 +12,9 @@ rows side by side give the S3 door's cost. The S3 door is driven as Swift is, wi
 and bodies sent whole (:class:`S3Connection`), each request signed and checksummed as boto3 does
 at its defaults over HTTP, so that the door does boto3's work but the load generator on the
 shared cores costs what Swift's does; ``--door boto3`` drives it with boto3 itself (without the
-optional AWS CRT, as ``pip install boto3`` installs it: :func:`boto3_client`).
+optional AWS CRT, as ``pip install boto3`` installs it: :func:`boto3_client`). With ``--tls`` the
+cluster's public doors serve TLS (ended at the gateway; inside, plain TCP as Swift's is), and the
+S3 doors send as boto3 does over HTTPS: the payload unsigned, its CRC32 in an aws-chunked trailer.
 ``--door swift`` (or ``all``) also drives an all-in-one OpenStack Swift with 3 replicas
 (bench/swift/) over HTTP with tempauth's X-Auth-Token, the yardstick of issue 13; when Swift is
 not installed the run says so and goes on without it. Every phase also reports the CPU of every
@@ -32,8 +34,10 @@ import base64
 import contextlib
 import datetime
 import http.client
+import itertools
 import os
 import platform
+import ssl
 import statistics
 import sys
 import tempfile
@@ -52,6 +56,7 @@ from ringstore import Client
 from ringstore.client.credentials import resolve
 from ringstore.credentials_file import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from ringstore.localcluster import LocalCluster, free_port_block
+from ringstore.tls import CA_FILE_ENV
 
 KiB, MiB = 1024, 1024 * 1024
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -261,12 +266,18 @@ def drain(resp: http.client.HTTPResponse, buffer: bytearray) -> int:
 class S3Connection:
     """One keep-alive HTTP connection to the S3 door, the twin of :class:`SwiftConnection`:
     http.client, bodies sent whole and read into a reused 1 MiB buffer. Each request carries
-    what boto3 sends at its defaults over plain HTTP, so the door does the same work as for
-    boto3: botocore's own SigV4 signer signs it with the payload's SHA-256, and a PUT carries
-    the body's CRC32 (``x-amz-checksum-crc32``, computed with zlib as botocore does), a GET
-    ``x-amz-checksum-mode: ENABLED``. What it leaves out is botocore's request machinery, which
-    costs boto3 several milliseconds of CPU per request on the cores the servers share
-    (bench/RESULTS.md, "The S3 load generator")."""
+    what boto3 sends at its defaults, so the door does the same work as for boto3:
+
+    - over plain HTTP, botocore's own SigV4 signer signs it with the payload's SHA-256, and a PUT
+      carries the body's CRC32 (``x-amz-checksum-crc32``, computed with zlib as botocore does);
+    - over HTTPS (an ``https://`` endpoint, trusting ``RINGSTORE_CA_FILE``), the payload goes
+      unsigned and a PUT's body is framed as botocore frames it (:func:`aws_chunked_blocks`):
+      ``aws-chunked`` with its CRC32 in a trailer, sent in HTTP/1.1 chunks of 16 KiB;
+    - a GET asks ``x-amz-checksum-mode: ENABLED``.
+
+    What it leaves out is botocore's request machinery, which costs boto3 several milliseconds
+    of CPU per request on the cores the servers share (bench/RESULTS.md, "The S3 load
+    generator")."""
 
     def __init__(self, endpoint: str, key_id: str, secret: str) -> None:
         _botocore_without_crt()
@@ -274,25 +285,58 @@ class S3Connection:
         from botocore.credentials import Credentials
 
         url = urlsplit(endpoint)
-        self.http = http.client.HTTPConnection(url.hostname or "", url.port, timeout=120)
+        self.https = url.scheme == "https"
+        self.http: http.client.HTTPConnection
+        if self.https:
+            context = ssl.create_default_context(cafile=os.environ.get(CA_FILE_ENV))
+            self.http = http.client.HTTPSConnection(
+                url.hostname or "", url.port, timeout=120, context=context
+            )
+        else:
+            self.http = http.client.HTTPConnection(url.hostname or "", url.port, timeout=120)
         self.endpoint = endpoint.rstrip("/")
         self.auth = S3SigV4Auth(Credentials(key_id, secret), "s3", "us-east-1")
         self.buffer = bytearray(MiB)
 
     def _request(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | Iterator[memoryview] = b"",
+        headers: dict[str, str] | None = None,
+        trailer: str = "",
     ) -> http.client.HTTPResponse:
         from botocore.awsrequest import AWSRequest
 
         request = AWSRequest(method, self.endpoint + path, headers or {}, body)
+        if trailer:  # what makes botocore sign STREAMING-UNSIGNED-PAYLOAD-TRAILER
+            request.context["checksum"] = {"request_algorithm": {"in": "trailer", "name": trailer}}
         self.auth.add_auth(request)
-        self.http.request(method, path, body=body, headers=dict(request.headers.items()))
+        self.http.request(
+            method,
+            path,
+            body=body,
+            headers=dict(request.headers.items()),
+            encode_chunked=bool(trailer),
+        )
         return self.http.getresponse()
 
     def put(self, bucket: str, key: str, data: bytes) -> None:
         crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-        headers = {"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "CRC32"}
-        resp = self._request("PUT", f"/{bucket}/{quote(key)}", data, headers)
+        path = f"/{bucket}/{quote(key)}"
+        if self.https:
+            headers = {
+                "Content-Encoding": "aws-chunked",
+                "Transfer-Encoding": "chunked",
+                "X-Amz-Trailer": "x-amz-checksum-crc32",
+                "X-Amz-Decoded-Content-Length": str(len(data)),
+                "x-amz-sdk-checksum-algorithm": "CRC32",
+            }
+            body = aws_chunked_blocks(data, f"x-amz-checksum-crc32:{crc}")
+            resp = self._request("PUT", path, body, headers, trailer="x-amz-checksum-crc32")
+        else:
+            headers = {"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "CRC32"}
+            resp = self._request("PUT", path, data, headers)
         reply = resp.read()
         if resp.status != 200:
             raise RuntimeError(f"S3 PUT {key}: {resp.status} {reply[:300]!r}")
@@ -306,6 +350,31 @@ class S3Connection:
 
     def close(self) -> None:
         self.http.close()
+
+
+AWS_CHUNK = MiB  # bytes of body per aws-chunked chunk (botocore's AwsChunkedWrapper)
+HTTP_BLOCK = 16 * KiB  # bytes per HTTP/1.1 chunk (urllib3's blocksize, what boto3 sends in)
+
+
+def aws_chunked_blocks(data: bytes, trailer: str) -> Iterator[memoryview]:
+    """``data`` framed as botocore frames a body whose checksum goes in a trailer: chunks of
+    :data:`AWS_CHUNK` bytes (``<hex size>\r\n<bytes>\r\n``), then ``0\r\n<trailer>\r\n\r\n``,
+    cut into blocks of :data:`HTTP_BLOCK` bytes as urllib3 reads it (each one HTTP chunk)."""
+    carry = b""
+    frames = (b"%x\r\n%s\r\n" % (len(p), p) for p in _cut(data, AWS_CHUNK))
+    for frame in itertools.chain(frames, [b"0\r\n%s\r\n\r\n" % trailer.encode()]):
+        view = memoryview(carry + frame)
+        whole = len(view) - len(view) % HTTP_BLOCK
+        for at in range(0, whole, HTTP_BLOCK):
+            yield view[at : at + HTTP_BLOCK]
+        carry = bytes(view[whole:])
+    if carry:
+        yield memoryview(carry)
+
+
+def _cut(data: bytes, size: int) -> Iterator[bytes]:
+    for at in range(0, len(data), size):
+        yield data[at : at + size]
 
 
 S3_GET_HEADERS = {"x-amz-checksum-mode": "ENABLED"}
@@ -658,6 +727,7 @@ def own_cluster(
     metrics: bool = True,
     postgres: bool = False,
     metanodes: int = 1,
+    tls: bool = False,
 ) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringstore-bench-") as tmp:
         if postgres:
@@ -670,6 +740,8 @@ def own_cluster(
             metrics=metrics,
             postgres=postgres,
             metanodes=metanodes,
+            tls=tls,
+            inside_tls=False,
         )
         with lc:
             sign_as_root(lc)
@@ -694,7 +766,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
     p.add_argument("--datanodes", type=int, default=3, help="datanodes of the own cluster")
     p.add_argument("--gateways", type=int, default=1, help="gateways of the own cluster")
+    p.add_argument(
+        "--tls", action="store_true",
+        help="the own cluster's public doors serve TLS (ended at the gateway, its own calls on "
+        "plain TCP as Swift's are): the SDK and the S3 clients trust its CA, and the S3 clients "
+        "send as boto3 does over HTTPS (unsigned payload, CRC32 in an aws-chunked trailer)",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    if args.tls and args.endpoint:
+        p.error("--tls starts its own cluster: with --endpoint, give an https:// --s3-endpoint "
+                f"and its CA in {CA_FILE_ENV} (and AWS_CA_BUNDLE for boto3)")  # fmt: skip
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
     workloads = QUICK if args.quick else FULL
@@ -726,8 +807,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.endpoint:
             endpoint, s3_endpoint, pids = args.endpoint, args.s3_endpoint, {}
         else:
-            lc = stack.enter_context(own_cluster(args.datanodes, args.gateways))
+            lc = stack.enter_context(own_cluster(args.datanodes, args.gateways, tls=args.tls))
             endpoint, s3_endpoint = lc.endpoint, lc.s3_endpoint
+            if lc.ca_file:  # the SDK, S3Connection and boto3 trust the cluster's CA
+                os.environ[CA_FILE_ENV] = os.environ["AWS_CA_BUNDLE"] = lc.ca_file
             pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
         doors = []
         if "grpc" in chosen:
@@ -777,12 +860,15 @@ def main(argv: list[str] | None = None) -> None:
             command += f" --rounds {args.rounds}"
         if (args.datanodes, args.gateways) != (3, 1):
             command += f" --datanodes {args.datanodes} --gateways {args.gateways}"
+        if args.tls:
+            command += " --tls"
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = [
             f"\n## Object workloads, {when}\n",
             f"Command: `{command}` (own cluster: metanode, {args.datanodes} datanodes, "
             f"{args.gateways} gateway(s); N=3, W=2, "
             f"8 MiB chunks, fsync on"
+            + ("; public doors over TLS, plain TCP inside" if args.tls else "")
             + ("; Swift all-in-one from bench/swift/, 3 replicas" if "swift" in chosen else "")
             + f"). Machine: {os.cpu_count()} cores, {platform.machine()}, "
             f"Python {platform.python_version()}.\n",

@@ -22,6 +22,9 @@ With ``tls=True`` (``ringstore cluster up --tls``) the cluster runs TLS everywhe
 and certificates are made in ``<data-dir>/tls`` (:func:`ringstore.tls.init`; kept across
 restarts), the public doors serve ``server.pem``, and each service talks to the others over
 mutual TLS with its own ``<name>.pem``. Clients trust ``<data-dir>/tls/ca.pem`` (:attr:`ca_file`).
+With ``inside_tls=False`` as well, only the public doors serve TLS and the services talk to each
+other over plain TCP (still proving the cluster secret): TLS ended at the gateway, as behind a
+load balancer, and what the benchmark's HTTPS door measures (bench/run.py ``--tls``).
 """
 
 from __future__ import annotations
@@ -213,6 +216,7 @@ class LocalCluster:
     log_format: str = "text"  # every service's --log-format: text or json
     metrics: bool = True  # every service serves Prometheus metrics (see metrics_address)
     tls: bool = False  # TLS on the public doors, mutual TLS inside (material in <data_dir>/tls)
+    inside_tls: bool = True  # with tls: False keeps the services' own calls on plain TCP
     processes: dict[str, Process] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -270,10 +274,13 @@ class LocalCluster:
         doors' for a gateway."""
         if not self.tls:
             return []
-        tls.init(self.tls_dir, [service])
-        ca, cert, key = tls.service_files(self.tls_dir, service)
-        args = ["--cluster-ca", ca, "--cluster-cert", cert, "--cluster-key", key]
+        args = []
+        if self.inside_tls:
+            tls.init(self.tls_dir, [service])
+            ca, cert, key = tls.service_files(self.tls_dir, service)
+            args += ["--cluster-ca", ca, "--cluster-cert", cert, "--cluster-key", key]
         if public:
+            tls.init(self.tls_dir, [])
             server_cert, server_key = tls.server_files(self.tls_dir)
             args += ["--tls-cert", server_cert, "--tls-key", server_key]
         return args
@@ -281,14 +288,14 @@ class LocalCluster:
     @property
     def cluster_tls(self) -> ClusterTls | None:
         """The mutual-TLS material of a tool of this cluster (a ``tools`` certificate)."""
-        if not self.tls:
+        if not (self.tls and self.inside_tls):
             return None
         tls.init(self.tls_dir, ["tools"])
         return tls.ClusterTls.load(*tls.service_files(self.tls_dir, "tools"))
 
     def _health_channel(self, address: str, public: bool) -> grpc.Channel | None:
         """A channel to ask ``address``'s health on: TLS when the cluster runs it."""
-        if not self.tls:
+        if not self.tls or not (public or self.inside_tls):
             return None
         if public:
             assert self.ca_file is not None

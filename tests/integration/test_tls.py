@@ -292,3 +292,42 @@ def test_a_plain_cluster_says_so_in_its_logs(tmp_path: Path) -> None:
     with lc:
         log = lc.processes["dn1"].log_path.read_text()
     assert "serves plain TCP" in log
+
+
+def test_tls_ended_at_the_gateway_serves_https_and_talks_plain_tcp_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LocalCluster(tls=True, inside_tls=False): what bench/run.py --tls measures. The public
+    # doors serve TLS to clients trusting the CA (the SDK, boto3, the benchmark's lean client
+    # sending as boto3 does over HTTPS); the services' own calls stay on plain TCP.
+    pytest.importorskip("boto3")
+    from bench.run import S3Connection
+
+    lc = make_cluster(tmp_path, tls=True, inside_tls=False)
+    with lc:
+        ca = lc.ca_file
+        assert ca is not None and lc.cluster_tls is None
+        data = os.urandom(3 * 1024 * 1024 + 7)
+        with _client(lc, ca_file=ca) as c:
+            c.create_bucket("edge")
+            c.put_object("edge", "sdk", data)
+            assert c.get_object("edge", "sdk").read() == data
+        s3 = _s3(lc, verify=ca)
+        s3.put_object(Bucket="edge", Key="boto3", Body=data)
+        assert s3.get_object(Bucket="edge", Key="boto3")["Body"].read() == data
+        key_id, secret = lc.credentials()
+        monkeypatch.setenv(tls.CA_FILE_ENV, ca)
+        lean = S3Connection(lc.s3_endpoint, key_id, secret)
+        try:
+            assert lean.https
+            lean.put("edge", "lean", data)
+            assert lean.get("edge", "lean") == len(data)
+        finally:
+            lean.close()
+        got = s3.get_object(Bucket="edge", Key="lean", ChecksumMode="ENABLED")
+        assert got["Body"].read() == data
+        assert got["ChecksumCRC32"]  # the trailer's CRC32 was verified and kept
+        # Inside: a datanode answers a plain channel holding the secret.
+        with internal_sync_channel(lc.processes["dn1"].address, lc.cluster_secret, None) as ch:
+            _stat_blob(ch)
+        assert "plain TCP" in lc.processes["gateway"].log_path.read_text()

@@ -34,3 +34,27 @@ def test_the_load_generator_signs_without_the_crt() -> None:
         "boto3_client('http://127.0.0.1:9', 'AKIDEXAMPLE', 'secret')"
     )
     assert _probe(setup) == "False botocore.auth"
+
+
+def test_the_lean_client_frames_an_https_body_byte_for_byte_as_botocore_does() -> None:
+    # Over HTTPS boto3 sends a PUT's body aws-chunked with its CRC32 in a trailer, read by
+    # urllib3 16 KiB at a time, each read one HTTP chunk: the door must see the same bytes.
+    import base64
+    import functools
+    import io
+    import os
+    import zlib
+
+    from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+
+    from bench.run import HTTP_BLOCK, aws_chunked_blocks
+
+    for size in (0, 5, HTTP_BLOCK, 1024 * 1024, 2 * 1024 * 1024 + 12345):
+        data = os.urandom(size)
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        wrapper = AwsChunkedWrapper(
+            io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32"
+        )
+        expected = list(iter(functools.partial(wrapper.read, HTTP_BLOCK), b""))
+        blocks = [bytes(b) for b in aws_chunked_blocks(data, f"x-amz-checksum-crc32:{crc}")]
+        assert blocks == expected, size
