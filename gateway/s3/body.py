@@ -77,46 +77,62 @@ async def raw_body(receive: Receiver) -> AsyncIterator[bytes]:
 
 
 class _Bytes:
-    """A pull reader over a stream of byte strings: lines and exact counts."""
+    """A pull reader over a stream of byte strings: lines and exact counts.
+
+    The bytes are never copied but to join a line cut between two messages: a count comes out
+    as views of the messages it spans (each ``aws-chunked`` chunk boundary inside a message
+    used to copy the rest of the message two or three times)."""
 
     def __init__(self, stream: AsyncIterator[bytes]) -> None:
         self._stream = stream
-        self._buf = b""
+        self._data = b""  # the message being read
+        self._at = 0  # where in it
+
+    def _left(self) -> int:
+        return len(self._data) - self._at
 
     async def _fill(self) -> bool:
         try:
-            self._buf += await self._stream.__anext__()
+            message = await self._stream.__anext__()
         except StopAsyncIteration:
             return False
+        self._data = bytes(self._data[self._at :]) + message if self._left() else message
+        self._at = 0
         return True
 
     async def line(self) -> bytes:
-        while b"\r\n" not in self._buf:
-            if len(self._buf) > MAX_CHUNK_LINE:
+        while (end := self._data.find(b"\r\n", self._at)) < 0:
+            if self._left() > MAX_CHUNK_LINE:
                 raise IncompleteBody("an aws-chunked line is longer than any valid one")
             if not await self._fill():
                 raise IncompleteBody("the aws-chunked body ended inside a line")
-        line, _, self._buf = self._buf.partition(b"\r\n")
+        line = self._data[self._at : end]
+        self._at = end + 2
         return line
 
-    async def pieces(self, count: int) -> AsyncIterator[bytes]:
-        """Exactly ``count`` bytes, as they arrive."""
+    async def pieces(self, count: int) -> AsyncIterator[bytes | memoryview]:
+        """Exactly ``count`` bytes, as they arrive (views of the messages)."""
         while count:
-            if not self._buf and not await self._fill():
+            if not self._left() and not await self._fill():
                 raise IncompleteBody("the aws-chunked body ended inside a chunk")
-            piece, self._buf = self._buf[:count], self._buf[count:]
-            count -= len(piece)
+            take = min(count, self._left())
+            if take == len(self._data):
+                piece: bytes | memoryview = self._data  # a whole message, as it came
+            else:
+                piece = memoryview(self._data)[self._at : self._at + take]
+            self._at += take
+            count -= take
             yield piece
 
     async def at_end(self) -> bool:
-        return not self._buf and not await self._fill()
+        return not self._left() and not await self._fill()
 
 
 async def aws_chunked(
     stream: AsyncIterator[bytes],
     signer: sigv4.ChunkSigner | None,
     trailers: dict[str, str],
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """Decode an ``aws-chunked`` body; with ``signer``, check each chunk's signature (and the
     trailer's). Trailing headers are put in ``trailers`` before the last byte is yielded."""
     reader = _Bytes(stream)
@@ -133,7 +149,7 @@ async def aws_chunked(
         if signer is not None and not signature:
             raise SignatureDoesNotMatch("a chunk of a signed streaming body has no signature")
         digest = hashlib.sha256() if signer is not None else None
-        held: list[bytes] = []
+        held: list[bytes | memoryview] = []
         async for piece in reader.pieces(size):
             if digest is not None:
                 digest.update(piece)
@@ -175,12 +191,12 @@ async def _trailer(
 
 
 async def checked(
-    stream: AsyncIterator[bytes],
+    stream: AsyncIterator[bytes | memoryview],
     headers: Mapping[str, str],
     payload_hash: str,
     trailers: Mapping[str, str],
     found: BodyChecksum | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """``stream`` with every digest the request declares checked at its end (module docstring).
     ``trailers`` is filled by the decoder by the time the stream ends; ``found`` receives the
     x-amz-checksum-* value once it has been verified, and the body's MD5."""
@@ -192,7 +208,7 @@ async def checked(
     decoded_length = headers.get("x-amz-decoded-content-length")
     digests = Digests([d for d in (sha256, md5, checksum) if d is not None])
     size = 0
-    held = b""  # the last piece waits until every check has passed
+    held: bytes | memoryview = b""  # the last piece waits until every check has passed
     async for piece in stream:
         if held:
             yield held
@@ -238,11 +254,11 @@ class Digests:
         self.digests = digests
         self._pending: asyncio.Future[None] | None = None
 
-    def _update(self, piece: bytes) -> None:
+    def _update(self, piece: bytes | memoryview) -> None:
         for d in self.digests:
             d.update(piece)
 
-    async def update(self, piece: bytes) -> None:
+    async def update(self, piece: bytes | memoryview) -> None:
         if not self.digests:
             return
         await self.settle()
@@ -309,13 +325,14 @@ def decoded(
     headers: Mapping[str, str],
     verified: sigv4.Verified,
     found: BodyChecksum | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """The request's body as the object's bytes, every declared digest checked (``found``
     receives the verified x-amz-checksum-* and the body's MD5)."""
-    stream = raw_body(receive)
+    raw = raw_body(receive)
+    stream: AsyncIterator[bytes | memoryview] = raw
     trailers: dict[str, str] = {}
     if verified.payload_hash in sigv4.STREAMING_MODES:
         if verified.payload_hash != sigv4.STREAMING_UNSIGNED_TRAILER and verified.signer is None:
             raise InvalidRequest("a signed streaming body needs a header-signed request")
-        stream = aws_chunked(stream, verified.signer, trailers)
+        stream = aws_chunked(raw, verified.signer, trailers)
     return checked(stream, headers, verified.payload_hash, trailers, found)

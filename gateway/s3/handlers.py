@@ -290,7 +290,9 @@ class Handlers:
 
     # -- objects ----------------------------------------------------------------------------
 
-    def _body(self, c: Call, found: body.BodyChecksum | None = None) -> AsyncIterator[bytes]:
+    def _body(
+        self, c: Call, found: body.BodyChecksum | None = None
+    ) -> AsyncIterator[bytes | memoryview]:
         h = c.req.headers
         if "content-length" not in h and "chunked" not in h.get("transfer-encoding", ""):
             raise MissingContentLength("a body needs Content-Length or chunked transfer encoding")

@@ -85,6 +85,32 @@ def test_botocore_unsigned_trailer_bodies_decode(checksum: Any, name: str) -> No
     assert decode(raw, headers, UNSIGNED_TRAILER) == DATA
 
 
+def test_aws_chunked_hands_on_views_of_the_messages_never_copies() -> None:
+    # Messages of 100,000 bytes over chunks of 65,536: most messages hold a chunk boundary.
+    data = bytes(range(256)) * 4000
+    wrapped = AwsChunkedWrapper(
+        io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32",
+        chunk_size=65536,
+    )  # fmt: skip
+    raw = wrapped.read()
+    messages = [raw[i : i + 100_000] for i in range(0, len(raw), 100_000)]
+    seen: list[bytes | memoryview] = []
+
+    async def run() -> None:
+        async def stream() -> AsyncIterator[bytes]:
+            for m in messages:
+                yield m
+
+        async for piece in body.aws_chunked(stream(), None, {}):
+            seen.append(piece)
+
+    asyncio.run(run())
+    assert b"".join(seen) == data
+    assert all(
+        any(p is m or (isinstance(p, memoryview) and p.obj is m) for m in messages) for p in seen
+    )
+
+
 def test_a_trailer_checksum_mismatch_hands_on_no_complete_body() -> None:
     raw = botocore_trailer_body(DATA)
     corrupt = raw.replace(DATA[1000:1010], b"X" * 10, 1)

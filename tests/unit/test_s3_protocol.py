@@ -4,13 +4,17 @@ in pieces as the event loop would, an ASGI app recording what it receives."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.server import ServerState
 
 from gateway import replication
+from gateway.s3 import protocol as s3_protocol
 from gateway.s3.protocol import BODY_HIGH_WATER, READ_SIZE, BodyPieces, S3HttpProtocol
+from ringstore import tls
 
 
 class FakeTransport(asyncio.Transport):
@@ -197,3 +201,72 @@ def test_connections_share_one_read_buffer_and_each_gets_its_own_body() -> None:
 
     received = asyncio.run(run())
     assert [b"".join(messages) for messages in received] == bodies
+
+
+# -- over TLS: asyncio's TLS protocol reads into the shared buffer, READ_SIZE at a time ---------
+
+
+class _TlsProbe(asyncio.BufferedProtocol):
+    """A server protocol that shares the TLS read buffer as S3HttpProtocol does and records the
+    size of each read handed to it."""
+
+    def __init__(self, reads: list[int], transports: list[Any], done: asyncio.Event) -> None:
+        self.reads, self.transports, self.done = reads, transports, done
+        self.buffer = memoryview(bytearray(READ_SIZE))
+        self.got = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transports.append(transport)
+        s3_protocol._share_tls_read_buffer(transport)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.reads.append(nbytes)
+        self.got += nbytes
+        if self.got >= TLS_BODY:
+            self.done.set()
+
+
+TLS_BODY = 8 * 1024 * 1024
+
+
+def test_a_tls_connection_reads_read_size_at_a_time_into_a_buffer_shared_by_all(
+    tmp_path: Path,
+) -> None:
+    tls.init(tmp_path, [])
+    cert, key = tls.server_files(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(tmp_path / f"{tls.CA_NAME}.pem"))
+
+    async def run() -> tuple[list[int], list[Any]]:
+        reads: list[int] = []
+        transports: list[Any] = []
+        done = asyncio.Event()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _TlsProbe(reads, transports, done), "127.0.0.1", 0, ssl=server_context
+        )
+        port = server.sockets[0].getsockname()[1]
+        writers = []
+        for _ in range(2):
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context)
+            writers.append(writer)
+        writer = writers[0]
+        payload = b"x" * TLS_BODY
+        writer.write(payload)
+        await writer.drain()
+        await asyncio.wait_for(done.wait(), 30)
+        for w in writers:
+            w.close()
+        server.close()
+        return reads, transports
+
+    reads, transports = asyncio.run(run())
+    assert sum(reads) == TLS_BODY
+    # asyncio's own TLS reads are at most 256 KiB; ours take what came, up to READ_SIZE.
+    assert max(reads) > 256 * 1024, reads
+    buffers = {id(t._ssl_protocol._ssl_buffer) for t in transports}
+    assert len(transports) == 2 and len(buffers) == 1
+    assert all(t._ssl_protocol.max_size == READ_SIZE for t in transports)
