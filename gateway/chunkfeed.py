@@ -17,9 +17,10 @@ then closes the connection mid-body, and the datanode drops the write).
 
 Readers are woken once :data:`NOTIFY_BYTES` more have arrived (or at the end), and each takes
 every piece there in one batch, which its transfer sends with one gathering system call. Waking
-three threads for every piece cost the event loop's thread more than anything else in a large
-PUT: a piece is one network read, 16 KiB when boto3 sends over HTTPS (bench/RESULTS.md,
-"Issue 13: a large PUT's pieces in batches").
+three threads for every piece (a network read: about 1 MiB, 200 KiB over TLS before
+gateway.s3.protocol read more) cost the event loop's thread more than anything but the hashing:
+in this VM a wake-up is a system call of tens of microseconds, made holding the GIL
+(bench/RESULTS.md, "Issue 13: fewer wake-ups per MiB").
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ringstore.errors import InternalError
 PIECE_WAIT = 120.0
 
 # Bytes appended since readers were last woken beyond which the producer wakes them again.
-NOTIFY_BYTES = 256 * 1024
+NOTIFY_BYTES = 4 * 1024 * 1024
 
 
 def crc32c_of(pieces: Iterable[bytes | memoryview]) -> int:

@@ -37,8 +37,9 @@ from ringstore.errors import BadDigest, SignatureDoesNotMatch
 
 MAX_CHUNK_LINE = 4096  # bytes an aws-chunked size line or trailer line may hold
 MAX_TRAILER_BYTES = 16 * 1024  # bytes of trailing headers in an aws-chunked body
-HASH_IN_THREAD_MIN = 128 * 1024  # bytes: a piece this large is hashed off the event loop
+HASH_IN_THREAD_MIN = 128 * 1024  # bytes: a batch this large is hashed off the event loop
 HASH_THREADS = 2  # threads hashing large pieces, shared by every body (one piece per body)
+HASH_BATCH = 4 * 1024 * 1024  # bytes of a body handed to a hashing thread at once
 
 
 CHECKSUM_HEADER = "x-amz-checksum-"
@@ -243,36 +244,56 @@ async def checked(
 
 
 class Digests:
-    """Digests fed with a body in order. A piece under :data:`HASH_IN_THREAD_MIN` bytes is
-    hashed at once; a larger one on :data:`HASH_THREADS` threads shared by every body, which
-    SHA-256, MD5 and the CRCs run on without the GIL: the event loop goes on receiving bodies
-    and sending chunks meanwhile, where hashing a large piece inline would stall it (SHA-256
-    alone costs about 1 ms per MiB here). One piece of a body is hashed at a time, so the
-    digests see the bytes in order; :meth:`settle` waits for the last."""
+    """Digests fed with a body in order. A body is handed to :data:`HASH_THREADS` threads
+    shared by every body, which SHA-256, MD5 and the CRCs run on without the GIL, a batch of
+    :data:`HASH_BATCH` bytes at a time: the event loop goes on receiving bodies and sending
+    chunks meanwhile, where hashing inline would stall it (SHA-256 alone costs about 1 ms per
+    MiB here). A batch, not a message: each hand-off wakes a thread and then the event loop,
+    and those wake-ups cost the gateway more than anything but the hashing itself (bench/
+    RESULTS.md, "Issue 13: fewer wake-ups per MiB"). One batch of a body is hashed at a time,
+    so the digests see the bytes in order; :meth:`settle` hashes what is left and waits for it
+    (a batch of less than :data:`HASH_IN_THREAD_MIN` bytes, a small body or the last bytes of
+    one, is hashed at once, on the loop)."""
 
     def __init__(self, digests: list[Digest]) -> None:
         self.digests = digests
         self._pending: asyncio.Future[None] | None = None
+        self._batch: list[bytes | memoryview] = []  # pieces not handed to a thread yet
+        self._batched = 0  # their bytes
 
-    def _update(self, piece: bytes | memoryview) -> None:
-        for d in self.digests:
-            d.update(piece)
+    def _update(self, pieces: list[bytes | memoryview]) -> None:
+        for piece in pieces:
+            for d in self.digests:
+                d.update(piece)
 
     async def update(self, piece: bytes | memoryview) -> None:
         if not self.digests:
             return
-        await self.settle()
-        if len(piece) < HASH_IN_THREAD_MIN:
-            self._update(piece)
+        self._batch.append(piece)
+        self._batched += len(piece)
+        if self._batched >= HASH_BATCH:
+            await self._hand_on()
+
+    async def _hand_on(self) -> None:
+        batch, size = self._batch, self._batched
+        self._batch, self._batched = [], 0
+        await self._wait()
+        if size < HASH_IN_THREAD_MIN:
+            self._update(batch)
             return
         loop = asyncio.get_running_loop()
-        self._pending = loop.run_in_executor(_hash_pool(), self._update, piece)
+        self._pending = loop.run_in_executor(_hash_pool(), self._update, batch)
 
-    async def settle(self) -> None:
-        """Wait until every piece fed so far is hashed."""
+    async def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             await pending
+
+    async def settle(self) -> None:
+        """Wait until every piece fed so far is hashed."""
+        if self._batch:
+            await self._hand_on()
+        await self._wait()
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None

@@ -235,6 +235,39 @@ def test_a_large_body_passes_every_check_and_is_hashed_off_the_event_loop(
     assert threads and threading.get_ident() not in threads  # never on the loop's thread
 
 
+def test_a_body_is_handed_to_the_hashing_threads_a_batch_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every hand-off wakes a thread and then the event loop: 10 MiB in 512 KiB messages is three
+    # jobs (4 + 4 + 2 MiB), not twenty, and the digests still see every byte in order.
+    jobs: list[int] = []
+    pool = body._hash_pool()
+
+    class Counting:
+        def submit(self, fn: Any, pieces: list[bytes], *args: Any) -> Any:
+            jobs.append(sum(len(p) for p in pieces))
+            return pool.submit(fn, pieces, *args)
+
+    monkeypatch.setattr(body, "_hash_pool", Counting)
+    data = bytes(range(256)) * 4096 * 10
+    md5 = hashlib.md5()
+    digests = body.Digests([md5])
+
+    async def run() -> None:
+        for at in range(0, len(data), 512 * 1024):
+            await digests.update(data[at : at + 512 * 1024])
+        await digests.settle()
+
+    asyncio.run(run())
+    assert jobs == [body.HASH_BATCH, body.HASH_BATCH, len(data) - 2 * body.HASH_BATCH]
+    assert md5.digest() == hashlib.md5(data).digest()
+    jobs.clear()
+    small = body.Digests([hashlib.md5()])
+    asyncio.run(small.update(b"x" * 1000))
+    asyncio.run(small.settle())
+    assert jobs == []  # a small body is hashed at once, on the loop
+
+
 @pytest.mark.parametrize("headers", [{}, {"content-md5": "MD5"}])
 def test_the_body_md5_is_hashed_with_the_checks_and_given_only_once_they_all_held(
     headers: dict[str, str],
