@@ -15,7 +15,8 @@ The producer (the body's reader, on the event loop) calls :meth:`append`, then :
 or :meth:`abort`; an abort wakes every reader, which raises :class:`FeedAborted` (its transfer
 then closes the connection mid-body, and the datanode drops the write).
 
-Readers are woken once :data:`NOTIFY_BYTES` more have arrived (or at the end), and each takes
+Readers are woken once :data:`NOTIFY_BYTES` more have arrived, when bytes come
+:data:`NOTIFY_AFTER` seconds or more after the last wake, and at the end; each takes
 every piece there in one batch, which its transfer sends with one gathering system call. Waking
 three threads for every piece (a network read: about 1 MiB, 200 KiB over TLS before
 gateway.s3.protocol read more) cost the event loop's thread more than anything but the hashing:
@@ -40,8 +41,11 @@ from ringstore.errors import InternalError
 # aborts the feed; the datanode's bulk port waits as long (datanode.bulk.IO_TIMEOUT).
 PIECE_WAIT = 120.0
 
-# Bytes appended since readers were last woken beyond which the producer wakes them again.
+# Bytes appended since readers were last woken beyond which the producer wakes them again, and
+# seconds after which any bytes appended wake them: a slow body's bytes still reach its datanodes
+# at least that often, well inside the datanodes' wait for the next byte (datanode.bulk.IO_TIMEOUT).
 NOTIFY_BYTES = 4 * 1024 * 1024
+NOTIFY_AFTER = 1.0
 
 
 def crc32c_of(pieces: Iterable[bytes | memoryview]) -> int:
@@ -64,6 +68,7 @@ class ChunkFeed:
         self._pieces: list[bytes | memoryview] = []
         self._have = 0  # bytes appended
         self._unannounced = 0  # bytes appended since readers were last woken
+        self._announced_at = time.monotonic()  # when they were
         self._crc = 0
         self.finished_at: float | None = None  # time.monotonic() when the last byte came
         self._failure: BaseException | None = None
@@ -92,8 +97,9 @@ class ChunkFeed:
             self._pieces.append(piece)
             self._have += len(piece)
             self._unannounced += len(piece)
-            if self._unannounced >= NOTIFY_BYTES:
-                self._unannounced = 0
+            now = time.monotonic()
+            if self._unannounced >= NOTIFY_BYTES or now - self._announced_at >= NOTIFY_AFTER:
+                self._unannounced, self._announced_at = 0, now
                 self._cond.notify_all()
 
     def finish(self) -> None:
@@ -130,7 +136,8 @@ class ChunkFeed:
     def batches(self, timeout: float) -> Iterator[list[bytes | memoryview]]:
         """Every piece from the first, in batches of all those there at once, waiting
         (blocking, at most ``timeout`` seconds each time) for more; :class:`FeedAborted` when
-        the body failed first. A reader is woken every :data:`NOTIFY_BYTES` and at the end."""
+        the body failed first. A reader is woken every :data:`NOTIFY_BYTES`, by bytes that come
+        :data:`NOTIFY_AFTER` seconds or more after the last wake, and at the end."""
         at = 0
         while True:
             with self._cond:

@@ -18,7 +18,7 @@ import pytest
 
 from datanode.blobstore import DiskBlobStore, crc32c
 from datanode.bulk import BulkServer
-from gateway import replication
+from gateway import chunkfeed, replication
 from gateway.bulk_client import BulkClient
 from gateway.chunkfeed import NOTIFY_BYTES, ChunkFeed, FeedAborted
 from gateway.cluster_view import ClusterView
@@ -90,6 +90,37 @@ def test_small_pieces_wake_a_waiting_reader_once_enough_came_or_at_the_end() -> 
     feed.finish()
     thread.join(TIMEOUT)
     assert got == [4, 2]
+
+
+def test_a_slow_bodys_bytes_wake_a_waiting_reader_once_a_while_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A body trickling in far below NOTIFY_BYTES per datanode IO timeout must still reach its
+    # datanodes: bytes that come NOTIFY_AFTER seconds after the last wake wake the readers.
+    clock = [100.0]
+    monkeypatch.setattr(chunkfeed, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    feed = ChunkFeed(100)
+    got: list[int] = []
+    woke = threading.Event()
+
+    def reader() -> None:
+        for batch in feed.batches(6 * TIMEOUT):  # longer than the test waits for a wake
+            got.append(sum(len(p) for p in batch))
+            woke.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    _until(lambda: feed._cond._waiters)  # type: ignore[attr-defined]
+    clock[0] += chunkfeed.NOTIFY_AFTER / 2
+    feed.append(b"a" * 10)  # soon after: no wake
+    assert not woke.wait(0.2)
+    clock[0] += chunkfeed.NOTIFY_AFTER
+    feed.append(b"b" * 10)  # a while later: both pieces go
+    assert woke.wait(TIMEOUT)
+    feed.append(b"c" * 80)
+    feed.finish()
+    thread.join(TIMEOUT)
+    assert got == [20, 80]
 
 
 def test_an_abort_wakes_every_waiting_reader_and_fails_settled() -> None:
