@@ -26,8 +26,6 @@ def one(door: str, tls: bool) -> str:
 
     workload = [bench.Workload("64 MiB", 64 * bench.MiB, 2, 16, 90)]
     with bench.own_cluster(tls=tls) as lc:
-        if lc.ca_file:
-            os.environ[bench.CA_FILE_ENV] = os.environ["AWS_CA_BUNDLE"] = lc.ca_file
         pids = {n: p.pid for n, p in lc.processes.items() if p.pid}
         doors = {"s3": bench.s3_door, "boto3": bench.boto3_door}
         if door == "grpc":

@@ -745,6 +745,8 @@ def own_cluster(
         )
         with lc:
             sign_as_root(lc)
+            if lc.ca_file:  # the SDK, S3Connection and boto3 trust the cluster's CA
+                os.environ[CA_FILE_ENV] = os.environ["AWS_CA_BUNDLE"] = lc.ca_file
             yield lc
 
 
@@ -809,8 +811,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             lc = stack.enter_context(own_cluster(args.datanodes, args.gateways, tls=args.tls))
             endpoint, s3_endpoint = lc.endpoint, lc.s3_endpoint
-            if lc.ca_file:  # the SDK, S3Connection and boto3 trust the cluster's CA
-                os.environ[CA_FILE_ENV] = os.environ["AWS_CA_BUNDLE"] = lc.ca_file
             pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
         doors = []
         if "grpc" in chosen:

@@ -274,13 +274,12 @@ class LocalCluster:
         doors' for a gateway."""
         if not self.tls:
             return []
+        tls.init(self.tls_dir, [service] if self.inside_tls else [])
         args = []
         if self.inside_tls:
-            tls.init(self.tls_dir, [service])
             ca, cert, key = tls.service_files(self.tls_dir, service)
             args += ["--cluster-ca", ca, "--cluster-cert", cert, "--cluster-key", key]
         if public:
-            tls.init(self.tls_dir, [])
             server_cert, server_key = tls.server_files(self.tls_dir)
             args += ["--tls-cert", server_cert, "--tls-key", server_key]
         return args

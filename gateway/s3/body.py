@@ -97,7 +97,7 @@ class _Bytes:
             message = await self._stream.__anext__()
         except StopAsyncIteration:
             return False
-        self._data = bytes(self._data[self._at :]) + message if self._left() else message
+        self._data = self._data[self._at :] + message if self._left() else message
         self._at = 0
         return True
 

@@ -76,26 +76,21 @@ class BodyPieces:
         return b"".join(self.pieces)
 
 
-_tls_buffers = threading.local()  # the TLS read buffer of each thread's event loop
-
-
 def _share_tls_read_buffer(transport: asyncio.BaseTransport) -> None:
     """Make a TLS connection read the socket :data:`READ_SIZE` bytes at a time into its thread's
-    shared buffer, as a plain one does.
+    read buffer (:func:`read_buffer`), as a plain one does.
 
     asyncio's TLS protocol (``asyncio.sslproto.SSLProtocol``) reads at most ``max_size``
     (256 KiB) per call into a buffer of its own per connection, and hands each read, decrypted,
     to this protocol. A large body then arrives in reads of about 200 KiB, each of which the
     body's path handles as one message. What it reads is copied into its TLS object at once
-    (``buffer_updated``), so one buffer per event loop serves every connection, as
-    :func:`read_buffer` does for plain ones. A Python whose TLS protocol lacks these attributes
-    keeps its own reads (tests/unit/test_s3_protocol.py notices)."""
+    (``buffer_updated``), before it decrypts into the buffer this protocol gives, so the one
+    buffer serves both steps and every connection. A Python whose TLS protocol lacks these
+    attributes keeps its own reads (tests/unit/test_s3_protocol.py notices)."""
     ssl_protocol = getattr(transport, "_ssl_protocol", None)
     if ssl_protocol is None or not hasattr(ssl_protocol, "_ssl_buffer_view"):
         return
-    buffer: memoryview | None = getattr(_tls_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _tls_buffers.buffer = memoryview(bytearray(READ_SIZE))
+    buffer = read_buffer()
     ssl_protocol.max_size = READ_SIZE
     ssl_protocol._ssl_buffer = buffer.obj
     ssl_protocol._ssl_buffer_view = buffer
