@@ -21,6 +21,16 @@ per MiB: the threads that share it allocate a few buffers per megabyte. It leave
 dynamic mmap threshold alone: a fixed one (MALLOC_MMAP_THRESHOLD_, or any MALLOC_TOP_PAD_ /
 MALLOC_TRIM_THRESHOLD_, which fix it too) maps and faults in every megabyte buffer afresh and
 halved large-object throughput here.
+
+The SDK's process is the user's, with threads of its own: :func:`tune_client_malloc` leaves the
+arenas alone and fixes the thresholds above the SDK's largest buffers instead (a body message
+and gRPC's copy of it, about 1 MiB each), so that they come from the heap and stay there between
+calls. With glibc's dynamic thresholds, a client's threads each kept trimming their arena and
+mapping and faulting in each megabyte afresh: half of a 1 MiB GET's client CPU (3.0 -> 1.55 ms
+per GET, 3.6 -> 2.4 per PUT; peak RSS 95 -> 112 MiB with 8 threads; docs/decisions.md, 37).
+
+Both leave a process alone whose environment sets any ``MALLOC_*`` variable (the operator's
+choice wins) or ``RINGSTORE_TUNE_MALLOC=0``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import asyncio
 import contextlib
 import ctypes
 import faulthandler
+import functools
 import io
 import logging
 import os
@@ -40,21 +51,47 @@ from ringstore.validation import shown
 
 PARENT_ENV = "RINGSTORE_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
-M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
+TUNE_MALLOC_ENV = "RINGSTORE_TUNE_MALLOC"  # "0": leave glibc's malloc as it is
+M_TRIM_THRESHOLD = -1  # mallopt parameters (glibc malloc.h)
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 ARENA_MAX = 1  # malloc arenas at most, whatever the number of threads
+MiB = 1024 * 1024
+CLIENT_MMAP_THRESHOLD = 4 * MiB  # a block this large or larger gets its own mapping
+CLIENT_TRIM_THRESHOLD = 8 * MiB  # free bytes atop an arena kept before returning them
+
+
+def _mallopt() -> Callable[[int, int], int] | None:
+    """glibc's mallopt, or None on a libc without it or when the environment says to leave
+    malloc alone (module docstring)."""
+    if os.environ.get(TUNE_MALLOC_ENV) == "0":
+        return None
+    if any(name.startswith("MALLOC_") for name in os.environ):
+        return None  # an operator's MALLOC_* settings win
+    try:
+        mallopt: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    return mallopt
 
 
 def tune_malloc() -> bool:
-    """Cap glibc's malloc arenas (see the module docstring); whether it took effect (False on a
-    libc without mallopt, or when the environment already tunes malloc)."""
-    if any(name.startswith("MALLOC_") for name in os.environ):
-        return False  # an operator's MALLOC_* settings win
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+    """Cap glibc's malloc arenas of a service (see the module docstring); whether it took
+    effect (False on a libc without mallopt, or when the environment leaves malloc alone)."""
+    mallopt = _mallopt()
+    return mallopt is not None and bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+
+
+@functools.cache
+def tune_client_malloc() -> bool:
+    """Fix glibc's mmap and trim thresholds of the SDK's process (see the module docstring),
+    once; whether it took effect."""
+    mallopt = _mallopt()
+    return (
+        mallopt is not None
+        and bool(mallopt(M_MMAP_THRESHOLD, CLIENT_MMAP_THRESHOLD))
+        and bool(mallopt(M_TRIM_THRESHOLD, CLIENT_TRIM_THRESHOLD))
+    )
 
 
 def die_with_parent() -> str | None:

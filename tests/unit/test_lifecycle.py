@@ -22,6 +22,10 @@ def test_tune_malloc_applies_on_glibc_and_defers_to_malloc_variables() -> None:
     env["MALLOC_ARENA_MAX"] = "4"  # an operator's own setting is left alone
     left = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert left.stdout.strip() == "False", left.stderr
+    del env["MALLOC_ARENA_MAX"]
+    env["RINGSTORE_TUNE_MALLOC"] = "0"  # or told to leave malloc alone
+    off = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert off.stdout.strip() == "False", off.stderr
 
 
 # Threads that each malloc a 64 KiB block (under the mmap threshold, so from an arena) while
@@ -58,6 +62,53 @@ def test_tune_malloc_keeps_every_thread_on_one_malloc_arena() -> None:
         [sys.executable, "-c", ARENAS_PROBE], env=env, capture_output=True, text=True
     )
     assert done.stdout.strip() == "1", done.stderr
+
+
+# A 3 MiB block (above glibc's default mmap threshold, below the SDK's), and whether it was
+# mapped on its own and whether the heap kept it once freed (mallinfo2: hblks, keepcost).
+CLIENT_PROBE = """
+import ctypes
+from ringstore import Client
+Client("127.0.0.1:1")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+size = 3 * 1024 * 1024
+before = libc.mallinfo2().hblks
+block = libc.malloc(size)
+mapped = libc.mallinfo2().hblks - before
+libc.free(block)
+print(mapped, libc.mallinfo2().keepcost >= size)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallinfo2")
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({}, "0 True"),  # from the heap, and kept there for the next one
+        ({"RINGSTORE_TUNE_MALLOC": "0"}, "1 False"),  # glibc's own: mapped, unmapped on free
+        ({"MALLOC_ARENA_MAX": "8"}, "1 False"),  # an operator's malloc settings win
+    ],
+)
+def test_a_client_keeps_megabyte_buffers_in_the_heap_unless_told_not_to(
+    setting: dict[str, str], expected: str
+) -> None:
+    # With glibc's dynamic thresholds an SDK process mapped, faulted in and unmapped each
+    # megabyte buffer: half of a 1 MiB GET's CPU in the client (docs/decisions.md, 37).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "RINGSTORE_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", CLIENT_PROBE],
+        env={**env, **setting},
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.strip() == expected, done.stderr
 
 
 def test_tune_malloc_without_mallopt_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
