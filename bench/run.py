@@ -4,27 +4,28 @@
                         [--endpoint HOST:PORT --s3-endpoint URL] [--tls] [--record]
 
 Without --endpoint it starts its own cluster (metanode, 3 datanodes, gateway; N=3, W=2, every
-copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients),
-1 MiB (8) and 64 MiB (2); for each, ops/s, MiB/s, p50 and p99 latency; and the peak RSS
-(VmHWM) of every process. Each runs through the gRPC door with the SDK (``ringstore.Client``)
-and through the S3 door (one PUT / GET per operation, signed with the same key), so that the two
-rows side by side give the S3 door's cost. The S3 door is driven as Swift is, with http.client
-and bodies sent whole (:class:`S3Connection`), each request signed and checksummed as boto3 does
-at its defaults over HTTP, so that the door does boto3's work but the load generator on the
-shared cores costs what Swift's does; ``--door boto3`` drives it with boto3 itself (without the
-optional AWS CRT, as ``pip install boto3`` installs it: :func:`boto3_client`). With ``--tls`` the
-cluster's public doors serve TLS (ended at the gateway; inside, plain TCP as Swift's is), and the
-S3 doors send as boto3 does over HTTPS: the payload unsigned, its CRC32 in an aws-chunked trailer.
-``--door swift`` (or ``all``) also drives an all-in-one OpenStack Swift with 3 replicas
-(bench/swift/) over HTTP with tempauth's X-Auth-Token, the yardstick of issue 13; when Swift is
-not installed the run says so and goes on without it. Every phase also reports the CPU of every
-process (this client's, and each server's from /proc, Swift's summed over its forked workers)
-per MiB moved. With ``--rounds 2`` the doors take turns workload by workload, and the best of the
-rounds is kept. At the end: the issue's table (Swift beside each door, the ratio and the target:
-2x Swift, or for PUTs at most 80% of the disk's 3-replica cap measured in the same run) and the
-CPU per MiB of each process. --record appends everything to bench/RESULTS.md with the command
-and the load average. Bounded: every phase stops after its count of operations or its time
-budget.
+copy fsynced) in a temporary directory. Workloads: PUT then GET of 4 KiB objects (16 clients), 1
+MiB (8) and 64 MiB (2); for each, ops/s, MiB/s, p50 and p99 latency; and the peak RSS (VmHWM) of
+every process. Each runs through the gRPC door with the SDK (``ringstore.Client``) and through
+the S3 door (one PUT / GET per operation, signed with the same key), so that the two rows side
+by side give the S3 door's cost. The S3 door is driven as Swift is, with http.client and bodies
+sent whole (:class:`S3Connection`), each request signed and checksummed as boto3 does at its
+defaults over HTTP, so that the door does boto3's work but the load generator on the shared
+cores costs what Swift's does; ``--door boto3`` drives it with boto3 itself (without the
+optional AWS CRT, as ``pip install boto3`` installs it: :func:`boto3_client`). With ``--tls``
+the cluster's public doors serve TLS (ended at the gateway; inside, plain TCP as Swift's is),
+and the S3 doors send as boto3 does over HTTPS: the payload unsigned, its CRC32 in an
+aws-chunked trailer. ``--door swift`` (or ``all``) also drives an all-in-one OpenStack Swift
+with 3 replicas (bench/swift/) with tempauth's X-Auth-Token, the yardstick of issue 13, over
+HTTP (with ``--tls`` and a cluster of its own, over HTTPS ended at Swift's proxy with the
+gateway's certificate); when Swift is not installed the run says so and goes on without it.
+Every phase also reports the CPU of every process (this client's, and each server's from /proc,
+Swift's summed over its forked workers) per MiB moved. With ``--rounds 2`` the doors take turns
+workload by workload, and the best of the rounds is kept. At the end: the issue's table (Swift
+beside each door, the ratio and the target: 2x Swift, or for PUTs at most 80% of the disk's
+3-replica cap measured in the same run) and the CPU per MiB of each process. --record appends
+everything to bench/RESULTS.md with the command and the load average. Bounded: every phase stops
+after its count of operations or its time budget.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from urllib.parse import quote, urlsplit
 
 from bench import limits
 from bench.swift import aio as swift_aio
-from ringstore import Client
+from ringstore import Client, tls
 from ringstore.client.credentials import resolve
 from ringstore.credentials_file import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from ringstore.localcluster import LocalCluster, free_port_block
@@ -454,10 +455,11 @@ def boto3_door(s3_endpoint: str, pids: dict[str, int] | None = None) -> Door:
 
 
 class SwiftConnection:
-    """One keep-alive HTTP connection to Swift's proxy, authenticated with a tempauth token."""
+    """One keep-alive HTTP(S) connection to Swift's proxy, authenticated with a tempauth
+    token."""
 
-    def __init__(self, port: int, path: str, token: str) -> None:
-        self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    def __init__(self, swift: swift_aio.SwiftAIO, path: str, token: str) -> None:
+        self.http = swift.connect(timeout=120)
         self.path, self.headers = path, {"X-Auth-Token": token}
         self.buffer = bytearray(MiB)
 
@@ -496,16 +498,17 @@ def _swift_getter(w: Workload, stored: int) -> Callable[[SwiftConnection, int], 
 
 
 def swift_door(swift: swift_aio.SwiftAIO) -> Door:
-    """Swift's proxy over HTTP (http.client, one keep-alive connection per thread, bodies sent
-    whole and read into a reused 1 MiB buffer), into a container ``bench`` made here."""
+    """Swift's proxy over HTTP or HTTPS (http.client, one keep-alive connection per thread,
+    bodies sent whole and read into a reused 1 MiB buffer), into a container ``bench`` made
+    here."""
     path, token = swift.token()
-    setup = SwiftConnection(swift.proxy_port, path, token)
+    setup = SwiftConnection(swift, path, token)
     setup.http.request("PUT", f"{path}/bench", headers=setup.headers)
     setup.http.getresponse().read()
     setup.close()
     return Door(
         "Swift",
-        lambda: SwiftConnection(swift.proxy_port, path, token),
+        lambda: SwiftConnection(swift, path, token),
         _swift_putter,
         _swift_getter,
         cpu_of(swift.pids(), tree=True),
@@ -806,12 +809,15 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(ROW_HEADER), flush=True)
     rss: list[str] = []
     with contextlib.ExitStack() as stack:
+        swift_tls: tuple[str, str] | None = None
         if args.endpoint:
             endpoint, s3_endpoint, pids = args.endpoint, args.s3_endpoint, {}
         else:
             lc = stack.enter_context(own_cluster(args.datanodes, args.gateways, tls=args.tls))
             endpoint, s3_endpoint = lc.endpoint, lc.s3_endpoint
             pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
+            if lc.ca_file:  # Swift's proxy serves HTTPS too, with the gateway's certificate
+                swift_tls = tls.server_files(lc.tls_dir)
         doors = []
         if "grpc" in chosen:
             doors.append(grpc_door(endpoint, pids))
@@ -821,7 +827,9 @@ def main(argv: list[str] | None = None) -> None:
             doors.append(boto3_door(s3_endpoint, pids))
         if "swift" in chosen:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ringstore-swift-"))
-            swift = stack.enter_context(swift_aio.SwiftAIO(Path(tmp)))
+            swift = stack.enter_context(
+                swift_aio.SwiftAIO(Path(tmp), tls=swift_tls, ca_file=os.environ.get(CA_FILE_ENV))
+            )
             doors.append(swift_door(swift))
         peaks = PeakWatch(pids)
         results = measure(endpoint, workloads, doors, args.rounds, peaks)
@@ -870,6 +878,7 @@ def main(argv: list[str] | None = None) -> None:
             f"8 MiB chunks, fsync on"
             + ("; public doors over TLS, plain TCP inside" if args.tls else "")
             + ("; Swift all-in-one from bench/swift/, 3 replicas" if "swift" in chosen else "")
+            + ("; Swift's proxy over TLS too" if "swift" in chosen and swift_tls else "")
             + f"). Machine: {os.cpu_count()} cores, {platform.machine()}, "
             f"Python {platform.python_version()}.\n",
             *(n + "\n" for n in notes),

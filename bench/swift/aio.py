@@ -15,16 +15,22 @@ storage server one. CPU of a server is the sum over its process tree (``tree_cpu
 
 Swift fsyncs each object before renaming it into place and acknowledges a PUT once a quorum
 (2 of 3) of object servers have, as ringstore does with W=2.
+
+With ``tls`` (a certificate and its key), the proxy serves HTTPS itself (its ``cert_file`` and
+``key_file``), as ringstore's gateway does when it ends TLS; its servers behind it talk plain
+HTTP, as ringstore's services do inside then.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import getpass
 import http.client
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -101,29 +107,45 @@ class SwiftAIO:
 
     root: Path
     proxy_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tls: tuple[str, str] | None = None  # (certificate, key) PEM files: the proxy serves HTTPS
+    ca_file: str | None = None  # what a client trusts to verify that certificate
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     proxy_port: int = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.proxy_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.proxy_port}"
+
+    def connect(self, timeout: float = 30.0) -> http.client.HTTPConnection:
+        """A new connection to the proxy: HTTPS trusting ``ca_file`` when it serves TLS."""
+        if self.tls is None:
+            return http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=timeout)
+        context = ssl.create_default_context(cafile=self.ca_file)
+        return http.client.HTTPSConnection(
+            "127.0.0.1", self.proxy_port, timeout=timeout, context=context
+        )
 
     def pids(self) -> dict[str, int]:
         """Name to pid of every Swift server (the parent of its workers) and memcached."""
         return {name: p.pid for name, p in self.procs.items()}
 
+    def _ring(self, ring: str, server_ports: list[int]) -> None:
+        builder = str(self.root / f"{ring}.builder")
+        run = ["swift-ring-builder", builder]
+        subprocess.run([*run, "create", "8", "3", "0"], check=True, capture_output=True)
+        for i, port in enumerate(server_ports):
+            dev = f"r1z{i + 1}-127.0.0.1:{port}/d{i + 1}"
+            subprocess.run([*run, "add", dev, "100"], check=True, capture_output=True)
+        # rebalance exits 1 on warnings (e.g. one zone per replica is fine here)
+        done = subprocess.run([*run, "rebalance"], capture_output=True)
+        if done.returncode > 1:
+            raise RuntimeError(f"swift-ring-builder {ring} rebalance: {done.stderr!r}")
+
     def _rings(self, ports: dict[str, list[int]]) -> None:
-        for ring, server_ports in ports.items():
-            builder = str(self.root / f"{ring}.builder")
-            run = ["swift-ring-builder", builder]
-            subprocess.run([*run, "create", "8", "3", "0"], check=True, capture_output=True)
-            for i, port in enumerate(server_ports):
-                dev = f"r1z{i + 1}-127.0.0.1:{port}/d{i + 1}"
-                subprocess.run([*run, "add", dev, "100"], check=True, capture_output=True)
-            # rebalance exits 1 on warnings (e.g. one zone per replica is fine here)
-            done = subprocess.run([*run, "rebalance"], capture_output=True)
-            if done.returncode > 1:
-                raise RuntimeError(f"swift-ring-builder {ring} rebalance: {done.stderr!r}")
+        # The three rings at once: each ring-builder command is a second of Python start-up.
+        with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
+            for done in [pool.submit(self._ring, ring, p) for ring, p in ports.items()]:
+                done.result()
 
     def start(self) -> None:
         if gone := missing():
@@ -161,10 +183,13 @@ class SwiftAIO:
                      f"app:{kind}-server": {"use": f"egg:swift#{kind}"}},
                 )  # fmt: skip
                 confs[name] = (f"swift-{kind}-server", text)
+        proxy = {**common, "bind_port": str(self.proxy_port), "workers": str(self.proxy_workers)}
+        if self.tls is not None:
+            proxy["cert_file"], proxy["key_file"] = self.tls
         confs["swift-proxy"] = (
             PROXY,
             _conf(
-                {**common, "bind_port": str(self.proxy_port), "workers": str(self.proxy_workers)},
+                proxy,
                 {
                     "pipeline:main": {
                         "pipeline": "catch_errors gatekeeper healthcheck "
@@ -191,14 +216,17 @@ class SwiftAIO:
         try:
             memcached = ["memcached", "-l", "127.0.0.1", "-p", str(memcache_port), "-U", "0",
                          "-u", user, "-m", "64"]  # fmt: skip
-            self._spawn("memcached", memcached, memcache_port)
+            self._spawn("memcached", memcached)
+            _wait_port(memcache_port, self.procs["memcached"])
             listen = {**{f"swift-object-{i + 1}": p for i, p in enumerate(obj_ports)},
                      "swift-account": account_port, "swift-container": container_port,
                      "swift-proxy": self.proxy_port}  # fmt: skip
             for name, (command, text) in confs.items():
                 conf = self.root / f"{name}.conf"
                 conf.write_text(text)
-                self._spawn(name, [command, str(conf)], listen[name])
+                self._spawn(name, [command, str(conf)])
+            for name, port in listen.items():  # all started first: each takes seconds to listen
+                _wait_port(port, self.procs[name])
             (self.root / "pids").write_text(
                 "".join(f"{n} {p.pid}\n" for n, p in self.procs.items())
             )
@@ -206,16 +234,15 @@ class SwiftAIO:
             self.stop()
             raise
 
-    def _spawn(self, name: str, argv: list[str], port: int) -> None:
+    def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.root / "logs" / f"{name}.log").open("wb")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[name] = proc
-        _wait_port(port, proc)
 
     def token(self) -> tuple[str, str]:
         """(storage URL path, auth token) of the bench account from tempauth."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=30)
+        conn = self.connect()
         try:
             conn.request("GET", "/auth/v1.0", headers={"X-Auth-User": USER, "X-Auth-Key": KEY})
             resp = conn.getresponse()
