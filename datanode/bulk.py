@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datanode.blobstore import BlobStore, BlobWriter
 from ringstore import bulk
 from ringstore.errors import AccessDenied, InvalidArgument, RingstoreError
+from ringstore.lifecycle import StartupError, cannot_listen
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,13 @@ class BulkServer:
         self._buffer_size = buffer_size
         self._io_timeout = io_timeout
         self._max_connections = max_connections
-        self._listener = socket.create_server((host, port), reuse_port=False)
+        try:
+            self._listener = socket.create_server((host, port), reuse_port=False)
+        except OSError as err:
+            where = f"{host}:{port}"
+            raise StartupError(
+                cannot_listen(where, "the bulk data port", err.strerror or "")
+            ) from err
         self.port: int = self._listener.getsockname()[1]
         self.stats = BulkStats()
         self._lock = threading.Lock()

@@ -131,70 +131,73 @@ async def serve(
     )
     intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
     add_to_server(ObjectStoreServicer(objects, intake, authorizer=authorizer), server)
-    await server.start()
-    s3 = None
-    if gw.s3_listen:
-        app = S3App(
-            objects,
-            authorizer,
-            region=gw.s3_region,
-            domain=gw.s3_domain,
-            intake=intake,
-            max_concurrent_calls=gw.max_concurrent_calls,
-        )
-        s3 = S3Server(app, gw.s3_listen, tls=public_tls, metrics=meter)
-        await s3.start()
-    console = None
-    if gw.console_listen:
-        if s3 is None:
-            raise OSError("gateway.console_listen needs the S3 door (gateway.s3_listen)")
-        console = ConsoleServer(
-            ConsoleApp(
-                api_endpoint=f"{_loopback(gw.listen)}:{port}",
-                s3_app=app,
-                s3_port=s3.port,
-                authorizer=authorizer,
+    async with contextlib.AsyncExitStack() as started:  # stopped in reverse, however it ends
+        started.push_async_callback(channel.close, grace=None)
+        if view.bulk is not None:
+            started.callback(view.bulk.close)
+        await server.start()
+        started.push_async_callback(server.stop, grace=2)
+        s3 = None
+        if gw.s3_listen:
+            app = S3App(
+                objects,
+                authorizer,
                 region=gw.s3_region,
-                ca_file=public_tls.cert_file if public_tls else None,
-            ),
-            gw.console_listen,
-            tls=public_tls,
+                domain=gw.s3_domain,
+                intake=intake,
+                max_concurrent_calls=gw.max_concurrent_calls,
+            )
+            s3 = S3Server(app, gw.s3_listen, tls=public_tls, metrics=meter)
+            await s3.start()
+            started.push_async_callback(s3.stop)
+        console = None
+        if gw.console_listen:
+            if s3 is None:
+                raise StartupError("gateway.console_listen needs the S3 door (gateway.s3_listen)")
+            console = ConsoleServer(
+                ConsoleApp(
+                    api_endpoint=f"{_loopback(gw.listen)}:{port}",
+                    s3_app=app,
+                    s3_port=s3.port,
+                    authorizer=authorizer,
+                    region=gw.s3_region,
+                    ca_file=public_tls.cert_file if public_tls else None,
+                ),
+                gw.console_listen,
+                tls=public_tls,
+            )
+            await console.start()
+            started.push_async_callback(console.stop)
+        # Healthy only while the gateway's view of the cluster is fresh: not before it has
+        # heard from the metanode (it knows no ring), not when its ring has been stale for long.
+        follower = asyncio.create_task(
+            view.follow(
+                gw.ring_refresh,
+                on_health=lambda fresh: set_serving(health, "ringstore.v1.ObjectStore", fresh),
+            )
         )
-        await console.start()
-    # Healthy only while the gateway's view of the cluster is fresh: not before it has heard
-    # from the metanode (it knows no ring), not when its ring has been stale for long.
-    follower = asyncio.create_task(
-        view.follow(
-            gw.ring_refresh,
-            on_health=lambda fresh: set_serving(health, "ringstore.v1.ObjectStore", fresh),
+        started.push_async_callback(_cancelled, follower)
+        while not view.synced:
+            await asyncio.sleep(0.05)
+        host = gw.listen.rpartition(":")[0]
+        s3_note = f" s3 {gw.s3_listen.rpartition(':')[0]}:{s3.port}" if s3 is not None else ""
+        if console is not None:
+            s3_note += f" console http://{gw.console_listen.rpartition(':')[0]}:{console.port}/"
+        print(
+            f"ringstore-gateway serving on {host}:{port}{s3_note} metanode {cfg.metanode.address}",
+            flush=True,
         )
-    )
-    while not view.synced:
-        await asyncio.sleep(0.05)
-    host = gw.listen.rpartition(":")[0]
-    s3_note = f" s3 {gw.s3_listen.rpartition(':')[0]}:{s3.port}" if s3 is not None else ""
-    if console is not None:
-        s3_note += f" console http://{gw.console_listen.rpartition(':')[0]}:{console.port}/"
-    print(
-        f"ringstore-gateway serving on {host}:{port}{s3_note} metanode {cfg.metanode.address}",
-        flush=True,
-    )
 
-    stopper = Stopper(log)
-    stopper.install()
-    await stopper.event.wait()
-    follower.cancel()
+        stopper = Stopper(log)
+        stopper.install()
+        await stopper.event.wait()
+        return stopper.reason
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await follower
-    if console is not None:
-        await console.stop()
-    if s3 is not None:
-        await s3.stop()
-    await server.stop(grace=2)
-    await channel.close(grace=None)
-    if view.bulk is not None:
-        view.bulk.close()
-    return stopper.reason
+        await task
 
 
 def _loopback(listen: str) -> str:

@@ -117,6 +117,12 @@ class StartupError(Exception):
     exit code 2."""
 
 
+def cannot_listen(address: str, what: str, reason: str = "") -> str:
+    """The startup error of a port that cannot be bound: which address, for what, and why."""
+    why = reason or "the port is taken by another process, or the host is not this machine's"
+    return f"cannot listen on {address} ({what}): {why}"
+
+
 class Stopper:
     """The stop event of a service's main task, set by SIGINT or SIGTERM, remembering which
     signal it was (the reason logged at exit)."""

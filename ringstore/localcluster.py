@@ -70,10 +70,36 @@ def _port_free(port: int) -> bool:
     return True
 
 
+LOWEST_PORT = 10000  # free_port_block's blocks start here: above the usual fixed services
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out as the source ports of outgoing connections (and for
+    binds to port 0); Linux's default where the system does not say."""
+    try:
+        low, high = (int(field) for field in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port_block(size: int = 100) -> int:
-    """A base port such that base .. base+size are all free on 127.0.0.1 right now."""
+    """A base port such that base .. base+size are all free on 127.0.0.1 right now.
+
+    The block lies outside the kernel's ephemeral range: a port in it that is free when checked
+    can be taken a moment later by any process's outgoing connection, and the service that then
+    binds it cannot start."""
+    ephemeral = ephemeral_ports()
+    bases = [
+        base
+        for base in range(LOWEST_PORT, 65536 - size)
+        if base + size <= ephemeral.start or base >= ephemeral.stop
+    ]
+    if not bases:
+        raise OSError(f"no block of {size} ports outside the ephemeral range {ephemeral}")
     for _ in range(200):
-        base = random.randrange(20000, 60000 - size)
+        base = random.choice(bases)
         if all(_port_free(p) for p in range(base, base + size)):
             return base
     raise OSError("no free block of ports on 127.0.0.1")

@@ -30,6 +30,7 @@ from ringstore.errors import (
     SlowDown,
 )
 from ringstore.interception import abort, behaviour_kind
+from ringstore.lifecycle import StartupError, cannot_listen
 from ringstore.metrics import GrpcMetrics, Metrics
 from ringstore.tls import CLUSTER_NAME, ClusterTls, plain_tcp_note
 from ringstore.tracing import RequestIds
@@ -335,12 +336,15 @@ def make_server(
     _guard_decoding(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if credentials is None:
-        port = server.add_insecure_port(listen)
-    else:
-        port = server.add_secure_port(listen, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError:  # gRPC's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind {listen}")
+        raise StartupError(cannot_listen(listen, f"{service}'s gRPC port"))
     if credentials is None:
         log.warning("%s", plain_tcp_note(service, listen))
     return server, health_servicer, port

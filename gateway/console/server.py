@@ -12,11 +12,4 @@ from ringstore.tls import PublicTls
 
 class ConsoleServer(S3Server):
     def __init__(self, app: ConsoleApp, listen: str, *, tls: PublicTls | None = None) -> None:
-        super().__init__(cast(Any, app), listen, tls=tls)
-
-    async def start(self) -> None:
-        try:
-            await super().start()
-        except OSError:
-            config = self._server.config
-            raise OSError(f"the console could not listen on {config.host}:{config.port}") from None
+        super().__init__(cast(Any, app), listen, tls=tls, what="the web console")

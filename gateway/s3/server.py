@@ -18,6 +18,7 @@ import uvicorn
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
 from gateway.s3.protocol import S3HttpProtocol
+from ringstore.lifecycle import StartupError, cannot_listen
 from ringstore.metrics import Metrics, S3Metrics
 from ringstore.tls import PublicTls
 from ringstore.tracing import access_log
@@ -67,7 +68,9 @@ class S3Server:
         *,
         tls: PublicTls | None = None,
         metrics: Metrics | None = None,
+        what: str = "the S3 door",
     ) -> None:
+        self._what = what
         host, _, port = listen.rpartition(":")
         asgi: Any = AccessLog(app)
         if metrics is not None:
@@ -95,9 +98,12 @@ class S3Server:
         if not config.loaded:
             config.load()
         self._server.lifespan = config.lifespan_class(config)
-        await self._server.startup()
+        try:
+            await self._server.startup()  # a port it cannot bind: logged, then sys.exit(1)
+        except SystemExit:
+            self._server.should_exit = True
         if self._server.should_exit:
-            raise OSError(f"the S3 door could not listen on {config.host}:{config.port}")
+            raise StartupError(cannot_listen(f"{config.host}:{config.port}", self._what))
         self._loop_task = asyncio.create_task(self._server.main_loop())
 
     @property
