@@ -3,7 +3,10 @@ file or a record in a volume file)."""
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import time
 from pathlib import Path
 
 from datanode.blobstore import DiskBlobStore
@@ -36,11 +39,13 @@ def volume_blobs(data_dir: Path) -> dict[str, tuple[Path, int]]:
     return found
 
 
-def evict(store: DiskBlobStore, blob_id: str) -> bool:
+def evict(store: DiskBlobStore, blob_id: str, attempts: int = 50) -> bool:
     """Drop the file holding the blob from the page cache (written back first), as memory
     pressure would; whether this filesystem lets a file be dropped (tmpfs keeps every page).
     That is tried on a scratch file beside it: a probe of the blob's own file with
-    ``RWF_NOWAIT`` would start reading it back in."""
+    ``RWF_NOWAIT`` would start reading it back in. ``POSIX_FADV_DONTNEED`` is only advice: a
+    page still on another CPU's LRU batch stays, so the drop is repeated until ``mincore``
+    (which reads nothing in) sees no page of the file resident."""
     found = store.locate(blob_id)
     assert found is not None, f"blob {blob_id} is not in the store"
     path = found[0]
@@ -54,10 +59,47 @@ def evict(store: DiskBlobStore, blob_id: str) -> bool:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        for _ in range(attempts):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            if not resident_pages(fd):
+                return True
+            time.sleep(0.02)
     finally:
         os.close(fd)
-    return True
+    raise AssertionError(f"{path} stayed in the page cache after {attempts} drops")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+
+
+def resident_pages(fd: int) -> int:
+    """How many pages of the open file ``fd`` are in the page cache (``mincore`` of a mapping,
+    which faults nothing in)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    address = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap failed")
+    try:
+        pages = -(-size // mmap.PAGESIZE)
+        vector = ctypes.create_string_buffer(pages)
+        if _libc.mincore(address, size, vector) != 0:
+            raise OSError(ctypes.get_errno(), "mincore failed")
+        return sum(byte & 1 for byte in vector.raw)
+    finally:
+        _libc.munmap(address, size)
 
 
 def _dropped(path: Path) -> bool:
