@@ -53,7 +53,7 @@ from urllib.parse import quote, urlsplit
 
 from bench import limits
 from bench.swift import aio as swift_aio
-from ringstore import Client, tls
+from ringstore import Client
 from ringstore.client.credentials import resolve
 from ringstore.credentials_file import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from ringstore.localcluster import LocalCluster, free_port_block
@@ -809,7 +809,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(ROW_HEADER), flush=True)
     rss: list[str] = []
     with contextlib.ExitStack() as stack:
-        swift_tls: tuple[str, str] | None = None
+        swift_tls: Path | None = None
         if args.endpoint:
             endpoint, s3_endpoint, pids = args.endpoint, args.s3_endpoint, {}
         else:
@@ -817,7 +817,7 @@ def main(argv: list[str] | None = None) -> None:
             endpoint, s3_endpoint = lc.endpoint, lc.s3_endpoint
             pids = {name: proc.pid for name, proc in lc.processes.items() if proc.pid}
             if lc.ca_file:  # Swift's proxy serves HTTPS too, with the gateway's certificate
-                swift_tls = tls.server_files(lc.tls_dir)
+                swift_tls = lc.tls_dir
         doors = []
         if "grpc" in chosen:
             doors.append(grpc_door(endpoint, pids))
@@ -827,9 +827,7 @@ def main(argv: list[str] | None = None) -> None:
             doors.append(boto3_door(s3_endpoint, pids))
         if "swift" in chosen:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ringstore-swift-"))
-            swift = stack.enter_context(
-                swift_aio.SwiftAIO(Path(tmp), tls=swift_tls, ca_file=os.environ.get(CA_FILE_ENV))
-            )
+            swift = stack.enter_context(swift_aio.SwiftAIO(Path(tmp), tls_dir=swift_tls))
             doors.append(swift_door(swift))
         peaks = PeakWatch(pids)
         results = measure(endpoint, workloads, doors, args.rounds, peaks)

@@ -16,8 +16,9 @@ storage server one. CPU of a server is the sum over its process tree (``tree_cpu
 Swift fsyncs each object before renaming it into place and acknowledges a PUT once a quorum
 (2 of 3) of object servers have, as ringstore does with W=2.
 
-With ``tls`` (a certificate and its key), the proxy serves HTTPS itself (its ``cert_file`` and
-``key_file``), as ringstore's gateway does when it ends TLS; its servers behind it talk plain
+With ``tls_dir`` (a directory ``ringstore.tls.init`` made), the proxy serves HTTPS itself (its
+``cert_file`` and ``key_file``) with the public doors' certificate there, as ringstore's gateway
+does when it ends TLS, and clients trust that directory's CA; its servers behind it talk plain
 HTTP, as ringstore's services do inside then.
 """
 
@@ -35,6 +36,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ringstore import tls
 
 PROXY = "swift-proxy-server"
 NEEDS = (PROXY, "swift-object-server", "swift-container-server", "swift-account-server",
@@ -107,20 +110,20 @@ class SwiftAIO:
 
     root: Path
     proxy_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    tls: tuple[str, str] | None = None  # (certificate, key) PEM files: the proxy serves HTTPS
-    ca_file: str | None = None  # what a client trusts to verify that certificate
+    tls_dir: Path | None = None  # TLS material (ringstore.tls.init): the proxy serves HTTPS
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     proxy_port: int = 0
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.proxy_port}"
+        return f"{'https' if self.tls_dir else 'http'}://127.0.0.1:{self.proxy_port}"
 
     def connect(self, timeout: float = 30.0) -> http.client.HTTPConnection:
-        """A new connection to the proxy: HTTPS trusting ``ca_file`` when it serves TLS."""
-        if self.tls is None:
+        """A new connection to the proxy: HTTPS trusting the CA of ``tls_dir`` when it serves
+        TLS."""
+        if self.tls_dir is None:
             return http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=timeout)
-        context = ssl.create_default_context(cafile=self.ca_file)
+        context = ssl.create_default_context(cafile=str(self.tls_dir / f"{tls.CA_NAME}.pem"))
         return http.client.HTTPSConnection(
             "127.0.0.1", self.proxy_port, timeout=timeout, context=context
         )
@@ -184,8 +187,8 @@ class SwiftAIO:
                 )  # fmt: skip
                 confs[name] = (f"swift-{kind}-server", text)
         proxy = {**common, "bind_port": str(self.proxy_port), "workers": str(self.proxy_workers)}
-        if self.tls is not None:
-            proxy["cert_file"], proxy["key_file"] = self.tls
+        if self.tls_dir is not None:
+            proxy["cert_file"], proxy["key_file"] = tls.server_files(self.tls_dir)
         confs["swift-proxy"] = (
             PROXY,
             _conf(

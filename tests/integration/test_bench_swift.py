@@ -52,9 +52,7 @@ def test_swift_serves_the_bench_client_over_http(tmp_path: Path) -> None:
 
 
 def test_swift_serves_https_with_the_certificate_it_is_given(tmp_path: Path) -> None:
-    material = tls.init(tmp_path / "tls", [])
-    ca_file = str(material / f"{tls.CA_NAME}.pem")
-    swift = swift_aio.SwiftAIO(tmp_path / "swift", tls=tls.server_files(material), ca_file=ca_file)
+    swift = swift_aio.SwiftAIO(tmp_path / "swift", tls_dir=tls.init(tmp_path / "tls", []))
     with swift:
         assert swift.url.startswith("https://")
         round_trip(swift)
