@@ -13,8 +13,6 @@ import sys
 from gateway.auth import Authorizer
 from gateway.bulk_client import BulkClient
 from gateway.cluster_view import ClusterView
-from gateway.console.app import ConsoleApp
-from gateway.console.server import ConsoleServer
 from gateway.grpc_auth import Authenticator
 from gateway.intake import ByteBudget, Intake
 from gateway.meta_client import MetaClient
@@ -154,6 +152,11 @@ async def serve(
         if gw.console_listen:
             if s3 is None:
                 raise StartupError("gateway.console_listen needs the S3 door (gateway.s3_listen)")
+            # Imported only for a gateway that serves it: jinja2 and the SDK it brings are
+            # 10 MiB of memory that a gateway without a console does not hold.
+            from gateway.console.app import ConsoleApp
+            from gateway.console.server import ConsoleServer
+
             console = ConsoleServer(
                 ConsoleApp(
                     api_endpoint=f"{_loopback(gw.listen)}:{port}",

@@ -19,7 +19,7 @@ every service with ``--cluster-secret-file``. :meth:`LocalCluster.internal_chann
 to the metanode or a datanode whose calls prove it.
 
 With ``tls=True`` (``ringstore cluster up --tls``) the cluster runs TLS everywhere: a local CA
-and certificates are made in ``<data-dir>/tls`` (:func:`ringstore.tls.init`; kept across
+and certificates are made in ``<data-dir>/tls`` (:func:`ringstore.certs.init`; kept across
 restarts), the public doors serve ``server.pem``, and each service talks to the others over
 mutual TLS with its own ``<name>.pem``. Clients trust ``<data-dir>/tls/ca.pem`` (:attr:`ca_file`).
 With ``inside_tls=False`` as well, only the public doors serve TLS and the services talk to each
@@ -46,7 +46,7 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ringstore import cluster_auth, credentials_file, logs, tls
+from ringstore import certs, cluster_auth, credentials_file, logs, tls
 from ringstore.errors import InvalidArgument, ServiceUnavailable
 from ringstore.lifecycle import PARENT_ENV
 from ringstore.localpg import LocalPostgres
@@ -300,7 +300,7 @@ class LocalCluster:
         doors' for a gateway."""
         if not self.tls:
             return []
-        tls.init(self.tls_dir, [service] if self.inside_tls else [])
+        certs.init(self.tls_dir, [service] if self.inside_tls else [])
         args = []
         if self.inside_tls:
             ca, cert, key = tls.service_files(self.tls_dir, service)
@@ -315,7 +315,7 @@ class LocalCluster:
         """The mutual-TLS material of a tool of this cluster (a ``tools`` certificate)."""
         if not (self.tls and self.inside_tls):
             return None
-        tls.init(self.tls_dir, ["tools"])
+        certs.init(self.tls_dir, ["tools"])
         return tls.ClusterTls.load(*tls.service_files(self.tls_dir, "tools"))
 
     def _health_channel(self, address: str, public: bool) -> grpc.Channel | None:

@@ -16,7 +16,7 @@ storage server one. CPU of a server is the sum over its process tree (``tree_cpu
 Swift fsyncs each object before renaming it into place and acknowledges a PUT once a quorum
 (2 of 3) of object servers have, as ringstore does with W=2.
 
-With ``tls_dir`` (a directory ``ringstore.tls.init`` made), the proxy serves HTTPS itself (its
+With ``tls_dir`` (a directory ``ringstore.certs.init`` made), the proxy serves HTTPS itself (its
 ``cert_file`` and ``key_file``) with the public doors' certificate there, as ringstore's gateway
 does when it ends TLS, and clients trust that directory's CA; its servers behind it talk plain
 HTTP, as ringstore's services do inside then.
@@ -110,7 +110,7 @@ class SwiftAIO:
 
     root: Path
     proxy_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    tls_dir: Path | None = None  # TLS material (ringstore.tls.init): the proxy serves HTTPS
+    tls_dir: Path | None = None  # TLS material (ringstore.certs.init): the proxy serves HTTPS
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     proxy_port: int = 0
 

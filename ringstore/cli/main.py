@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 from tqdm import tqdm
 
-from ringstore import cluster_auth, credentials_file, healthcheck, logs, tls
+from ringstore import certs, cluster_auth, credentials_file, healthcheck, logs, tls
 from ringstore.cli import status as status_view
 from ringstore.client import Client
 from ringstore.errors import RingstoreError
@@ -337,7 +337,7 @@ def tls_init(directory: str, services: tuple[str, ...], hosts: tuple[str, ...]) 
     certificate (server.pem, server.key) and one NAME.pem / NAME.key per --service, every key
     mode 0600. Files already there are kept, so running it again is safe."""
     try:
-        made = tls.init(directory, services, public_hosts=hosts)
+        made = certs.init(directory, services, public_hosts=hosts)
     except (RingstoreError, OSError) as err:
         fail(str(err), 2)
     click.echo(f"CA {made / 'ca.pem'}; server.pem; {len(services)} service certificate(s)")

@@ -14,7 +14,7 @@ import pytest
 
 from bench.run import SwiftConnection
 from bench.swift import aio as swift_aio
-from ringstore import tls
+from ringstore import certs
 from tests.conftest import need
 
 
@@ -54,7 +54,7 @@ def test_swift_serves_the_bench_client_over_http(tmp_path: Path) -> None:
 
 
 def test_swift_serves_https_with_the_certificate_it_is_given(tmp_path: Path) -> None:
-    swift = swift_aio.SwiftAIO(tmp_path / "swift", tls_dir=tls.init(tmp_path / "tls", []))
+    swift = swift_aio.SwiftAIO(tmp_path / "swift", tls_dir=certs.init(tmp_path / "tls", []))
     with swift:
         assert swift.url.startswith("https://")
         round_trip(swift)

@@ -19,7 +19,7 @@ import grpc
 import pytest
 import requests
 
-from ringstore import Client, tls
+from ringstore import Client, certs, tls
 from ringstore.errors import ServiceUnavailable
 from ringstore.localcluster import LocalCluster, service_command
 from ringstore.rpc import internal_sync_channel
@@ -79,7 +79,7 @@ def test_a_client_without_the_ca_is_refused(
     monkeypatch.delenv(tls.CA_FILE_ENV, raising=False)
     with _client(cluster) as plain, pytest.raises(ServiceUnavailable):
         plain.list_buckets()  # plain TCP to a TLS port
-    other = tls.init(tmp_path / "other", [])
+    other = certs.init(tmp_path / "other", [])
     with _client(cluster, ca_file=str(other / "ca.pem")) as c, pytest.raises(ServiceUnavailable):
         c.list_buckets()  # TLS, but the server's certificate is not of this CA
 
@@ -165,7 +165,7 @@ def test_an_internal_peer_without_a_cluster_certificate_is_refused(
     stranger = None
     if peer == "self-signed":
         stranger = tls.ClusterTls.load(
-            *tls.service_files(tls.init(tmp_path / "other", ["metanode"]), "metanode")
+            *tls.service_files(certs.init(tmp_path / "other", ["metanode"]), "metanode")
         )
     for address, call in zip(_internal_ports(cluster), (_get_cluster, _stat_blob), strict=True):
         with internal_sync_channel(address, secret, stranger) as ch:
@@ -191,7 +191,7 @@ def test_the_bulk_port_refuses_a_peer_without_a_cluster_certificate(
     # Plain TCP, with the secret: the port waits for a TLS hello and never greets it.
     with pytest.raises((bulk.BulkClosed, OSError)):
         bulk.connect(address, secret, 1.0).close()
-    stranger = tls.init(tmp_path / "other", ["gateway"])
+    stranger = certs.init(tmp_path / "other", ["gateway"])
     found = tls.ClusterTls.load(*tls.service_files(stranger, "gateway"))
     assert found is not None
     context = found.client_context()

@@ -14,7 +14,7 @@ from uvicorn.server import ServerState
 from gateway import replication
 from gateway.s3 import protocol as s3_protocol
 from gateway.s3.protocol import BODY_HIGH_WATER, READ_SIZE, BodyPieces, S3HttpProtocol
-from ringstore import tls
+from ringstore import certs, tls
 
 
 class FakeTransport(asyncio.Transport):
@@ -235,7 +235,7 @@ TLS_BODY = 8 * 1024 * 1024
 def test_a_tls_connection_reads_read_size_at_a_time_into_a_buffer_shared_by_all(
     tmp_path: Path,
 ) -> None:
-    tls.init(tmp_path, [])
+    certs.init(tmp_path, [])
     cert, key = tls.server_files(tmp_path)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)

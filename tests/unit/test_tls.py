@@ -18,7 +18,7 @@ from cryptography import x509
 
 from datanode.blobstore import DiskBlobStore, crc32c
 from datanode.bulk import BulkServer
-from ringstore import bulk, tls
+from ringstore import bulk, certs, tls
 from ringstore.errors import InvalidArgument
 
 SECRET = bytes(range(32))
@@ -28,7 +28,7 @@ TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tls.init(tmp_path_factory.mktemp("tls"), ["metanode", "dn1", "gateway"])
+    return certs.init(tmp_path_factory.mktemp("tls"), ["metanode", "dn1", "gateway"])
 
 
 def _mode(path: Path) -> int:
@@ -51,9 +51,9 @@ def test_init_makes_a_ca_a_server_cert_and_one_cert_per_service_with_private_key
 
 
 def test_init_again_keeps_what_is_there_and_adds_what_is_missing(tmp_path: Path) -> None:
-    tls.init(tmp_path, ["metanode"])
+    certs.init(tmp_path, ["metanode"])
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    tls.init(tmp_path, ["metanode", "dn2"])
+    certs.init(tmp_path, ["metanode", "dn2"])
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert {k: after[k] for k in before} == before
     assert set(after) - set(before) == {"dn2.pem", "dn2.key"}
@@ -61,9 +61,9 @@ def test_init_again_keeps_what_is_there_and_adds_what_is_missing(tmp_path: Path)
 
 def test_a_service_name_that_cannot_name_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match=r"service name '\.\./x'"):
-        tls.init(tmp_path, ["../x"])
+        certs.init(tmp_path, ["../x"])
     with pytest.raises(InvalidArgument, match=r"not 'ca'"):
-        tls.init(tmp_path, ["ca"])
+        certs.init(tmp_path, ["ca"])
 
 
 def test_partial_tls_configuration_is_refused_naming_the_keys(material: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_plain_tcp_peer_is_refused_before_the_handshake(tls_server: BulkServer
 def test_a_peer_with_a_certificate_of_another_ca_is_refused(
     tls_server: BulkServer, tmp_path: Path
 ) -> None:
-    stranger = tls.init(tmp_path / "other", ["gateway"])  # same names, another CA
+    stranger = certs.init(tmp_path / "other", ["gateway"])  # same names, another CA
     context = _client_context(stranger, "gateway")
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the stranger trusts anyone; the port must not
