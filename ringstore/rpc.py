@@ -48,6 +48,17 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 5_000),
 ]
 
+# The HTTP/2 receive window of a public door (the gateway's gRPC port), fixed: with gRPC's
+# BDP probing it grows to 16 MiB per stream and per connection on a fast link, and a client can
+# push that much into the gateway ahead of what it has read, per upload (decision 39). Internal
+# ports keep BDP probing: their peers are the cluster's own services.
+PUBLIC_WINDOW = 4 * 1024 * 1024
+PUBLIC_OPTIONS = [
+    *CHANNEL_OPTIONS,
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", PUBLIC_WINDOW),
+]
+
 # A peer that was down must be found again soon after it is back: gRPC's default reconnect
 # backoff grows to 120 s, so after a long metanode outage a gateway kept failing for minutes.
 RECONNECT_BACKOFF_MS = 1_000
@@ -323,7 +334,9 @@ def make_server(
     door). With ``metrics``, every call is counted first of all (:class:`GrpcMetrics`).
     With ``credentials`` the port serves TLS only (a public door's certificate, or an
     internal port's mutual TLS: :mod:`ringstore.tls`); without, it serves plain TCP and logs one
-    line saying so. Returns the server, its health servicer and the bound port."""
+    line saying so. A public door's HTTP/2 receive window is fixed at :data:`PUBLIC_WINDOW`
+    (an internal port's grows with BDP probing). Returns the server, its health servicer and
+    the bound port."""
     chain: list[aio.ServerInterceptor] = [RequestIds(public=cluster_secret is None)]
     if metrics is not None:
         chain.insert(0, GrpcMetrics(metrics))
@@ -332,7 +345,8 @@ def make_server(
     if max_concurrent_calls is not None:
         chain.append(CallLimit(max_concurrent_calls, service))
     chain.extend(interceptors)
-    server = aio.server(options=CHANNEL_OPTIONS, interceptors=chain)
+    options = PUBLIC_OPTIONS if cluster_secret is None else CHANNEL_OPTIONS
+    server = aio.server(options=options, interceptors=chain)
     _guard_decoding(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
