@@ -341,11 +341,11 @@ class Client:
 
         def start(stub: objectstore_pb2_grpc.ObjectStoreStub) -> ObjectReader:
             call = stub.GetObject(req)
-            first = next(call)
-            if first.WhichOneof("part") != "info":
+            first, _ = next(call)
+            if first is None or first.WhichOneof("part") != "info":
                 call.cancel()
                 raise ServiceUnavailable("gateway sent body before the object's info")
-            pieces: Iterator[bytes] = (m.data for m in call)
+            pieces: Iterator[bytes] = (data for _, data in call)
             if first.first_data:
                 pieces = itertools.chain((first.first_data,), pieces)
             return ObjectReader(ObjectInfo.from_proto(first.info), pieces, call)
@@ -733,12 +733,30 @@ def _small_reply(wire: bytes) -> tuple[objectstore_pb2.GetSmallObjectResponse, b
     return objectstore_pb2.GetSmallObjectResponse.FromString(rest), data
 
 
+GET_OBJECT = "/ringstore.v1.ObjectStore/GetObject"
+
+
+def _stream_reply(wire: bytes) -> tuple[objectstore_pb2.GetObjectResponse | None, bytes]:
+    """A GetObject message as (None, its data) when it is a data message, the data copied out
+    of the wire bytes once (parsing it and reading ``data`` copies a MiB twice); any other
+    message as (the message, its ``data``)."""
+    view = wire_format.data_field(wire)
+    if view is not None:
+        return None, bytes(view)
+    message = objectstore_pb2.GetObjectResponse.FromString(wire)
+    return message, message.data
+
+
 def _stub(channel: Any) -> objectstore_pb2_grpc.ObjectStoreStub:
     """The ObjectStore stub of a (signing) channel, its GetSmallObject answering
-    (reply, data) (:func:`_small_reply`)."""
+    (reply, data) (:func:`_small_reply`) and its GetObject's messages (message or None, data)
+    (:func:`_stream_reply`)."""
     stub = objectstore_pb2_grpc.ObjectStoreStub(channel)
     stub.GetSmallObject = channel.unary_unary(  # type: ignore[method-assign]
         GET_SMALL, response_deserializer=_small_reply
+    )
+    stub.GetObject = channel.unary_stream(  # type: ignore[method-assign]
+        GET_OBJECT, response_deserializer=_stream_reply
     )
     return stub
 
