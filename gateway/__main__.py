@@ -119,20 +119,21 @@ async def serve(
         max_concurrent_chunks=gw.max_concurrent_chunks,
     )
     authorizer = Authorizer(meta, rpc_timeout=gw.rpc_timeout)
-    server, health, port = make_server(
-        gw.listen,
-        max_concurrent_calls=gw.max_concurrent_calls,
-        service="gateway",
-        interceptors=[Authenticator(authorizer)],
-        credentials=public_tls.server_credentials() if public_tls else None,
-        metrics=meter,
-    )
-    intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
-    add_to_server(ObjectStoreServicer(objects, intake, authorizer=authorizer), server)
-    async with contextlib.AsyncExitStack() as started:  # stopped in reverse, however it ends
+    # What has started is stopped in reverse once serving ends, or when a later step fails.
+    async with contextlib.AsyncExitStack() as started:
         started.push_async_callback(channel.close, grace=None)
         if view.bulk is not None:
             started.callback(view.bulk.close)
+        server, health, port = make_server(
+            gw.listen,
+            max_concurrent_calls=gw.max_concurrent_calls,
+            service="gateway",
+            interceptors=[Authenticator(authorizer)],
+            credentials=public_tls.server_credentials() if public_tls else None,
+            metrics=meter,
+        )
+        intake = Intake(ByteBudget(gw.max_body_bytes, gw.body_wait), gw.stream_idle_timeout)
+        add_to_server(ObjectStoreServicer(objects, intake, authorizer=authorizer), server)
         await server.start()
         started.push_async_callback(server.stop, grace=2)
         s3 = None
@@ -153,7 +154,7 @@ async def serve(
             if s3 is None:
                 raise StartupError("gateway.console_listen needs the S3 door (gateway.s3_listen)")
             # Imported only for a gateway that serves it: jinja2 and the SDK it brings are
-            # 10 MiB of memory that a gateway without a console does not hold.
+            # about 3 MiB of memory that a gateway without a console does not hold.
             from gateway.console.app import ConsoleApp
             from gateway.console.server import ConsoleServer
 
@@ -179,7 +180,7 @@ async def serve(
                 on_health=lambda fresh: set_serving(health, "ringstore.v1.ObjectStore", fresh),
             )
         )
-        started.push_async_callback(_cancelled, follower)
+        started.push_async_callback(_cancel_and_wait, follower)
         while not view.synced:
             await asyncio.sleep(0.05)
         host = gw.listen.rpartition(":")[0]
@@ -197,7 +198,7 @@ async def serve(
         return stopper.reason
 
 
-async def _cancelled(task: asyncio.Task[None]) -> None:
+async def _cancel_and_wait(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

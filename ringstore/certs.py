@@ -137,7 +137,7 @@ def load_or_create_ca(directory: Path, common_name: str = "ringstore cluster CA"
         # The key first: a CA certificate whose key is lost would sign nothing more.
         private_file.write(key_path, _key_pem(key))
         private_file.write(cert_path, _cert_pem(cert))
-        (cert_path).chmod(0o644)
+        cert_path.chmod(0o644)
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)

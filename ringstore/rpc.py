@@ -355,8 +355,8 @@ def make_server(
             port = server.add_insecure_port(listen)
         else:
             port = server.add_secure_port(listen, credentials)
-    except RuntimeError:  # gRPC's "Failed to bind to address"
-        port = 0
+    except RuntimeError as err:  # gRPC's "Failed to bind to address ..."
+        raise StartupError(cannot_listen(listen, f"{service}'s gRPC port", str(err))) from err
     if port == 0:
         raise StartupError(cannot_listen(listen, f"{service}'s gRPC port"))
     if credentials is None:

@@ -16,7 +16,7 @@ Two kinds of material, both PEM files:
 
 This module loads that material and serves with it; :mod:`ringstore.certs` makes it (a local CA
 and every certificate a cluster needs), apart so that the services, which only load PEM files,
-never import ``cryptography``'s X.509 (about 10 MiB of each process's memory).
+never import ``cryptography``'s X.509 (about 7 MiB of the gateway's and a datanode's memory).
 """
 
 from __future__ import annotations
@@ -160,13 +160,15 @@ def plain_tcp_note(service: str, where: str) -> str:
 
 
 def service_files(directory: str | Path, service: str) -> tuple[str, str, str]:
-    """The (CA, certificate, key) paths of ``service`` in a directory :func:`init` made."""
+    """The (CA, certificate, key) paths of ``service`` in a directory that
+    :func:`ringstore.certs.init` made."""
     d = Path(directory)
     return str(d / f"{CA_NAME}.pem"), str(d / f"{service}.pem"), str(d / f"{service}.key")
 
 
 def server_files(directory: str | Path) -> tuple[str, str]:
-    """The public doors' (certificate, key) paths in a directory :func:`init` made."""
+    """The public doors' (certificate, key) paths in a directory that
+    :func:`ringstore.certs.init` made."""
     d = Path(directory)
     return str(d / f"{SERVER_NAME}.pem"), str(d / f"{SERVER_NAME}.key")
 

@@ -39,13 +39,17 @@ def volume_blobs(data_dir: Path) -> dict[str, tuple[Path, int]]:
     return found
 
 
+DROP_PAUSE = 0.02  # seconds between two drops of a file that stayed cached
+
+
 def evict(store: DiskBlobStore, blob_id: str, attempts: int = 50) -> bool:
     """Drop the file holding the blob from the page cache (written back first), as memory
     pressure would; whether this filesystem lets a file be dropped (tmpfs keeps every page).
     That is tried on a scratch file beside it: a probe of the blob's own file with
     ``RWF_NOWAIT`` would start reading it back in. ``POSIX_FADV_DONTNEED`` is only advice: a
     page still on another CPU's LRU batch stays, so the drop is repeated until ``mincore``
-    (which reads nothing in) sees no page of the file resident."""
+    (which reads nothing in) sees no page of the file resident; AssertionError if it never
+    does in ``attempts`` drops."""
     found = store.locate(blob_id)
     assert found is not None, f"blob {blob_id} is not in the store"
     path = found[0]
@@ -63,7 +67,7 @@ def evict(store: DiskBlobStore, blob_id: str, attempts: int = 50) -> bool:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             if not resident_pages(fd):
                 return True
-            time.sleep(0.02)
+            time.sleep(DROP_PAUSE)
     finally:
         os.close(fd)
     raise AssertionError(f"{path} stayed in the page cache after {attempts} drops")

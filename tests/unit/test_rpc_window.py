@@ -19,12 +19,14 @@ from collections.abc import Iterator
 import grpc
 import h2.config
 import h2.connection
+import h2.events
 import pytest
 
 from ringstore import rpc
 
 MiB = 1024 * 1024
-SILENCE = 1.0  # seconds without window to send into: the server has stopped granting
+SILENCE = 1.0  # seconds without window to send into, once settled: the server stopped granting
+DEADLINE = 60.0  # seconds: the push ends by then whatever happens
 
 
 class StalledServer:
@@ -69,6 +71,7 @@ class StalledServer:
         if release is not None:
             self._loop.call_soon_threadsafe(release.set)
         self._thread.join(30)
+        self._loop.close()
 
 
 @pytest.fixture
@@ -101,12 +104,19 @@ def push_until_stalled(port: int, limit: int = 64 * MiB) -> tuple[int, int]:
     sock.sendall(conn.data_to_send())
     message = b"\0" + MiB.to_bytes(4, "big") + os.urandom(MiB)  # uncompressed, 1 MiB
     sent = position = widest = 0
+    settled = False  # the server's SETTINGS came: its windows are what it grants
     last_progress = time.monotonic()
+    deadline = last_progress + DEADLINE
     sock.setblocking(False)
     try:
-        while sent < limit and time.monotonic() - last_progress < SILENCE:
+        while sent < limit and time.monotonic() < deadline:
+            if settled and time.monotonic() - last_progress >= SILENCE:
+                break
             with contextlib.suppress(BlockingIOError):
-                conn.receive_data(sock.recv(65536))  # window updates, settings, pings
+                events = conn.receive_data(sock.recv(65536))  # window updates, settings, pings
+                settled = settled or any(
+                    isinstance(e, h2.events.RemoteSettingsChanged) for e in events
+                )
             window = conn.local_flow_control_window(stream)
             widest = max(widest, window)
             size = min(window, conn.max_outbound_frame_size, len(message) - position)
