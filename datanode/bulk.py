@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datanode.blobstore import BlobStore, BlobWriter
 from ringstore import bulk
 from ringstore.errors import AccessDenied, InvalidArgument, RingstoreError
-from ringstore.lifecycle import StartupError, cannot_listen
+from ringstore.lifecycle import cannot_listen
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ class BulkServer:
         try:
             self._listener = socket.create_server((host, port), reuse_port=False)
         except OSError as err:
-            where = f"{host}:{port}"
-            raise StartupError(
-                cannot_listen(where, "the bulk data port", err.strerror or "")
-            ) from err
+            raise cannot_listen(f"{host}:{port}", "the bulk data port", err) from err
         self.port: int = self._listener.getsockname()[1]
         self.stats = BulkStats()
         self._lock = threading.Lock()

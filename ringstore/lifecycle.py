@@ -117,10 +117,12 @@ class StartupError(Exception):
     exit code 2."""
 
 
-def cannot_listen(address: str, what: str, reason: str = "") -> str:
-    """The startup error of a port that cannot be bound: which address, for what, and why."""
-    why = reason or "the port is taken by another process, or the host is not this machine's"
-    return f"cannot listen on {address} ({what}): {why}"
+def cannot_listen(address: str, what: str, cause: Exception | None = None) -> StartupError:
+    """The startup error of a port that cannot be bound: which address, for what, and why (the
+    ``cause``'s words: an OSError's strerror, another error's message)."""
+    why = (getattr(cause, "strerror", None) or str(cause)) if cause is not None else ""
+    why = why or "the port is taken by another process, or the host is not this machine's"
+    return StartupError(f"cannot listen on {address} ({what}): {why}")
 
 
 class Stopper:

@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 
 from ringstore import interception
 from ringstore.grpc_errors import ERROR_CODE_KEY
-from ringstore.lifecycle import StartupError, cannot_listen
+from ringstore.lifecycle import cannot_listen
 from ringstore.tracing import status_name
 from ringstore.wire import Serialized
 
@@ -154,8 +154,7 @@ class Metrics:
         try:
             self._http, self._thread = start_http_server(int(port), host, registry=self.registry)
         except OSError as err:
-            what = "the metrics port"
-            raise StartupError(cannot_listen(listen, what, err.strerror or "")) from err
+            raise cannot_listen(listen, "the metrics port", err) from err
         return int(self._http.server_port)
 
     def stop(self) -> None:

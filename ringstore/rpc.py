@@ -30,7 +30,7 @@ from ringstore.errors import (
     SlowDown,
 )
 from ringstore.interception import abort, behaviour_kind
-from ringstore.lifecycle import StartupError, cannot_listen
+from ringstore.lifecycle import cannot_listen
 from ringstore.metrics import GrpcMetrics, Metrics
 from ringstore.tls import CLUSTER_NAME, ClusterTls, plain_tcp_note
 from ringstore.tracing import RequestIds
@@ -356,9 +356,9 @@ def make_server(
         else:
             port = server.add_secure_port(listen, credentials)
     except RuntimeError as err:  # gRPC's "Failed to bind to address ..."
-        raise StartupError(cannot_listen(listen, f"{service}'s gRPC port", str(err))) from err
+        raise cannot_listen(listen, f"{service}'s gRPC port", err) from err
     if port == 0:
-        raise StartupError(cannot_listen(listen, f"{service}'s gRPC port"))
+        raise cannot_listen(listen, f"{service}'s gRPC port")
     if credentials is None:
         log.warning("%s", plain_tcp_note(service, listen))
     return server, health_servicer, port

@@ -18,7 +18,7 @@ import uvicorn
 from gateway.s3.app import S3App
 from gateway.s3.http import Receive, Scope, Send
 from gateway.s3.protocol import S3HttpProtocol
-from ringstore.lifecycle import StartupError, cannot_listen
+from ringstore.lifecycle import cannot_listen
 from ringstore.metrics import Metrics, S3Metrics
 from ringstore.tls import PublicTls
 from ringstore.tracing import access_log
@@ -103,7 +103,7 @@ class S3Server:
         except SystemExit:
             self._server.should_exit = True
         if self._server.should_exit:
-            raise StartupError(cannot_listen(f"{config.host}:{config.port}", self._what))
+            raise cannot_listen(f"{config.host}:{config.port}", self._what)
         self._loop_task = asyncio.create_task(self._server.main_loop())
 
     @property
